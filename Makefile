@@ -1,0 +1,59 @@
+# Teatree's front door. Every target installs what it needs first (scripts/bootstrap is
+# quick when everything is present), then configures and builds with CMake + Ninja.
+#
+#   make demo     build, check every dependency (teatree doctor), run the example
+#   make test     build and run every test (C++ with CTest, Python with pytest)
+#   make bench    build and run the benchmarks in bench/
+#   make format   reformat the C++ sources with clang-format
+#   make lint     clang-format check and clang-tidy on the C++ sources
+#   make clean    remove the build directory
+
+export TEATREE_CACHE ?= $(HOME)/.cache/teatree
+PRESET ?= release
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+SOURCES = $(shell git ls-files '*.cc' '*.h' 2>/dev/null || find src bench -name '*.cc' -o -name '*.h')
+
+.PHONY: all bootstrap configure build demo test bench format format-check lint clean
+
+all: build
+
+bootstrap:
+	@scripts/bootstrap
+
+# Once configured, Ninja re-runs CMake by itself whenever a CMakeLists.txt changes.
+$(BUILD_DIR)/build.ninja:
+	@cmake --preset $(PRESET) -DTEATREE_CACHE=$(TEATREE_CACHE) >$(BUILD_DIR).configure.log 2>&1 \
+	  || (cat $(BUILD_DIR).configure.log; exit 1)
+
+configure: bootstrap $(BUILD_DIR)/build.ninja
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+demo: build
+	@echo "== teatree doctor: every dependency, proven by use"
+	@$(BUILD_DIR)/bin/teatree doctor
+	@echo
+	@echo "== teatree demo: DuckDB writes, Arrow computes"
+	@$(BUILD_DIR)/bin/teatree demo
+
+test: build
+	@ctest --test-dir $(BUILD_DIR) -j $(JOBS) --output-on-failure --timeout 900
+
+bench: build
+	@for b in $(BUILD_DIR)/bench/*; do echo "== $$b"; "$$b" || exit 1; done
+
+format:
+	@clang-format -i $(SOURCES)
+
+format-check:
+	@clang-format --dry-run -Werror $(SOURCES)
+
+lint: format-check configure
+	@run-clang-tidy -quiet -p $(BUILD_DIR) -j $(JOBS) '$(CURDIR)/(src|bench)/.*\.cc$$' >$(BUILD_DIR).lint.log 2>&1 \
+	  || (grep -E 'warning:|error:' $(BUILD_DIR).lint.log; exit 1)
+	@echo "lint: clean"
+
+clean:
+	@rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log $(BUILD_DIR).lint.log

@@ -1,0 +1,55 @@
+# One way to declare Teatree's libraries, tests and benchmarks.
+
+add_library(teatree_warnings INTERFACE)
+# Options structs are filled with designated initializers that leave the rest at their
+# defaults; GCC's -Wmissing-field-initializers would flag exactly that idiom.
+target_compile_options(teatree_warnings INTERFACE -Wall -Wextra -Werror
+                                                  -Wno-missing-field-initializers)
+
+if(TEATREE_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer
+                      -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+# teatree_add_module(<name> SOURCES <files...> DEPS <targets...>)
+# A static library teatree_<name> (alias teatree::<name>) rooted at src/, so code includes
+# "teatree/<module>/<file>.h". <name> uses '_' where the directory has '/'.
+function(teatree_add_module name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(teatree_${name} STATIC ${ARG_SOURCES})
+  add_library(teatree::${name} ALIAS teatree_${name})
+  target_include_directories(teatree_${name} PUBLIC ${CMAKE_SOURCE_DIR}/src
+                                                     ${CMAKE_BINARY_DIR}/generated)
+  target_link_libraries(teatree_${name} PUBLIC ${ARG_DEPS} PRIVATE teatree_warnings)
+endfunction()
+
+# teatree_add_test(<name> SOURCES <files...> DEPS <targets...> [LABELS <labels...>])
+# A GoogleTest executable registered with CTest, one CTest test per TEST().
+function(teatree_add_test name)
+  if(NOT TEATREE_BUILD_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} teatree_test_main teatree_warnings)
+  set(properties TIMEOUT 600)
+  if(ARG_LABELS)
+    list(APPEND properties LABELS "${ARG_LABELS}")
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES ${properties})
+endfunction()
+
+# teatree_add_benchmark(<name> SOURCES <files...> DEPS <targets...>)
+# A Google Benchmark executable in build/bench/; `make bench` runs every one.
+function(teatree_add_benchmark name)
+  if(NOT TEATREE_BUILD_BENCHMARKS)
+    return()
+  endif()
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench)
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} benchmark::benchmark teatree_warnings)
+endfunction()

@@ -1,0 +1,20 @@
+#include "teatree/bus/nats_status_internal.h"
+
+#include <string>
+
+namespace teatree {
+
+Status FromNats(natsStatus status, std::string_view context, jsErrCode js_error) {
+  if (status == NATS_OK) return Status::OK();
+  std::string message = natsStatus_GetText(status);
+  if (const char* detail = nats_GetLastError(nullptr); detail != nullptr && *detail != '\0') {
+    message = detail;
+  }
+  if (js_error != 0) message += " (JetStream error " + std::to_string(js_error) + ")";
+  if (status == NATS_TIMEOUT || status == NATS_NO_SERVER || status == NATS_CONNECTION_CLOSED) {
+    return Status::IOError(context, ": ", message);
+  }
+  return Status::UnknownError(context, ": ", message);
+}
+
+}  // namespace teatree

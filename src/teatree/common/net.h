@@ -1,0 +1,17 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "teatree/common/status.h"
+
+namespace teatree {
+
+/// Asks the kernel for a TCP port on 127.0.0.1 that is free right now. Another process may
+/// take it before the caller binds it; callers that spawn servers retry on a bind failure.
+Result<int> FreeLoopbackPort();
+
+/// Waits until something accepts TCP connections on host:port, or fails after `timeout`.
+Status WaitForTcpPort(const std::string& host, int port, std::chrono::milliseconds timeout);
+
+}  // namespace teatree

@@ -1,0 +1,167 @@
+#include "teatree/engine/duckdb/duckdb_database.h"
+
+#include <arrow/c/bridge.h>
+#include <arrow/record_batch.h>
+#include <arrow/table.h>
+#include <duckdb.h>
+
+#include <vector>
+
+#include "teatree/engine/duckdb/duckdb_status_internal.h"
+
+namespace teatree {
+namespace {
+
+/// Owns a materialized or streaming duckdb_result.
+struct ResultHandle {
+  duckdb_result result{};
+  ~ResultHandle() { duckdb_destroy_result(&result); }
+};
+
+/// Streams a DuckDB result as Arrow record batches: each DuckDB chunk is converted to Arrow
+/// columns by DuckDB itself and handed over through the C data interface.
+class DuckResultReader final : public arrow::RecordBatchReader {
+ public:
+  static Result<std::unique_ptr<DuckResultReader>> Make(std::unique_ptr<ResultHandle> handle) {
+    auto reader = std::unique_ptr<DuckResultReader>(new DuckResultReader(std::move(handle)));
+    ARROW_RETURN_NOT_OK(reader->ImportSchema());
+    return reader;
+  }
+
+  ~DuckResultReader() override { duckdb_destroy_arrow_options(&options_); }
+
+  std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
+
+  Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
+    duckdb_data_chunk chunk = duckdb_fetch_chunk(handle_->result);
+    if (chunk == nullptr) {
+      out->reset();
+      return Status::OK();
+    }
+    ArrowArray array;
+    duckdb_error_data error = duckdb_data_chunk_to_arrow(options_, chunk, &array);
+    duckdb_destroy_data_chunk(&chunk);
+    ARROW_RETURN_NOT_OK(FromDuck(error, "cannot convert a DuckDB result chunk to Arrow"));
+    ARROW_ASSIGN_OR_RAISE(*out, arrow::ImportRecordBatch(&array, schema_));
+    return Status::OK();
+  }
+
+ private:
+  explicit DuckResultReader(std::unique_ptr<ResultHandle> handle)
+      : handle_(std::move(handle)), options_(duckdb_result_get_arrow_options(&handle_->result)) {}
+
+  Status ImportSchema() {
+    duckdb_result* result = &handle_->result;
+    const idx_t count = duckdb_column_count(result);
+    std::vector<duckdb_logical_type> types(count);
+    std::vector<const char*> names(count);
+    for (idx_t i = 0; i < count; ++i) {
+      types[i] = duckdb_column_logical_type(result, i);
+      names[i] = duckdb_column_name(result, i);
+    }
+    ArrowSchema c_schema;
+    duckdb_error_data error =
+        duckdb_to_arrow_schema(options_, types.data(), names.data(), count, &c_schema);
+    for (auto& type : types) duckdb_destroy_logical_type(&type);
+    ARROW_RETURN_NOT_OK(FromDuck(error, "cannot describe a DuckDB result as an Arrow schema"));
+    ARROW_ASSIGN_OR_RAISE(schema_, arrow::ImportSchema(&c_schema));
+    return Status::OK();
+  }
+
+  std::unique_ptr<ResultHandle> handle_;
+  duckdb_arrow_options options_;
+  std::shared_ptr<arrow::Schema> schema_;
+};
+
+}  // namespace
+
+struct DuckDatabase::Impl {
+  duckdb_database database = nullptr;
+  ~Impl() { duckdb_close(&database); }
+};
+
+struct DuckConnection::Impl {
+  std::shared_ptr<DuckDatabase> database;  // Shared by all connections: keeps it open.
+  duckdb_connection connection = nullptr;
+  // Streams behind views made by RegisterArrowView; released after the connection closes.
+  std::vector<std::unique_ptr<ArrowArrayStream>> streams;
+
+  ~Impl() {
+    duckdb_disconnect(&connection);
+    for (auto& stream : streams) {
+      if (stream->release != nullptr) stream->release(stream.get());
+    }
+  }
+};
+
+DuckDatabase::DuckDatabase(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DuckDatabase::~DuckDatabase() = default;
+
+Result<std::shared_ptr<DuckDatabase>> DuckDatabase::Open(const DuckDatabaseOptions& options) {
+  duckdb_config config = nullptr;
+  if (duckdb_create_config(&config) != DuckDBSuccess) {
+    return Status::OutOfMemory("cannot allocate a DuckDB configuration");
+  }
+  auto settings = options.settings;
+  if (options.read_only) settings["access_mode"] = "READ_ONLY";
+  for (const auto& [name, value] : settings) {
+    if (duckdb_set_config(config, name.c_str(), value.c_str()) != DuckDBSuccess) {
+      duckdb_destroy_config(&config);
+      return Status::Invalid("DuckDB setting ", name, "=", value, " is not valid");
+    }
+  }
+  auto impl = std::make_unique<Impl>();
+  char* error = nullptr;
+  duckdb_state state = duckdb_open_ext(options.path.c_str(), &impl->database, config, &error);
+  duckdb_destroy_config(&config);
+  Status status = FromDuck(state, "cannot open DuckDB database " + options.path, error);
+  if (error != nullptr) duckdb_free(error);
+  ARROW_RETURN_NOT_OK(status);
+  return std::shared_ptr<DuckDatabase>(new DuckDatabase(std::move(impl)));
+}
+
+Result<std::unique_ptr<DuckConnection>> DuckDatabase::Connect() {
+  auto impl = std::make_unique<DuckConnection::Impl>();
+  impl->database = shared_from_this();
+  ARROW_RETURN_NOT_OK(FromDuck(duckdb_connect(impl_->database, &impl->connection),
+                               "cannot connect to DuckDB database", nullptr));
+  return std::unique_ptr<DuckConnection>(new DuckConnection(std::move(impl)));
+}
+
+std::string DuckDatabase::LibraryVersion() { return duckdb_library_version(); }
+
+DuckConnection::DuckConnection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DuckConnection::~DuckConnection() = default;
+
+Status DuckConnection::Execute(const std::string& sql) {
+  ResultHandle handle;
+  duckdb_state state = duckdb_query(impl_->connection, sql.c_str(), &handle.result);
+  return FromDuck(state, "DuckDB statement failed", duckdb_result_error(&handle.result));
+}
+
+Result<std::unique_ptr<arrow::RecordBatchReader>> DuckConnection::Query(const std::string& sql) {
+  auto handle = std::make_unique<ResultHandle>();
+  duckdb_state state = duckdb_query(impl_->connection, sql.c_str(), &handle->result);
+  ARROW_RETURN_NOT_OK(
+      FromDuck(state, "DuckDB query failed", duckdb_result_error(&handle->result)));
+  ARROW_ASSIGN_OR_RAISE(auto reader, DuckResultReader::Make(std::move(handle)));
+  return std::unique_ptr<arrow::RecordBatchReader>(std::move(reader));
+}
+
+Result<std::shared_ptr<arrow::Table>> DuckConnection::QueryTable(const std::string& sql) {
+  ARROW_ASSIGN_OR_RAISE(auto reader, Query(sql));
+  return reader->ToTable();
+}
+
+Status DuckConnection::RegisterArrowView(const std::string& name,
+                                         std::shared_ptr<arrow::RecordBatchReader> reader) {
+  auto stream = std::make_unique<ArrowArrayStream>();
+  ARROW_RETURN_NOT_OK(arrow::ExportRecordBatchReader(std::move(reader), stream.get()));
+  // DuckDB reads the stream through this pointer; the stream stays owned by us.
+  duckdb_state state = duckdb_arrow_scan(impl_->connection, name.c_str(),
+                                         reinterpret_cast<duckdb_arrow_stream>(stream.get()));
+  impl_->streams.push_back(std::move(stream));
+  return FromDuck(state, "cannot register Arrow stream as DuckDB view " + name, nullptr);
+}
+
+}  // namespace teatree

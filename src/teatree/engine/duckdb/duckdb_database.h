@@ -1,0 +1,74 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "teatree/common/status.h"
+
+namespace arrow {
+class RecordBatchReader;
+class Table;
+}  // namespace arrow
+
+namespace teatree {
+
+class DuckConnection;
+
+struct DuckDatabaseOptions {
+  /// A file path, or ":memory:" (the default) for an in-memory database.
+  std::string path = ":memory:";
+  bool read_only = false;
+  /// Further DuckDB settings by name, e.g. {"threads", "2"}, applied at open.
+  std::map<std::string, std::string> settings;
+};
+
+/// An open DuckDB database (through DuckDB's stable C API). Thread-safe: connections from
+/// Connect() may be used on different threads, each by one thread at a time. The database
+/// closes when it and every connection made from it are gone.
+class DuckDatabase : public std::enable_shared_from_this<DuckDatabase> {
+ public:
+  static Result<std::shared_ptr<DuckDatabase>> Open(const DuckDatabaseOptions& options);
+  ~DuckDatabase();
+
+  DuckDatabase(const DuckDatabase&) = delete;
+  DuckDatabase& operator=(const DuckDatabase&) = delete;
+
+  /// A new connection; it keeps the database alive.
+  Result<std::unique_ptr<DuckConnection>> Connect();
+  /// The version of the libduckdb actually loaded, e.g. "v1.4.4".
+  static std::string LibraryVersion();
+
+ private:
+  struct Impl;
+  explicit DuckDatabase(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// One DuckDB connection: its own transaction state. Not thread-safe: one thread at a time.
+class DuckConnection {
+ public:
+  ~DuckConnection();
+  DuckConnection(const DuckConnection&) = delete;
+  DuckConnection& operator=(const DuckConnection&) = delete;
+
+  /// Runs statements whose results are not needed (DDL, DML, SET, ...).
+  Status Execute(const std::string& sql);
+  /// Runs a query; its result leaves as Arrow record batches through the C data interface,
+  /// one batch per DuckDB chunk. The reader owns the result.
+  Result<std::unique_ptr<arrow::RecordBatchReader>> Query(const std::string& sql);
+  /// Query() collected into one table.
+  Result<std::shared_ptr<arrow::Table>> QueryTable(const std::string& sql);
+  /// Makes an Arrow stream scannable from SQL as the view `name`. The stream is consumed by
+  /// the first query that scans it.
+  Status RegisterArrowView(const std::string& name,
+                           std::shared_ptr<arrow::RecordBatchReader> reader);
+
+ private:
+  friend class DuckDatabase;
+  struct Impl;
+  explicit DuckConnection(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace teatree
