@@ -44,10 +44,10 @@ test: build
 bench: build
 	@for b in $(BUILD_DIR)/bench/*; do echo "== $$b"; "$$b" || exit 1; done
 
-format:
+format: bootstrap
 	@clang-format -i $(SOURCES)
 
-format-check:
+format-check: bootstrap
 	@clang-format --dry-run -Werror $(SOURCES)
 
 lint: format-check configure

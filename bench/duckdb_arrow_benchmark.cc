@@ -36,8 +36,8 @@ void BM_QueryToArrow(benchmark::State& state) {
   std::remove(path.c_str());
   {
     auto db = DuckDatabase::Open({.path = path}).ValueOrDie();
-    OrDie(db->Connect().ValueOrDie()->Execute(
-        "CREATE TABLE t AS SELECT range AS id FROM range(" + std::to_string(n) + ")"));
+    OrDie(db->Connect().ValueOrDie()->Execute("CREATE TABLE t AS SELECT range AS id FROM range(" +
+                                              std::to_string(n) + ")"));
   }
   Stopwatch teatree, raw;
   for (auto _ : state) {
@@ -51,8 +51,7 @@ void BM_QueryToArrow(benchmark::State& state) {
     });
     if (raw_rows != n || arrow_rows != n) state.SkipWithError("row counts differ");
   }
-  ReportAgainstBaseline(state, "rows", static_cast<double>(n * state.iterations()), teatree,
-                        raw);
+  ReportAgainstBaseline(state, "rows", static_cast<double>(n * state.iterations()), teatree, raw);
   std::remove(path.c_str());
 }
 BENCHMARK(BM_QueryToArrow)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMillisecond);

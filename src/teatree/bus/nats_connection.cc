@@ -13,8 +13,7 @@ struct OptionsDeleter {
 
 }  // namespace
 
-Result<std::unique_ptr<NatsConnection>> NatsConnection::Connect(
-    const NatsClientOptions& options) {
+Result<std::unique_ptr<NatsConnection>> NatsConnection::Connect(const NatsClientOptions& options) {
   const std::string context = "cannot connect to NATS at " + options.url;
   natsOptions* raw_options = nullptr;
   ARROW_RETURN_NOT_OK(FromNats(natsOptions_Create(&raw_options), context));

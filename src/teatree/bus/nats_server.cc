@@ -15,14 +15,12 @@ namespace {
 constexpr int kStartAttempts = 3;  // A free port can be taken between lookup and bind.
 
 Status MissingBinary(const std::string& binary, const Status& cause) {
-  return Status::IOError("nats-server not found or not runnable (", binary, "): ",
-                         cause.message(),
+  return Status::IOError("nats-server not found or not runnable (", binary, "): ", cause.message(),
                          ". Run scripts/bootstrap to install the pinned nats-server ",
                          kPinnedNatsServerVersion, ", or set TEATREE_NATS_SERVER to one (>= 2.10)");
 }
 
-Status WriteConfig(const std::filesystem::path& path, const NatsServerOptions& options,
-                   int port) {
+Status WriteConfig(const std::filesystem::path& path, const NatsServerOptions& options, int port) {
   std::ofstream out(path, std::ios::trunc);
   out << "listen: 127.0.0.1:" << port << "\n"
       << "jetstream {\n"
@@ -107,8 +105,8 @@ Result<std::unique_ptr<NatsServer>> NatsServer::Start(const NatsServerOptions& o
     if (!(*process)->Running() && options.port == 0) continue;  // Port taken: try another.
     break;
   }
-  return Status::IOError("nats-server did not start: ", last.message(), ". Its log (",
-                         log.string(), ") says: ", ReadFile(log));
+  return Status::IOError("nats-server did not start: ", last.message(), ". Its log (", log.string(),
+                         ") says: ", ReadFile(log));
 }
 
 }  // namespace teatree

@@ -1,6 +1,6 @@
-#include "teatree/bus/nats_status_internal.h"
-
 #include <string>
+
+#include "teatree/bus/nats_status_internal.h"
 
 namespace teatree {
 

@@ -16,8 +16,7 @@ TEST(NetTest, WaitForTcpPortTimesOutWithClearError) {
   ASSERT_TRUE(port.ok());
   Status status = WaitForTcpPort("127.0.0.1", *port, std::chrono::milliseconds(50));
   ASSERT_FALSE(status.ok());
-  EXPECT_NE(status.message().find("nothing accepted connections on 127.0.0.1:"),
-            std::string::npos);
+  EXPECT_NE(status.message().find("nothing accepted connections on 127.0.0.1:"), std::string::npos);
 }
 
 TEST(NetTest, RejectsNonAddress) {

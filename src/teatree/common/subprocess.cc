@@ -89,8 +89,7 @@ bool Subprocess::Running() { return !Reap(WNOHANG); }
 Status Subprocess::Signal(int signal) {
   if (!Running()) return Status::OK();
   if (kill(pid_, signal) != 0) {
-    return Status::IOError("cannot signal ", program_, " (pid ", pid_, "): ",
-                           std::strerror(errno));
+    return Status::IOError("cannot signal ", program_, " (pid ", pid_, "): ", std::strerror(errno));
   }
   return Status::OK();
 }
@@ -99,8 +98,8 @@ Result<int> Subprocess::Wait(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!Reap(WNOHANG)) {
     if (std::chrono::steady_clock::now() > deadline) {
-      return Status::IOError(program_, " (pid ", pid_, ") still running after ",
-                             timeout.count(), " ms");
+      return Status::IOError(program_, " (pid ", pid_, ") still running after ", timeout.count(),
+                             " ms");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }

@@ -24,8 +24,7 @@ TEST(SubprocessTest, ReportsExitCode) {
 TEST(SubprocessTest, MissingProgramIsAnErrorAtSpawn) {
   auto process = Subprocess::Spawn({.argv = {"/nonexistent/program"}});
   ASSERT_FALSE(process.ok());
-  EXPECT_NE(process.status().message().find("cannot run /nonexistent/program"),
-            std::string::npos);
+  EXPECT_NE(process.status().message().find("cannot run /nonexistent/program"), std::string::npos);
 }
 
 TEST(SubprocessTest, StopTerminatesALongRunningChild) {
@@ -50,9 +49,8 @@ TEST(SubprocessTest, OutputGoesToTheLogFile) {
   auto dir = TempDir::Make("teatree-subprocess-test-");
   ASSERT_TRUE(dir.ok());
   auto log = (*dir)->path() / "out.log";
-  auto process =
-      Subprocess::Spawn({.argv = {"sh", "-c", "echo to-stdout; echo to-stderr >&2"},
-                         .log_path = log});
+  auto process = Subprocess::Spawn(
+      {.argv = {"sh", "-c", "echo to-stdout; echo to-stderr >&2"}, .log_path = log});
   ASSERT_TRUE(process.ok());
   ASSERT_TRUE((*process)->Wait(seconds(10)).ok());
   std::ifstream in(log);

@@ -30,8 +30,8 @@ PgConnection::~PgConnection() = default;
 Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& url,
                                                             std::chrono::seconds timeout) {
   const std::string separator = url.find('?') == std::string::npos ? "?" : "&";
-  const std::string options = url + separator + "connect_timeout=" +
-                              std::to_string(timeout.count());
+  const std::string options =
+      url + separator + "connect_timeout=" + std::to_string(timeout.count());
   try {
     return std::unique_ptr<PgConnection>(new PgConnection(std::make_unique<Impl>(options)));
   } catch (const std::exception& e) {

@@ -38,8 +38,8 @@ Status CheckAceroGroupBy(const std::shared_ptr<arrow::Table>& table) {
   namespace ac = arrow::acero;
   ac::Declaration plan = ac::Declaration::Sequence({
       {"table_source", ac::TableSourceNodeOptions(table)},
-      {"aggregate", ac::AggregateNodeOptions({{"hash_sum", nullptr, "amount", "total"}},
-                                             {"region"})},
+      {"aggregate",
+       ac::AggregateNodeOptions({{"hash_sum", nullptr, "amount", "total"}}, {"region"})},
   });
   ARROW_ASSIGN_OR_RAISE(auto result, ac::DeclarationToTable(std::move(plan)));
   if (result->num_rows() != 3) {
@@ -48,8 +48,7 @@ Status CheckAceroGroupBy(const std::shared_ptr<arrow::Table>& table) {
   return Status::OK();
 }
 
-Status CheckParquetRoundTrip(const std::shared_ptr<arrow::Table>& table,
-                             const std::string& path) {
+Status CheckParquetRoundTrip(const std::shared_ptr<arrow::Table>& table, const std::string& path) {
   {
     ARROW_ASSIGN_OR_RAISE(auto out, arrow::io::FileOutputStream::Open(path));
     ARROW_RETURN_NOT_OK(
@@ -80,10 +79,9 @@ Status CheckIpcRoundTrip(const std::shared_ptr<arrow::Table>& table, const std::
 Status CheckS3FromUri() {
   ARROW_RETURN_NOT_OK(EnsureS3Runtime());
   // An explicit region and endpoint: constructing the filesystem touches no network.
-  ARROW_ASSIGN_OR_RAISE(
-      auto options,
-      arrow::fs::S3Options::FromUri("s3://teatree-doctor/prefix?region=us-east-1&"
-                                    "endpoint_override=127.0.0.1:9&scheme=http"));
+  ARROW_ASSIGN_OR_RAISE(auto options,
+                        arrow::fs::S3Options::FromUri("s3://teatree-doctor/prefix?region=us-east-1&"
+                                                      "endpoint_override=127.0.0.1:9&scheme=http"));
   ARROW_ASSIGN_OR_RAISE(auto fs, arrow::fs::S3FileSystem::Make(options));
   if (fs->type_name() != "s3") return Status::Invalid("S3 filesystem reports ", fs->type_name());
   return Status::OK();
@@ -126,9 +124,9 @@ Result<CheckOutcome> CheckFlight(const DoctorOptions&) {
   ARROW_RETURN_NOT_OK(client->Close());
   ARROW_RETURN_NOT_OK(server.Shutdown());
   ARROW_RETURN_NOT_OK(server.Wait());
-  return CheckOutcome{arrow::GetBuildInfo().version_string,
-                      "Flight server started on " + bound.ToString() +
-                          ", ListFlights answered, stopped"};
+  return CheckOutcome{
+      arrow::GetBuildInfo().version_string,
+      "Flight server started on " + bound.ToString() + ", ListFlights answered, stopped"};
 }
 
 }  // namespace teatree

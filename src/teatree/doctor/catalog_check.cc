@@ -25,9 +25,9 @@ Result<CheckOutcome> CheckPostgres(const DoctorOptions& options) {
   // No server configured: prove the client libraries work by failing to reach a port where
   // nothing listens, which must come back as a clear error rather than a crash.
   ARROW_ASSIGN_OR_RAISE(int port, FreeLoopbackPort());
-  auto connection = PgConnection::Connect(
-      "postgresql://teatree@127.0.0.1:" + std::to_string(port) + "/teatree",
-      std::chrono::seconds(2));
+  auto connection =
+      PgConnection::Connect("postgresql://teatree@127.0.0.1:" + std::to_string(port) + "/teatree",
+                            std::chrono::seconds(2));
   if (connection.ok()) return Status::Invalid("connected to a port where nothing listens");
   if (connection.status().message().find("cannot connect to PostgreSQL") == std::string::npos) {
     return connection.status();

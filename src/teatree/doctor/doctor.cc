@@ -8,8 +8,9 @@ namespace teatree {
 
 const std::vector<DoctorCheck>& DoctorChecks() {
   static const std::vector<DoctorCheck> checks = {
-      {"duckdb", CheckDuckDB},       {"arrow", CheckArrow},   {"arrow-flight", CheckFlight},
-      {"duckdb+arrow", CheckDuckDBArrow}, {"nats", CheckNats}, {"sqlite", CheckSqlite},
+      {"duckdb", CheckDuckDB},       {"arrow", CheckArrow},
+      {"arrow-flight", CheckFlight}, {"duckdb+arrow", CheckDuckDBArrow},
+      {"nats", CheckNats},           {"sqlite", CheckSqlite},
       {"postgresql", CheckPostgres},
   };
   return checks;
@@ -23,7 +24,8 @@ Status RunDoctor(const DoctorOptions& options, std::ostream& out) {
     if (outcome.ok()) {
       out << std::setw(34) << outcome->version << "ok    " << outcome->detail << "\n";
     } else {
-      out << std::setw(34) << "-" << "FAIL  " << outcome.status().message() << "\n";
+      out << std::setw(34) << "-"
+          << "FAIL  " << outcome.status().message() << "\n";
       failed += (failed.empty() ? "" : ", ") + check.part;
     }
     out.flush();

@@ -45,8 +45,7 @@ TEST(DoctorTest, RunDoctorPrintsOneLinePerPartAndNamesFailures) {
   for (const auto& check : DoctorChecks()) {
     EXPECT_NE(text.find(check.part), std::string::npos) << check.part;
   }
-  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'),
-            static_cast<long>(DoctorChecks().size()));
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), static_cast<long>(DoctorChecks().size()));
 }
 
 TEST(DoctorTest, QuickDemoPrintsPerRegionTotals) {

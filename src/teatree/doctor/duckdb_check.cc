@@ -38,9 +38,10 @@ Result<CheckOutcome> CheckDuckDB(const DoctorOptions&) {
   ARROW_RETURN_NOT_OK(connection->Execute(
       "CREATE TABLE t AS SELECT range AS id, range * 0.5 AS amount FROM range(1000)"));
   ARROW_RETURN_NOT_OK(connection->Execute("COPY t TO " + parquet + " (FORMAT parquet)"));
-  ARROW_ASSIGN_OR_RAISE(auto back, ScalarText(*connection, "SELECT count(*) || ',' || "
-                                                           "sum(amount) FROM read_parquet(" +
-                                                               parquet + ")"));
+  ARROW_ASSIGN_OR_RAISE(auto back, ScalarText(*connection,
+                                              "SELECT count(*) || ',' || "
+                                              "sum(amount) FROM read_parquet(" +
+                                                  parquet + ")"));
   ARROW_RETURN_NOT_OK(Expect("Parquet round trip (rows,sum)", back, "1000,249750.0"));
   ARROW_ASSIGN_OR_RAISE(auto version, ScalarText(*connection, "SELECT version()"));
   std::string detail = "in-memory database; 1000 rows written to Parquet and read back";
@@ -56,8 +57,9 @@ Result<CheckOutcome> CheckDuckDBArrow(const DoctorOptions&) {
   ARROW_ASSIGN_OR_RAISE(auto connection, (*db)->Connect());
 
   // DuckDB -> Arrow: a query result imported as record batches through the C data interface.
-  ARROW_ASSIGN_OR_RAISE(auto reader, connection->Query("SELECT range AS id, range::DOUBLE * 1.5 AS v "
-                                                       "FROM range(10000)"));
+  ARROW_ASSIGN_OR_RAISE(auto reader,
+                        connection->Query("SELECT range AS id, range::DOUBLE * 1.5 AS v "
+                                          "FROM range(10000)"));
   int64_t rows = 0;
   int batches = 0;
   for (std::shared_ptr<arrow::RecordBatch> batch;;) {

@@ -38,10 +38,10 @@ Status PublishTwice(jsCtx* js) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     jsPubAck* raw_ack = nullptr;
     jsErrCode error = jsErrCode(0);
-    ARROW_RETURN_NOT_OK(FromNats(js_Publish(&raw_ack, js, "doctor.req", payload,
-                                            static_cast<int>(std::strlen(payload)), &options,
-                                            &error),
-                                 "JetStream publish", error));
+    ARROW_RETURN_NOT_OK(
+        FromNats(js_Publish(&raw_ack, js, "doctor.req", payload,
+                            static_cast<int>(std::strlen(payload)), &options, &error),
+                 "JetStream publish", error));
     Handle<jsPubAck, jsPubAck_Destroy> ack(raw_ack);
     if (ack->Duplicate != (attempt == 1)) {
       return Status::Invalid("Nats-Msg-Id deduplication did not behave: attempt ", attempt,
@@ -54,15 +54,16 @@ Status PublishTwice(jsCtx* js) {
 Status FetchAndAck(jsCtx* js) {
   natsSubscription* raw_sub = nullptr;
   jsErrCode error = jsErrCode(0);
-  ARROW_RETURN_NOT_OK(FromNats(
-      js_PullSubscribe(&raw_sub, js, "doctor.req", "doctor", nullptr, nullptr, &error),
-      "JetStream pull subscribe", error));
+  ARROW_RETURN_NOT_OK(
+      FromNats(js_PullSubscribe(&raw_sub, js, "doctor.req", "doctor", nullptr, nullptr, &error),
+               "JetStream pull subscribe", error));
   Handle<natsSubscription, natsSubscription_Destroy> sub(raw_sub);
   natsMsgList list{};
   ARROW_RETURN_NOT_OK(
       FromNats(natsSubscription_Fetch(&list, raw_sub, 10, 5000, &error), "JetStream fetch", error));
-  Status status = list.Count == 1 ? FromNats(natsMsg_Ack(list.Msgs[0], nullptr), "ack")
-                                  : Status::Invalid("fetched ", list.Count, " messages, expected 1");
+  Status status = list.Count == 1
+                      ? FromNats(natsMsg_Ack(list.Msgs[0], nullptr), "ack")
+                      : Status::Invalid("fetched ", list.Count, " messages, expected 1");
   natsMsgList_Destroy(&list);
   return status;
 }

@@ -42,11 +42,12 @@ Status RunQuickDemo(std::ostream& out) {
   ARROW_ASSIGN_OR_RAISE(auto reader, connection->Query("SELECT region, amount FROM orders"));
   ac::Declaration plan = ac::Declaration::Sequence({
       {"record_batch_reader_source",
-       ac::RecordBatchReaderSourceNodeOptions(std::shared_ptr<arrow::RecordBatchReader>(
-           std::move(reader)))},
-      {"filter", ac::FilterNodeOptions(cp::greater_equal(cp::field_ref("amount"),
-                                                         cp::literal(std::make_shared<arrow::Decimal128Scalar>(
-                                                 arrow::Decimal128(1000), arrow::decimal128(12, 2)))))},
+       ac::RecordBatchReaderSourceNodeOptions(
+           std::shared_ptr<arrow::RecordBatchReader>(std::move(reader)))},
+      {"filter",
+       ac::FilterNodeOptions(cp::greater_equal(
+           cp::field_ref("amount"), cp::literal(std::make_shared<arrow::Decimal128Scalar>(
+                                        arrow::Decimal128(1000), arrow::decimal128(12, 2)))))},
       {"aggregate", ac::AggregateNodeOptions({{"hash_count", nullptr, "amount", "orders"},
                                               {"hash_sum", nullptr, "amount", "total"},
                                               {"hash_mean", nullptr, "amount", "average"}},

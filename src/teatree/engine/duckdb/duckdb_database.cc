@@ -142,8 +142,7 @@ Status DuckConnection::Execute(const std::string& sql) {
 Result<std::unique_ptr<arrow::RecordBatchReader>> DuckConnection::Query(const std::string& sql) {
   auto handle = std::make_unique<ResultHandle>();
   duckdb_state state = duckdb_query(impl_->connection, sql.c_str(), &handle->result);
-  ARROW_RETURN_NOT_OK(
-      FromDuck(state, "DuckDB query failed", duckdb_result_error(&handle->result)));
+  ARROW_RETURN_NOT_OK(FromDuck(state, "DuckDB query failed", duckdb_result_error(&handle->result)));
   ARROW_ASSIGN_OR_RAISE(auto reader, DuckResultReader::Make(std::move(handle)));
   return std::unique_ptr<arrow::RecordBatchReader>(std::move(reader));
 }

@@ -19,11 +19,11 @@ std::unique_ptr<DuckConnection> Connect(const DuckDatabaseOptions& options = {})
 
 TEST(DuckDatabaseTest, QueryResultArrivesAsArrowWithDuckDBTypes) {
   auto connection = Connect();
-  Status created =
-      connection->Execute("CREATE TABLE t(id BIGINT, amount DECIMAL(10,2), region VARCHAR, "
-                          "created_at TIMESTAMP, tags VARCHAR[]);"
-                          "INSERT INTO t VALUES (1, 9.50, 'eu', '2026-01-02 03:04:05', "
-                          "['a','b']), (2, NULL, NULL, NULL, []);");
+  Status created = connection->Execute(
+      "CREATE TABLE t(id BIGINT, amount DECIMAL(10,2), region VARCHAR, "
+      "created_at TIMESTAMP, tags VARCHAR[]);"
+      "INSERT INTO t VALUES (1, 9.50, 'eu', '2026-01-02 03:04:05', "
+      "['a','b']), (2, NULL, NULL, NULL, []);");
   ASSERT_TRUE(created.ok()) << created.ToString();
   auto table = connection->QueryTable("SELECT * FROM t ORDER BY id");
   ASSERT_TRUE(table.ok()) << table.status().ToString();
@@ -87,9 +87,9 @@ TEST(DuckDatabaseTest, ArrowStreamIsScannableFromSql) {
   for (int i = 1; i <= 4; ++i) ASSERT_TRUE(values.Append(i * 0.5).ok());
   auto table = arrow::Table::Make(arrow::schema({arrow::field("v", arrow::float64())}),
                                   {values.Finish().ValueOrDie()});
-  ASSERT_TRUE(connection
-                  ->RegisterArrowView("input", std::make_shared<arrow::TableBatchReader>(table))
-                  .ok());
+  ASSERT_TRUE(
+      connection->RegisterArrowView("input", std::make_shared<arrow::TableBatchReader>(table))
+          .ok());
   auto sum = connection->QueryTable("SELECT sum(v) AS s FROM input");
   ASSERT_TRUE(sum.ok()) << sum.status().ToString();
   EXPECT_EQ((*sum)->column(0)->GetScalar(0).ValueOrDie()->ToString(), "5");

@@ -4,8 +4,7 @@ namespace teatree {
 
 Status FromDuck(duckdb_state state, std::string_view context, const char* detail) {
   if (state == DuckDBSuccess) return Status::OK();
-  return Status::Invalid(context, ": ",
-                                detail != nullptr ? detail : "DuckDB reported an error");
+  return Status::Invalid(context, ": ", detail != nullptr ? detail : "DuckDB reported an error");
 }
 
 Status FromDuck(duckdb_error_data error, std::string_view context) {
