@@ -9,6 +9,7 @@
 #include "teatree/common/version.h"
 #include "teatree/doctor/doctor.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
+#include "teatree/manager/commands.h"
 
 namespace {
 
@@ -16,6 +17,21 @@ std::string VersionText() {
   return std::string("teatree ") + teatree::kVersion + " (DuckDB " +
          teatree::DuckDatabase::LibraryVersion() + ", Arrow " +
          arrow::GetBuildInfo().version_string + ", nats.c " + nats_GetVersion() + ")";
+}
+
+/// Options every command that opens models shares.
+void AddModelOptions(CLI::App& command, teatree::ManagerOptions& options) {
+  command.add_option("--data-dir,-d", options.data_dir, "data directory")->capture_default_str();
+  command.add_option("--control", options.control_url,
+                     "control catalog URL (default: sqlite://<data-dir>/control.sqlite)");
+  command.add_option("--archive", options.archive_url,
+                     "archive directory or URL for Parquet copies of each version "
+                     "(default: <data-dir>/archive; none disables)");
+  command.add_option("--input-dir", options.input_dirs,
+                     "directory that source and attach paths may point into (repeatable; "
+                     "default: <data-dir>/input)");
+  command.add_option("--functions", options.functions_file,
+                     "JSON file of SQL functions for invoke (besides the built-ins)");
 }
 
 int Report(const teatree::Status& status) {
@@ -46,11 +62,42 @@ int Main(int argc, char** argv) {
   auto* demo = app.add_subcommand(
       "demo", "A tiny end to end: DuckDB writes a table, Arrow computes on it, the result prints");
 
+  teatree::ApplyOptions apply_options;
+  auto* apply = app.add_subcommand(
+      "apply",
+      "Apply a file of JSON-line requests in-process, one group-committed batch at a time;\n"
+      "prints one outcome line per request once its batch is committed");
+  apply
+      ->add_option("--file,-f", apply_options.file,
+                   "requests, one JSON object per line (- for stdin)")
+      ->required();
+  AddModelOptions(*apply, apply_options.manager);
+  apply
+      ->add_option("--batch-size", apply_options.batch_size,
+                   "requests committed together (group commit)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  apply->add_flag("!--no-wait", apply_options.wait_published,
+                  "do not wait for the newest version to be published before exiting");
+
+  std::filesystem::path data_dir = "teatree-data";
+  std::string model;
+  auto* versions = app.add_subcommand("versions", "List the published versions of a model");
+  versions->add_option("--data-dir,-d", data_dir, "data directory")->capture_default_str();
+  versions->add_option("--model,-m", model, "model name")->required();
+  auto* catalog = app.add_subcommand(
+      "catalog", "Show the control catalog: models, versions, tables and row counts");
+  catalog->add_option("--data-dir,-d", data_dir, "data directory")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
 
   teatree::Status status = teatree::InitializeArrow();
   if (status.ok() && doctor->parsed()) status = teatree::RunDoctor(doctor_options, std::cout);
   if (status.ok() && demo->parsed()) status = teatree::RunQuickDemo(std::cout);
+  if (status.ok() && apply->parsed())
+    status = teatree::RunApply(apply_options, std::cout, std::cerr);
+  if (status.ok() && versions->parsed()) status = teatree::RunVersions(data_dir, model, std::cout);
+  if (status.ok() && catalog->parsed()) status = teatree::RunCatalog(data_dir, std::cout);
   teatree::ShutdownArrow();
   return Report(status);
 }

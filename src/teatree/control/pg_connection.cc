@@ -4,20 +4,9 @@
 
 #include <pqxx/pqxx>
 
+#include "teatree/control/control_internal.h"
+
 namespace teatree {
-namespace {
-
-/// Hides the password of a connection URI before it goes into an error message.
-std::string Redact(const std::string& url) {
-  auto scheme = url.find("://");
-  auto at = url.find('@');
-  if (scheme == std::string::npos || at == std::string::npos || at < scheme) return url;
-  auto colon = url.find(':', scheme + 3);
-  if (colon == std::string::npos || colon > at) return url;
-  return url.substr(0, colon) + ":***" + url.substr(at);
-}
-
-}  // namespace
 
 struct PgConnection::Impl {
   explicit Impl(const std::string& options) : connection(options) {}
@@ -35,7 +24,7 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& u
   try {
     return std::unique_ptr<PgConnection>(new PgConnection(std::make_unique<Impl>(options)));
   } catch (const std::exception& e) {
-    return Status::IOError("cannot connect to PostgreSQL at ", Redact(url), ": ", e.what(),
+    return Status::IOError("cannot connect to PostgreSQL at ", RedactUrl(url), ": ", e.what(),
                            " (is the server running, and are the host, port, user and "
                            "database right?)");
   }

@@ -1,11 +1,11 @@
 // Doctor checks for DuckDB on its own and for the DuckDB <-> Arrow bridge.
 #include <arrow/api.h>
 
+#include "teatree/common/sql_quote.h"
 #include "teatree/common/temp_dir.h"
 #include "teatree/common/version.h"
 #include "teatree/doctor/checks_internal.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
-#include "teatree/engine/duckdb/sql_quote.h"
 
 namespace teatree {
 namespace {

@@ -18,6 +18,51 @@ struct ResultHandle {
   ~ResultHandle() { duckdb_destroy_result(&result); }
 };
 
+/// Owns a prepared statement.
+struct PreparedHandle {
+  duckdb_prepared_statement statement = nullptr;
+  ~PreparedHandle() { duckdb_destroy_prepare(&statement); }
+};
+
+/// Owns a duckdb_value.
+struct ValueHandle {
+  duckdb_value value = nullptr;
+  ~ValueHandle() { duckdb_destroy_value(&value); }
+};
+
+duckdb_value MakeValue(const DuckParam& param) {
+  struct Visitor {
+    duckdb_value operator()(std::monostate) const { return nullptr; }
+    duckdb_value operator()(bool v) const { return duckdb_create_bool(v); }
+    duckdb_value operator()(int64_t v) const { return duckdb_create_int64(v); }
+    duckdb_value operator()(double v) const { return duckdb_create_double(v); }
+    duckdb_value operator()(const std::string& v) const {
+      return duckdb_create_varchar_length(v.data(), v.size());
+    }
+  };
+  return std::visit(Visitor{}, param);
+}
+
+/// Binds every `$name` placeholder the statement uses from `params`; extra params are ignored.
+Status BindParams(duckdb_prepared_statement statement, const DuckParams& params) {
+  const idx_t count = duckdb_nparams(statement);
+  for (idx_t index = 1; index <= count; ++index) {
+    const char* raw_name = duckdb_parameter_name(statement, index);
+    const std::string name = raw_name != nullptr ? raw_name : std::to_string(index);
+    duckdb_free(const_cast<char*>(raw_name));
+    auto it = params.find(name);
+    if (it == params.end()) {
+      return Status::Invalid("the statement uses $", name, " but no value was given for it");
+    }
+    const DuckParam& param = it->second;
+    ValueHandle value{MakeValue(param)};
+    duckdb_state state = value.value == nullptr ? duckdb_bind_null(statement, index)
+                                                : duckdb_bind_value(statement, index, value.value);
+    ARROW_RETURN_NOT_OK(FromDuck(state, "cannot bind parameter $" + name, nullptr));
+  }
+  return Status::OK();
+}
+
 /// Streams a DuckDB result as Arrow record batches: each DuckDB chunk is converted to Arrow
 /// columns by DuckDB itself and handed over through the C data interface.
 class DuckResultReader final : public arrow::RecordBatchReader {
@@ -139,6 +184,47 @@ Status DuckConnection::Execute(const std::string& sql) {
   return FromDuck(state, "DuckDB statement failed", duckdb_result_error(&handle.result));
 }
 
+Result<int64_t> DuckConnection::ExecuteCount(const std::string& sql) {
+  ResultHandle handle;
+  duckdb_state state = duckdb_query(impl_->connection, sql.c_str(), &handle.result);
+  ARROW_RETURN_NOT_OK(
+      FromDuck(state, "DuckDB statement failed", duckdb_result_error(&handle.result)));
+  return static_cast<int64_t>(duckdb_rows_changed(&handle.result));
+}
+
+Result<std::shared_ptr<arrow::Table>> DuckConnection::QueryParams(const std::string& sql,
+                                                                  const DuckParams& params) {
+  PreparedHandle prepared;
+  duckdb_state state = duckdb_prepare(impl_->connection, sql.c_str(), &prepared.statement);
+  ARROW_RETURN_NOT_OK(
+      FromDuck(state, "DuckDB statement failed", duckdb_prepare_error(prepared.statement)));
+  ARROW_RETURN_NOT_OK(BindParams(prepared.statement, params));
+  auto handle = std::make_unique<ResultHandle>();
+  state = duckdb_execute_prepared(prepared.statement, &handle->result);
+  ARROW_RETURN_NOT_OK(
+      FromDuck(state, "DuckDB statement failed", duckdb_result_error(&handle->result)));
+  ARROW_ASSIGN_OR_RAISE(auto reader, DuckResultReader::Make(std::move(handle)));
+  return reader->ToTable();
+}
+
+Result<bool> DuckConnection::IsSingleSelect(const std::string& sql) {
+  duckdb_extracted_statements extracted = nullptr;
+  idx_t count = duckdb_extract_statements(impl_->connection, sql.c_str(), &extracted);
+  struct Cleanup {
+    duckdb_extracted_statements* extracted;
+    ~Cleanup() { duckdb_destroy_extracted(extracted); }
+  } cleanup{&extracted};
+  if (count == 0) {
+    return FromDuck(DuckDBError, "cannot parse SQL", duckdb_extract_statements_error(extracted));
+  }
+  if (count != 1) return false;
+  PreparedHandle prepared;
+  duckdb_state state =
+      duckdb_prepare_extracted_statement(impl_->connection, extracted, 0, &prepared.statement);
+  ARROW_RETURN_NOT_OK(FromDuck(state, "invalid SQL", duckdb_prepare_error(prepared.statement)));
+  return duckdb_prepared_statement_type(prepared.statement) == DUCKDB_STATEMENT_TYPE_SELECT;
+}
+
 Result<std::unique_ptr<arrow::RecordBatchReader>> DuckConnection::Query(const std::string& sql) {
   auto handle = std::make_unique<ResultHandle>();
   duckdb_state state = duckdb_query(impl_->connection, sql.c_str(), &handle->result);
@@ -161,6 +247,26 @@ Status DuckConnection::RegisterArrowView(const std::string& name,
                                          reinterpret_cast<duckdb_arrow_stream>(stream.get()));
   impl_->streams.push_back(std::move(stream));
   return FromDuck(state, "cannot register Arrow stream as DuckDB view " + name, nullptr);
+}
+
+Status DuckConnection::WithArrowView(const std::string& name,
+                                     std::shared_ptr<arrow::RecordBatchReader> reader,
+                                     const std::function<Status()>& body) {
+  ArrowArrayStream stream;
+  ARROW_RETURN_NOT_OK(arrow::ExportRecordBatchReader(std::move(reader), &stream));
+  struct Release {
+    ArrowArrayStream* stream;
+    ~Release() {
+      if (stream->release != nullptr) stream->release(stream);
+    }
+  } release{&stream};
+  duckdb_state state = duckdb_arrow_scan(impl_->connection, name.c_str(),
+                                         reinterpret_cast<duckdb_arrow_stream>(&stream));
+  ARROW_RETURN_NOT_OK(
+      FromDuck(state, "cannot register Arrow stream as DuckDB view " + name, nullptr));
+  Status status = body();
+  Status dropped = Execute("DROP VIEW IF EXISTS \"" + name + "\"");
+  return status.ok() ? dropped : status;
 }
 
 }  // namespace teatree

@@ -1,8 +1,11 @@
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <variant>
 
 #include "teatree/common/status.h"
 
@@ -45,6 +48,12 @@ class DuckDatabase : public std::enable_shared_from_this<DuckDatabase> {
   std::unique_ptr<Impl> impl_;
 };
 
+/// A value bound to a prepared statement's parameter: NULL, BOOLEAN, BIGINT, DOUBLE or text
+/// (text is cast by DuckDB to the parameter's type, e.g. DATE or DECIMAL).
+using DuckParam = std::variant<std::monostate, bool, int64_t, double, std::string>;
+/// Parameters by name, for statements that use `$name` placeholders.
+using DuckParams = std::map<std::string, DuckParam>;
+
 /// One DuckDB connection: its own transaction state. Not thread-safe: one thread at a time.
 class DuckConnection {
  public:
@@ -54,15 +63,27 @@ class DuckConnection {
 
   /// Runs statements whose results are not needed (DDL, DML, SET, ...).
   Status Execute(const std::string& sql);
+  /// Runs one statement and returns the number of rows it inserted, updated or deleted.
+  Result<int64_t> ExecuteCount(const std::string& sql);
+  /// Runs one statement with `$name` parameters bound (never spliced into the text); returns
+  /// its result as a table (for DML: one column "Count").
+  Result<std::shared_ptr<arrow::Table>> QueryParams(const std::string& sql,
+                                                    const DuckParams& params);
+  /// True when `sql` is exactly one SELECT statement (no writes, no stacked statements).
+  Result<bool> IsSingleSelect(const std::string& sql);
   /// Runs a query; its result leaves as Arrow record batches through the C data interface,
   /// one batch per DuckDB chunk. The reader owns the result.
   Result<std::unique_ptr<arrow::RecordBatchReader>> Query(const std::string& sql);
   /// Query() collected into one table.
   Result<std::shared_ptr<arrow::Table>> QueryTable(const std::string& sql);
   /// Makes an Arrow stream scannable from SQL as the view `name`. The stream is consumed by
-  /// the first query that scans it.
+  /// the first query that scans it and lives as long as the connection.
   Status RegisterArrowView(const std::string& name,
                            std::shared_ptr<arrow::RecordBatchReader> reader);
+  /// Makes `reader` scannable as the view `name` while `body` runs (it may scan it once),
+  /// then drops the view and releases the stream.
+  Status WithArrowView(const std::string& name, std::shared_ptr<arrow::RecordBatchReader> reader,
+                       const std::function<Status()>& body);
 
  private:
   friend class DuckDatabase;

@@ -3,8 +3,8 @@
 #include <arrow/api.h>
 #include <gtest/gtest.h>
 
+#include "teatree/common/sql_quote.h"
 #include "teatree/common/temp_dir.h"
-#include "teatree/engine/duckdb/sql_quote.h"
 
 namespace teatree {
 namespace {

@@ -1,4 +1,4 @@
-#include "teatree/engine/duckdb/sql_quote.h"
+#include "teatree/common/sql_quote.h"
 
 namespace teatree {
 namespace {

@@ -1,0 +1,372 @@
+#include "teatree/engine/duckdb/duckdb_engine.h"
+
+#include <arrow/api.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+
+#include "teatree/common/file_util.h"
+#include "teatree/common/sql_quote.h"
+#include "teatree/engine/duckdb/duckdb_engine_internal.h"
+
+namespace teatree {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kReaderConnections = 2;
+
+/// What the model's request table says about an id seen before.
+struct KnownRequest {
+  std::string payload_hash;
+  RequestOutcome outcome;
+};
+
+double MillisecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+Result<std::string> TextAt(const arrow::Table& table, int column, int64_t row) {
+  ARROW_ASSIGN_OR_RAISE(auto scalar, table.column(column)->GetScalar(row));
+  if (!scalar->is_valid) return std::string();
+  if (scalar->type->id() == arrow::Type::STRING) {
+    return std::static_pointer_cast<arrow::StringScalar>(scalar)->ToString();
+  }
+  return scalar->ToString();
+}
+
+Result<int64_t> Int64At(const arrow::Table& table, int column, int64_t row) {
+  ARROW_ASSIGN_OR_RAISE(auto scalar, table.column(column)->GetScalar(row));
+  ARROW_ASSIGN_OR_RAISE(auto cast, scalar->CastTo(arrow::int64()));
+  return std::static_pointer_cast<arrow::Int64Scalar>(cast)->value;
+}
+
+/// A small pool of read connections on the live database: Query() borrows one.
+class ReaderPool {
+ public:
+  ReaderPool(std::shared_ptr<DuckDatabase> db) : db_(std::move(db)) {}
+
+  Result<std::shared_ptr<arrow::Table>> Query(const std::string& sql) {
+    ARROW_ASSIGN_OR_RAISE(auto connection, Acquire());
+    auto table = connection->QueryTable(sql);
+    Release(std::move(connection));
+    return table;
+  }
+
+ private:
+  Result<std::unique_ptr<DuckConnection>> Acquire() {
+    std::unique_lock lock(mutex_);
+    available_.wait(lock, [&] { return !idle_.empty() || created_ < kReaderConnections; });
+    if (!idle_.empty()) {
+      auto connection = std::move(idle_.back());
+      idle_.pop_back();
+      return connection;
+    }
+    ++created_;
+    lock.unlock();
+    return db_->Connect();
+  }
+
+  void Release(std::unique_ptr<DuckConnection> connection) {
+    std::lock_guard lock(mutex_);
+    idle_.push_back(std::move(connection));
+    available_.notify_one();
+  }
+
+  std::shared_ptr<DuckDatabase> db_;
+  // State below is protected by mutex_.
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<DuckConnection>> idle_;
+  int created_ = 0;
+};
+
+}  // namespace
+
+struct DuckEngine::Impl {
+  EngineOptions options;
+  fs::path path;
+  FunctionRegistry builtins = FunctionRegistry::WithBuiltins();
+  std::shared_ptr<DuckDatabase> db;
+  std::unique_ptr<DuckConnection> writer;
+  std::unique_ptr<ReaderPool> readers;
+  std::atomic<int64_t> version{0};
+  ModelState state;  // Committed schema; owned by the writer.
+
+  OpContext Context() {
+    return {&options, options.functions != nullptr ? options.functions : &builtins, writer.get()};
+  }
+  Status Load();
+  Result<std::map<std::string, KnownRequest>> LookupKnown(const std::vector<Request>& batch);
+  Result<BatchResult> TryApply(std::vector<PlannedRequest>& planned, const std::vector<Request>& batch,
+                               BatchResult& result, bool& retry);
+};
+
+Status DuckEngine::Impl::Load() {
+  ARROW_RETURN_NOT_OK(writer->Execute(kBookkeepingSql));
+  ARROW_ASSIGN_OR_RAISE(auto versions, writer->QueryTable("SELECT version FROM _teatree_version"));
+  ARROW_ASSIGN_OR_RAISE(int64_t current, Int64At(*versions, 0, 0));
+  version = current;
+  ARROW_ASSIGN_OR_RAISE(auto tables, writer->QueryTable("SELECT name, schema FROM _teatree_tables"));
+  for (int64_t i = 0; i < tables->num_rows(); ++i) {
+    ARROW_ASSIGN_OR_RAISE(auto name, TextAt(*tables, 0, i));
+    ARROW_ASSIGN_OR_RAISE(auto text, TextAt(*tables, 1, i));
+    auto json = nlohmann::json::parse(text, nullptr, false);
+    if (json.is_discarded()) return Status::Invalid("corrupt schema of table ", name);
+    ARROW_ASSIGN_OR_RAISE(auto schema,
+                          TableSchema::FromJson(name, json["schema"], json["primary_key"]));
+    state.tables[name] = std::move(schema);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto attached,
+                        writer->QueryTable("SELECT name, path FROM _teatree_attachments"));
+  for (int64_t i = 0; i < attached->num_rows(); ++i) {
+    ARROW_ASSIGN_OR_RAISE(auto name, TextAt(*attached, 0, i));
+    ARROW_ASSIGN_OR_RAISE(auto file, TextAt(*attached, 1, i));
+    state.attachments[name] = file;
+    // A supporting file that has gone away must not stop the model from opening.
+    (void)writer->Execute("ATTACH " + SqlStringLiteral(file) + " AS " + SqlIdentifier(name) +
+                          " (READ_ONLY)");
+  }
+  return Status::OK();
+}
+
+Result<std::map<std::string, KnownRequest>> DuckEngine::Impl::LookupKnown(
+    const std::vector<Request>& batch) {
+  std::string ids;
+  for (const auto& request : batch) ids += (ids.empty() ? "" : ", ") + SqlStringLiteral(request.request_id);
+  std::map<std::string, KnownRequest> known;
+  if (ids.empty()) return known;
+  ARROW_ASSIGN_OR_RAISE(auto table, writer->QueryTable(
+                                        "SELECT request_id, payload_hash, outcome FROM "
+                                        "_teatree_requests WHERE request_id IN (" + ids + ")"));
+  for (int64_t i = 0; i < table->num_rows(); ++i) {
+    ARROW_ASSIGN_OR_RAISE(auto id, TextAt(*table, 0, i));
+    ARROW_ASSIGN_OR_RAISE(auto hash, TextAt(*table, 1, i));
+    ARROW_ASSIGN_OR_RAISE(auto outcome, TextAt(*table, 2, i));
+    auto json = nlohmann::json::parse(outcome, nullptr, false);
+    known[id] = {hash, RequestOutcome::FromJson(json.is_discarded() ? nlohmann::json{} : json)};
+  }
+  return known;
+}
+
+DuckEngine::DuckEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DuckEngine::~DuckEngine() = default;
+
+Result<std::unique_ptr<DuckEngine>> DuckEngine::Open(const EngineOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  const fs::path rw_dir = options.model_dir / "rw";
+  std::error_code ec;
+  fs::create_directories(rw_dir, ec);
+  if (ec) {
+    return Status::IOError("cannot create model directory ", rw_dir.string(), ": ", ec.message());
+  }
+  impl->path = rw_dir / (options.model + ".duckdb");
+  DuckDatabaseOptions db_options{.path = impl->path.string()};
+  // Checkpoints happen only when the publisher asks (PrepareSnapshot), never on their own.
+  db_options.settings["checkpoint_threshold"] = "1TB";
+  if (options.threads > 0) db_options.settings["threads"] = std::to_string(options.threads);
+  ARROW_ASSIGN_OR_RAISE(impl->db, DuckDatabase::Open(db_options));
+  ARROW_ASSIGN_OR_RAISE(impl->writer, impl->db->Connect());
+  ARROW_RETURN_NOT_OK(impl->Load());
+  impl->readers = std::make_unique<ReaderPool>(impl->db);
+  return std::unique_ptr<DuckEngine>(new DuckEngine(std::move(impl)));
+}
+
+int64_t DuckEngine::version() const { return impl_->version; }
+const fs::path& DuckEngine::path() const { return impl_->path; }
+
+Result<std::shared_ptr<arrow::Table>> DuckEngine::Query(const std::string& sql) {
+  return impl_->readers->Query(sql);
+}
+
+Result<std::vector<std::string>> DuckEngine::Tables() {
+  std::vector<std::string> names;
+  for (const auto& [name, schema] : impl_->state.tables) names.push_back(name);
+  return names;
+}
+
+Result<Snapshot> DuckEngine::PrepareSnapshot() {
+  ARROW_RETURN_NOT_OK(impl_->writer->Execute("CHECKPOINT"));
+  return Snapshot{impl_->version, impl_->path};
+}
+
+Result<int64_t> DuckEngine::ReadFileVersion(const fs::path& file) {
+  ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open({.path = file.string(), .read_only = true}));
+  ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
+  ARROW_ASSIGN_OR_RAISE(auto table, connection->QueryTable("SELECT version FROM _teatree_version"));
+  if (table->num_rows() != 1) return Status::Invalid(file.string(), " has no Teatree version");
+  return Int64At(*table, 0, 0);
+}
+
+Status DuckEngine::WriteVersionFile(const Snapshot& snapshot, const fs::path& target) {
+  ARROW_RETURN_NOT_OK(CopyFileFast(snapshot.source, target).status());
+  auto copied = ReadFileVersion(target);
+  if (!copied.ok() || *copied != snapshot.version) {
+    std::error_code ignored;
+    fs::remove(target, ignored);
+    return Status::IOError("copy of ", snapshot.source.string(), " for version ",
+                           snapshot.version, " is not that version: ",
+                           copied.ok() ? "it holds version " + std::to_string(*copied)
+                                       : copied.status().message());
+  }
+  return Status::OK();
+}
+
+}  // namespace teatree
+
+namespace teatree {
+namespace {
+
+RequestOutcome Rejected(const Request& request, int64_t version, std::string error) {
+  RequestOutcome outcome;
+  outcome.request_id = request.request_id;
+  outcome.op = request.op;
+  outcome.status = "rejected";
+  outcome.version = version;
+  outcome.error = std::move(error);
+  return outcome;
+}
+
+std::string RequestRowsSql(const std::vector<PlannedRequest>& planned,
+                           const std::vector<RequestOutcome>& outcomes) {
+  std::string values;
+  for (const auto& p : planned) {
+    const RequestOutcome& outcome = outcomes[p.index];
+    values += (values.empty() ? "" : ", ") + std::string("(") +
+              SqlStringLiteral(outcome.request_id) + ", " + std::to_string(outcome.version) +
+              ", " + SqlStringLiteral(outcome.status) + ", " +
+              SqlStringLiteral(OpName(outcome.op)) + ", " +
+              SqlStringLiteral(p.request->payload_hash) + ", " +
+              SqlStringLiteral(outcome.ToJson().dump()) + ")";
+  }
+  return "INSERT INTO _teatree_requests VALUES " + values;
+}
+
+}  // namespace
+
+Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
+  Impl& impl = *impl_;
+  BatchResult result;
+  result.version = impl.version;
+  result.outcomes.resize(batch.size());
+  ARROW_ASSIGN_OR_RAISE(auto known, impl.LookupKnown(batch));
+
+  // Duplicates and misaddressed requests are answered without touching the model.
+  std::map<std::string, size_t> first_in_batch;
+  std::vector<std::pair<size_t, size_t>> repeats;  // (index, index of the first occurrence)
+  std::vector<PlannedRequest> planned;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Request& request = batch[i];
+    const std::string reused = "request_id " + request.request_id +
+                               " was already used for a different request: give each request "
+                               "its own id";
+    if (request.model != impl.options.model) {
+      result.outcomes[i] = Rejected(request, impl.version,
+                                    "request for model " + request.model +
+                                        " reached the manager of model " + impl.options.model);
+    } else if (auto it = known.find(request.request_id); it != known.end()) {
+      result.outcomes[i] = it->second.payload_hash == request.payload_hash
+                               ? it->second.outcome
+                               : Rejected(request, impl.version, reused);
+      result.outcomes[i].duplicate = it->second.payload_hash == request.payload_hash;
+    } else if (auto first = first_in_batch.find(request.request_id);
+               first != first_in_batch.end()) {
+      if (batch[first->second].payload_hash == request.payload_hash) {
+        repeats.emplace_back(i, first->second);
+      } else {
+        result.outcomes[i] = Rejected(request, impl.version, reused);
+      }
+    } else {
+      first_in_batch[request.request_id] = i;
+      planned.push_back({.index = i, .request = &request});
+    }
+  }
+
+  OpContext context = impl.Context();
+  {
+    ModelState validation = impl.state;
+    for (auto& p : planned) ValidateRequest(context, validation, p);
+  }
+
+  // One transaction for the whole batch. DuckDB has no savepoints: when a request fails while
+  // executing, the transaction is rolled back and the batch runs again without it.
+  for (;;) {
+    ModelState state = impl.state;
+    std::vector<Executed> executed(planned.size());
+    std::vector<double> durations(planned.size(), 0);
+    ARROW_RETURN_NOT_OK(impl.writer->Execute("BEGIN TRANSACTION"));
+    bool changed = false;
+    bool failed = false;
+    for (size_t k = 0; k < planned.size() && !failed; ++k) {
+      if (!planned[k].rejection.empty()) continue;
+      auto start = std::chrono::steady_clock::now();
+      auto outcome = ExecuteRequest(context, state, planned[k]);
+      if (!outcome.ok()) {
+        (void)impl.writer->Execute("ROLLBACK");
+        planned[k].rejection = outcome.status().message();
+        if (planned[k].request->op == Op::kAppend &&
+            planned[k].rejection.find("duplicate key") != std::string::npos) {
+          planned[k].rejection += " (a row with this key exists: use upsert to replace it)";
+        }
+        failed = true;
+        break;
+      }
+      durations[k] = MillisecondsSince(start);
+      changed = changed || outcome->changed_data;
+      executed[k] = std::move(*outcome);
+    }
+    if (failed) continue;
+
+    const int64_t new_version = impl.version + (changed ? 1 : 0);
+    for (size_t k = 0; k < planned.size(); ++k) {
+      const PlannedRequest& p = planned[k];
+      RequestOutcome& outcome = result.outcomes[p.index];
+      if (!p.rejection.empty()) {
+        outcome = Rejected(*p.request, new_version, p.rejection);
+        continue;
+      }
+      outcome.request_id = p.request->request_id;
+      outcome.op = p.request->op;
+      outcome.status = "applied";
+      outcome.version = new_version;
+      outcome.rows = executed[k].rows;
+      outcome.duration_ms = durations[k];
+      outcome.result = executed[k].result;
+      result.publish_requested = result.publish_requested || p.request->op == Op::kSnapshot;
+    }
+    Status status = planned.empty() ? Status::OK()
+                                    : impl.writer->Execute(RequestRowsSql(planned, result.outcomes));
+    if (status.ok() && changed) {
+      status = impl.writer->Execute("UPDATE _teatree_version SET version = " +
+                                    std::to_string(new_version));
+    }
+    if (status.ok()) status = impl.writer->Execute("COMMIT");
+    if (!status.ok()) {
+      (void)impl.writer->Execute("ROLLBACK");
+      return status.WithMessage("batch not committed: ", status.message());
+    }
+    for (const auto& p : planned) {
+      if (p.rejection.empty() && p.request->op == Op::kAttach) {
+        (void)impl.writer->Execute("ATTACH " + SqlStringLiteral(p.attach_path.string()) +
+                                   " AS " + SqlIdentifier(p.request->name) + " (READ_ONLY)");
+      }
+    }
+    impl.state = std::move(state);
+    impl.version = new_version;
+    result.new_version = changed;
+    break;
+  }
+  for (const auto& [index, first] : repeats) {
+    result.outcomes[index] = result.outcomes[first];
+    result.outcomes[index].duplicate = true;
+  }
+  result.version = impl.version;
+  return result;
+}
+
+}  // namespace teatree

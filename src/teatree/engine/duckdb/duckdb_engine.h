@@ -1,0 +1,39 @@
+#pragma once
+
+#include <memory>
+
+#include "teatree/engine/engine.h"
+
+namespace teatree {
+
+/// The DuckDB engine: a model is one read-write DuckDB file, D/models/<m>/rw/<m>.duckdb,
+/// written through one connection, with Teatree's bookkeeping in tables that user names can
+/// never collide with (`_teatree_version`, `_teatree_requests`, `_teatree_tables`,
+/// `_teatree_attachments`). Automatic checkpoints are off: between PrepareSnapshot() calls the
+/// checkpointed main file stays as it was, so the publisher can copy it while the writer goes
+/// on committing to the WAL. Thread-safety as described on Engine.
+class DuckEngine final : public Engine {
+ public:
+  /// Opens the model's file, creating it if new; DuckDB replays its WAL after a crash.
+  static Result<std::unique_ptr<DuckEngine>> Open(const EngineOptions& options);
+  ~DuckEngine() override;
+
+  Result<BatchResult> ApplyBatch(const std::vector<Request>& batch) override;
+  int64_t version() const override;
+  Result<std::shared_ptr<arrow::Table>> Query(const std::string& sql) override;
+  Result<std::vector<std::string>> Tables() override;
+  Result<Snapshot> PrepareSnapshot() override;
+  Status WriteVersionFile(const Snapshot& snapshot, const std::filesystem::path& target) override;
+
+  /// The read-write file.
+  const std::filesystem::path& path() const;
+  /// Reads the version recorded inside a DuckDB model or version file.
+  static Result<int64_t> ReadFileVersion(const std::filesystem::path& file);
+
+ private:
+  struct Impl;
+  explicit DuckEngine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace teatree

@@ -1,0 +1,65 @@
+#pragma once
+
+// The per-request steps of DuckEngine::ApplyBatch, shared by duckdb_engine.cc (the batch and
+// its transaction) and duckdb_ops.cc (what each op checks and does).
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "teatree/engine/engine.h"
+#include "teatree/engine/duckdb/duckdb_database.h"
+#include "teatree/functions/function_registry.h"
+#include "teatree/request/request.h"
+
+namespace arrow {
+class RecordBatch;
+}  // namespace arrow
+
+namespace teatree {
+
+/// The model's schema as a batch sees it: committed state plus the batch's own changes.
+struct ModelState {
+  std::map<std::string, TableSchema> tables;
+  std::map<std::string, std::string> attachments;  // name -> absolute path
+};
+
+/// A request that passed the duplicate check, with what validation prepared for it.
+struct PlannedRequest {
+  size_t index = 0;
+  const Request* request = nullptr;
+  std::shared_ptr<arrow::RecordBatch> rows;  // append, upsert
+  const SqlFunction* function = nullptr;     // invoke
+  nlohmann::json args;                       // invoke: complete, checked arguments
+  std::filesystem::path attach_path;         // attach
+  std::string rejection;                     // non-empty: refused, recorded as rejected
+};
+
+/// What executing one request did.
+struct Executed {
+  int64_t rows = 0;
+  bool changed_data = false;
+  std::shared_ptr<arrow::Table> result;
+};
+
+/// What the ops need besides the request.
+struct OpContext {
+  const EngineOptions* options;
+  const FunctionRegistry* functions;
+  DuckConnection* writer;
+};
+
+/// Checks `planned` against `state` and prepares its payload; a refusal goes into
+/// planned.rejection. Updates `state` as if the request had applied (create_table, attach).
+void ValidateRequest(const OpContext& context, ModelState& state, PlannedRequest& planned);
+
+/// Runs a validated request on the writer inside the batch's transaction.
+Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
+                                const PlannedRequest& planned);
+
+/// SQL that creates Teatree's bookkeeping tables if missing.
+extern const char* const kBookkeepingSql;
+
+}  // namespace teatree

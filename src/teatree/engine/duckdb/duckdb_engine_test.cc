@@ -1,0 +1,228 @@
+#include "teatree/engine/duckdb/duckdb_engine.h"
+
+#include <arrow/api.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "teatree/common/temp_dir.h"
+#include "teatree/engine/duckdb/duckdb_database.h"
+#include "teatree/request/codec.h"
+
+namespace teatree {
+namespace {
+
+class DuckEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir::Make("teatree-engine-test-").ValueOrDie();
+    std::filesystem::create_directories(dir_->path() / "input");
+    Reopen();
+  }
+
+  void Reopen() {
+    engine_.reset();
+    engine_ = DuckEngine::Open({.model_dir = dir_->path() / "models" / "sales",
+                                .model = "sales",
+                                .input_dirs = {dir_->path() / "input"}})
+                  .ValueOrDie();
+  }
+
+  /// Applies JSON lines as one batch.
+  BatchResult Apply(const std::vector<std::string>& lines) {
+    std::vector<Request> batch;
+    for (const auto& line : lines) {
+      auto request = DecodeRequest(line);
+      EXPECT_TRUE(request.ok()) << line << ": " << request.status().ToString();
+      batch.push_back(*request);
+    }
+    auto result = engine_->ApplyBatch(batch);
+    EXPECT_TRUE(result.ok()) << result.status().ToString();
+    return *result;
+  }
+
+  std::string Scalar(const std::string& sql) {
+    auto table = engine_->Query(sql).ValueOrDie();
+    return table->column(0)->GetScalar(0).ValueOrDie()->ToString();
+  }
+
+  void CreateOrders() {
+    Apply({R"({"request_id":"c1","model":"sales","op":"create_table","table":"orders",)"
+           R"("schema":[{"name":"id","type":"BIGINT"},{"name":"amount","type":"DOUBLE"},)"
+           R"({"name":"region","type":"VARCHAR"}],"primary_key":["id"]})"});
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<DuckEngine> engine_;
+};
+
+TEST_F(DuckEngineTest, EveryMutationOpAppliesInOneVersion) {
+  CreateOrders();
+  EXPECT_EQ(engine_->version(), 1);
+  auto result = Apply({
+      R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,9.5,"eu"],[2,3.0,"us"],[3,0.5,"eu"]]})",
+      R"({"request_id":"u1","model":"sales","op":"upsert","table":"orders","rows":[{"id":2,"amount":4.0,"region":"us"},{"id":4,"amount":7.0,"region":"apac"}]})",
+      R"({"request_id":"p1","model":"sales","op":"update","table":"orders","set":{"amount":{"call":"multiply","args":[{"field":"amount"},{"literal":2}]}},"where":{"call":"equal","args":[{"field":"region"},{"literal":"eu"}]}})",
+      R"({"request_id":"d1","model":"sales","op":"delete","table":"orders","where":{"call":"less","args":[{"field":"amount"},{"literal":2}]}})",
+  });
+  ASSERT_EQ(result.outcomes.size(), 4u);
+  for (const auto& outcome : result.outcomes) {
+    EXPECT_EQ(outcome.status, "applied") << outcome.ToJson().dump();
+    EXPECT_EQ(outcome.version, 2);
+  }
+  EXPECT_EQ(result.outcomes[0].rows, 3);
+  EXPECT_EQ(result.outcomes[1].rows, 2);
+  EXPECT_EQ(result.outcomes[2].rows, 2);
+  EXPECT_EQ(result.outcomes[3].rows, 1);  // id 3: 0.5 * 2 = 1.0 < 2
+  EXPECT_EQ(engine_->version(), 2);
+  EXPECT_EQ(Scalar("SELECT string_agg(id || ':' || amount, ',' ORDER BY id) FROM orders"),
+            "1:19.0,2:4.0,4:7.0");
+}
+
+TEST_F(DuckEngineTest, KnownIdReturnsStoredOutcomeAndChangesNothing) {
+  CreateOrders();
+  const std::string append =
+      R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,9.5,"eu"]]})";
+  Apply({append});
+  auto again = Apply({append, append});
+  for (const auto& outcome : again.outcomes) {
+    EXPECT_TRUE(outcome.duplicate);
+    EXPECT_EQ(outcome.status, "applied");
+    EXPECT_EQ(outcome.version, 2);
+  }
+  EXPECT_FALSE(again.new_version);
+  EXPECT_EQ(engine_->version(), 2);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM orders"), "1");
+  Reopen();  // Survives a restart.
+  auto after = Apply({append});
+  EXPECT_TRUE(after.outcomes[0].duplicate);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM orders"), "1");
+}
+
+TEST_F(DuckEngineTest, ReusedIdWithDifferentPayloadIsRejected) {
+  CreateOrders();
+  Apply({R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,9.5,"eu"]]})"});
+  auto result = Apply(
+      {R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[2,1.0,"us"]]})"});
+  EXPECT_EQ(result.outcomes[0].status, "rejected");
+  EXPECT_NE(result.outcomes[0].error.find("already used for a different request"),
+            std::string::npos);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM orders"), "1");
+}
+
+TEST_F(DuckEngineTest, BadRequestIsRejectedAndTheRestCommits) {
+  CreateOrders();
+  auto result = Apply({
+      R"({"request_id":"ok1","model":"sales","op":"append","table":"orders","rows":[[1,9.5,"eu"]]})",
+      R"({"request_id":"bad1","model":"sales","op":"append","table":"orders","rows":[[2,"abc","us"]]})",
+      R"({"request_id":"bad2","model":"sales","op":"append","table":"nope","rows":[[2,1.0,"us"]]})",
+      R"({"request_id":"bad3","model":"sales","op":"update","table":"orders","set":{"amount":{"call":"multiply","args":[{"field":"region"},{"literal":2}]}}})",
+      R"({"request_id":"bad4","model":"sales","op":"append","table":"orders","rows":[[1,1.0,"dup key"]]})",
+      R"({"request_id":"ok2","model":"sales","op":"append","table":"orders","rows":[[5,1.0,"us"]]})",
+  });
+  EXPECT_EQ(result.outcomes[0].status, "applied");
+  for (int i = 1; i <= 4; ++i) {
+    EXPECT_EQ(result.outcomes[i].status, "rejected") << i;
+    EXPECT_FALSE(result.outcomes[i].error.empty());
+  }
+  EXPECT_NE(result.outcomes[2].error.find("table nope does not exist"), std::string::npos);
+  EXPECT_NE(result.outcomes[4].error.find("duplicate key \"1\""), std::string::npos)
+      << result.outcomes[4].error;
+  EXPECT_NE(result.outcomes[4].error.find("use upsert"), std::string::npos);
+  EXPECT_EQ(result.outcomes[5].status, "applied");
+  EXPECT_EQ(Scalar("SELECT string_agg(id::VARCHAR, ',' ORDER BY id) FROM orders"), "1,5");
+  // Rejections are recorded: a redelivery gets the same answer.
+  auto again = Apply({R"({"request_id":"bad1","model":"sales","op":"append","table":"orders","rows":[[2,"abc","us"]]})"});
+  EXPECT_TRUE(again.outcomes[0].duplicate);
+  EXPECT_EQ(again.outcomes[0].status, "rejected");
+}
+
+TEST_F(DuckEngineTest, OnlyRejectionsLeaveTheVersionAlone) {
+  CreateOrders();
+  auto result = Apply({R"({"request_id":"x","model":"sales","op":"append","table":"orders","rows":[[null,1.0,"eu"]]})"});
+  EXPECT_EQ(result.outcomes[0].status, "rejected");
+  EXPECT_FALSE(result.new_version);
+  EXPECT_EQ(engine_->version(), 1);
+}
+
+TEST_F(DuckEngineTest, QueryAndInvokeReturnRows) {
+  CreateOrders();
+  auto result = Apply({
+      R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,9.5,"eu"],[2,3.0,"us"],[3,1.5,"eu"]]})",
+      R"({"request_id":"q1","model":"sales","op":"query","sql":"SELECT region, sum(amount) AS total FROM orders GROUP BY 1 ORDER BY 1"})",
+      R"({"request_id":"f1","model":"sales","op":"invoke","function":"top_n","args":{"table":"orders","column":"amount","n":2}})",
+      R"({"request_id":"f2","model":"sales","op":"invoke","function":"row_counts"})",
+      R"({"request_id":"q2","model":"sales","op":"query","sql":"DELETE FROM orders"})",
+  });
+  ASSERT_EQ(result.outcomes[1].status, "applied") << result.outcomes[1].error;
+  EXPECT_EQ(result.outcomes[1].rows, 2);
+  EXPECT_EQ(result.outcomes[1].result->column(1)->GetScalar(0).ValueOrDie()->ToString(), "11");
+  ASSERT_EQ(result.outcomes[2].status, "applied") << result.outcomes[2].error;
+  EXPECT_EQ(result.outcomes[2].rows, 2);
+  ASSERT_EQ(result.outcomes[3].status, "applied") << result.outcomes[3].error;
+  EXPECT_EQ(result.outcomes[3].result->num_rows(), 1);
+  EXPECT_EQ(result.outcomes[4].status, "rejected");
+  EXPECT_NE(result.outcomes[4].error.find("single SELECT"), std::string::npos);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM orders"), "3");
+}
+
+TEST_F(DuckEngineTest, SourceFilesAreReadOnlyFromInputDirectories) {
+  CreateOrders();
+  {
+    std::ofstream csv(dir_->path() / "input" / "orders.csv");
+    csv << "id,amount,region\n10,1.5,eu\n11,2.5,us\n";
+  }
+  auto result = Apply({
+      R"({"request_id":"s1","model":"sales","op":"append","table":"orders","source":{"format":"csv","path":"orders.csv"}})",
+      R"({"request_id":"s2","model":"sales","op":"append","table":"orders","source":{"format":"csv","path":"/etc/passwd"}})",
+      R"({"request_id":"s3","model":"sales","op":"append","table":"orders","source":{"format":"parquet","path":"missing.parquet"}})",
+  });
+  EXPECT_EQ(result.outcomes[0].status, "applied") << result.outcomes[0].error;
+  EXPECT_EQ(result.outcomes[0].rows, 2);
+  EXPECT_EQ(result.outcomes[1].status, "rejected");
+  EXPECT_NE(result.outcomes[1].error.find("outside the input directories"), std::string::npos)
+      << result.outcomes[1].error;
+  EXPECT_EQ(result.outcomes[2].status, "rejected");
+}
+
+TEST_F(DuckEngineTest, AttachMakesASupportingFileQueryable) {
+  CreateOrders();
+  const auto ref = dir_->path() / "input" / "regions.duckdb";
+  {
+    auto db = DuckDatabase::Open({.path = ref.string()}).ValueOrDie();
+    ASSERT_TRUE(db->Connect().ValueOrDie()->Execute(
+                      "CREATE TABLE regions AS SELECT 'eu' AS code, 'Europe' AS name")
+                    .ok());
+  }
+  {
+    std::ofstream junk(dir_->path() / "input" / "junk.duckdb");
+    junk << "not a database";
+  }
+  auto result = Apply({
+      R"({"request_id":"t1","model":"sales","op":"attach","name":"ref","path":"regions.duckdb"})",
+      R"({"request_id":"t2","model":"sales","op":"attach","name":"junk","path":"junk.duckdb"})",
+  });
+  EXPECT_EQ(result.outcomes[0].status, "applied") << result.outcomes[0].error;
+  EXPECT_EQ(result.outcomes[1].status, "rejected");
+  EXPECT_EQ(Scalar("SELECT name FROM ref.regions"), "Europe");
+  Reopen();  // Attachments come back after a restart.
+  EXPECT_EQ(Scalar("SELECT name FROM ref.regions"), "Europe");
+}
+
+TEST_F(DuckEngineTest, VersionFileIsACheckpointedCopy) {
+  CreateOrders();
+  Apply({R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,9.5,"eu"]]})"});
+  auto snapshot = engine_->PrepareSnapshot().ValueOrDie();
+  EXPECT_EQ(snapshot.version, 2);
+  // The writer goes on after the checkpoint; the copy still holds version 2.
+  Apply({R"({"request_id":"a2","model":"sales","op":"append","table":"orders","rows":[[2,1.0,"us"]]})"});
+  const auto target = dir_->path() / "v2.duckdb";
+  ASSERT_TRUE(engine_->WriteVersionFile(snapshot, target).ok());
+  EXPECT_EQ(DuckEngine::ReadFileVersion(target).ValueOrDie(), 2);
+  auto db = DuckDatabase::Open({.path = target.string(), .read_only = true}).ValueOrDie();
+  auto count = db->Connect().ValueOrDie()->QueryTable("SELECT count(*) FROM orders").ValueOrDie();
+  EXPECT_EQ(count->column(0)->GetScalar(0).ValueOrDie()->ToString(), "1");
+}
+
+}  // namespace
+}  // namespace teatree

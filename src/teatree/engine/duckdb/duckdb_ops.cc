@@ -1,0 +1,353 @@
+// What each op checks before the transaction and does inside it, on the DuckDB engine.
+#include <arrow/api.h>
+
+#include "teatree/common/sql_quote.h"
+#include "teatree/engine/duckdb/duckdb_engine_internal.h"
+#include "teatree/engine/duckdb/sql_expression.h"
+#include "teatree/engine/source_reader.h"
+
+namespace teatree {
+
+const char* const kBookkeepingSql =
+    "CREATE TABLE IF NOT EXISTS _teatree_version(version BIGINT NOT NULL);"
+    "INSERT INTO _teatree_version SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM _teatree_version);"
+    "CREATE TABLE IF NOT EXISTS _teatree_requests(request_id VARCHAR PRIMARY KEY, "
+    "version BIGINT NOT NULL, status VARCHAR NOT NULL, op VARCHAR NOT NULL, "
+    "payload_hash VARCHAR NOT NULL, outcome VARCHAR NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _teatree_tables(name VARCHAR PRIMARY KEY, schema VARCHAR NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _teatree_attachments(name VARCHAR PRIMARY KEY, "
+    "path VARCHAR NOT NULL);";
+
+namespace {
+
+constexpr const char* kInputView = "_teatree_input";
+
+std::string Columns(const TableSchema& schema, const std::string& prefix = "") {
+  std::string out;
+  for (const auto& column : schema.columns) {
+    out += (out.empty() ? "" : ", ") + prefix + SqlIdentifier(column.name);
+  }
+  return out;
+}
+
+std::string KeyColumns(const TableSchema& schema) {
+  std::string out;
+  for (const auto& key : schema.primary_key) out += (out.empty() ? "" : ", ") + SqlIdentifier(key);
+  return out;
+}
+
+std::string CreateTableSql(const TableSchema& schema) {
+  std::string sql = "CREATE TABLE " + SqlIdentifier(schema.name) + " (";
+  for (size_t i = 0; i < schema.columns.size(); ++i) {
+    const auto& column = schema.columns[i];
+    sql += (i ? ", " : "") + SqlIdentifier(column.name) + " " + column.type.ToString() +
+           (schema.IsKey(column.name) ? " NOT NULL" : "");
+  }
+  if (!schema.primary_key.empty()) sql += ", PRIMARY KEY (" + KeyColumns(schema) + ")";
+  return sql + ")";
+}
+
+/// Types an update may assign: the same family (numbers to numbers, text to text, ...).
+bool Assignable(const ColumnType& to, const ColumnType& from) {
+  if (to == from) return true;
+  if (to.is_numeric() && from.is_numeric()) return true;
+  if (to.is_temporal() && from.is_temporal()) return true;
+  return false;
+}
+
+Result<const TableSchema*> FindTable(const ModelState& state, const Request& request) {
+  auto it = state.tables.find(request.table);
+  if (it == state.tables.end()) {
+    return Status::Invalid("table ", request.table, " does not exist in model ", request.model,
+                           ": create it first with create_table");
+  }
+  return &it->second;
+}
+
+Status ValidateUpdate(const TableSchema& schema, const Request& request) {
+  if (request.set.empty()) return Status::Invalid("update needs at least one column in set");
+  for (const auto& [column, expression] : request.set) {
+    const ColumnSpec* spec = schema.FindColumn(column);
+    if (spec == nullptr) {
+      return Status::Invalid("update sets column \"", column, "\" which table ", schema.name,
+                             " does not have");
+    }
+    if (schema.IsKey(column)) {
+      return Status::Invalid("update cannot change key column \"", column,
+                             "\": delete the row and append it with the new key");
+    }
+    ARROW_ASSIGN_OR_RAISE(auto type, CheckExpression(expression, schema));
+    if (!Assignable(spec->type, type)) {
+      return Status::Invalid("update sets column \"", column, "\" (", spec->type.ToString(),
+                             ") to a value of type ", type.ToString());
+    }
+  }
+  return Status::OK();
+}
+
+Status ValidatePredicate(const TableSchema& schema, const std::optional<Expression>& where) {
+  if (!where) return Status::OK();
+  ARROW_ASSIGN_OR_RAISE(auto type, CheckExpression(*where, schema));
+  if (type.kind != ColumnType::Kind::kBoolean) {
+    return Status::Invalid("where must be a condition (BOOLEAN), got ", type.ToString());
+  }
+  return Status::OK();
+}
+
+Status ValidateAttach(const OpContext& context, const ModelState& state, PlannedRequest& planned) {
+  const Request& request = *planned.request;
+  if (state.attachments.count(request.name) != 0) {
+    return Status::Invalid("an attachment named ", request.name, " already exists in model ",
+                           request.model, ": choose another name");
+  }
+  ARROW_ASSIGN_OR_RAISE(planned.attach_path,
+                        ResolveInputPath(request.path, context.options->input_dirs));
+  auto db = DuckDatabase::Open({.path = planned.attach_path.string(), .read_only = true});
+  if (!db.ok()) {
+    return Status::Invalid("cannot attach \"", request.path,
+                           "\": it is not a readable DuckDB file (", db.status().message(), ")");
+  }
+  return Status::OK();
+}
+
+Status Validate(const OpContext& context, ModelState& state, PlannedRequest& planned) {
+  const Request& request = *planned.request;
+  switch (request.op) {
+    case Op::kCreateTable: {
+      if (state.tables.count(request.table) != 0) {
+        return Status::Invalid("table ", request.table, " already exists in model ",
+                               request.model);
+      }
+      if (!request.engine.empty() && request.engine != "duckdb") {
+        return Status::Invalid("model ", request.model, " uses the duckdb engine; engine \"",
+                               request.engine, "\" can only be chosen for a new model");
+      }
+      state.tables[request.table] = *request.schema;
+      return Status::OK();
+    }
+    case Op::kAppend:
+    case Op::kUpsert: {
+      ARROW_ASSIGN_OR_RAISE(auto schema, FindTable(state, request));
+      if (request.op == Op::kUpsert && schema->primary_key.empty()) {
+        return Status::Invalid("upsert needs a primary key, and table ", request.table,
+                               " has none: use append, or create the table with primary_key");
+      }
+      ARROW_ASSIGN_OR_RAISE(planned.rows,
+                            RequestRows(request, *schema, context.options->input_dirs));
+      return Status::OK();
+    }
+    case Op::kUpdate: {
+      ARROW_ASSIGN_OR_RAISE(auto schema, FindTable(state, request));
+      ARROW_RETURN_NOT_OK(ValidateUpdate(*schema, request));
+      return ValidatePredicate(*schema, request.where);
+    }
+    case Op::kDelete: {
+      ARROW_ASSIGN_OR_RAISE(auto schema, FindTable(state, request));
+      return ValidatePredicate(*schema, request.where);
+    }
+    case Op::kInvoke: {
+      planned.function = context.functions->Find(request.function);
+      if (planned.function == nullptr) {
+        std::string names;
+        for (const auto& name : context.functions->Names()) names += (names.empty() ? "" : ", ") + name;
+        return Status::Invalid("function ", request.function, " is not registered (known: ",
+                               names, ")");
+      }
+      ARROW_ASSIGN_OR_RAISE(planned.args, BindArguments(*planned.function, request.args));
+      return Status::OK();
+    }
+    case Op::kQuery: {
+      ARROW_ASSIGN_OR_RAISE(bool select, context.writer->IsSingleSelect(request.sql));
+      if (!select) {
+        return Status::Invalid("query must be a single SELECT statement; writes go through "
+                               "append, upsert, update, delete or invoke");
+      }
+      return Status::OK();
+    }
+    case Op::kSnapshot:
+      return Status::OK();
+    case Op::kAttach: {
+      ARROW_RETURN_NOT_OK(ValidateAttach(context, state, planned));
+      state.attachments[request.name] = planned.attach_path.string();
+      return Status::OK();
+    }
+  }
+  return Status::Invalid("unknown op");
+}
+
+Result<int64_t> InsertRows(DuckConnection& writer, const std::string& sql,
+                           const std::shared_ptr<arrow::RecordBatch>& rows) {
+  ARROW_ASSIGN_OR_RAISE(auto reader, arrow::RecordBatchReader::Make({rows}, rows->schema()));
+  int64_t count = 0;
+  ARROW_RETURN_NOT_OK(writer.WithArrowView(kInputView, reader, [&]() -> Status {
+    ARROW_ASSIGN_OR_RAISE(count, writer.ExecuteCount(sql));
+    return Status::OK();
+  }));
+  return count;
+}
+
+Result<int64_t> Upsert(DuckConnection& writer, const TableSchema& schema,
+                       const std::shared_ptr<arrow::RecordBatch>& rows) {
+  // The last row of each key wins, as if the rows were applied one after another.
+  arrow::Int64Builder ordinal;
+  ARROW_RETURN_NOT_OK(ordinal.Reserve(rows->num_rows()));
+  for (int64_t i = 0; i < rows->num_rows(); ++i) ordinal.UnsafeAppend(i);
+  ARROW_ASSIGN_OR_RAISE(auto ordinals, ordinal.Finish());
+  ARROW_ASSIGN_OR_RAISE(auto numbered,
+                        rows->AddColumn(rows->num_columns(), "_teatree_ord", ordinals));
+  std::string updates;
+  for (const auto& column : schema.columns) {
+    if (schema.IsKey(column.name)) continue;
+    updates += (updates.empty() ? "" : ", ") + SqlIdentifier(column.name) + " = excluded." +
+               SqlIdentifier(column.name);
+  }
+  const std::string sql =
+      "INSERT INTO " + SqlIdentifier(schema.name) + " SELECT " + Columns(schema) + " FROM " +
+      kInputView + " QUALIFY row_number() OVER (PARTITION BY " + KeyColumns(schema) +
+      " ORDER BY _teatree_ord DESC) = 1 ON CONFLICT (" + KeyColumns(schema) + ") DO " +
+      (updates.empty() ? "NOTHING" : "UPDATE SET " + updates);
+  return InsertRows(writer, sql, numbered);
+}
+
+DuckParams ToDuckParams(const nlohmann::json& args) {
+  DuckParams params;
+  for (const auto& [name, value] : args.items()) {
+    if (value.is_boolean()) {
+      params[name] = value.get<bool>();
+    } else if (value.is_number_integer()) {
+      params[name] = value.get<int64_t>();
+    } else if (value.is_number()) {
+      params[name] = value.get<double>();
+    } else if (value.is_string()) {
+      params[name] = value.get<std::string>();
+    } else if (value.is_null()) {
+      params[name] = std::monostate{};
+    } else {
+      params[name] = value.dump();
+    }
+  }
+  return params;
+}
+
+Result<Executed> Invoke(const OpContext& context, ModelState& state,
+                        const PlannedRequest& planned) {
+  const SqlFunction& function = *planned.function;
+  std::vector<std::string> tables;
+  for (const auto& [name, schema] : state.tables) tables.push_back(name);
+  std::string sql = function.sql;
+  if (function.builder) {
+    ARROW_ASSIGN_OR_RAISE(sql, function.builder(planned.args, tables));
+  }
+  const DuckParams params = ToDuckParams(planned.args);
+  DuckConnection& writer = *context.writer;
+  Executed executed;
+  if (!function.write) {
+    ARROW_ASSIGN_OR_RAISE(executed.result, writer.QueryParams(sql, params));
+    executed.rows = executed.result->num_rows();
+    return executed;
+  }
+  const std::string target = SqlIdentifier(function.write->table);
+  const bool exists = state.tables.count(function.write->table) != 0;
+  const std::string statement =
+      function.write->replace || !exists
+          ? "CREATE OR REPLACE TABLE " + target + " AS " + sql
+          : "INSERT INTO " + target + " " + sql;
+  ARROW_ASSIGN_OR_RAISE(auto counted, writer.QueryParams(statement, params));
+  ARROW_ASSIGN_OR_RAISE(auto written, writer.QueryTable("SELECT * FROM " + target + " LIMIT 0"));
+  TableSchema schema;
+  schema.name = function.write->table;
+  for (const auto& field : written->schema()->fields()) {
+    ARROW_ASSIGN_OR_RAISE(auto type, ColumnTypeFromArrow(*field->type()));
+    schema.columns.push_back({field->name(), type});
+  }
+  if (counted->num_rows() == 1 && counted->num_columns() == 1) {
+    ARROW_ASSIGN_OR_RAISE(auto count, counted->column(0)->GetScalar(0));
+    ARROW_ASSIGN_OR_RAISE(auto as_int, count->CastTo(arrow::int64()));
+    executed.rows = std::static_pointer_cast<arrow::Int64Scalar>(as_int)->value;
+  }
+  ARROW_RETURN_NOT_OK(writer.Execute(
+      "INSERT OR REPLACE INTO _teatree_tables VALUES (" + SqlStringLiteral(schema.name) + ", " +
+      SqlStringLiteral(schema.ToJson().dump()) + ")"));
+  state.tables[schema.name] = std::move(schema);
+  executed.changed_data = true;
+  return executed;
+}
+
+}  // namespace
+
+void ValidateRequest(const OpContext& context, ModelState& state, PlannedRequest& planned) {
+  Status status = Validate(context, state, planned);
+  if (!status.ok()) planned.rejection = status.message();
+}
+
+Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
+                                const PlannedRequest& planned) {
+  const Request& request = *planned.request;
+  DuckConnection& writer = *context.writer;
+  Executed executed;
+  executed.changed_data = true;
+  switch (request.op) {
+    case Op::kCreateTable: {
+      const TableSchema& schema = *request.schema;
+      ARROW_RETURN_NOT_OK(writer.Execute(CreateTableSql(schema)));
+      ARROW_RETURN_NOT_OK(writer.Execute("INSERT INTO _teatree_tables VALUES (" +
+                                         SqlStringLiteral(schema.name) + ", " +
+                                         SqlStringLiteral(schema.ToJson().dump()) + ")"));
+      state.tables[schema.name] = schema;
+      return executed;
+    }
+    case Op::kAppend: {
+      const TableSchema& schema = state.tables.at(request.table);
+      ARROW_ASSIGN_OR_RAISE(executed.rows,
+                            InsertRows(writer,
+                                       "INSERT INTO " + SqlIdentifier(schema.name) + " SELECT " +
+                                           Columns(schema) + " FROM " + kInputView,
+                                       planned.rows));
+      return executed;
+    }
+    case Op::kUpsert: {
+      ARROW_ASSIGN_OR_RAISE(executed.rows,
+                            Upsert(writer, state.tables.at(request.table), planned.rows));
+      return executed;
+    }
+    case Op::kUpdate: {
+      std::string sets;
+      for (const auto& [column, expression] : request.set) {
+        sets += (sets.empty() ? "" : ", ") + SqlIdentifier(column) + " = " +
+                ExpressionToSql(expression);
+      }
+      std::string sql = "UPDATE " + SqlIdentifier(request.table) + " SET " + sets;
+      if (request.where) sql += " WHERE " + ExpressionToSql(*request.where);
+      ARROW_ASSIGN_OR_RAISE(executed.rows, writer.ExecuteCount(sql));
+      return executed;
+    }
+    case Op::kDelete: {
+      ARROW_ASSIGN_OR_RAISE(executed.rows,
+                            writer.ExecuteCount("DELETE FROM " + SqlIdentifier(request.table) +
+                                                " WHERE " + ExpressionToSql(*request.where)));
+      return executed;
+    }
+    case Op::kInvoke:
+      return Invoke(context, state, planned);
+    case Op::kQuery: {
+      ARROW_ASSIGN_OR_RAISE(executed.result, writer.QueryTable(request.sql));
+      executed.rows = executed.result->num_rows();
+      executed.changed_data = false;
+      return executed;
+    }
+    case Op::kSnapshot:
+      executed.changed_data = false;
+      return executed;
+    case Op::kAttach: {
+      ARROW_RETURN_NOT_OK(writer.Execute("INSERT INTO _teatree_attachments VALUES (" +
+                                         SqlStringLiteral(request.name) + ", " +
+                                         SqlStringLiteral(planned.attach_path.string()) + ")"));
+      state.attachments[request.name] = planned.attach_path.string();
+      executed.changed_data = false;
+      return executed;
+    }
+  }
+  return Status::Invalid("unknown op");
+}
+
+}  // namespace teatree

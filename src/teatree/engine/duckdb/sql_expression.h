@@ -1,0 +1,14 @@
+#pragma once
+
+#include <string>
+
+#include "teatree/request/expression.h"
+
+namespace teatree {
+
+/// Renders a request expression (already checked with CheckExpression) as DuckDB SQL:
+/// fields become quoted identifiers, literals quoted SQL literals, and Arrow compute function
+/// names their SQL operators, so the same request means the same thing on both engines.
+std::string ExpressionToSql(const Expression& expression);
+
+}  // namespace teatree

@@ -1,0 +1,67 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "teatree/common/status.h"
+#include "teatree/engine/outcome.h"
+
+namespace arrow {
+class Table;
+}  // namespace arrow
+
+namespace teatree {
+
+class FunctionRegistry;
+
+/// Where an engine keeps a model and what it may read.
+struct EngineOptions {
+  /// The model's directory, D/models/<model>.
+  std::filesystem::path model_dir;
+  std::string model;
+  /// `source` files and `attach` paths must lie under one of these (relative paths are
+  /// resolved against the first).
+  std::vector<std::filesystem::path> input_dirs;
+  /// Functions `invoke` may call; may be null (then only built-ins).
+  const FunctionRegistry* functions = nullptr;
+  /// Worker threads for the engine; 0 lets it choose.
+  int threads = 0;
+};
+
+/// A version frozen for publication: PrepareSnapshot() returns it under the writer lock,
+/// WriteVersionFile() turns it into an immutable file without blocking the writer.
+struct Snapshot {
+  int64_t version = 0;
+  std::filesystem::path source;
+};
+
+/// A storage engine for one model. Thread-safety: ApplyBatch() and PrepareSnapshot() belong
+/// to the single writer (callers serialize them); Query() and WriteVersionFile() may run on
+/// other threads at the same time.
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  /// Applies a batch in one transaction: each request's effect plus its row in the model's
+  /// request table, and one new version when anything changed. Known request ids return
+  /// their stored outcome; invalid requests are rejected, recorded, and do not stop the
+  /// rest. An error Status means nothing was committed.
+  virtual Result<BatchResult> ApplyBatch(const std::vector<Request>& batch) = 0;
+  /// The committed version.
+  virtual int64_t version() const = 0;
+  /// A read on the live model (sees every committed batch), as an Arrow table.
+  virtual Result<std::shared_ptr<arrow::Table>> Query(const std::string& sql) = 0;
+  /// The user tables, sorted.
+  virtual Result<std::vector<std::string>> Tables() = 0;
+  /// Makes the committed state copyable (e.g. checkpoints); writer only.
+  virtual Result<Snapshot> PrepareSnapshot() = 0;
+  /// Writes `snapshot` to `target` (which must not exist) and verifies it holds exactly that
+  /// version. Does not fsync or rename: the publisher does.
+  virtual Status WriteVersionFile(const Snapshot& snapshot,
+                                  const std::filesystem::path& target) = 0;
+};
+
+}  // namespace teatree

@@ -1,0 +1,153 @@
+#include "teatree/engine/source_reader.h"
+
+#include <arrow/api.h>
+#include <arrow/compute/cast.h>
+#include <arrow/csv/api.h>
+#include <arrow/io/file.h>
+#include <arrow/ipc/reader.h>
+#include <parquet/arrow/reader.h>
+
+#include "teatree/request/rows_to_arrow.h"
+
+namespace teatree {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool IsUnder(const fs::path& path, const fs::path& dir) {
+  auto rel = path.lexically_relative(dir);
+  return !rel.empty() && *rel.begin() != "..";
+}
+
+Result<std::shared_ptr<arrow::Table>> ReadParquet(const fs::path& path) {
+  ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open(path.string()));
+  ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
+  return reader->ReadTable();
+}
+
+Result<std::shared_ptr<arrow::Table>> ReadCsv(const fs::path& path, const TableSchema& schema) {
+  ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open(path.string()));
+  auto convert = arrow::csv::ConvertOptions::Defaults();
+  for (const auto& column : schema.columns) {
+    if (column.type.kind != ColumnType::Kind::kList) {
+      convert.column_types[column.name] = column.type.ToArrow();
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto reader, arrow::csv::TableReader::Make(
+                                         arrow::io::default_io_context(), file,
+                                         arrow::csv::ReadOptions::Defaults(),
+                                         arrow::csv::ParseOptions::Defaults(), convert));
+  return reader->Read();
+}
+
+Result<std::shared_ptr<arrow::Table>> ReadArrowIpc(const fs::path& path) {
+  ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open(path.string()));
+  auto file_reader = arrow::ipc::RecordBatchFileReader::Open(file);
+  if (file_reader.ok()) return (*file_reader)->ToTable();
+  ARROW_RETURN_NOT_OK(file->Seek(0));  // Not the file format: try the stream format.
+  ARROW_ASSIGN_OR_RAISE(auto stream_reader, arrow::ipc::RecordBatchStreamReader::Open(file));
+  return stream_reader->ToTable();
+}
+
+std::string ColumnList(const TableSchema& schema) {
+  std::string names;
+  for (const auto& column : schema.columns) names += (names.empty() ? "" : ", ") + column.name;
+  return names;
+}
+
+}  // namespace
+
+Result<fs::path> ResolveInputPath(const std::string& path, const std::vector<fs::path>& dirs) {
+  if (dirs.empty()) {
+    return Status::Invalid("cannot read \"", path,
+                           "\": no input directory is configured (start with --input-dir DIR)");
+  }
+  fs::path candidate = fs::path(path).is_absolute() ? fs::path(path) : dirs.front() / path;
+  std::error_code ec;
+  fs::path resolved = fs::canonical(candidate, ec);
+  if (ec) {
+    return Status::Invalid("cannot read \"", path, "\": ", ec.message(), " (looked at ",
+                           candidate.string(), ")");
+  }
+  for (const auto& dir : dirs) {
+    fs::path root = fs::weakly_canonical(dir, ec);
+    if (!ec && IsUnder(resolved, root)) return resolved;
+  }
+  return Status::Invalid("path \"", path, "\" is outside the input directories (",
+                         dirs.front().string(),
+                         " ...): place the file there or add its directory with --input-dir");
+}
+
+Result<std::shared_ptr<arrow::Table>> ReadSource(const SourceRef& source,
+                                                 const std::vector<fs::path>& dirs,
+                                                 const TableSchema& schema) {
+  ARROW_ASSIGN_OR_RAISE(fs::path path, ResolveInputPath(source.path, dirs));
+  Result<std::shared_ptr<arrow::Table>> table;
+  if (source.format == "parquet") {
+    table = ReadParquet(path);
+  } else if (source.format == "csv") {
+    table = ReadCsv(path, schema);
+  } else if (source.format == "arrow") {
+    table = ReadArrowIpc(path);
+  } else {
+    return Status::Invalid("source format \"", source.format, "\" is not parquet, csv or arrow");
+  }
+  if (!table.ok()) {
+    return Status::Invalid("cannot read ", source.format, " file \"", source.path,
+                           "\": ", table.status().message());
+  }
+  Status valid = (*table)->ValidateFull();
+  if (!valid.ok()) {
+    return Status::Invalid(source.format, " file \"", source.path,
+                           "\" holds invalid data: ", valid.message());
+  }
+  return table;
+}
+
+Result<std::shared_ptr<arrow::RecordBatch>> ConformToSchema(const arrow::Table& table,
+                                                            const TableSchema& schema) {
+  auto target = schema.ToArrow();
+  for (const auto& field : table.schema()->fields()) {
+    if (schema.FindColumn(field->name()) == nullptr) {
+      return Status::Invalid("column \"", field->name(), "\" is not in table ", schema.name,
+                             " (its columns: ", ColumnList(schema), ")");
+    }
+  }
+  std::vector<std::shared_ptr<arrow::Array>> columns;
+  for (const auto& field : target->fields()) {
+    auto chunked = table.GetColumnByName(field->name());
+    if (chunked == nullptr) {
+      return Status::Invalid("the data has no column \"", field->name(), "\"; table ",
+                             schema.name, " needs ", ColumnList(schema));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto combined, arrow::Concatenate(chunked->chunks()));
+    auto cast = arrow::compute::Cast(*combined, field->type(), arrow::compute::CastOptions::Safe());
+    if (!cast.ok()) {
+      return Status::Invalid("column \"", field->name(), "\" holds ",
+                             combined->type()->ToString(), " that cannot be stored as ",
+                             schema.FindColumn(field->name())->type.ToString(), ": ",
+                             cast.status().message());
+    }
+    if (schema.IsKey(field->name()) && (*cast)->null_count() > 0) {
+      return Status::Invalid("key column \"", field->name(), "\" of table ", schema.name,
+                             " holds NULL; every key needs a value");
+    }
+    columns.push_back(*cast);
+  }
+  return arrow::RecordBatch::Make(target, table.num_rows(), std::move(columns));
+}
+
+Result<std::shared_ptr<arrow::RecordBatch>> RequestRows(const Request& request,
+                                                        const TableSchema& schema,
+                                                        const std::vector<fs::path>& dirs) {
+  if (!request.rows.is_null()) return RowsToRecordBatch(request.rows, schema);
+  if (!request.rows_ipc.empty()) return IpcToRecordBatch(request.rows_ipc, schema);
+  if (request.source) {
+    ARROW_ASSIGN_OR_RAISE(auto table, ReadSource(*request.source, dirs, schema));
+    return ConformToSchema(*table, schema);
+  }
+  return Status::Invalid(OpName(request.op), " request ", request.request_id,
+                         " carries no rows: give rows, rows_ipc or source");
+}
+
+}  // namespace teatree

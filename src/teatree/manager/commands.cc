@@ -1,0 +1,155 @@
+#include "teatree/manager/commands.h"
+
+#include <chrono>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+
+#include "teatree/control/control_store.h"
+#include "teatree/request/codec.h"
+
+namespace teatree {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+/// Applies batches for every model met in the input, opening each model once.
+class BatchRunner {
+ public:
+  BatchRunner(const ApplyOptions& options, std::ostream& out) : options_(options), out_(out) {}
+
+  Status Add(Request request) {
+    if (!pending_.empty() && pending_.front().model != request.model) {
+      ARROW_RETURN_NOT_OK(Flush());
+    }
+    pending_.push_back(std::move(request));
+    if (pending_.size() >= options_.batch_size) return Flush();
+    return Status::OK();
+  }
+
+  Status Flush() {
+    if (pending_.empty()) return Status::OK();
+    ARROW_ASSIGN_OR_RAISE(ModelManager * manager, Manager(pending_.front().model));
+    ARROW_ASSIGN_OR_RAISE(auto result, manager->Apply(pending_));
+    for (const auto& outcome : result.outcomes) out_ << outcome.ToJson().dump() << "\n";
+    out_.flush();  // Printed lines are committed: crash tests rely on it.
+    applied_ += pending_.size();
+    pending_.clear();
+    return Status::OK();
+  }
+
+  Status Finish(std::ostream& progress) {
+    ARROW_RETURN_NOT_OK(Flush());
+    for (auto& [model, manager] : managers_) {
+      if (options_.wait_published && manager->version() > 0) {
+        ARROW_RETURN_NOT_OK(manager->WaitPublished(manager->version(), std::chrono::minutes(10)));
+      }
+      ARROW_RETURN_NOT_OK(manager->Close());
+      progress << "model " << model << ": version " << manager->version() << ", published "
+               << manager->published_version() << "\n";
+    }
+    return Status::OK();
+  }
+
+  size_t applied() const { return applied_; }
+  std::string Summary() const {
+    std::string text;
+    for (const auto& [model, manager] : managers_) {
+      text += (text.empty() ? "" : ", ") + model + " v" + std::to_string(manager->version());
+    }
+    return text;
+  }
+
+ private:
+  Result<ModelManager*> Manager(const std::string& model) {
+    auto it = managers_.find(model);
+    if (it != managers_.end()) return it->second.get();
+    ManagerOptions manager_options = options_.manager;
+    manager_options.model = model;
+    ARROW_ASSIGN_OR_RAISE(auto manager, ModelManager::Open(manager_options));
+    return managers_.emplace(model, std::move(manager)).first->second.get();
+  }
+
+  const ApplyOptions& options_;
+  std::ostream& out_;
+  std::vector<Request> pending_;
+  std::map<std::string, std::unique_ptr<ModelManager>> managers_;
+  size_t applied_ = 0;
+};
+
+nlohmann::json DecodeFailure(size_t line, const Status& status) {
+  return {{"line", line}, {"status", "rejected"}, {"error", status.message()}};
+}
+
+}  // namespace
+
+Status RunApply(const ApplyOptions& options, std::ostream& out, std::ostream& progress) {
+  std::ifstream file;
+  if (options.file != "-") {
+    file.open(options.file);
+    if (!file) return Status::IOError("cannot read requests file ", options.file.string());
+  }
+  std::istream& in = options.file == "-" ? std::cin : file;
+  BatchRunner runner(options, out);
+  auto last_report = Clock::now();
+  std::string line;
+  for (size_t number = 1; std::getline(in, line); ++number) {
+    if (line.empty() || line[0] == '#') continue;
+    auto request = DecodeRequest(line);
+    if (!request.ok()) {
+      out << DecodeFailure(number, request.status()).dump() << "\n";
+      continue;
+    }
+    ARROW_RETURN_NOT_OK(runner.Add(std::move(*request)));
+    if (Clock::now() - last_report > std::chrono::seconds(2)) {
+      progress << "applied " << runner.applied() << " requests (" << runner.Summary() << ")\n";
+      last_report = Clock::now();
+    }
+  }
+  return runner.Finish(progress);
+}
+
+Status RunVersions(const fs::path& data_dir, const std::string& model, std::ostream& out) {
+  ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(data_dir, model));
+  if (versions.empty() && !fs::exists(ModelDir(data_dir, model))) {
+    return Status::KeyError("model ", model, " does not exist in ", data_dir.string());
+  }
+  out << std::left << std::setw(10) << "version" << std::setw(14) << "bytes"
+      << "sha256\n";
+  for (int64_t version : versions) {
+    const fs::path file = VersionFilePath(data_dir, model, version);
+    std::error_code ec;
+    const auto bytes = fs::file_size(file, ec);
+    std::string checksum;
+    std::ifstream(file.string() + ".sha256") >> checksum;
+    out << std::setw(10) << version << std::setw(14) << (ec ? 0 : bytes) << checksum << "\n";
+  }
+  return Status::OK();
+}
+
+Status RunCatalog(const fs::path& data_dir, std::ostream& out) {
+  const fs::path path = data_dir / "control.sqlite";
+  if (!fs::exists(path)) {
+    return Status::KeyError("no control catalog at ", path.string(),
+                            ": apply some requests first (teatree apply --data-dir ",
+                            data_dir.string(), " --file …)");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto control, ControlStore::Open("sqlite://" + fs::absolute(path).string()));
+  ARROW_ASSIGN_OR_RAISE(auto models, control->ListModels());
+  for (const auto& model : models) {
+    out << "model " << model.id << "  engine " << model.engine << "  status " << model.status
+        << "  version " << model.current_version << "  published " << model.published_version
+        << "\n";
+    ARROW_ASSIGN_OR_RAISE(auto content, control->ListContent(model.id));
+    for (const auto& record : content) {
+      if (record.version != model.published_version) continue;
+      out << "  " << std::left << std::setw(24) << record.table_name << std::right
+          << std::setw(12) << record.rows << " rows  " << record.archive_uri << "\n";
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace teatree

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <filesystem>
+#include <ostream>
+
+#include "teatree/common/status.h"
+#include "teatree/manager/model_manager.h"
+
+namespace teatree {
+
+struct ApplyOptions {
+  /// Data directory, catalog, archive, inputs and functions for every model in the file;
+  /// `manager.model` is ignored (each request names its model).
+  ManagerOptions manager;
+  /// JSON lines, one request each ("-" reads standard input). Blank lines and lines starting
+  /// with '#' are skipped.
+  std::filesystem::path file;
+  /// Requests group-committed together (consecutive requests for the same model).
+  size_t batch_size = 256;
+  /// Wait at the end until the newest version of each model is published.
+  bool wait_published = true;
+};
+
+/// `teatree apply`: applies a file of requests in-process, printing one JSON outcome line per
+/// request to `out` as soon as its batch is committed, and progress to `progress`.
+Status RunApply(const ApplyOptions& options, std::ostream& out, std::ostream& progress);
+
+/// `teatree versions`: the published versions of one model with size and checksum.
+Status RunVersions(const std::filesystem::path& data_dir, const std::string& model,
+                   std::ostream& out);
+
+/// `teatree catalog`: every model in the control catalog with its versions, and the tables
+/// and row counts of its newest published version.
+Status RunCatalog(const std::filesystem::path& data_dir, std::ostream& out);
+
+}  // namespace teatree

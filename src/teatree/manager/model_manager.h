@@ -1,0 +1,77 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "teatree/common/status.h"
+#include "teatree/engine/outcome.h"
+
+namespace teatree {
+
+class Engine;
+class ControlStore;
+
+struct ManagerOptions {
+  /// The data directory: models/, archive/, input/, control.sqlite live here.
+  std::filesystem::path data_dir = "teatree-data";
+  std::string model;
+  /// Control catalog URL; empty means sqlite://<data_dir>/control.sqlite.
+  std::string control_url;
+  /// Archive URL or directory; empty means <data_dir>/archive, "none" disables archiving.
+  std::string archive_url;
+  /// Where `source` and `attach` paths may point; empty means <data_dir>/input.
+  std::vector<std::filesystem::path> input_dirs;
+  /// JSON file of SQL functions for `invoke`, besides the built-ins; may be empty.
+  std::filesystem::path functions_file;
+  /// How long a superseded version file stays after the one before the newest.
+  std::chrono::milliseconds retention_grace = std::chrono::seconds(60);
+  /// DuckDB worker threads; 0 lets DuckDB choose.
+  int threads = 0;
+};
+
+/// Owns one model: its engine (the single writer), the version publisher and the catalog
+/// updates. Apply() may be called from any thread (calls are serialized: one writer);
+/// versions are published by a background thread, off the writer's path. Open() reconciles
+/// the catalog with the model's own file, which is the source of truth, removes temporary
+/// files a crash left behind and republishes the newest version if it is missing.
+class ModelManager {
+ public:
+  static Result<std::unique_ptr<ModelManager>> Open(const ManagerOptions& options);
+  /// Publishes the newest version, then stops.
+  ~ModelManager();
+
+  ModelManager(const ModelManager&) = delete;
+  ModelManager& operator=(const ModelManager&) = delete;
+
+  /// Applies one batch as one transaction (group commit) and records it in the catalog. The
+  /// outcomes are final once this returns: the batch is durable in the model's file.
+  Result<BatchResult> Apply(const std::vector<Request>& batch);
+  /// Waits until `version` (or a newer one) is published, or fails after `timeout`.
+  Status WaitPublished(int64_t version, std::chrono::milliseconds timeout);
+  /// Publishes the newest version and stops the publisher; Apply() fails afterwards.
+  Status Close();
+
+  int64_t version() const;
+  int64_t published_version() const;
+  Engine& engine();
+  const ManagerOptions& options() const;
+
+ private:
+  struct Impl;
+  explicit ModelManager(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The model directory D/models/<model>.
+std::filesystem::path ModelDir(const std::filesystem::path& data_dir, const std::string& model);
+/// D/models/<model>/versions/v<N>.duckdb
+std::filesystem::path VersionFilePath(const std::filesystem::path& data_dir,
+                                      const std::string& model, int64_t version);
+/// The published version files of a model, ascending by version.
+Result<std::vector<int64_t>> ListVersionFiles(const std::filesystem::path& data_dir,
+                                              const std::string& model);
+
+}  // namespace teatree

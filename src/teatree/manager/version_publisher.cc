@@ -1,0 +1,186 @@
+#include "teatree/manager/version_publisher.h"
+
+#include <arrow/api.h>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+
+#include "teatree/archive/archive.h"
+#include "teatree/common/file_util.h"
+#include "teatree/control/control_store.h"
+#include "teatree/engine/duckdb/duckdb_database.h"
+#include "teatree/engine/engine.h"
+#include "teatree/manager/model_manager.h"
+
+namespace teatree {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr auto kRetryDelay = std::chrono::seconds(1);
+
+/// The checksum file beside a version file, in `sha256sum -c` format.
+fs::path ChecksumPath(const fs::path& version_file) {
+  return version_file.string() + ".sha256";
+}
+
+}  // namespace
+
+VersionPublisher::VersionPublisher(const PublisherOptions& options, Engine& engine,
+                                   std::mutex& writer_mutex, ControlStore& control,
+                                   Archive* archive, int64_t published)
+    : options_(options),
+      engine_(engine),
+      writer_mutex_(writer_mutex),
+      control_(control),
+      archive_(archive),
+      published_(published) {}
+
+VersionPublisher::~VersionPublisher() { (void)Stop(); }
+
+void VersionPublisher::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void VersionPublisher::Notify(bool force) {
+  std::lock_guard lock(mutex_);
+  force_ = force_ || force;
+  changed_.notify_all();
+}
+
+int64_t VersionPublisher::published() const {
+  std::lock_guard lock(mutex_);
+  return published_;
+}
+
+Status VersionPublisher::WaitPublished(int64_t version, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  if (!changed_.wait_for(lock, timeout, [&] { return published_ >= version || stopping_; }) ||
+      published_ < version) {
+    return Status::IOError("version ", version, " of model ", options_.model,
+                           " was not published within ", timeout.count(), " ms",
+                           last_error_.ok() ? "" : ": " + last_error_.message());
+  }
+  return Status::OK();
+}
+
+Status VersionPublisher::Stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!thread_.joinable()) return last_error_;
+    stopping_ = true;
+    changed_.notify_all();
+  }
+  thread_.join();
+  std::lock_guard lock(mutex_);
+  return last_error_;
+}
+
+void VersionPublisher::Run() {
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [&] {
+        return stopping_ || force_ || engine_.version() > published_;
+      });
+      const bool pending = force_ || engine_.version() > published_;
+      if (!pending && stopping_) return;
+      force_ = false;
+    }
+    Status status = PublishOnce();
+    std::unique_lock lock(mutex_);
+    last_error_ = status;
+    changed_.notify_all();
+    if (!status.ok()) {
+      spdlog::error("model {}: publishing failed, retrying: {}", options_.model,
+                    status.message());
+      if (stopping_) return;  // Reconciled at the next start.
+      changed_.wait_for(lock, kRetryDelay, [&] { return stopping_; });
+    }
+  }
+}
+
+Status VersionPublisher::PublishOnce() {
+  Snapshot snapshot;
+  {
+    std::lock_guard writer(writer_mutex_);
+    ARROW_ASSIGN_OR_RAISE(snapshot, engine_.PrepareSnapshot());
+  }
+  if (snapshot.version == 0) return Status::OK();  // Nothing to publish before the first batch.
+  const fs::path target = VersionFilePath(options_.data_dir, options_.model, snapshot.version);
+  if (!fs::exists(target)) {
+    const fs::path tmp = target.string() + ".tmp";
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    ARROW_RETURN_NOT_OK(engine_.WriteVersionFile(snapshot, tmp));
+    ARROW_RETURN_NOT_OK(SyncFile(tmp));
+    ARROW_ASSIGN_OR_RAISE(std::string checksum, Sha256File(tmp));
+    ARROW_RETURN_NOT_OK(WriteFileAtomically(
+        ChecksumPath(target), checksum + "  " + target.filename().string() + "\n"));
+    ARROW_RETURN_NOT_OK(DurableRename(tmp, target));
+  }
+  {
+    std::lock_guard lock(mutex_);
+    published_ = std::max(published_, snapshot.version);
+    changed_.notify_all();
+  }
+  ARROW_RETURN_NOT_OK(Finish(snapshot.version));
+  return RemoveExpiredVersions();
+}
+
+Status VersionPublisher::Finish(int64_t version) {
+  const fs::path file = VersionFilePath(options_.data_dir, options_.model, version);
+  ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open({.path = file.string(), .read_only = true}));
+  ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
+  ARROW_ASSIGN_OR_RAISE(auto tables, connection->QueryTable(
+                                         "SELECT name FROM _teatree_tables ORDER BY name"));
+  std::string checksum;
+  {
+    std::ifstream in(ChecksumPath(file));
+    in >> checksum;
+  }
+  std::vector<ContentRecord> records;
+  for (int64_t i = 0; i < tables->num_rows(); ++i) {
+    ARROW_ASSIGN_OR_RAISE(auto scalar, tables->column(0)->GetScalar(i));
+    const std::string table = scalar->ToString();
+    ContentRecord record{.model = options_.model,
+                         .version = version,
+                         .table_name = table,
+                         .version_file_uri = "file://" + fs::absolute(file).string(),
+                         .checksum = checksum};
+    ARROW_ASSIGN_OR_RAISE(auto rows, connection->Query("SELECT * FROM \"" + table + "\""));
+    if (archive_ != nullptr) {
+      ARROW_ASSIGN_OR_RAISE(auto archived,
+                            archive_->WriteTable(options_.model, version, table, *rows));
+      record.rows = archived.rows;
+      record.bytes = archived.bytes;
+      record.archive_uri = archived.uri;
+    } else {
+      ARROW_ASSIGN_OR_RAISE(auto all, rows->ToTable());
+      record.rows = all->num_rows();
+    }
+    records.push_back(std::move(record));
+  }
+  ARROW_RETURN_NOT_OK(control_.RecordContent(records));
+  ARROW_ASSIGN_OR_RAISE(auto model, control_.GetModel(options_.model));
+  ModelRecord updated = model.value_or(ModelRecord{.id = options_.model});
+  updated.published_version = std::max(updated.published_version, version);
+  return control_.UpsertModel(updated);
+}
+
+Status VersionPublisher::RemoveExpiredVersions() {
+  ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(options_.data_dir, options_.model));
+  // Keep the newest and the one before it; an older one goes once its successor has been
+  // published for longer than the grace period, so readers of it have time to move on.
+  for (size_t i = 0; i + 2 < versions.size(); ++i) {
+    const fs::path file = VersionFilePath(options_.data_dir, options_.model, versions[i]);
+    const fs::path successor =
+        VersionFilePath(options_.data_dir, options_.model, versions[i + 1]);
+    std::error_code ec;
+    auto age = fs::file_time_type::clock::now() - fs::last_write_time(successor, ec);
+    if (ec || age < options_.retention_grace) continue;
+    fs::remove(ChecksumPath(file), ec);
+    fs::remove(file, ec);
+  }
+  return Status::OK();
+}
+
+}  // namespace teatree

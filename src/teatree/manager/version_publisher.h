@@ -1,0 +1,72 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "teatree/common/status.h"
+
+namespace teatree {
+
+class Archive;
+class ControlStore;
+class Engine;
+
+struct PublisherOptions {
+  std::filesystem::path data_dir;
+  std::string model;
+  std::chrono::milliseconds retention_grace = std::chrono::seconds(60);
+};
+
+/// Turns committed versions into immutable version files, off the writer's path. Its thread
+/// waits for a version newer than the published one, freezes it under the writer lock
+/// (Engine::PrepareSnapshot: a checkpoint, cost proportional to the change), then copies,
+/// verifies, fsyncs and renames it into versions/v<N>.duckdb without holding the lock, writes
+/// a `sha256sum`-style checksum beside it, archives each table as Parquet, records it in the
+/// catalog, and removes versions older than the previous one after the grace period. When
+/// commits outrun it, it publishes the newest version and skips the ones in between.
+/// Thread-safe: Notify()/Wait…()/Stop() from any thread.
+class VersionPublisher {
+ public:
+  /// `engine`, `writer_mutex`, `control` and `archive` (may be null) must outlive it.
+  VersionPublisher(const PublisherOptions& options, Engine& engine, std::mutex& writer_mutex,
+                   ControlStore& control, Archive* archive, int64_t published);
+  ~VersionPublisher();
+
+  /// Starts the thread.
+  void Start();
+  /// Wakes the thread after a commit; `force` publishes even an unchanged version.
+  void Notify(bool force = false);
+  Status WaitPublished(int64_t version, std::chrono::milliseconds timeout);
+  /// Publishes what is pending, then stops the thread.
+  Status Stop();
+  int64_t published() const;
+
+  /// Archives and records an already published version (used when reconciling at start).
+  Status Finish(int64_t version);
+
+ private:
+  void Run();
+  Status PublishOnce();
+  Status RemoveExpiredVersions();
+
+  PublisherOptions options_;
+  Engine& engine_;
+  std::mutex& writer_mutex_;
+  ControlStore& control_;
+  Archive* archive_;
+  std::thread thread_;
+
+  // State below is protected by mutex_.
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  int64_t published_;
+  bool force_ = false;
+  bool stopping_ = false;
+  Status last_error_;
+};
+
+}  // namespace teatree
