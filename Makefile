@@ -31,12 +31,29 @@ configure: bootstrap $(BUILD_DIR)/build.ninja
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
+DEMO_DATA = $(BUILD_DIR)/demo-data
+TEATREE = $(BUILD_DIR)/bin/teatree
+
 demo: build
 	@echo "== teatree doctor: every dependency, proven by use"
-	@$(BUILD_DIR)/bin/teatree doctor
+	@$(TEATREE) doctor
+	@rm -rf $(DEMO_DATA)
 	@echo
-	@echo "== teatree demo: DuckDB writes, Arrow computes"
-	@$(BUILD_DIR)/bin/teatree demo
+	@echo "== teatree apply: a stream of requests for the sales model (examples/sales), 8 per batch"
+	@$(TEATREE) apply --data-dir $(DEMO_DATA) --file examples/sales/requests.jsonl \
+	  --functions examples/sales/functions.json --input-dir examples/sales/input \
+	  --batch-size 8 --output text
+	@echo
+	@echo "== teatree catalog: what the control catalog recorded"
+	@$(TEATREE) catalog --data-dir $(DEMO_DATA)
+	@echo
+	@echo "== teatree versions: immutable version files, ready to ship"
+	@$(TEATREE) versions --data-dir $(DEMO_DATA) --model sales
+	@echo
+	@newest=$$(ls $(DEMO_DATA)/models/sales/versions/v*.duckdb | sort -V | tail -1); \
+	  echo "== teatree inspect: $$newest opened read-only by a second process"; \
+	  $(TEATREE) inspect $$newest && \
+	  $(TEATREE) inspect $$newest "SELECT day, sum(revenue) AS revenue FROM daily_revenue GROUP BY day ORDER BY day DESC LIMIT 5"
 
 test: build
 	@ctest --test-dir $(BUILD_DIR) -j $(JOBS) --output-on-failure --timeout 900

@@ -77,6 +77,11 @@ int Main(int argc, char** argv) {
                    "requests committed together (group commit)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  apply
+      ->add_option("--output", apply_options.output,
+                   "json: one JSON outcome per line; text: aligned lines and result rows")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"json", "text"}));
   apply->add_flag("!--no-wait", apply_options.wait_published,
                   "do not wait for the newest version to be published before exiting");
 
@@ -89,6 +94,16 @@ int Main(int argc, char** argv) {
       "catalog", "Show the control catalog: models, versions, tables and row counts");
   catalog->add_option("--data-dir,-d", data_dir, "data directory")->capture_default_str();
 
+  std::filesystem::path inspect_file;
+  std::string inspect_sql;
+  auto* inspect = app.add_subcommand(
+      "inspect",
+      "Open a model or version file read-only (as any DuckDB client would) and show "
+      "its tables, or run one SELECT on it");
+  inspect->add_option("file", inspect_file, "a .duckdb file, e.g. a version from teatree versions")
+      ->required();
+  inspect->add_option("sql", inspect_sql, "a SELECT statement to run");
+
   CLI11_PARSE(app, argc, argv);
 
   teatree::Status status = teatree::InitializeArrow();
@@ -98,6 +113,9 @@ int Main(int argc, char** argv) {
     status = teatree::RunApply(apply_options, std::cout, std::cerr);
   if (status.ok() && versions->parsed()) status = teatree::RunVersions(data_dir, model, std::cout);
   if (status.ok() && catalog->parsed()) status = teatree::RunCatalog(data_dir, std::cout);
+  if (status.ok() && inspect->parsed()) {
+    status = teatree::RunInspect(inspect_file, inspect_sql, std::cout);
+  }
   teatree::ShutdownArrow();
   return Report(status);
 }

@@ -7,6 +7,23 @@
 #include <vector>
 
 namespace teatree {
+namespace {
+
+/// A cell as people write values: lists as [a, b], NULL as NULL.
+std::string CellText(const arrow::Scalar& scalar) {
+  if (!scalar.is_valid) return "NULL";
+  if (const auto* list = dynamic_cast<const arrow::BaseListScalar*>(&scalar)) {
+    std::string text = "[";
+    for (int64_t i = 0; i < list->value->length(); ++i) {
+      auto item = list->value->GetScalar(i);
+      text += (i ? ", " : "") + (item.ok() ? CellText(**item) : std::string("?"));
+    }
+    return text + "]";
+  }
+  return scalar.ToString();
+}
+
+}  // namespace
 
 Result<std::string> FormatTable(const arrow::Table& table, int64_t max_rows) {
   const int columns = table.num_columns();
@@ -20,7 +37,7 @@ Result<std::string> FormatTable(const arrow::Table& table, int64_t max_rows) {
     numeric[c] = arrow::is_numeric(field->type()->id()) || arrow::is_decimal(field->type()->id());
     for (int64_t r = 0; r < rows; ++r) {
       ARROW_ASSIGN_OR_RAISE(auto scalar, table.column(c)->GetScalar(r));
-      cells[r][c] = scalar->is_valid ? scalar->ToString() : "NULL";
+      cells[r][c] = CellText(*scalar);
       widths[c] = std::max(widths[c], cells[r][c].size());
     }
   }

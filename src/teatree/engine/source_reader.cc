@@ -33,10 +33,10 @@ Result<std::shared_ptr<arrow::Table>> ReadCsv(const fs::path& path, const TableS
       convert.column_types[column.name] = column.type.ToArrow();
     }
   }
-  ARROW_ASSIGN_OR_RAISE(auto reader, arrow::csv::TableReader::Make(
-                                         arrow::io::default_io_context(), file,
-                                         arrow::csv::ReadOptions::Defaults(),
-                                         arrow::csv::ParseOptions::Defaults(), convert));
+  ARROW_ASSIGN_OR_RAISE(
+      auto reader, arrow::csv::TableReader::Make(arrow::io::default_io_context(), file,
+                                                 arrow::csv::ReadOptions::Defaults(),
+                                                 arrow::csv::ParseOptions::Defaults(), convert));
   return reader->Read();
 }
 
@@ -117,14 +117,14 @@ Result<std::shared_ptr<arrow::RecordBatch>> ConformToSchema(const arrow::Table& 
   for (const auto& field : target->fields()) {
     auto chunked = table.GetColumnByName(field->name());
     if (chunked == nullptr) {
-      return Status::Invalid("the data has no column \"", field->name(), "\"; table ",
-                             schema.name, " needs ", ColumnList(schema));
+      return Status::Invalid("the data has no column \"", field->name(), "\"; table ", schema.name,
+                             " needs ", ColumnList(schema));
     }
     ARROW_ASSIGN_OR_RAISE(auto combined, arrow::Concatenate(chunked->chunks()));
     auto cast = arrow::compute::Cast(*combined, field->type(), arrow::compute::CastOptions::Safe());
     if (!cast.ok()) {
-      return Status::Invalid("column \"", field->name(), "\" holds ",
-                             combined->type()->ToString(), " that cannot be stored as ",
+      return Status::Invalid("column \"", field->name(), "\" holds ", combined->type()->ToString(),
+                             " that cannot be stored as ",
                              schema.FindColumn(field->name())->type.ToString(), ": ",
                              cast.status().message());
     }

@@ -85,7 +85,8 @@ Result<SqlFunction> ParseFunction(const nlohmann::json& json, const std::string&
   return function;
 }
 
-Result<std::string> TableArgument(const nlohmann::json& args, const std::vector<std::string>& tables) {
+Result<std::string> TableArgument(const nlohmann::json& args,
+                                  const std::vector<std::string>& tables) {
   const std::string table = args["table"].get<std::string>();
   if (std::find(tables.begin(), tables.end(), table) == tables.end()) {
     return Status::Invalid("table \"", table, "\" does not exist in this model");
@@ -103,9 +104,11 @@ FunctionRegistry FunctionRegistry::WithBuiltins() {
   (void)registry.Register(
       {.name = "row_counts",
        .description = "every table of the model with its row count",
-       .builder = [](const nlohmann::json&, const std::vector<std::string>& tables)
-           -> Result<std::string> {
-         if (tables.empty()) return std::string("SELECT NULL::VARCHAR AS \"table\", 0::BIGINT AS \"rows\" WHERE false");
+       .builder = [](const nlohmann::json&,
+                     const std::vector<std::string>& tables) -> Result<std::string> {
+         if (tables.empty())
+           return std::string(
+               "SELECT NULL::VARCHAR AS \"table\", 0::BIGINT AS \"rows\" WHERE false");
          std::string sql;
          for (const auto& table : tables) {
            sql += (sql.empty() ? "" : " UNION ALL ") + std::string("SELECT ") +
@@ -118,11 +121,12 @@ FunctionRegistry FunctionRegistry::WithBuiltins() {
       {.name = "table_stats",
        .description = "per-column statistics of a table: type, min, max, distinct, nulls",
        .params = {{"table", varchar, nullptr}},
-       .builder = [](const nlohmann::json& args, const std::vector<std::string>& tables)
-           -> Result<std::string> {
+       .builder = [](const nlohmann::json& args,
+                     const std::vector<std::string>& tables) -> Result<std::string> {
          ARROW_ASSIGN_OR_RAISE(auto table, TableArgument(args, tables));
          return "SELECT column_name, column_type, min, max, approx_unique, null_percentage, "
-                "count FROM (SUMMARIZE " + table + ")";
+                "count FROM (SUMMARIZE " +
+                table + ")";
        }});
   (void)registry.Register(
       {.name = "top_n",
@@ -131,8 +135,8 @@ FunctionRegistry FunctionRegistry::WithBuiltins() {
                   {"column", varchar, nullptr},
                   {"n", bigint, 10},
                   {"descending", boolean, true}},
-       .builder = [](const nlohmann::json& args, const std::vector<std::string>& tables)
-           -> Result<std::string> {
+       .builder = [](const nlohmann::json& args,
+                     const std::vector<std::string>& tables) -> Result<std::string> {
          ARROW_ASSIGN_OR_RAISE(auto table, TableArgument(args, tables));
          const std::string column = args["column"].get<std::string>();
          ARROW_RETURN_NOT_OK(ValidateName("column", column));
@@ -207,8 +211,8 @@ Result<nlohmann::json> BindArguments(const SqlFunction& function, const nlohmann
       if (it == function.params.end()) {
         std::string known;
         for (const auto& p : function.params) known += (known.empty() ? "" : ", ") + p.name;
-        return Status::Invalid(function.name, " has no parameter \"", name, "\" (it takes: ",
-                               known.empty() ? "none" : known, ")");
+        return Status::Invalid(function.name, " has no parameter \"", name,
+                               "\" (it takes: ", known.empty() ? "none" : known, ")");
       }
       ARROW_RETURN_NOT_OK(CheckArgumentType(function.name, *it, value));
       bound[name] = value;

@@ -1,12 +1,18 @@
 #include "teatree/manager/commands.h"
 
+#include <arrow/api.h>
+
 #include <chrono>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <sstream>
 
+#include "teatree/common/sql_quote.h"
+#include "teatree/common/table_format.h"
 #include "teatree/control/control_store.h"
+#include "teatree/engine/duckdb/duckdb_database.h"
 #include "teatree/request/codec.h"
 
 namespace teatree {
@@ -33,7 +39,7 @@ class BatchRunner {
     if (pending_.empty()) return Status::OK();
     ARROW_ASSIGN_OR_RAISE(ModelManager * manager, Manager(pending_.front().model));
     ARROW_ASSIGN_OR_RAISE(auto result, manager->Apply(pending_));
-    for (const auto& outcome : result.outcomes) out_ << outcome.ToJson().dump() << "\n";
+    for (const auto& outcome : result.outcomes) ARROW_RETURN_NOT_OK(Print(outcome));
     out_.flush();  // Printed lines are committed: crash tests rely on it.
     applied_ += pending_.size();
     pending_.clear();
@@ -49,6 +55,28 @@ class BatchRunner {
       ARROW_RETURN_NOT_OK(manager->Close());
       progress << "model " << model << ": version " << manager->version() << ", published "
                << manager->published_version() << "\n";
+    }
+    return Status::OK();
+  }
+
+  Status Print(const RequestOutcome& outcome) {
+    if (options_.output != "text") {
+      out_ << outcome.ToJson().dump() << "\n";
+      return Status::OK();
+    }
+    out_ << std::left << std::setw(12) << outcome.request_id << " " << std::setw(13)
+         << OpName(outcome.op) << " ";
+    if (!outcome.applied()) {
+      out_ << "REJECTED  " << outcome.error << "\n";
+      return Status::OK();
+    }
+    out_ << std::setw(9) << (outcome.duplicate ? "duplicate" : "applied") << " v" << std::setw(4)
+         << outcome.version << std::right << std::setw(7) << outcome.rows << " rows " << std::fixed
+         << std::setprecision(1) << std::setw(7) << outcome.duration_ms << " ms\n";
+    if (outcome.result != nullptr) {
+      ARROW_ASSIGN_OR_RAISE(auto text, FormatTable(*outcome.result, 20));
+      std::istringstream lines(text);
+      for (std::string line; std::getline(lines, line);) out_ << "    " << line << "\n";
     }
     return Status::OK();
   }
@@ -79,8 +107,15 @@ class BatchRunner {
   size_t applied_ = 0;
 };
 
-nlohmann::json DecodeFailure(size_t line, const Status& status) {
-  return {{"line", line}, {"status", "rejected"}, {"error", status.message()}};
+void PrintDecodeFailure(const ApplyOptions& options, size_t line, const Status& status,
+                        std::ostream& out) {
+  if (options.output == "text") {
+    out << "line " << std::left << std::setw(7) << line << " " << std::setw(13) << "-"
+        << " REJECTED  " << status.message() << "\n";
+    return;
+  }
+  out << nlohmann::json{{"line", line}, {"status", "rejected"}, {"error", status.message()}}.dump()
+      << "\n";
 }
 
 }  // namespace
@@ -99,7 +134,8 @@ Status RunApply(const ApplyOptions& options, std::ostream& out, std::ostream& pr
     if (line.empty() || line[0] == '#') continue;
     auto request = DecodeRequest(line);
     if (!request.ok()) {
-      out << DecodeFailure(number, request.status()).dump() << "\n";
+      ARROW_RETURN_NOT_OK(runner.Flush());  // Keep outcome lines in input order.
+      PrintDecodeFailure(options, number, request.status(), out);
       continue;
     }
     ARROW_RETURN_NOT_OK(runner.Add(std::move(*request)));
@@ -136,7 +172,8 @@ Status RunCatalog(const fs::path& data_dir, std::ostream& out) {
                             ": apply some requests first (teatree apply --data-dir ",
                             data_dir.string(), " --file …)");
   }
-  ARROW_ASSIGN_OR_RAISE(auto control, ControlStore::Open("sqlite://" + fs::absolute(path).string()));
+  ARROW_ASSIGN_OR_RAISE(auto control,
+                        ControlStore::Open("sqlite://" + fs::absolute(path).string()));
   ARROW_ASSIGN_OR_RAISE(auto models, control->ListModels());
   for (const auto& model : models) {
     out << "model " << model.id << "  engine " << model.engine << "  status " << model.status
@@ -145,10 +182,42 @@ Status RunCatalog(const fs::path& data_dir, std::ostream& out) {
     ARROW_ASSIGN_OR_RAISE(auto content, control->ListContent(model.id));
     for (const auto& record : content) {
       if (record.version != model.published_version) continue;
-      out << "  " << std::left << std::setw(24) << record.table_name << std::right
-          << std::setw(12) << record.rows << " rows  " << record.archive_uri << "\n";
+      out << "  " << std::left << std::setw(24) << record.table_name << std::right << std::setw(12)
+          << record.rows << " rows  " << record.archive_uri << "\n";
     }
   }
+  return Status::OK();
+}
+
+Status RunInspect(const fs::path& file, const std::string& sql, std::ostream& out) {
+  if (!fs::exists(file)) return Status::KeyError("no such file: ", file.string());
+  ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open({.path = file.string(), .read_only = true}));
+  ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
+  if (!sql.empty()) {
+    ARROW_ASSIGN_OR_RAISE(bool select, connection->IsSingleSelect(sql));
+    if (!select) return Status::Invalid("inspect runs one SELECT statement; got: ", sql);
+    ARROW_ASSIGN_OR_RAISE(auto table, connection->QueryTable(sql));
+    ARROW_ASSIGN_OR_RAISE(auto text, FormatTable(*table));
+    out << text;
+    return Status::OK();
+  }
+  ARROW_ASSIGN_OR_RAISE(auto version,
+                        connection->QueryTable("SELECT version FROM _teatree_version"));
+  ARROW_ASSIGN_OR_RAISE(auto scalar, version->column(0)->GetScalar(0));
+  out << file.string() << ": Teatree model version " << scalar->ToString() << "\n";
+  ARROW_ASSIGN_OR_RAISE(auto tables,
+                        connection->QueryTable("SELECT name FROM _teatree_tables ORDER BY name"));
+  std::string counts;
+  for (int64_t i = 0; i < tables->num_rows(); ++i) {
+    ARROW_ASSIGN_OR_RAISE(auto name, tables->column(0)->GetScalar(i));
+    counts += (counts.empty() ? "" : " UNION ALL ") + std::string("SELECT ") +
+              SqlStringLiteral(name->ToString()) + " AS \"table\", count(*) AS \"rows\" FROM " +
+              SqlIdentifier(name->ToString());
+  }
+  if (counts.empty()) return Status::OK();
+  ARROW_ASSIGN_OR_RAISE(auto table, connection->QueryTable(counts));
+  ARROW_ASSIGN_OR_RAISE(auto text, FormatTable(*table));
+  out << text;
   return Status::OK();
 }
 

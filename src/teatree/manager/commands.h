@@ -19,6 +19,9 @@ struct ApplyOptions {
   size_t batch_size = 256;
   /// Wait at the end until the newest version of each model is published.
   bool wait_published = true;
+  /// "json": one JSON object per outcome (for programs); "text": aligned lines for people,
+  /// with the rows that queries and functions return.
+  std::string output = "json";
 };
 
 /// `teatree apply`: applies a file of requests in-process, printing one JSON outcome line per
@@ -32,5 +35,9 @@ Status RunVersions(const std::filesystem::path& data_dir, const std::string& mod
 /// `teatree catalog`: every model in the control catalog with its versions, and the tables
 /// and row counts of its newest published version.
 Status RunCatalog(const std::filesystem::path& data_dir, std::ostream& out);
+
+/// `teatree inspect`: opens a model or version file read-only, as any DuckDB client would,
+/// and prints its Teatree version and tables with row counts, or the result of `sql`.
+Status RunInspect(const std::filesystem::path& file, const std::string& sql, std::ostream& out);
 
 }  // namespace teatree

@@ -1,5 +1,6 @@
 #include "teatree/manager/model_manager.h"
 
+#include <arrow/api.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -86,7 +87,9 @@ struct ModelManager::Impl {
   /// Records the model's state in the catalog. The model file is the source of truth, so a
   /// catalog failure is logged and repaired at the next start instead of failing the write.
   void UpdateCatalog(const std::string& status, const BatchResult* batch) {
-    ModelRecord record{.id = options.model, .engine = "duckdb", .status = status,
+    ModelRecord record{.id = options.model,
+                       .engine = "duckdb",
+                       .status = status,
                        .current_version = engine->version(),
                        .published_version = publisher ? publisher->published() : 0};
     Status result = control->UpsertModel(record);
@@ -94,9 +97,10 @@ struct ModelManager::Impl {
       result = control->LogRequests(LogRecords(options.model, *batch));
     }
     if (!result.ok()) {
-      spdlog::warn("model {}: control catalog not updated ({}); it is reconciled at the next "
-                   "start",
-                   options.model, result.message());
+      spdlog::warn(
+          "model {}: control catalog not updated ({}); it is reconciled at the next "
+          "start",
+          options.model, result.message());
     }
   }
 
@@ -104,7 +108,20 @@ struct ModelManager::Impl {
 };
 
 Status ModelManager::Impl::Reconcile(int64_t published) {
-  UpdateCatalog("idle", nullptr);
+  // Requests committed after the catalog last heard of the model (a crash between the
+  // commit and the catalog update) are logged again; logging is idempotent.
+  ARROW_ASSIGN_OR_RAISE(auto known, control->GetModel(options.model));
+  const int64_t since = known ? known->current_version : 0;
+  ARROW_ASSIGN_OR_RAISE(auto stored, engine->Query("SELECT outcome FROM _teatree_requests "
+                                                   "WHERE version >= " +
+                                                   std::to_string(since)));
+  BatchResult replay;
+  for (int64_t i = 0; i < stored->num_rows(); ++i) {
+    ARROW_ASSIGN_OR_RAISE(auto scalar, stored->column(0)->GetScalar(i));
+    auto json = nlohmann::json::parse(scalar->ToString(), nullptr, false);
+    if (!json.is_discarded()) replay.outcomes.push_back(RequestOutcome::FromJson(json));
+  }
+  UpdateCatalog("idle", &replay);
   if (published == 0) return Status::OK();
   ARROW_ASSIGN_OR_RAISE(auto content, control->ListContent(options.model));
   const bool recorded = std::any_of(content.begin(), content.end(), [&](const auto& record) {
@@ -129,7 +146,8 @@ Result<std::unique_ptr<ModelManager>> ModelManager::Open(const ManagerOptions& o
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   ManagerOptions& o = impl->options;
-  if (o.control_url.empty()) o.control_url = "sqlite://" + fs::absolute(o.data_dir / "control.sqlite").string();
+  if (o.control_url.empty())
+    o.control_url = "sqlite://" + fs::absolute(o.data_dir / "control.sqlite").string();
   if (o.archive_url.empty()) o.archive_url = fs::absolute(o.data_dir / "archive").string();
   if (o.input_dirs.empty()) o.input_dirs.push_back(o.data_dir / "input");
   if (!o.functions_file.empty()) {
@@ -147,12 +165,11 @@ Result<std::unique_ptr<ModelManager>> ModelManager::Open(const ManagerOptions& o
     ARROW_ASSIGN_OR_RAISE(impl->archive, Archive::Open(o.archive_url));
     ARROW_RETURN_NOT_OK(impl->archive->CleanTemporaries(o.model));
   }
-  ARROW_ASSIGN_OR_RAISE(impl->engine,
-                        DuckEngine::Open({.model_dir = model_dir,
-                                          .model = o.model,
-                                          .input_dirs = o.input_dirs,
-                                          .functions = &impl->functions,
-                                          .threads = o.threads}));
+  ARROW_ASSIGN_OR_RAISE(impl->engine, DuckEngine::Open({.model_dir = model_dir,
+                                                        .model = o.model,
+                                                        .input_dirs = o.input_dirs,
+                                                        .functions = &impl->functions,
+                                                        .threads = o.threads}));
   ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(o.data_dir, o.model));
   const int64_t published = versions.empty() ? 0 : versions.back();
   impl->publisher = std::make_unique<VersionPublisher>(

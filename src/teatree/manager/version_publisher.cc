@@ -20,9 +20,7 @@ namespace fs = std::filesystem;
 constexpr auto kRetryDelay = std::chrono::seconds(1);
 
 /// The checksum file beside a version file, in `sha256sum -c` format.
-fs::path ChecksumPath(const fs::path& version_file) {
-  return version_file.string() + ".sha256";
-}
+fs::path ChecksumPath(const fs::path& version_file) { return version_file.string() + ".sha256"; }
 
 }  // namespace
 
@@ -38,7 +36,9 @@ VersionPublisher::VersionPublisher(const PublisherOptions& options, Engine& engi
 
 VersionPublisher::~VersionPublisher() { (void)Stop(); }
 
-void VersionPublisher::Start() { thread_ = std::thread([this] { Run(); }); }
+void VersionPublisher::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void VersionPublisher::Notify(bool force) {
   std::lock_guard lock(mutex_);
@@ -78,9 +78,7 @@ void VersionPublisher::Run() {
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      changed_.wait(lock, [&] {
-        return stopping_ || force_ || engine_.version() > published_;
-      });
+      changed_.wait(lock, [&] { return stopping_ || force_ || engine_.version() > published_; });
       const bool pending = force_ || engine_.version() > published_;
       if (!pending && stopping_) return;
       force_ = false;
@@ -90,8 +88,7 @@ void VersionPublisher::Run() {
     last_error_ = status;
     changed_.notify_all();
     if (!status.ok()) {
-      spdlog::error("model {}: publishing failed, retrying: {}", options_.model,
-                    status.message());
+      spdlog::error("model {}: publishing failed, retrying: {}", options_.model, status.message());
       if (stopping_) return;  // Reconciled at the next start.
       changed_.wait_for(lock, kRetryDelay, [&] { return stopping_; });
     }
@@ -113,25 +110,24 @@ Status VersionPublisher::PublishOnce() {
     ARROW_RETURN_NOT_OK(engine_.WriteVersionFile(snapshot, tmp));
     ARROW_RETURN_NOT_OK(SyncFile(tmp));
     ARROW_ASSIGN_OR_RAISE(std::string checksum, Sha256File(tmp));
-    ARROW_RETURN_NOT_OK(WriteFileAtomically(
-        ChecksumPath(target), checksum + "  " + target.filename().string() + "\n"));
+    ARROW_RETURN_NOT_OK(WriteFileAtomically(ChecksumPath(target),
+                                            checksum + "  " + target.filename().string() + "\n"));
     ARROW_RETURN_NOT_OK(DurableRename(tmp, target));
   }
-  {
-    std::lock_guard lock(mutex_);
-    published_ = std::max(published_, snapshot.version);
-    changed_.notify_all();
-  }
   ARROW_RETURN_NOT_OK(Finish(snapshot.version));
-  return RemoveExpiredVersions();
+  ARROW_RETURN_NOT_OK(RemoveExpiredVersions());
+  std::lock_guard lock(mutex_);
+  published_ = std::max(published_, snapshot.version);
+  changed_.notify_all();
+  return Status::OK();
 }
 
 Status VersionPublisher::Finish(int64_t version) {
   const fs::path file = VersionFilePath(options_.data_dir, options_.model, version);
   ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open({.path = file.string(), .read_only = true}));
   ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
-  ARROW_ASSIGN_OR_RAISE(auto tables, connection->QueryTable(
-                                         "SELECT name FROM _teatree_tables ORDER BY name"));
+  ARROW_ASSIGN_OR_RAISE(auto tables,
+                        connection->QueryTable("SELECT name FROM _teatree_tables ORDER BY name"));
   std::string checksum;
   {
     std::ifstream in(ChecksumPath(file));
@@ -172,8 +168,7 @@ Status VersionPublisher::RemoveExpiredVersions() {
   // published for longer than the grace period, so readers of it have time to move on.
   for (size_t i = 0; i + 2 < versions.size(); ++i) {
     const fs::path file = VersionFilePath(options_.data_dir, options_.model, versions[i]);
-    const fs::path successor =
-        VersionFilePath(options_.data_dir, options_.model, versions[i + 1]);
+    const fs::path successor = VersionFilePath(options_.data_dir, options_.model, versions[i + 1]);
     std::error_code ec;
     auto age = fs::file_time_type::clock::now() - fs::last_write_time(successor, ec);
     if (ec || age < options_.retention_grace) continue;

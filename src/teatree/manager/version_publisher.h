@@ -40,6 +40,8 @@ class VersionPublisher {
   void Start();
   /// Wakes the thread after a commit; `force` publishes even an unchanged version.
   void Notify(bool force = false);
+  /// Waits until `version` or a newer one is published: its file in place, archived,
+  /// recorded in the catalog, and older versions past their grace period removed.
   Status WaitPublished(int64_t version, std::chrono::milliseconds timeout);
   /// Publishes what is pending, then stops the thread.
   Status Stop();

@@ -71,7 +71,7 @@ std::string DescribeOp(const OpFields& fields) {
   if (required.empty() && optional.empty()) return text + "no fields besides request_id, model, op";
   text += request_internal::Join(required);
   if (!optional.empty()) {
-    text += std::string(required.empty() ? "" : ", and ") + "optionally " +
+    text += std::string(required.empty() ? "" : " and ") + "optionally " +
             request_internal::Join(optional);
   }
   return text;
@@ -508,7 +508,7 @@ std::string Sha256Hex(std::string_view data) {
   EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
-  hex.reserve(2 * length);
+  hex.reserve(size_t{2} * length);
   for (unsigned int i = 0; i < length; ++i) {
     hex += kHex[digest[i] >> 4];
     hex += kHex[digest[i] & 0xf];

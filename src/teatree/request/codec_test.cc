@@ -263,7 +263,7 @@ TEST(CodecTest, RefusesFieldsNotAllowedForTheOp) {
   EXPECT_TRUE(Contains(PatchedError(8, R"({"table":"orders"})"),
                        "field \"table\" is not allowed for op snapshot"));
   EXPECT_TRUE(Contains(PatchedError(7, R"({"where":{"literal":true}})"),
-                       "field \"where\" is not allowed for op query: op query takes sql, and "
+                       "field \"where\" is not allowed for op query: op query takes sql and "
                        "optionally page_rows"));
 }
 

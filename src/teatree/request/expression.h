@@ -26,6 +26,7 @@ namespace teatree {
 ///     DECIMAL, else BIGINT; on integers divide truncates (Arrow's divide, DuckDB's //).
 ///   - a string literal compared with a DATE/TIMESTAMP/TIMESTAMPTZ is that temporal value.
 /// A value type; safe for concurrent reads.
+// NOLINTNEXTLINE(bugprone-exception-escape): nlohmann::json's destructor may allocate.
 struct Expression {
   enum class Kind { kField, kLiteral, kCall };
 

@@ -9,14 +9,14 @@ namespace teatree {
 namespace {
 
 TEST(NamesTest, AcceptsLowercaseNamesUpTo63Characters) {
-  for (std::string name :
+  for (const std::string& name :
        std::vector<std::string>{"a", "orders", "sales_2024", "x9", "a_", std::string(63, 'a')}) {
     EXPECT_TRUE(ValidateName("table", name).ok()) << name;
   }
 }
 
 TEST(NamesTest, RefusesEverythingElse) {
-  for (std::string name :
+  for (const std::string& name :
        {std::string(), std::string(".."), std::string("a/b"), std::string("Sales"),
         std::string(64, 'a'), std::string("$x"), std::string("a.b"), std::string("*"),
         std::string("\"x\""), std::string("'x'"), std::string("a;b"), std::string("1abc"),
@@ -45,8 +45,8 @@ TEST(NamesTest, ErrorEscapesAndShortensHostileNames) {
 }
 
 TEST(RequestIdTest, AcceptsClientChosenIds) {
-  for (std::string id : std::vector<std::string>{"r1", "A-b_c.d:e", "0", std::string(128, 'z'),
-                                                 "2024-01-01T00:00:00.000Z"}) {
+  for (const std::string& id : std::vector<std::string>{
+           "r1", "A-b_c.d:e", "0", std::string(128, 'z'), "2024-01-01T00:00:00.000Z"}) {
     EXPECT_TRUE(ValidateRequestId(id).ok()) << id;
   }
 }
@@ -58,7 +58,7 @@ TEST(RequestIdTest, MissingIdSaysWhyItIsNeeded) {
 }
 
 TEST(RequestIdTest, RefusesOtherCharactersAndLongIds) {
-  for (std::string id :
+  for (const std::string& id :
        std::vector<std::string>{"a b", "a/b", "caf\xc3\xa9", "x\n", "a*", std::string(129, 'z')}) {
     Status status = ValidateRequestId(id);
     ASSERT_FALSE(status.ok()) << id;

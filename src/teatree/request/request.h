@@ -48,6 +48,7 @@ struct SourceRef {
 /// clients) sends it. Read and write it only with DecodeRequest() / EncodeRequest() (codec.h),
 /// which validate it. A value type; safe for concurrent reads. Fields unused by `op` are
 /// empty.
+// NOLINTNEXTLINE(bugprone-exception-escape): nlohmann::json's destructor may allocate.
 struct Request {
   /// Client-chosen, unique per model: the request is applied at most once per id.
   std::string request_id;

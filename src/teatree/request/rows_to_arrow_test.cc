@@ -10,7 +10,7 @@ namespace {
 
 using nlohmann::json;
 
-TableSchema Schema(std::string_view columns, std::vector<std::string> key = {"id"},
+TableSchema Schema(std::string_view columns, const std::vector<std::string>& key = {"id"},
                    std::string_view table = "orders") {
   auto schema = TableSchema::FromJson(table, json::parse(columns), json(key));
   EXPECT_TRUE(schema.ok()) << schema.status().ToString();

@@ -80,7 +80,7 @@ bool ParseOffset(std::string_view rest, int64_t* offset_seconds) {
     return false;
   }
   if (hours > 23 || minutes > 59) return false;
-  *offset_seconds = (rest[0] == '-' ? -1 : 1) * (hours * 3600 + minutes * 60);
+  *offset_seconds = (rest[0] == '-' ? -1 : 1) * (int64_t{hours} * 3600 + int64_t{minutes} * 60);
   return true;
 }
 
@@ -111,7 +111,8 @@ bool ParseTimestamp(std::string_view text, ZoneOffset zone, int64_t* micros) {
   } else if (pos != text.size()) {
     return false;
   }
-  const int64_t seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
+  const int64_t seconds =
+      days * 86400 + int64_t{hour} * 3600 + int64_t{minute} * 60 + second - offset_seconds;
   *micros = seconds * kMicrosPerSecond + fraction;
   return true;
 }

@@ -225,6 +225,17 @@ Result<bool> DuckConnection::IsSingleSelect(const std::string& sql) {
   return duckdb_prepared_statement_type(prepared.statement) == DUCKDB_STATEMENT_TYPE_SELECT;
 }
 
+Result<size_t> DuckConnection::CountStatements(const std::string& sql) {
+  duckdb_extracted_statements extracted = nullptr;
+  idx_t count = duckdb_extract_statements(impl_->connection, sql.c_str(), &extracted);
+  Status status = count == 0 ? FromDuck(DuckDBError, "cannot parse SQL",
+                                        duckdb_extract_statements_error(extracted))
+                             : Status::OK();
+  duckdb_destroy_extracted(&extracted);
+  ARROW_RETURN_NOT_OK(status);
+  return static_cast<size_t>(count);
+}
+
 Result<std::unique_ptr<arrow::RecordBatchReader>> DuckConnection::Query(const std::string& sql) {
   auto handle = std::make_unique<ResultHandle>();
   duckdb_state state = duckdb_query(impl_->connection, sql.c_str(), &handle->result);

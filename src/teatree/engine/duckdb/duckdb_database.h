@@ -70,7 +70,10 @@ class DuckConnection {
   Result<std::shared_ptr<arrow::Table>> QueryParams(const std::string& sql,
                                                     const DuckParams& params);
   /// True when `sql` is exactly one SELECT statement (no writes, no stacked statements).
+  /// Binds the statement, so the tables it names must exist.
   Result<bool> IsSingleSelect(const std::string& sql);
+  /// How many statements `sql` holds; parses without binding. A syntax error is an error.
+  Result<size_t> CountStatements(const std::string& sql);
   /// Runs a query; its result leaves as Arrow record batches through the C data interface,
   /// one batch per DuckDB chunk. The reader owns the result.
   Result<std::unique_ptr<arrow::RecordBatchReader>> Query(const std::string& sql);

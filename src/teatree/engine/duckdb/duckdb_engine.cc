@@ -102,8 +102,8 @@ struct DuckEngine::Impl {
   }
   Status Load();
   Result<std::map<std::string, KnownRequest>> LookupKnown(const std::vector<Request>& batch);
-  Result<BatchResult> TryApply(std::vector<PlannedRequest>& planned, const std::vector<Request>& batch,
-                               BatchResult& result, bool& retry);
+  Result<BatchResult> TryApply(std::vector<PlannedRequest>& planned,
+                               const std::vector<Request>& batch, BatchResult& result, bool& retry);
 };
 
 Status DuckEngine::Impl::Load() {
@@ -111,7 +111,8 @@ Status DuckEngine::Impl::Load() {
   ARROW_ASSIGN_OR_RAISE(auto versions, writer->QueryTable("SELECT version FROM _teatree_version"));
   ARROW_ASSIGN_OR_RAISE(int64_t current, Int64At(*versions, 0, 0));
   version = current;
-  ARROW_ASSIGN_OR_RAISE(auto tables, writer->QueryTable("SELECT name, schema FROM _teatree_tables"));
+  ARROW_ASSIGN_OR_RAISE(auto tables,
+                        writer->QueryTable("SELECT name, schema FROM _teatree_tables"));
   for (int64_t i = 0; i < tables->num_rows(); ++i) {
     ARROW_ASSIGN_OR_RAISE(auto name, TextAt(*tables, 0, i));
     ARROW_ASSIGN_OR_RAISE(auto text, TextAt(*tables, 1, i));
@@ -137,12 +138,14 @@ Status DuckEngine::Impl::Load() {
 Result<std::map<std::string, KnownRequest>> DuckEngine::Impl::LookupKnown(
     const std::vector<Request>& batch) {
   std::string ids;
-  for (const auto& request : batch) ids += (ids.empty() ? "" : ", ") + SqlStringLiteral(request.request_id);
+  for (const auto& request : batch)
+    ids += (ids.empty() ? "" : ", ") + SqlStringLiteral(request.request_id);
   std::map<std::string, KnownRequest> known;
   if (ids.empty()) return known;
-  ARROW_ASSIGN_OR_RAISE(auto table, writer->QueryTable(
-                                        "SELECT request_id, payload_hash, outcome FROM "
-                                        "_teatree_requests WHERE request_id IN (" + ids + ")"));
+  ARROW_ASSIGN_OR_RAISE(auto table,
+                        writer->QueryTable("SELECT request_id, payload_hash, outcome FROM "
+                                           "_teatree_requests WHERE request_id IN (" +
+                                           ids + ")"));
   for (int64_t i = 0; i < table->num_rows(); ++i) {
     ARROW_ASSIGN_OR_RAISE(auto id, TextAt(*table, 0, i));
     ARROW_ASSIGN_OR_RAISE(auto hash, TextAt(*table, 1, i));
@@ -209,10 +212,10 @@ Status DuckEngine::WriteVersionFile(const Snapshot& snapshot, const fs::path& ta
   if (!copied.ok() || *copied != snapshot.version) {
     std::error_code ignored;
     fs::remove(target, ignored);
-    return Status::IOError("copy of ", snapshot.source.string(), " for version ",
-                           snapshot.version, " is not that version: ",
-                           copied.ok() ? "it holds version " + std::to_string(*copied)
-                                       : copied.status().message());
+    return Status::IOError(
+        "copy of ", snapshot.source.string(), " for version ", snapshot.version,
+        " is not that version: ",
+        copied.ok() ? "it holds version " + std::to_string(*copied) : copied.status().message());
   }
   return Status::OK();
 }
@@ -238,10 +241,9 @@ std::string RequestRowsSql(const std::vector<PlannedRequest>& planned,
   for (const auto& p : planned) {
     const RequestOutcome& outcome = outcomes[p.index];
     values += (values.empty() ? "" : ", ") + std::string("(") +
-              SqlStringLiteral(outcome.request_id) + ", " + std::to_string(outcome.version) +
-              ", " + SqlStringLiteral(outcome.status) + ", " +
-              SqlStringLiteral(OpName(outcome.op)) + ", " +
-              SqlStringLiteral(p.request->payload_hash) + ", " +
+              SqlStringLiteral(outcome.request_id) + ", " + std::to_string(outcome.version) + ", " +
+              SqlStringLiteral(outcome.status) + ", " + SqlStringLiteral(OpName(outcome.op)) +
+              ", " + SqlStringLiteral(p.request->payload_hash) + ", " +
               SqlStringLiteral(outcome.ToJson().dump()) + ")";
   }
   return "INSERT INTO _teatree_requests VALUES " + values;
@@ -339,8 +341,9 @@ Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
       outcome.result = executed[k].result;
       result.publish_requested = result.publish_requested || p.request->op == Op::kSnapshot;
     }
-    Status status = planned.empty() ? Status::OK()
-                                    : impl.writer->Execute(RequestRowsSql(planned, result.outcomes));
+    Status status = planned.empty()
+                        ? Status::OK()
+                        : impl.writer->Execute(RequestRowsSql(planned, result.outcomes));
     if (status.ok() && changed) {
       status = impl.writer->Execute("UPDATE _teatree_version SET version = " +
                                     std::to_string(new_version));
@@ -352,8 +355,8 @@ Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
     }
     for (const auto& p : planned) {
       if (p.rejection.empty() && p.request->op == Op::kAttach) {
-        (void)impl.writer->Execute("ATTACH " + SqlStringLiteral(p.attach_path.string()) +
-                                   " AS " + SqlIdentifier(p.request->name) + " (READ_ONLY)");
+        (void)impl.writer->Execute("ATTACH " + SqlStringLiteral(p.attach_path.string()) + " AS " +
+                                   SqlIdentifier(p.request->name) + " (READ_ONLY)");
       }
     }
     impl.state = std::move(state);

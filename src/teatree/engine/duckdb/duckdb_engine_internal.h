@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "teatree/engine/engine.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
+#include "teatree/engine/engine.h"
 #include "teatree/functions/function_registry.h"
 #include "teatree/request/request.h"
 

@@ -101,7 +101,8 @@ TEST_F(DuckEngineTest, KnownIdReturnsStoredOutcomeAndChangesNothing) {
 
 TEST_F(DuckEngineTest, ReusedIdWithDifferentPayloadIsRejected) {
   CreateOrders();
-  Apply({R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,9.5,"eu"]]})"});
+  Apply(
+      {R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,9.5,"eu"]]})"});
   auto result = Apply(
       {R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[2,1.0,"us"]]})"});
   EXPECT_EQ(result.outcomes[0].status, "rejected");
@@ -132,14 +133,16 @@ TEST_F(DuckEngineTest, BadRequestIsRejectedAndTheRestCommits) {
   EXPECT_EQ(result.outcomes[5].status, "applied");
   EXPECT_EQ(Scalar("SELECT string_agg(id::VARCHAR, ',' ORDER BY id) FROM orders"), "1,5");
   // Rejections are recorded: a redelivery gets the same answer.
-  auto again = Apply({R"({"request_id":"bad1","model":"sales","op":"append","table":"orders","rows":[[2,"abc","us"]]})"});
+  auto again = Apply(
+      {R"({"request_id":"bad1","model":"sales","op":"append","table":"orders","rows":[[2,"abc","us"]]})"});
   EXPECT_TRUE(again.outcomes[0].duplicate);
   EXPECT_EQ(again.outcomes[0].status, "rejected");
 }
 
 TEST_F(DuckEngineTest, OnlyRejectionsLeaveTheVersionAlone) {
   CreateOrders();
-  auto result = Apply({R"({"request_id":"x","model":"sales","op":"append","table":"orders","rows":[[null,1.0,"eu"]]})"});
+  auto result = Apply(
+      {R"({"request_id":"x","model":"sales","op":"append","table":"orders","rows":[[null,1.0,"eu"]]})"});
   EXPECT_EQ(result.outcomes[0].status, "rejected");
   EXPECT_FALSE(result.new_version);
   EXPECT_EQ(engine_->version(), 1);
@@ -190,8 +193,9 @@ TEST_F(DuckEngineTest, AttachMakesASupportingFileQueryable) {
   const auto ref = dir_->path() / "input" / "regions.duckdb";
   {
     auto db = DuckDatabase::Open({.path = ref.string()}).ValueOrDie();
-    ASSERT_TRUE(db->Connect().ValueOrDie()->Execute(
-                      "CREATE TABLE regions AS SELECT 'eu' AS code, 'Europe' AS name")
+    ASSERT_TRUE(db->Connect()
+                    .ValueOrDie()
+                    ->Execute("CREATE TABLE regions AS SELECT 'eu' AS code, 'Europe' AS name")
                     .ok());
   }
   {
@@ -211,11 +215,13 @@ TEST_F(DuckEngineTest, AttachMakesASupportingFileQueryable) {
 
 TEST_F(DuckEngineTest, VersionFileIsACheckpointedCopy) {
   CreateOrders();
-  Apply({R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,9.5,"eu"]]})"});
+  Apply(
+      {R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,9.5,"eu"]]})"});
   auto snapshot = engine_->PrepareSnapshot().ValueOrDie();
   EXPECT_EQ(snapshot.version, 2);
   // The writer goes on after the checkpoint; the copy still holds version 2.
-  Apply({R"({"request_id":"a2","model":"sales","op":"append","table":"orders","rows":[[2,1.0,"us"]]})"});
+  Apply(
+      {R"({"request_id":"a2","model":"sales","op":"append","table":"orders","rows":[[2,1.0,"us"]]})"});
   const auto target = dir_->path() / "v2.duckdb";
   ASSERT_TRUE(engine_->WriteVersionFile(snapshot, target).ok());
   EXPECT_EQ(DuckEngine::ReadFileVersion(target).ValueOrDie(), 2);

@@ -22,6 +22,12 @@ namespace {
 
 constexpr const char* kInputView = "_teatree_input";
 
+Status NotASelect() {
+  return Status::Invalid(
+      "query must be a single SELECT statement; writes go through append, "
+      "upsert, update, delete or invoke");
+}
+
 std::string Columns(const TableSchema& schema, const std::string& prefix = "") {
   std::string out;
   for (const auto& column : schema.columns) {
@@ -47,14 +53,6 @@ std::string CreateTableSql(const TableSchema& schema) {
   return sql + ")";
 }
 
-/// Types an update may assign: the same family (numbers to numbers, text to text, ...).
-bool Assignable(const ColumnType& to, const ColumnType& from) {
-  if (to == from) return true;
-  if (to.is_numeric() && from.is_numeric()) return true;
-  if (to.is_temporal() && from.is_temporal()) return true;
-  return false;
-}
-
 Result<const TableSchema*> FindTable(const ModelState& state, const Request& request) {
   auto it = state.tables.find(request.table);
   if (it == state.tables.end()) {
@@ -67,31 +65,21 @@ Result<const TableSchema*> FindTable(const ModelState& state, const Request& req
 Status ValidateUpdate(const TableSchema& schema, const Request& request) {
   if (request.set.empty()) return Status::Invalid("update needs at least one column in set");
   for (const auto& [column, expression] : request.set) {
-    const ColumnSpec* spec = schema.FindColumn(column);
-    if (spec == nullptr) {
+    if (schema.FindColumn(column) == nullptr) {
       return Status::Invalid("update sets column \"", column, "\" which table ", schema.name,
-                             " does not have");
+                             " does not have (its columns: ", schema.ColumnNames(), ")");
     }
     if (schema.IsKey(column)) {
       return Status::Invalid("update cannot change key column \"", column,
                              "\": delete the row and append it with the new key");
     }
-    ARROW_ASSIGN_OR_RAISE(auto type, CheckExpression(expression, schema));
-    if (!Assignable(spec->type, type)) {
-      return Status::Invalid("update sets column \"", column, "\" (", spec->type.ToString(),
-                             ") to a value of type ", type.ToString());
-    }
+    ARROW_RETURN_NOT_OK(CheckSetExpression(column, expression, schema));
   }
   return Status::OK();
 }
 
 Status ValidatePredicate(const TableSchema& schema, const std::optional<Expression>& where) {
-  if (!where) return Status::OK();
-  ARROW_ASSIGN_OR_RAISE(auto type, CheckExpression(*where, schema));
-  if (type.kind != ColumnType::Kind::kBoolean) {
-    return Status::Invalid("where must be a condition (BOOLEAN), got ", type.ToString());
-  }
-  return Status::OK();
+  return where ? CheckPredicate(*where, schema) : Status::OK();
 }
 
 Status ValidateAttach(const OpContext& context, const ModelState& state, PlannedRequest& planned) {
@@ -115,8 +103,7 @@ Status Validate(const OpContext& context, ModelState& state, PlannedRequest& pla
   switch (request.op) {
     case Op::kCreateTable: {
       if (state.tables.count(request.table) != 0) {
-        return Status::Invalid("table ", request.table, " already exists in model ",
-                               request.model);
+        return Status::Invalid("table ", request.table, " already exists in model ", request.model);
       }
       if (!request.engine.empty() && request.engine != "duckdb") {
         return Status::Invalid("model ", request.model, " uses the duckdb engine; engine \"",
@@ -149,19 +136,18 @@ Status Validate(const OpContext& context, ModelState& state, PlannedRequest& pla
       planned.function = context.functions->Find(request.function);
       if (planned.function == nullptr) {
         std::string names;
-        for (const auto& name : context.functions->Names()) names += (names.empty() ? "" : ", ") + name;
-        return Status::Invalid("function ", request.function, " is not registered (known: ",
-                               names, ")");
+        for (const auto& name : context.functions->Names())
+          names += (names.empty() ? "" : ", ") + name;
+        return Status::Invalid("function ", request.function, " is not registered (known: ", names,
+                               ")");
       }
       ARROW_ASSIGN_OR_RAISE(planned.args, BindArguments(*planned.function, request.args));
       return Status::OK();
     }
     case Op::kQuery: {
-      ARROW_ASSIGN_OR_RAISE(bool select, context.writer->IsSingleSelect(request.sql));
-      if (!select) {
-        return Status::Invalid("query must be a single SELECT statement; writes go through "
-                               "append, upsert, update, delete or invoke");
-      }
+      // Only parsed here: the tables it reads may be created earlier in the same batch.
+      ARROW_ASSIGN_OR_RAISE(size_t statements, context.writer->CountStatements(request.sql));
+      if (statements != 1) return NotASelect();
       return Status::OK();
     }
     case Op::kSnapshot:
@@ -201,11 +187,11 @@ Result<int64_t> Upsert(DuckConnection& writer, const TableSchema& schema,
     updates += (updates.empty() ? "" : ", ") + SqlIdentifier(column.name) + " = excluded." +
                SqlIdentifier(column.name);
   }
-  const std::string sql =
-      "INSERT INTO " + SqlIdentifier(schema.name) + " SELECT " + Columns(schema) + " FROM " +
-      kInputView + " QUALIFY row_number() OVER (PARTITION BY " + KeyColumns(schema) +
-      " ORDER BY _teatree_ord DESC) = 1 ON CONFLICT (" + KeyColumns(schema) + ") DO " +
-      (updates.empty() ? "NOTHING" : "UPDATE SET " + updates);
+  const std::string sql = "INSERT INTO " + SqlIdentifier(schema.name) + " SELECT " +
+                          Columns(schema) + " FROM " + kInputView +
+                          " QUALIFY row_number() OVER (PARTITION BY " + KeyColumns(schema) +
+                          " ORDER BY _teatree_ord DESC) = 1 ON CONFLICT (" + KeyColumns(schema) +
+                          ") DO " + (updates.empty() ? "NOTHING" : "UPDATE SET " + updates);
   return InsertRows(writer, sql, numbered);
 }
 
@@ -248,10 +234,9 @@ Result<Executed> Invoke(const OpContext& context, ModelState& state,
   }
   const std::string target = SqlIdentifier(function.write->table);
   const bool exists = state.tables.count(function.write->table) != 0;
-  const std::string statement =
-      function.write->replace || !exists
-          ? "CREATE OR REPLACE TABLE " + target + " AS " + sql
-          : "INSERT INTO " + target + " " + sql;
+  const std::string statement = function.write->replace || !exists
+                                    ? "CREATE OR REPLACE TABLE " + target + " AS " + sql
+                                    : "INSERT INTO " + target + " " + sql;
   ARROW_ASSIGN_OR_RAISE(auto counted, writer.QueryParams(statement, params));
   ARROW_ASSIGN_OR_RAISE(auto written, writer.QueryTable("SELECT * FROM " + target + " LIMIT 0"));
   TableSchema schema;
@@ -265,9 +250,9 @@ Result<Executed> Invoke(const OpContext& context, ModelState& state,
     ARROW_ASSIGN_OR_RAISE(auto as_int, count->CastTo(arrow::int64()));
     executed.rows = std::static_pointer_cast<arrow::Int64Scalar>(as_int)->value;
   }
-  ARROW_RETURN_NOT_OK(writer.Execute(
-      "INSERT OR REPLACE INTO _teatree_tables VALUES (" + SqlStringLiteral(schema.name) + ", " +
-      SqlStringLiteral(schema.ToJson().dump()) + ")"));
+  ARROW_RETURN_NOT_OK(writer.Execute("INSERT OR REPLACE INTO _teatree_tables VALUES (" +
+                                     SqlStringLiteral(schema.name) + ", " +
+                                     SqlStringLiteral(schema.ToJson().dump()) + ")"));
   state.tables[schema.name] = std::move(schema);
   executed.changed_data = true;
   return executed;
@@ -314,22 +299,27 @@ Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
       std::string sets;
       for (const auto& [column, expression] : request.set) {
         sets += (sets.empty() ? "" : ", ") + SqlIdentifier(column) + " = " +
-                ExpressionToSql(expression);
+                ExpressionToSql(expression, state.tables.at(request.table));
       }
       std::string sql = "UPDATE " + SqlIdentifier(request.table) + " SET " + sets;
-      if (request.where) sql += " WHERE " + ExpressionToSql(*request.where);
+      if (request.where) {
+        sql += " WHERE " + ExpressionToSql(*request.where, state.tables.at(request.table));
+      }
       ARROW_ASSIGN_OR_RAISE(executed.rows, writer.ExecuteCount(sql));
       return executed;
     }
     case Op::kDelete: {
-      ARROW_ASSIGN_OR_RAISE(executed.rows,
-                            writer.ExecuteCount("DELETE FROM " + SqlIdentifier(request.table) +
-                                                " WHERE " + ExpressionToSql(*request.where)));
+      ARROW_ASSIGN_OR_RAISE(
+          executed.rows,
+          writer.ExecuteCount("DELETE FROM " + SqlIdentifier(request.table) + " WHERE " +
+                              ExpressionToSql(*request.where, state.tables.at(request.table))));
       return executed;
     }
     case Op::kInvoke:
       return Invoke(context, state, planned);
     case Op::kQuery: {
+      ARROW_ASSIGN_OR_RAISE(bool select, writer.IsSingleSelect(request.sql));
+      if (!select) return NotASelect();
       ARROW_ASSIGN_OR_RAISE(executed.result, writer.QueryTable(request.sql));
       executed.rows = executed.result->num_rows();
       executed.changed_data = false;

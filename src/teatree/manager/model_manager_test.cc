@@ -1,0 +1,224 @@
+#include "teatree/manager/model_manager.h"
+
+#include <arrow/api.h>
+#include <arrow/io/file.h>
+#include <arrow/ipc/writer.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "teatree/common/file_util.h"
+#include "teatree/common/temp_dir.h"
+#include "teatree/control/control_store.h"
+#include "teatree/engine/duckdb/duckdb_database.h"
+#include "teatree/engine/engine.h"
+#include "teatree/request/codec.h"
+
+namespace teatree {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::seconds;
+
+const char* kCreate =
+    R"({"request_id":"c1","model":"sales","op":"create_table","table":"orders","schema":[)"
+    R"j({"name":"id","type":"BIGINT"},{"name":"amount","type":"DECIMAL(10,2)"},)j"
+    R"({"name":"region","type":"VARCHAR"},{"name":"at","type":"TIMESTAMPTZ"},)"
+    R"({"name":"tags","type":"VARCHAR[]"}],"primary_key":["id"]})";
+const char* kAppend =
+    R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[)"
+    R"([1,"9.50","eu","2026-01-02T03:04:05Z",["new"]],[2,3,"us",null,[]]]})";
+
+class ModelManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir::Make("teatree-manager-test-").ValueOrDie();
+    data_ = dir_->path() / "data";
+    fs::create_directories(data_ / "input");
+    Open();
+  }
+
+  void Open() {
+    manager_.reset();
+    manager_ = ModelManager::Open({.data_dir = data_, .model = "sales"}).ValueOrDie();
+  }
+
+  BatchResult Apply(const std::vector<std::string>& lines) {
+    std::vector<Request> batch;
+    for (const auto& line : lines) batch.push_back(DecodeRequest(line).ValueOrDie());
+    auto result = manager_->Apply(batch);
+    EXPECT_TRUE(result.ok()) << result.status().ToString();
+    return *result;
+  }
+
+  std::unique_ptr<ControlStore> Catalog() {
+    return ControlStore::Open("sqlite://" + (data_ / "control.sqlite").string()).ValueOrDie();
+  }
+
+  /// Everything a bad request must leave as it was: user data, versions, version files and
+  /// the catalog's models and content.
+  std::string State() {
+    std::string state = "version " + std::to_string(manager_->version()) + "\n";
+    auto rows = manager_->engine().Query("SELECT * FROM orders ORDER BY id").ValueOrDie();
+    state += rows->ToString();
+    for (int64_t v : ListVersionFiles(data_, "sales").ValueOrDie()) {
+      state += "file v" + std::to_string(v) + " " +
+               Sha256File(VersionFilePath(data_, "sales", v)).ValueOrDie() + "\n";
+    }
+    auto catalog = Catalog();
+    for (const auto& model : catalog->ListModels().ValueOrDie()) {
+      state += model.id + " " + std::to_string(model.current_version) + " " +
+               std::to_string(model.published_version) + "\n";
+    }
+    for (const auto& record : catalog->ListContent("sales").ValueOrDie()) {
+      state += record.table_name + " v" + std::to_string(record.version) + " " +
+               std::to_string(record.rows) + " " + record.checksum + "\n";
+    }
+    return state;
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  fs::path data_;
+  std::unique_ptr<ModelManager> manager_;
+};
+
+TEST_F(ModelManagerTest, PublishesVersionsArchivesAndRecordsThem) {
+  Apply({kCreate});
+  Apply({kAppend});
+  ASSERT_TRUE(manager_->WaitPublished(2, seconds(30)).ok());
+  EXPECT_EQ(manager_->published_version(), 2);
+  const fs::path v2 = VersionFilePath(data_, "sales", 2);
+  ASSERT_TRUE(fs::exists(v2));
+  std::string checksum;
+  std::ifstream(v2.string() + ".sha256") >> checksum;
+  EXPECT_EQ(checksum, Sha256File(v2).ValueOrDie());
+  EXPECT_TRUE(fs::exists(data_ / "archive" / "sales" / "v2" / "orders.parquet"));
+  // The version file opens read-only and holds exactly version 2.
+  auto db = DuckDatabase::Open({.path = v2.string(), .read_only = true}).ValueOrDie();
+  auto rows = db->Connect().ValueOrDie()->QueryTable("SELECT count(*) FROM orders").ValueOrDie();
+  EXPECT_EQ(rows->column(0)->GetScalar(0).ValueOrDie()->ToString(), "2");
+  auto catalog = Catalog();
+  auto model = catalog->GetModel("sales").ValueOrDie();
+  ASSERT_TRUE(model.has_value());
+  EXPECT_EQ(model->current_version, 2);
+  EXPECT_EQ(model->published_version, 2);
+  auto content = catalog->ListContent("sales").ValueOrDie();
+  ASSERT_FALSE(content.empty());
+  EXPECT_EQ(content.back().version, 2);
+  EXPECT_EQ(content.back().rows, 2);
+  EXPECT_EQ(content.back().checksum, checksum);
+  auto log = catalog->ListRequests("sales", 10).ValueOrDie();
+  EXPECT_EQ(log.size(), 2u);
+}
+
+TEST_F(ModelManagerTest, RestartCleansLeftoversAndRepublishesAMissingVersion) {
+  Apply({kCreate});
+  Apply({kAppend});
+  ASSERT_TRUE(manager_->WaitPublished(2, seconds(30)).ok());
+  ASSERT_TRUE(manager_->Close().ok());
+  manager_.reset();
+  // As if a crash struck mid-publish: a half-copied file and no v2.
+  const fs::path versions = data_ / "models" / "sales" / "versions";
+  { std::ofstream(versions / "v3.duckdb.tmp") << "partial"; }
+  fs::remove(versions / "v2.duckdb");
+  fs::remove(versions / "v2.duckdb.sha256");
+  Open();
+  EXPECT_FALSE(fs::exists(versions / "v3.duckdb.tmp"));
+  ASSERT_TRUE(manager_->WaitPublished(2, seconds(30)).ok());
+  EXPECT_TRUE(fs::exists(versions / "v2.duckdb"));
+}
+
+TEST_F(ModelManagerTest, SnapshotRequestPublishesNow) {
+  Apply({kCreate});
+  auto result = Apply({R"({"request_id":"s1","model":"sales","op":"snapshot"})"});
+  EXPECT_TRUE(result.publish_requested);
+  ASSERT_TRUE(manager_->WaitPublished(1, seconds(30)).ok());
+}
+
+TEST_F(ModelManagerTest, OlderVersionsGoAfterTheGracePeriod) {
+  manager_.reset();
+  manager_ = ModelManager::Open({.data_dir = data_,
+                                 .model = "sales",
+                                 .archive_url = "none",
+                                 .retention_grace = std::chrono::milliseconds(0)})
+                 .ValueOrDie();
+  Apply({kCreate});
+  for (int i = 0; i < 4; ++i) {
+    Apply({R"({"request_id":"x)" + std::to_string(i) +
+           R"(","model":"sales","op":"append","table":"orders","rows":[[)" +
+           std::to_string(10 + i) + R"(,1,"eu",null,[]]]})"});
+    ASSERT_TRUE(manager_->WaitPublished(manager_->version(), seconds(30)).ok());
+  }
+  auto versions = ListVersionFiles(data_, "sales").ValueOrDie();
+  ASSERT_EQ(versions.size(), 2u) << "keeps the newest and the previous";
+  EXPECT_EQ(versions.back(), 5);
+}
+
+/// Writes a file of `bytes` garbage, or the first half of a real Arrow IPC stream.
+void WriteFile(const fs::path& path, const std::string& contents) {
+  std::ofstream(path, std::ios::binary) << contents;
+}
+
+TEST_F(ModelManagerTest, BadInputChangesNothingAndSaysWhatIsWrong) {
+  Apply({kCreate});
+  Apply({kAppend});
+  ASSERT_TRUE(manager_->WaitPublished(2, seconds(30)).ok());
+  WriteFile(data_ / "input" / "corrupt.parquet", "PAR1 this is not parquet at all PAR1");
+  WriteFile(data_ / "input" / "corrupt.duckdb", std::string(8192, 'x'));
+  WriteFile(data_ / "input" / "truncated.arrow", "ARROW1\0\0\xff\xff\xff\xff");
+  const std::string before = State();
+
+  struct Case {
+    std::string line;
+    std::string expect;  // A fragment of the error.
+  };
+  const std::vector<Case> cases = {
+      {R"({"request_id":"b1","model":"..","op":"snapshot"})", "model name \"..\" is invalid"},
+      {R"({"request_id":"b2","model":"a/b","op":"snapshot"})", "is invalid"},
+      {R"({"request_id":"b3","model":"Sales","op":"snapshot"})", "is invalid"},
+      {R"({"request_id":"b4","model":"","op":"snapshot"})", "invalid"},
+      {R"({"request_id":"b5","model":"sales","op":"append","table":"$x","rows":[[1]]})", "invalid"},
+      {R"({"request_id":"b6","model":"sales","op":"append","table":"a.b","rows":[[1]]})", "invalid"},
+      {R"({"request_id":"b7","model":"sales","op":"append","table":"x;drop","rows":[[1]]})", "invalid"},
+      {R"({"request_id":"b8","model":"sales","op":"frobnicate"})", "frobnicate"},
+      {R"({"model":"sales","op":"snapshot"})", "missing request_id"},
+      {R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[7,1,"eu",null,[]]]})", "already used"},
+      {R"({"request_id":"b9","model":"sales","op":"append","table":"orders","rows":[[7,1]]})", "columns"},
+      {R"({"request_id":"b10","model":"sales","op":"append","table":"orders","rows":[[7,"abc","eu",null,[]]]})", "amount"},
+      {R"({"request_id":"b11","model":"sales","op":"append","table":"orders","rows":[[null,1,"eu",null,[]]]})", "id"},
+      {R"({"request_id":"b12","model":"sales","op":"upsert","table":"orders","rows":[{"id":1,"colour":"red"}]})", "colour"},
+      {R"({"request_id":"b13","model":"sales","op":"delete","table":"orders","where":{"call":"frob","args":[]}})", "frob"},
+      {R"({"request_id":"b14","model":"sales","op":"delete","table":"orders","where":{"call":"less","args":[{"field":"region"},{"literal":1}]}})", "region"},
+      {R"({"request_id":"b15","model":"sales","op":"append","table":"orders","source":{"format":"csv","path":"/etc/passwd"}})", "outside the input directories"},
+      {R"({"request_id":"b16","model":"sales","op":"append","table":"orders","source":{"format":"parquet","path":"../../secret.parquet"}})", ""},
+      {R"({"request_id":"b17","model":"sales","op":"append","table":"orders","source":{"format":"parquet","path":"corrupt.parquet"}})", "parquet"},
+      {R"({"request_id":"b18","model":"sales","op":"append","table":"orders","source":{"format":"arrow","path":"truncated.arrow"}})", "arrow"},
+      {R"({"request_id":"b19","model":"sales","op":"append","table":"orders","rows_ipc":"QVJST1cxAAA="})", ""},
+      {R"({"request_id":"b20","model":"sales","op":"attach","name":"ref","path":"missing.duckdb"})", "missing.duckdb"},
+      {R"({"request_id":"b21","model":"sales","op":"attach","name":"ref","path":"corrupt.duckdb"})", "not a readable DuckDB file"},
+      {R"({"request_id":"b22","model":"sales","op":"append","table":"orders","rows":[[7,1,"eu",null,[]]])", "JSON"},
+      {R"({"request_id":"b23","model":"sales","op":"update","table":"orders","set":{"id":{"literal":5}}})", "key column"},
+      {R"({"request_id":"b24","model":"sales","op":"query","sql":"DROP TABLE orders"})", "single SELECT"},
+      {R"({"request_id":"b25","model":"sales","op":"query","sql":"SELECT 1; DROP TABLE orders"})", "single SELECT"},
+  };
+  for (const auto& c : cases) {
+    auto request = DecodeRequest(c.line);
+    std::string error;
+    if (!request.ok()) {
+      error = request.status().message();
+    } else {
+      auto result = manager_->Apply({*request});
+      ASSERT_TRUE(result.ok()) << c.line << ": " << result.status().ToString();
+      ASSERT_EQ(result->outcomes.size(), 1u);
+      EXPECT_EQ(result->outcomes[0].status, "rejected") << c.line;
+      error = result->outcomes[0].error;
+    }
+    EXPECT_FALSE(error.empty()) << c.line;
+    EXPECT_NE(error.find(c.expect), std::string::npos) << c.line << "\n  error: " << error;
+  }
+  ASSERT_TRUE(manager_->WaitPublished(manager_->version(), seconds(30)).ok());
+  EXPECT_EQ(State(), before);
+}
+
+}  // namespace
+}  // namespace teatree
