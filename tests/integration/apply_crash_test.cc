@@ -1,18 +1,16 @@
 // kill -9 of `teatree apply` at random moments during a 10,000-request stream, 20 times:
 // every request it reported as committed is present exactly once, nothing is lost, the model
 // opens, and version files read from another process are never partial.
+#include <arrow/api.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <atomic>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <thread>
-
-#include <arrow/api.h>
-
-#include <nlohmann/json.hpp>
 
 #include "teatree/common/subprocess.h"
 #include "teatree/common/temp_dir.h"
@@ -78,9 +76,8 @@ class VersionReader {
       Status status = db.status();
       if (status.ok()) {
         auto connection = (*db)->Connect();
-        status = connection.ok()
-                     ? (*connection)->QueryTable("SELECT count(*) FROM events").status()
-                     : connection.status();
+        status = connection.ok() ? (*connection)->QueryTable("SELECT count(*) FROM events").status()
+                                 : connection.status();
       }
       if (!status.ok() && fs::exists(file)) failures_.push_back(status.message());
       ++reads_;
@@ -102,8 +99,10 @@ void ExpectCommittedPresent(const fs::path& data, const std::set<std::string>& c
   auto db = DuckDatabase::Open({.path = rw.string()});
   ASSERT_TRUE(db.ok()) << "model does not open after kill -9: " << db.status().ToString();
   auto connection = (*db)->Connect().ValueOrDie();
-  auto ids = connection->QueryTable("SELECT request_id FROM _teatree_requests WHERE status = "
-                                    "'applied'")
+  auto ids = connection
+                 ->QueryTable(
+                     "SELECT request_id FROM _teatree_requests WHERE status = "
+                     "'applied'")
                  .ValueOrDie();
   std::set<std::string> present;
   auto column = std::static_pointer_cast<arrow::StringArray>(
@@ -111,8 +110,8 @@ void ExpectCommittedPresent(const fs::path& data, const std::set<std::string>& c
   for (int64_t i = 0; i < column->length(); ++i) present.insert(column->GetString(i));
   for (const auto& id : committed) ASSERT_TRUE(present.count(id)) << id << " was lost";
   if (present.count("create") == 0) return;
-  auto counts = connection->QueryTable("SELECT count(*) - count(DISTINCT id) FROM events")
-                    .ValueOrDie();
+  auto counts =
+      connection->QueryTable("SELECT count(*) - count(DISTINCT id) FROM events").ValueOrDie();
   EXPECT_EQ(counts->column(0)->GetScalar(0).ValueOrDie()->ToString(), "0") << "a row was doubled";
 }
 
@@ -121,8 +120,8 @@ TEST(ApplyCrashTest, KillNineNeverLosesOrDoublesACommittedRequest) {
   const fs::path data = dir->path() / "data";
   const fs::path requests = dir->path() / "requests.jsonl";
   WriteRequests(requests);
-  const std::vector<std::string> apply = {TEATREE_BIN, "apply",        "--data-dir",
-                                          data.string(), "--file",     requests.string(),
+  const std::vector<std::string> apply = {TEATREE_BIN,    "apply",  "--data-dir",
+                                          data.string(),  "--file", requests.string(),
                                           "--batch-size", "64"};
   std::mt19937 random(20261123);
   std::uniform_int_distribution<int> delay_ms(30, 600);
@@ -147,14 +146,15 @@ TEST(ApplyCrashTest, KillNineNeverLosesOrDoublesACommittedRequest) {
                                 .read_only = true})
                 .ValueOrDie();
   auto connection = db->Connect().ValueOrDie();
-  auto counts = connection->QueryTable("SELECT count(*), count(DISTINCT id) FROM events")
-                    .ValueOrDie();
+  auto counts =
+      connection->QueryTable("SELECT count(*), count(DISTINCT id) FROM events").ValueOrDie();
   EXPECT_EQ(counts->column(0)->GetScalar(0).ValueOrDie()->ToString(), std::to_string(kRequests));
   EXPECT_EQ(counts->column(1)->GetScalar(0).ValueOrDie()->ToString(), std::to_string(kRequests));
   // Every id reported committed by a killed run is among the applied requests.
   auto applied = connection
-                     ->QueryTable("SELECT count(*) FROM _teatree_requests WHERE status = "
-                                  "'applied' AND request_id LIKE 'r%'")
+                     ->QueryTable(
+                         "SELECT count(*) FROM _teatree_requests WHERE status = "
+                         "'applied' AND request_id LIKE 'r%'")
                      .ValueOrDie();
   EXPECT_EQ(applied->column(0)->GetScalar(0).ValueOrDie()->ToString(), std::to_string(kRequests));
   EXPECT_GT(committed.size(), 0u) << "no run got far enough to commit: the test proves little";

@@ -6,9 +6,9 @@ namespace teatree {
 namespace {
 
 TableSchema Orders() {
-  nlohmann::json schema = nlohmann::json::parse(
-      R"([{"name":"id","type":"BIGINT"},{"name":"amount","type":"DOUBLE"},)"
-      R"({"name":"region","type":"VARCHAR"}])");
+  nlohmann::json schema =
+      nlohmann::json::parse(R"([{"name":"id","type":"BIGINT"},{"name":"amount","type":"DOUBLE"},)"
+                            R"({"name":"region","type":"VARCHAR"}])");
   return TableSchema::FromJson("orders", schema, nlohmann::json::array({"id"})).ValueOrDie();
 }
 
