@@ -205,7 +205,9 @@ Result<nlohmann::json> BindArguments(const SqlFunction& function, const nlohmann
   }
   nlohmann::json bound = nlohmann::json::object();
   if (args.is_object()) {
-    for (const auto& [name, value] : args.items()) {
+    for (const auto& item : args.items()) {
+      const std::string& name = item.key();
+      const nlohmann::json& value = item.value();
       auto it = std::find_if(function.params.begin(), function.params.end(),
                              [&](const FunctionParam& p) { return p.name == name; });
       if (it == function.params.end()) {

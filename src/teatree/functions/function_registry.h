@@ -14,7 +14,7 @@
 namespace teatree {
 
 /// A typed parameter of a function. A null `default_value` makes it required.
-struct FunctionParam {
+struct FunctionParam {  // NOLINT(bugprone-exception-escape): copies throw only on OOM.
   std::string name;
   ColumnType type;
   nlohmann::json default_value;

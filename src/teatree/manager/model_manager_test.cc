@@ -45,6 +45,7 @@ class ModelManagerTest : public ::testing::Test {
 
   BatchResult Apply(const std::vector<std::string>& lines) {
     std::vector<Request> batch;
+    batch.reserve(lines.size());
     for (const auto& line : lines) batch.push_back(DecodeRequest(line).ValueOrDie());
     auto result = manager_->Apply(batch);
     EXPECT_TRUE(result.ok()) << result.status().ToString();
@@ -154,7 +155,6 @@ TEST_F(ModelManagerTest, OlderVersionsGoAfterTheGracePeriod) {
   EXPECT_EQ(versions.back(), 5);
 }
 
-/// Writes a file of `bytes` garbage, or the first half of a real Arrow IPC stream.
 void WriteFile(const fs::path& path, const std::string& contents) {
   std::ofstream(path, std::ios::binary) << contents;
 }
@@ -165,7 +165,9 @@ TEST_F(ModelManagerTest, BadInputChangesNothingAndSaysWhatIsWrong) {
   ASSERT_TRUE(manager_->WaitPublished(2, seconds(30)).ok());
   WriteFile(data_ / "input" / "corrupt.parquet", "PAR1 this is not parquet at all PAR1");
   WriteFile(data_ / "input" / "corrupt.duckdb", std::string(8192, 'x'));
-  WriteFile(data_ / "input" / "truncated.arrow", "ARROW1\0\0\xff\xff\xff\xff");
+  const char truncated_ipc[] = "ARROW1\0\0\xff\xff\xff\xff";
+  WriteFile(data_ / "input" / "truncated.arrow",
+            std::string(truncated_ipc, sizeof(truncated_ipc) - 1));
   const std::string before = State();
 
   struct Case {
