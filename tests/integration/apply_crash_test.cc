@@ -105,9 +105,10 @@ void ExpectCommittedPresent(const fs::path& data, const std::set<std::string>& c
                      "'applied'")
                  .ValueOrDie();
   std::set<std::string> present;
-  auto column = std::static_pointer_cast<arrow::StringArray>(
-      ids->CombineChunks().ValueOrDie()->column(0)->chunk(0));
-  for (int64_t i = 0; i < column->length(); ++i) present.insert(column->GetString(i));
+  for (const auto& chunk : ids->column(0)->chunks()) {
+    auto column = std::static_pointer_cast<arrow::StringArray>(chunk);
+    for (int64_t i = 0; i < column->length(); ++i) present.insert(column->GetString(i));
+  }
   for (const auto& id : committed) ASSERT_TRUE(present.count(id)) << id << " was lost";
   if (present.count("create") == 0) return;
   auto counts =

@@ -173,8 +173,8 @@ Result<std::unique_ptr<ModelManager>> ModelManager::Open(const ManagerOptions& o
   ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(o.data_dir, o.model));
   const int64_t published = versions.empty() ? 0 : versions.back();
   impl->publisher = std::make_unique<VersionPublisher>(
-      PublisherOptions{o.data_dir, o.model, o.retention_grace}, *impl->engine, impl->writer_mutex,
-      *impl->control, impl->archive.get(), published);
+      PublisherOptions{o.data_dir, o.model, o.retention_grace, o.publish_interval}, *impl->engine,
+      impl->writer_mutex, *impl->control, impl->archive.get(), published);
   ARROW_RETURN_NOT_OK(impl->Reconcile(published));
   impl->publisher->Start();
   return std::unique_ptr<ModelManager>(new ModelManager(std::move(impl)));

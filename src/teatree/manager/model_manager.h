@@ -28,6 +28,8 @@ struct ManagerOptions {
   std::filesystem::path functions_file;
   /// How long a superseded version file stays after the one before the newest.
   std::chrono::milliseconds retention_grace = std::chrono::seconds(60);
+  /// At most one version publication per interval; `snapshot` requests publish at once.
+  std::chrono::milliseconds publish_interval = std::chrono::milliseconds(500);
   /// DuckDB worker threads; 0 lets DuckDB choose.
   int threads = 0;
 };

@@ -81,7 +81,11 @@ void VersionPublisher::Run() {
       changed_.wait(lock, [&] { return stopping_ || force_ || engine_.version() > published_; });
       const bool pending = force_ || engine_.version() > published_;
       if (!pending && stopping_) return;
+      // Coalesce: wait out the interval since the last publication, unless forced.
+      changed_.wait_until(lock, last_publish_ + options_.min_interval,
+                          [&] { return stopping_ || force_; });
       force_ = false;
+      last_publish_ = std::chrono::steady_clock::now();
     }
     Status status = PublishOnce();
     std::unique_lock lock(mutex_);

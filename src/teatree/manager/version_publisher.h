@@ -19,6 +19,10 @@ struct PublisherOptions {
   std::filesystem::path data_dir;
   std::string model;
   std::chrono::milliseconds retention_grace = std::chrono::seconds(60);
+  /// At most one publication per interval (a `snapshot` request publishes at once): each
+  /// publication checkpoints under the writer lock, so publishing after every commit of a
+  /// busy model would slow its writer. Live reads see every commit regardless.
+  std::chrono::milliseconds min_interval = std::chrono::milliseconds(500);
 };
 
 /// Turns committed versions into immutable version files, off the writer's path. Its thread
@@ -67,6 +71,7 @@ class VersionPublisher {
   std::condition_variable changed_;
   int64_t published_;
   bool force_ = false;
+  std::chrono::steady_clock::time_point last_publish_{};
   bool stopping_ = false;
   Status last_error_;
 };

@@ -260,6 +260,48 @@ Status DuckConnection::RegisterArrowView(const std::string& name,
   return FromDuck(state, "cannot register Arrow stream as DuckDB view " + name, nullptr);
 }
 
+Result<int64_t> DuckConnection::AppendArrow(const std::string& table,
+                                            const arrow::RecordBatch& batch) {
+  constexpr int64_t kChunkRows = 2048;  // DuckDB's vector size: one data chunk at most.
+  const std::string context = "cannot append to table " + table;
+  ArrowSchema c_schema;
+  ARROW_RETURN_NOT_OK(arrow::ExportSchema(*batch.schema(), &c_schema));
+  duckdb_arrow_converted_schema converted = nullptr;
+  Status status =
+      FromDuck(duckdb_schema_from_arrow(impl_->connection, &c_schema, &converted), context);
+  if (c_schema.release != nullptr) c_schema.release(&c_schema);
+  struct Cleanup {
+    duckdb_arrow_converted_schema* converted;
+    duckdb_appender appender = nullptr;
+    ~Cleanup() {
+      duckdb_destroy_arrow_converted_schema(converted);
+      if (appender != nullptr) duckdb_appender_destroy(&appender);
+    }
+  } cleanup{&converted};
+  ARROW_RETURN_NOT_OK(status);
+  if (duckdb_appender_create(impl_->connection, nullptr, table.c_str(), &cleanup.appender) !=
+      DuckDBSuccess) {
+    return FromDuck(duckdb_appender_error_data(cleanup.appender), context);
+  }
+  for (int64_t offset = 0; offset < batch.num_rows(); offset += kChunkRows) {
+    ArrowArray c_array;
+    ARROW_RETURN_NOT_OK(arrow::ExportRecordBatch(*batch.Slice(offset, kChunkRows), &c_array));
+    duckdb_data_chunk chunk = nullptr;
+    // DuckDB takes ownership of the array's buffers.
+    ARROW_RETURN_NOT_OK(FromDuck(
+        duckdb_data_chunk_from_arrow(impl_->connection, &c_array, converted, &chunk), context));
+    duckdb_state state = duckdb_append_data_chunk(cleanup.appender, chunk);
+    duckdb_destroy_data_chunk(&chunk);
+    if (state != DuckDBSuccess) {
+      return FromDuck(duckdb_appender_error_data(cleanup.appender), context);
+    }
+  }
+  if (duckdb_appender_close(cleanup.appender) != DuckDBSuccess) {
+    return FromDuck(duckdb_appender_error_data(cleanup.appender), context);
+  }
+  return batch.num_rows();
+}
+
 Status DuckConnection::WithArrowView(const std::string& name,
                                      std::shared_ptr<arrow::RecordBatchReader> reader,
                                      const std::function<Status()>& body) {

@@ -10,6 +10,7 @@
 #include "teatree/common/status.h"
 
 namespace arrow {
+class RecordBatch;
 class RecordBatchReader;
 class Table;
 }  // namespace arrow
@@ -79,6 +80,10 @@ class DuckConnection {
   Result<std::unique_ptr<arrow::RecordBatchReader>> Query(const std::string& sql);
   /// Query() collected into one table.
   Result<std::shared_ptr<arrow::Table>> QueryTable(const std::string& sql);
+  /// Appends `batch` (whose columns match the table's, in order) to `table` with DuckDB's
+  /// appender, converting through the C data interface chunk by chunk: no SQL, no view.
+  /// Runs inside the connection's open transaction, if any. Returns the rows appended.
+  Result<int64_t> AppendArrow(const std::string& table, const arrow::RecordBatch& batch);
   /// Makes an Arrow stream scannable from SQL as the view `name`. The stream is consumed by
   /// the first query that scans it and lives as long as the connection.
   Status RegisterArrowView(const std::string& name,

@@ -282,12 +282,7 @@ Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
       return executed;
     }
     case Op::kAppend: {
-      const TableSchema& schema = state.tables.at(request.table);
-      ARROW_ASSIGN_OR_RAISE(executed.rows,
-                            InsertRows(writer,
-                                       "INSERT INTO " + SqlIdentifier(schema.name) + " SELECT " +
-                                           Columns(schema) + " FROM " + kInputView,
-                                       planned.rows));
+      ARROW_ASSIGN_OR_RAISE(executed.rows, writer.AppendArrow(request.table, *planned.rows));
       return executed;
     }
     case Op::kUpsert: {
