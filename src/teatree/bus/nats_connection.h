@@ -9,18 +9,50 @@
 
 namespace teatree {
 
+/// How to reach and authenticate to NATS. Defaults suit the private nats-server that
+/// `teatree serve` spawns on loopback: no auth, no TLS, reconnect forever.
 struct NatsClientOptions {
-  /// nats://host:port (comma-separate several servers of a cluster).
+  /// nats://host:port or tls://host:port (comma-separate several servers of a cluster).
   std::string url;
   /// Shown by the server in its connection list.
   std::string name = "teatree";
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
+
+  /// Authentication: at most one of a token, a user with password, or an NKey.
+  std::string token;
+  std::string user;
+  std::string password;
+  /// NKey authentication: the user's public key ("U...") and the file holding its seed
+  /// ("SU..."); nats.c signs the server's nonce with the seed and wipes it from memory.
+  std::string nkey;
+  std::string nkey_seed_file;
+
+  /// TLS is used when `tls` is set, a URL starts with tls://, or any file below is given.
+  bool tls = false;
+  /// PEM file of the CA certificates that signed the server's certificate; empty trusts the
+  /// system's default CAs.
+  std::string tls_ca_file;
+  /// PEM client certificate chain and its private key, for servers that verify clients.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+
+  /// After a lost connection, nats.c reconnects in the background (-1: forever), waiting
+  /// `reconnect_wait` between attempts to the same server; publishes made meanwhile are
+  /// buffered and fail only when their JetStream ack times out.
+  int max_reconnect_attempts = -1;
+  std::chrono::milliseconds reconnect_wait = std::chrono::milliseconds(500);
+  /// How long JetStream API calls and publish acks may take before they fail.
+  std::chrono::milliseconds request_timeout = std::chrono::seconds(5);
 };
 
 /// A connection to NATS with its JetStream context. Thread-safe as nats.c connections are:
-/// publish and subscribe from any thread. Destroying it closes the connection.
+/// publish and subscribe from any thread. It reconnects by itself after a server restart.
+/// Destroying it closes the connection: every object built on it (RequestQueue,
+/// ModelConsumer, Lease) must be destroyed first.
 class NatsConnection {
  public:
+  /// Connects once: an unreachable server, a malformed URL or refused credentials are an
+  /// error here, naming the URL and what to check.
   static Result<std::unique_ptr<NatsConnection>> Connect(const NatsClientOptions& options);
   ~NatsConnection();
 
@@ -30,12 +62,19 @@ class NatsConnection {
   /// The raw handles stay owned by this object.
   natsConnection* connection() { return connection_; }
   jsCtx* jetstream() { return jetstream_; }
+  /// NatsClientOptions::request_timeout: how long JetStream calls may take.
+  std::chrono::milliseconds request_timeout() const { return request_timeout_; }
+
+  /// True while connected (false while reconnecting or once closed).
+  bool connected();
 
  private:
-  NatsConnection(natsConnection* connection, jsCtx* jetstream)
-      : connection_(connection), jetstream_(jetstream) {}
+  NatsConnection(natsConnection* connection, jsCtx* jetstream,
+                 std::chrono::milliseconds request_timeout)
+      : connection_(connection), jetstream_(jetstream), request_timeout_(request_timeout) {}
   natsConnection* connection_;
   jsCtx* jetstream_;
+  std::chrono::milliseconds request_timeout_;
 };
 
 }  // namespace teatree

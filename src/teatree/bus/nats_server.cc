@@ -23,6 +23,7 @@ Status MissingBinary(const std::string& binary, const Status& cause) {
 Status WriteConfig(const std::filesystem::path& path, const NatsServerOptions& options, int port) {
   std::ofstream out(path, std::ios::trunc);
   out << "listen: 127.0.0.1:" << port << "\n"
+      << "max_payload: " << options.max_payload << "\n"
       << "jetstream {\n"
       << "  store_dir: \"" << options.store_dir.string() << "\"\n"
       << (options.sync_always ? "  sync_interval: always\n" : "") << "}\n";
@@ -38,10 +39,38 @@ std::string ReadFile(const std::filesystem::path& path) {
   return text.str();
 }
 
+std::filesystem::path LogPath(const NatsServerOptions& options) {
+  return options.store_dir / "nats.log";
+}
+
+struct Launched {
+  std::unique_ptr<Subprocess> process;
+  /// OK once the server accepts connections.
+  Status ready;
+};
+
+// Writes the config for `port`, spawns nats-server and waits until it listens. An error
+// only when the binary cannot run; a server that did not come up is reported in `ready`.
+Result<Launched> Launch(const NatsServerOptions& options, int port) {
+  const std::string binary = NatsServer::ResolveBinary(options);
+  const auto config = options.store_dir / "nats.conf";
+  ARROW_RETURN_NOT_OK(WriteConfig(config, options, port));
+  auto process =
+      Subprocess::Spawn({.argv = {binary, "-c", config.string()}, .log_path = LogPath(options)});
+  if (!process.ok()) return MissingBinary(binary, process.status());
+  Status ready = WaitForTcpPort("127.0.0.1", port, options.start_timeout);
+  return Launched{std::move(*process), std::move(ready)};
+}
+
+Status DidNotStart(const NatsServerOptions& options, const Status& cause) {
+  return Status::IOError("nats-server did not start: ", cause.message(), ". Its log (",
+                         LogPath(options).string(), ") says: ", ReadFile(LogPath(options)));
+}
+
 }  // namespace
 
-NatsServer::NatsServer(std::unique_ptr<Subprocess> process, int port)
-    : process_(std::move(process)), port_(port) {}
+NatsServer::NatsServer(std::unique_ptr<Subprocess> process, NatsServerOptions options, int port)
+    : process_(std::move(process)), options_(std::move(options)), port_(port) {}
 
 NatsServer::~NatsServer() { (void)Stop(); }
 
@@ -77,7 +106,6 @@ Result<std::string> NatsServer::BinaryVersion(const std::string& binary) {
 }
 
 Result<std::unique_ptr<NatsServer>> NatsServer::Start(const NatsServerOptions& options) {
-  const std::string binary = ResolveBinary(options);
   if (options.store_dir.empty()) {
     return Status::Invalid("NatsServer needs a store_dir for JetStream data");
   }
@@ -87,26 +115,30 @@ Result<std::unique_ptr<NatsServer>> NatsServer::Start(const NatsServerOptions& o
     return Status::IOError("cannot create JetStream store ", options.store_dir.string(), ": ",
                            ec.message());
   }
-  const auto config = options.store_dir / "nats.conf";
-  const auto log = options.store_dir / "nats.log";
   Status last = Status::OK();
   for (int attempt = 0; attempt < kStartAttempts; ++attempt) {
     int port = options.port;
     if (port == 0) {
       ARROW_ASSIGN_OR_RAISE(port, FreeLoopbackPort());
     }
-    ARROW_RETURN_NOT_OK(WriteConfig(config, options, port));
-    auto process = Subprocess::Spawn({.argv = {binary, "-c", config.string()}, .log_path = log});
-    if (!process.ok()) return MissingBinary(binary, process.status());
-    last = WaitForTcpPort("127.0.0.1", port, options.start_timeout);
+    ARROW_ASSIGN_OR_RAISE(Launched launched, Launch(options, port));
+    last = launched.ready;
     if (last.ok()) {
-      return std::unique_ptr<NatsServer>(new NatsServer(std::move(*process), port));
+      return std::unique_ptr<NatsServer>(
+          new NatsServer(std::move(launched.process), options, port));
     }
-    if (!(*process)->Running() && options.port == 0) continue;  // Port taken: try another.
+    if (!launched.process->Running() && options.port == 0) continue;  // Port taken: try another.
     break;
   }
-  return Status::IOError("nats-server did not start: ", last.message(), ". Its log (", log.string(),
-                         ") says: ", ReadFile(log));
+  return DidNotStart(options, last);
+}
+
+Status NatsServer::Restart() {
+  ARROW_RETURN_NOT_OK(Stop());
+  ARROW_ASSIGN_OR_RAISE(Launched launched, Launch(options_, port_));
+  if (!launched.ready.ok()) return DidNotStart(options_, launched.ready);
+  process_ = std::move(launched.process);
+  return Status::OK();
 }
 
 }  // namespace teatree

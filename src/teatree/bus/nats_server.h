@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -22,6 +23,9 @@ struct NatsServerOptions {
   /// fsync every write before acknowledging it (`sync_interval: always`): an acknowledged
   /// request survives a power loss, at the price of latency.
   bool sync_always = true;
+  /// The largest message clients may publish (nats-server's max_payload; its own default is
+  /// 1 MiB). Room for RequestQueueOptions' default 8 MiB request body plus headers.
+  int64_t max_payload = 9 << 20;
   std::chrono::milliseconds start_timeout = std::chrono::seconds(10);
 };
 
@@ -42,6 +46,11 @@ class NatsServer {
   Subprocess& process() { return *process_; }
   /// SIGTERM and wait: JetStream flushes its store.
   Status Stop();
+  /// Starts the server again on the same port with the same store, e.g. after
+  /// `process().Signal(SIGKILL)` in a crash test; stops it first if it still runs. Clients
+  /// that reconnect (NatsClientOptions::max_reconnect_attempts) find it again. Fails if the
+  /// port was taken meanwhile.
+  Status Restart();
 
   /// The binary Start() would run for these options.
   static std::string ResolveBinary(const NatsServerOptions& options);
@@ -49,8 +58,9 @@ class NatsServer {
   static Result<std::string> BinaryVersion(const std::string& binary);
 
  private:
-  NatsServer(std::unique_ptr<Subprocess> process, int port);
+  NatsServer(std::unique_ptr<Subprocess> process, NatsServerOptions options, int port);
   std::unique_ptr<Subprocess> process_;
+  NatsServerOptions options_;
   int port_;
 };
 

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <nats/nats.h>
+
+#include <chrono>
+#include <string>
+
+#include "teatree/bus/nats_handles_internal.h"
+#include "teatree/common/status.h"
+
+namespace teatree::bus_internal {
+
+/// What Teatree needs of one of its JetStream streams. All are file-backed, one subject
+/// pattern each.
+struct StreamSpec {
+  std::string name;
+  std::string subjects;
+  jsRetentionPolicy retention = js_LimitsPolicy;
+  std::chrono::nanoseconds duplicate_window = std::chrono::minutes(2);
+  /// Largest message (headers + body) the stream stores.
+  int32_t max_msg_size = -1;
+};
+
+/// Creates the stream when absent. When it exists, updates the duplicate window and
+/// maximum message size if they differ (the last process to call this wins), and refuses a
+/// stream whose subjects, storage or retention differ, naming the setting and what to do.
+/// Thread-safe; several processes may race to create it.
+Status EnsureStream(jsCtx* js, const StreamSpec& spec);
+
+/// The stream's info, with per-subject message counts for subjects matching
+/// `subjects_filter` (empty: no subject details). A missing stream is an error that names
+/// it.
+Result<StreamInfoHandle> GetStreamInfo(jsCtx* js, const std::string& stream,
+                                       const std::string& subjects_filter);
+
+}  // namespace teatree::bus_internal

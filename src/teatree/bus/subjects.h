@@ -1,0 +1,39 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace teatree {
+
+// The names Teatree uses on NATS, in one place: every process (client, dispatcher, manager,
+// `teatree status`) must agree on them. Model names are validated (ValidateName) before
+// they are put into a subject.
+
+/// The JetStream stream holding submitted requests until a manager acknowledges them.
+inline constexpr std::string_view kRequestStream = "TEATREE_REQ";
+/// Subjects of the request stream: one per model.
+inline constexpr std::string_view kRequestSubjects = "teatree.req.*";
+/// The stream keeping requests that failed MaxDeliver times, for inspection.
+inline constexpr std::string_view kDeadLetterStream = "TEATREE_DEAD";
+inline constexpr std::string_view kDeadLetterSubjects = "teatree.dead.*";
+/// The KV bucket holding one lease per model (single writer).
+inline constexpr std::string_view kLeaseBucket = "teatree_leases";
+
+/// Message headers.
+inline constexpr const char* kMsgIdHeader = "Nats-Msg-Id";
+inline constexpr const char* kErrorHeader = "Teatree-Error";
+inline constexpr const char* kModelHeader = "Teatree-Model";
+inline constexpr const char* kDeliveriesHeader = "Teatree-Deliveries";
+
+/// teatree.req.<model>
+inline std::string RequestSubject(std::string_view model) {
+  return "teatree.req." + std::string(model);
+}
+/// teatree.dead.<model>
+inline std::string DeadLetterSubject(std::string_view model) {
+  return "teatree.dead." + std::string(model);
+}
+/// teatree-<model>: the durable pull consumer of a model's requests.
+inline std::string ConsumerName(std::string_view model) { return "teatree-" + std::string(model); }
+
+}  // namespace teatree
