@@ -58,12 +58,3 @@ BENCHMARK(BM_QueryToArrow)->Arg(1'000'000)->Arg(10'000'000)->Unit(benchmark::kMi
 
 }  // namespace
 }  // namespace teatree::bench
-
-int main(int argc, char** argv) {
-  teatree::bench::OrDie(teatree::InitializeArrow());
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  teatree::ShutdownArrow();
-  return 0;
-}

@@ -223,12 +223,3 @@ BENCHMARK(BM_GroupCommit)->Arg(256)->Iterations(3)->Unit(benchmark::kMillisecond
 
 }  // namespace
 }  // namespace teatree::bench
-
-int main(int argc, char** argv) {
-  teatree::bench::OrDie(teatree::InitializeArrow());
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  teatree::ShutdownArrow();
-  return 0;
-}

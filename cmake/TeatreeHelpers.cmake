@@ -41,13 +41,17 @@ function(teatree_add_test name)
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES ${properties})
 endfunction()
 
-# teatree_add_benchmark(<name> SOURCES <files...> DEPS <targets...>)
-# A Google Benchmark executable in build/bench/; `make bench` runs every one.
+# teatree_add_benchmark(<name> SOURCES <files...> DEPS <targets...> [CUSTOM_MAIN])
+# A Google Benchmark executable in build/bench/; `make bench` runs every one. It uses the
+# shared main (bench/bench_main.cc) unless CUSTOM_MAIN says its sources bring their own.
 function(teatree_add_benchmark name)
   if(NOT TEATREE_BUILD_BENCHMARKS)
     return()
   endif()
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "CUSTOM_MAIN" "" "SOURCES;DEPS" ${ARGN})
+  if(NOT ARG_CUSTOM_MAIN)
+    list(APPEND ARG_SOURCES ${CMAKE_SOURCE_DIR}/bench/bench_main.cc)
+  endif()
   add_executable(${name} ${ARG_SOURCES})
   set_target_properties(${name} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bench)
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR})
