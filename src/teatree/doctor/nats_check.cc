@@ -1,23 +1,19 @@
-// Doctor check for NATS: the pinned nats-server and nats.c, through JetStream and KV.
+// Doctor check for NATS: the pinned nats-server and nats.c, exercised through Teatree's own
+// bus: the request stream, a model's pull consumer and the lease bucket.
 #include <nats/nats.h>
 
-#include <cstring>
+#include <cstdio>
 
+#include "teatree/bus/lease.h"
+#include "teatree/bus/model_consumer.h"
 #include "teatree/bus/nats_connection.h"
 #include "teatree/bus/nats_server.h"
-#include "teatree/bus/nats_status_internal.h"
+#include "teatree/bus/request_queue.h"
 #include "teatree/common/temp_dir.h"
 #include "teatree/doctor/checks_internal.h"
 
 namespace teatree {
 namespace {
-
-template <typename T, void (*Destroy)(T*)>
-struct Deleter {
-  void operator()(T* handle) const { Destroy(handle); }
-};
-template <typename T, void (*Destroy)(T*)>
-using Handle = std::unique_ptr<T, Deleter<T, Destroy>>;
 
 Status CheckMinimumVersion(const std::string& version) {
   int major = 0, minor = 0;
@@ -30,60 +26,23 @@ Status CheckMinimumVersion(const std::string& version) {
   return Status::OK();
 }
 
-Status PublishTwice(jsCtx* js) {
-  jsPubOptions options;
-  jsPubOptions_Init(&options);
-  options.MsgId = "doctor-1";
-  const char* payload = "hello";
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    jsPubAck* raw_ack = nullptr;
-    jsErrCode error = jsErrCode(0);
-    ARROW_RETURN_NOT_OK(
-        FromNats(js_Publish(&raw_ack, js, "doctor.req", payload,
-                            static_cast<int>(std::strlen(payload)), &options, &error),
-                 "JetStream publish", error));
-    Handle<jsPubAck, jsPubAck_Destroy> ack(raw_ack);
-    if (ack->Duplicate != (attempt == 1)) {
-      return Status::Invalid("Nats-Msg-Id deduplication did not behave: attempt ", attempt,
-                             " duplicate=", ack->Duplicate);
-    }
+/// Submits one request twice with the same id (JetStream must drop the second), fetches it
+/// with the model's pull consumer and acks it, then takes and releases the model's lease.
+Status ExerciseBus(NatsConnection& connection) {
+  ARROW_ASSIGN_OR_RAISE(auto queue, RequestQueue::Make(connection));
+  ARROW_ASSIGN_OR_RAISE(auto first, queue->Submit("doctor", "doctor-1", "hello"));
+  ARROW_ASSIGN_OR_RAISE(auto second, queue->Submit("doctor", "doctor-1", "hello"));
+  if (first.duplicate || !second.duplicate) {
+    return Status::Invalid("Nats-Msg-Id deduplication did not drop the repeated request");
   }
-  return Status::OK();
-}
-
-Status FetchAndAck(jsCtx* js) {
-  natsSubscription* raw_sub = nullptr;
-  jsErrCode error = jsErrCode(0);
-  ARROW_RETURN_NOT_OK(
-      FromNats(js_PullSubscribe(&raw_sub, js, "doctor.req", "doctor", nullptr, nullptr, &error),
-               "JetStream pull subscribe", error));
-  Handle<natsSubscription, natsSubscription_Destroy> sub(raw_sub);
-  natsMsgList list{};
-  ARROW_RETURN_NOT_OK(
-      FromNats(natsSubscription_Fetch(&list, raw_sub, 10, 5000, &error), "JetStream fetch", error));
-  Status status = list.Count == 1
-                      ? FromNats(natsMsg_Ack(list.Msgs[0], nullptr), "ack")
-                      : Status::Invalid("fetched ", list.Count, " messages, expected 1");
-  natsMsgList_Destroy(&list);
-  return status;
-}
-
-Status KeyValuePutGet(jsCtx* js) {
-  kvConfig config;
-  kvConfig_Init(&config);
-  config.Bucket = "doctor_kv";
-  kvStore* raw_kv = nullptr;
-  ARROW_RETURN_NOT_OK(FromNats(js_CreateKeyValue(&raw_kv, js, &config), "KV create bucket"));
-  Handle<kvStore, kvStore_Destroy> kv(raw_kv);
-  uint64_t revision = 0;
-  ARROW_RETURN_NOT_OK(FromNats(kvStore_PutString(&revision, raw_kv, "key", "value"), "KV put"));
-  kvEntry* raw_entry = nullptr;
-  ARROW_RETURN_NOT_OK(FromNats(kvStore_Get(&raw_entry, raw_kv, "key"), "KV get"));
-  Handle<kvEntry, kvEntry_Destroy> entry(raw_entry);
-  if (std::string(kvEntry_ValueString(raw_entry)) != "value") {
-    return Status::Invalid("KV get returned a different value than was put");
+  ARROW_ASSIGN_OR_RAISE(auto consumer, ModelConsumer::Make(connection, "doctor"));
+  ARROW_ASSIGN_OR_RAISE(auto deliveries, consumer->Fetch(10, std::chrono::seconds(5)));
+  if (deliveries.size() != 1 || deliveries[0].body() != "hello") {
+    return Status::Invalid("fetched ", deliveries.size(), " requests, expected the one submitted");
   }
-  return Status::OK();
+  ARROW_RETURN_NOT_OK(deliveries[0].Ack());
+  ARROW_ASSIGN_OR_RAISE(auto lease, Lease::Acquire(connection, "doctor", "teatree doctor"));
+  return lease->Release();
 }
 
 }  // namespace
@@ -98,31 +57,15 @@ Result<CheckOutcome> CheckNats(const DoctorOptions& options) {
   ARROW_ASSIGN_OR_RAISE(auto dir, TempDir::Make("teatree-doctor-nats-"));
   server_options.store_dir = dir->path() / "jetstream";
   ARROW_ASSIGN_OR_RAISE(auto server, NatsServer::Start(server_options));
-  ARROW_ASSIGN_OR_RAISE(auto connection, NatsConnection::Connect({.url = server->url()}));
-  jsCtx* js = connection->jetstream();
-
-  jsStreamConfig stream;
-  jsStreamConfig_Init(&stream);
-  stream.Name = "DOCTOR";
-  const char* subjects[] = {"doctor.>"};
-  stream.Subjects = subjects;
-  stream.SubjectsLen = 1;
-  stream.Storage = js_FileStorage;
-  jsErrCode error = jsErrCode(0);
-  jsStreamInfo* info = nullptr;
-  ARROW_RETURN_NOT_OK(
-      FromNats(js_AddStream(&info, js, &stream, nullptr, &error), "JetStream add stream", error));
-  jsStreamInfo_Destroy(info);
-
-  ARROW_RETURN_NOT_OK(PublishTwice(js));
-  ARROW_RETURN_NOT_OK(FetchAndAck(js));
-  ARROW_RETURN_NOT_OK(KeyValuePutGet(js));
-  connection.reset();
+  {
+    ARROW_ASSIGN_OR_RAISE(auto connection, NatsConnection::Connect({.url = server->url()}));
+    ARROW_RETURN_NOT_OK(ExerciseBus(*connection));
+  }
   ARROW_RETURN_NOT_OK(server->Stop());
   return CheckOutcome{"nats.c " + std::string(nats_GetVersion()) + ", server " + server_version,
                       "nats-server on " + server->url() +
-                          ": stream, publish with Nats-Msg-Id (duplicate dropped), pull + ack, "
-                          "KV put/get; stopped"};
+                          ": request stream, submit with Nats-Msg-Id (duplicate dropped), "
+                          "pull + ack, KV lease taken and released; stopped"};
 }
 
 }  // namespace teatree
