@@ -184,7 +184,7 @@ Status RunWriter(BenchModel& model, int64_t rows, double seconds, int64_t* next_
 void BM_WriterWhilePublishing(benchmark::State& state) {
   const int64_t rows = state.range(0);
   constexpr int64_t kBusyMegabytes = 100;
-  constexpr double kPhaseSeconds = 1.5;
+  constexpr double kPhaseSeconds = 1.0;
   auto busy = ModelOfSize("teatree-bench-busy-", kBusyMegabytes, {.archive_url = "none"});
   auto idle = ModelOfSize("teatree-bench-idle-", 0, {.archive_url = "none"});
   WriterPhase while_publishing, while_idle;
@@ -243,7 +243,7 @@ void RegisterBenchmarks(bool with_1gb) {
       ->ArgNames({"rows"})
       ->Arg(1)
       ->Arg(100)
-      ->Iterations(4)
+      ->Iterations(6)
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
 }
