@@ -7,6 +7,7 @@
 
 #include "teatree/archive/archive.h"
 #include "teatree/common/file_util.h"
+#include "teatree/common/sql_quote.h"
 #include "teatree/control/control_store.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
 #include "teatree/engine/engine.h"
@@ -146,16 +147,19 @@ Status VersionPublisher::Finish(int64_t version) {
                          .table_name = table,
                          .version_file_uri = "file://" + fs::absolute(file).string(),
                          .checksum = checksum};
-    ARROW_ASSIGN_OR_RAISE(auto rows, connection->Query("SELECT * FROM \"" + table + "\""));
     if (archive_ != nullptr) {
+      ARROW_ASSIGN_OR_RAISE(auto rows, connection->Query("SELECT * FROM " + SqlIdentifier(table)));
       ARROW_ASSIGN_OR_RAISE(auto archived,
                             archive_->WriteTable(options_.model, version, table, *rows));
       record.rows = archived.rows;
       record.bytes = archived.bytes;
       record.archive_uri = archived.uri;
     } else {
-      ARROW_ASSIGN_OR_RAISE(auto all, rows->ToTable());
-      record.rows = all->num_rows();
+      // Without an archive only the row count is needed: let DuckDB count, not materialize.
+      ARROW_ASSIGN_OR_RAISE(auto count,
+                            connection->QueryTable("SELECT count(*) FROM " + SqlIdentifier(table)));
+      ARROW_ASSIGN_OR_RAISE(auto scalar, count->column(0)->GetScalar(0));
+      record.rows = std::static_pointer_cast<arrow::Int64Scalar>(scalar)->value;
     }
     records.push_back(std::move(record));
   }

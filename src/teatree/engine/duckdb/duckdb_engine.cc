@@ -102,8 +102,6 @@ struct DuckEngine::Impl {
   }
   Status Load();
   Result<std::map<std::string, KnownRequest>> LookupKnown(const std::vector<Request>& batch);
-  Result<BatchResult> TryApply(std::vector<PlannedRequest>& planned,
-                               const std::vector<Request>& batch, BatchResult& result, bool& retry);
 };
 
 Status DuckEngine::Impl::Load() {
