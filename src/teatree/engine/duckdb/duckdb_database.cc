@@ -192,19 +192,42 @@ Result<int64_t> DuckConnection::ExecuteCount(const std::string& sql) {
   return static_cast<int64_t>(duckdb_rows_changed(&handle.result));
 }
 
-Result<std::shared_ptr<arrow::Table>> DuckConnection::QueryParams(const std::string& sql,
-                                                                  const DuckParams& params) {
+struct DuckStatement::Impl {
   PreparedHandle prepared;
-  duckdb_state state = duckdb_prepare(impl_->connection, sql.c_str(), &prepared.statement);
-  ARROW_RETURN_NOT_OK(
-      FromDuck(state, "DuckDB statement failed", duckdb_prepare_error(prepared.statement)));
-  ARROW_RETURN_NOT_OK(BindParams(prepared.statement, params));
-  auto handle = std::make_unique<ResultHandle>();
-  state = duckdb_execute_prepared(prepared.statement, &handle->result);
-  ARROW_RETURN_NOT_OK(
-      FromDuck(state, "DuckDB statement failed", duckdb_result_error(&handle->result)));
+
+  Result<std::unique_ptr<ResultHandle>> Run(const DuckParams& params) {
+    ARROW_RETURN_NOT_OK(BindParams(prepared.statement, params));
+    auto handle = std::make_unique<ResultHandle>();
+    duckdb_state state = duckdb_execute_prepared(prepared.statement, &handle->result);
+    ARROW_RETURN_NOT_OK(
+        FromDuck(state, "DuckDB statement failed", duckdb_result_error(&handle->result)));
+    return handle;
+  }
+};
+
+DuckStatement::DuckStatement(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DuckStatement::~DuckStatement() = default;
+
+Status DuckStatement::Execute(const DuckParams& params) { return impl_->Run(params).status(); }
+
+Result<std::shared_ptr<arrow::Table>> DuckStatement::Query(const DuckParams& params) {
+  ARROW_ASSIGN_OR_RAISE(auto handle, impl_->Run(params));
   ARROW_ASSIGN_OR_RAISE(auto reader, DuckResultReader::Make(std::move(handle)));
   return reader->ToTable();
+}
+
+Result<std::unique_ptr<DuckStatement>> DuckConnection::Prepare(const std::string& sql) {
+  auto impl = std::make_unique<DuckStatement::Impl>();
+  duckdb_state state = duckdb_prepare(impl_->connection, sql.c_str(), &impl->prepared.statement);
+  ARROW_RETURN_NOT_OK(
+      FromDuck(state, "DuckDB statement failed", duckdb_prepare_error(impl->prepared.statement)));
+  return std::unique_ptr<DuckStatement>(new DuckStatement(std::move(impl)));
+}
+
+Result<std::shared_ptr<arrow::Table>> DuckConnection::QueryParams(const std::string& sql,
+                                                                  const DuckParams& params) {
+  ARROW_ASSIGN_OR_RAISE(auto statement, Prepare(sql));
+  return statement->Query(params);
 }
 
 Result<bool> DuckConnection::IsSingleSelect(const std::string& sql) {

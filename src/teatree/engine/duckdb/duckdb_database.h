@@ -55,6 +55,26 @@ using DuckParam = std::variant<std::monostate, bool, int64_t, double, std::strin
 /// Parameters by name, for statements that use `$name` placeholders.
 using DuckParams = std::map<std::string, DuckParam>;
 
+/// A statement prepared once and run many times with different parameters: parsing,
+/// binding and planning are paid once. Belongs to its connection and must not outlive it.
+class DuckStatement {
+ public:
+  ~DuckStatement();
+  DuckStatement(const DuckStatement&) = delete;
+  DuckStatement& operator=(const DuckStatement&) = delete;
+
+  /// Runs the statement with `params` bound; the result is dropped.
+  Status Execute(const DuckParams& params = {});
+  /// Runs the statement with `params` bound; returns its result as a table.
+  Result<std::shared_ptr<arrow::Table>> Query(const DuckParams& params = {});
+
+ private:
+  friend class DuckConnection;
+  struct Impl;
+  explicit DuckStatement(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 /// One DuckDB connection: its own transaction state. Not thread-safe: one thread at a time.
 class DuckConnection {
  public:
@@ -66,6 +86,8 @@ class DuckConnection {
   Status Execute(const std::string& sql);
   /// Runs one statement and returns the number of rows it inserted, updated or deleted.
   Result<int64_t> ExecuteCount(const std::string& sql);
+  /// Prepares one statement with `$name` parameters for repeated use.
+  Result<std::unique_ptr<DuckStatement>> Prepare(const std::string& sql);
   /// Runs one statement with `$name` parameters bound (never spliced into the text); returns
   /// its result as a table (for DML: one column "Count").
   Result<std::shared_ptr<arrow::Table>> QueryParams(const std::string& sql,

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <set>
 
+#include "teatree/common/bloom_filter.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/sql_quote.h"
 #include "teatree/engine/duckdb/duckdb_engine_internal.h"
@@ -96,12 +97,24 @@ struct DuckEngine::Impl {
   std::unique_ptr<ReaderPool> readers;
   std::atomic<int64_t> version{0};
   ModelState state;  // Committed schema; owned by the writer.
+  // Every request id in _teatree_requests, approximately: ids it has never seen skip the
+  // lookup.
+  BloomFilter known_ids{0};
+  // The writer's statements of every batch, prepared once; destroyed before `writer`.
+  std::unique_ptr<DuckStatement> begin, commit, rollback, set_version, find_request;
 
   OpContext Context() {
     return {&options, options.functions != nullptr ? options.functions : &builtins, writer.get()};
   }
   Status Load();
+  Status Prepare();
+  /// A filter of the ids in the request table, sized for `capacity` ids.
+  Result<BloomFilter> LoadKnownIds(int64_t capacity);
   Result<std::map<std::string, KnownRequest>> LookupKnown(const std::vector<Request>& batch);
+  /// Records the batch's outcomes in the request table with the appender (in the open
+  /// transaction).
+  Status RecordRequests(const std::vector<PlannedRequest>& planned,
+                        const std::vector<RequestOutcome>& outcomes);
 };
 
 Status DuckEngine::Impl::Load() {
@@ -130,28 +143,78 @@ Status DuckEngine::Impl::Load() {
     (void)writer->Execute("ATTACH " + SqlStringLiteral(file) + " AS " + SqlIdentifier(name) +
                           " (READ_ONLY)");
   }
+  ARROW_RETURN_NOT_OK(Prepare());
+  ARROW_ASSIGN_OR_RAISE(auto count, writer->QueryTable("SELECT count(*) FROM _teatree_requests"));
+  ARROW_ASSIGN_OR_RAISE(int64_t requests, Int64At(*count, 0, 0));
+  ARROW_ASSIGN_OR_RAISE(known_ids, LoadKnownIds(2 * requests));
   return Status::OK();
+}
+
+Status DuckEngine::Impl::Prepare() {
+  ARROW_ASSIGN_OR_RAISE(begin, writer->Prepare("BEGIN TRANSACTION"));
+  ARROW_ASSIGN_OR_RAISE(commit, writer->Prepare("COMMIT"));
+  ARROW_ASSIGN_OR_RAISE(rollback, writer->Prepare("ROLLBACK"));
+  ARROW_ASSIGN_OR_RAISE(set_version, writer->Prepare("UPDATE _teatree_version SET version = $v"));
+  ARROW_ASSIGN_OR_RAISE(find_request,
+                        writer->Prepare("SELECT payload_hash, outcome FROM _teatree_requests "
+                                        "WHERE request_id = $id"));
+  return Status::OK();
+}
+
+Result<BloomFilter> DuckEngine::Impl::LoadKnownIds(int64_t capacity) {
+  BloomFilter filter(capacity);
+  ARROW_ASSIGN_OR_RAISE(auto ids, writer->Query("SELECT request_id FROM _teatree_requests"));
+  for (;;) {
+    ARROW_ASSIGN_OR_RAISE(auto batch, ids->Next());
+    if (batch == nullptr) return filter;
+    const auto& column = static_cast<const arrow::StringArray&>(*batch->column(0));
+    for (int64_t i = 0; i < column.length(); ++i) filter.Add(column.GetView(i));
+  }
 }
 
 Result<std::map<std::string, KnownRequest>> DuckEngine::Impl::LookupKnown(
     const std::vector<Request>& batch) {
-  std::string ids;
-  for (const auto& request : batch)
-    ids += (ids.empty() ? "" : ", ") + SqlStringLiteral(request.request_id);
   std::map<std::string, KnownRequest> known;
-  if (ids.empty()) return known;
-  ARROW_ASSIGN_OR_RAISE(auto table,
-                        writer->QueryTable("SELECT request_id, payload_hash, outcome FROM "
-                                           "_teatree_requests WHERE request_id IN (" +
-                                           ids + ")"));
-  for (int64_t i = 0; i < table->num_rows(); ++i) {
-    ARROW_ASSIGN_OR_RAISE(auto id, TextAt(*table, 0, i));
-    ARROW_ASSIGN_OR_RAISE(auto hash, TextAt(*table, 1, i));
-    ARROW_ASSIGN_OR_RAISE(auto outcome, TextAt(*table, 2, i));
+  for (const auto& request : batch) {
+    if (!known_ids.MayContain(request.request_id) || known.contains(request.request_id)) continue;
+    ARROW_ASSIGN_OR_RAISE(auto table, find_request->Query({{"id", request.request_id}}));
+    if (table->num_rows() == 0) continue;
+    ARROW_ASSIGN_OR_RAISE(auto hash, TextAt(*table, 0, 0));
+    ARROW_ASSIGN_OR_RAISE(auto outcome, TextAt(*table, 1, 0));
     auto json = nlohmann::json::parse(outcome, nullptr, false);
-    known[id] = {hash, RequestOutcome::FromJson(json.is_discarded() ? nlohmann::json{} : json)};
+    known[request.request_id] = {
+        hash, RequestOutcome::FromJson(json.is_discarded() ? nlohmann::json{} : json)};
   }
   return known;
+}
+
+Status DuckEngine::Impl::RecordRequests(const std::vector<PlannedRequest>& planned,
+                                        const std::vector<RequestOutcome>& outcomes) {
+  if (planned.empty()) return Status::OK();
+  arrow::StringBuilder ids, statuses, ops, hashes, texts;
+  arrow::Int64Builder versions;
+  for (const auto& p : planned) {
+    const RequestOutcome& outcome = outcomes[p.index];
+    ARROW_RETURN_NOT_OK(ids.Append(outcome.request_id));
+    ARROW_RETURN_NOT_OK(versions.Append(outcome.version));
+    ARROW_RETURN_NOT_OK(statuses.Append(outcome.status));
+    ARROW_RETURN_NOT_OK(ops.Append(std::string(OpName(outcome.op))));
+    ARROW_RETURN_NOT_OK(hashes.Append(p.request->payload_hash));
+    ARROW_RETURN_NOT_OK(texts.Append(outcome.ToJson().dump()));
+  }
+  std::vector<std::shared_ptr<arrow::Array>> columns(6);
+  ARROW_RETURN_NOT_OK(ids.Finish(&columns[0]));
+  ARROW_RETURN_NOT_OK(versions.Finish(&columns[1]));
+  ARROW_RETURN_NOT_OK(statuses.Finish(&columns[2]));
+  ARROW_RETURN_NOT_OK(ops.Finish(&columns[3]));
+  ARROW_RETURN_NOT_OK(hashes.Finish(&columns[4]));
+  ARROW_RETURN_NOT_OK(texts.Finish(&columns[5]));
+  static const auto schema = arrow::schema(
+      {arrow::field("request_id", arrow::utf8()), arrow::field("version", arrow::int64()),
+       arrow::field("status", arrow::utf8()), arrow::field("op", arrow::utf8()),
+       arrow::field("payload_hash", arrow::utf8()), arrow::field("outcome", arrow::utf8())});
+  auto batch = arrow::RecordBatch::Make(schema, static_cast<int64_t>(planned.size()), columns);
+  return writer->AppendArrow("_teatree_requests", *batch).status();
 }
 
 DuckEngine::DuckEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -197,7 +260,9 @@ Result<Snapshot> DuckEngine::PrepareSnapshot() {
 }
 
 Result<int64_t> DuckEngine::ReadFileVersion(const fs::path& file) {
-  ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open({.path = file.string(), .read_only = true}));
+  ARROW_ASSIGN_OR_RAISE(
+      auto db, DuckDatabase::Open(
+                   {.path = file.string(), .read_only = true, .settings = {{"threads", "1"}}}));
   ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
   ARROW_ASSIGN_OR_RAISE(auto table, connection->QueryTable("SELECT version FROM _teatree_version"));
   if (table->num_rows() != 1) return Status::Invalid(file.string(), " has no Teatree version");
@@ -233,18 +298,18 @@ RequestOutcome Rejected(const Request& request, int64_t version, std::string err
   return outcome;
 }
 
-std::string RequestRowsSql(const std::vector<PlannedRequest>& planned,
-                           const std::vector<RequestOutcome>& outcomes) {
-  std::string values;
-  for (const auto& p : planned) {
-    const RequestOutcome& outcome = outcomes[p.index];
-    values += (values.empty() ? "" : ", ") + std::string("(") +
-              SqlStringLiteral(outcome.request_id) + ", " + std::to_string(outcome.version) + ", " +
-              SqlStringLiteral(outcome.status) + ", " + SqlStringLiteral(OpName(outcome.op)) +
-              ", " + SqlStringLiteral(p.request->payload_hash) + ", " +
-              SqlStringLiteral(outcome.ToJson().dump()) + ")";
-  }
-  return "INSERT INTO _teatree_requests VALUES " + values;
+/// The appends from planned[k] on that can run as one: consecutive, accepted, to the same
+/// table, and not in `unmerged`. Just planned[k] when it cannot be merged.
+std::vector<const PlannedRequest*> AppendRun(const std::vector<PlannedRequest>& planned, size_t k,
+                                             const std::set<size_t>& unmerged) {
+  std::vector<const PlannedRequest*> run{&planned[k]};
+  auto mergeable = [&](size_t i) {
+    return planned[i].request->op == Op::kAppend && planned[i].rejection.empty() &&
+           !unmerged.contains(i) && planned[i].request->table == planned[k].request->table;
+  };
+  if (!mergeable(k)) return run;
+  for (size_t i = k + 1; i < planned.size() && mergeable(i); ++i) run.push_back(&planned[i]);
+  return run;
 }
 
 }  // namespace
@@ -295,19 +360,42 @@ Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
 
   // One transaction for the whole batch. DuckDB has no savepoints: when a request fails while
   // executing, the transaction is rolled back and the batch runs again without it.
+  std::set<size_t> unmerged;  // Appends to run alone: their merged run failed.
   for (;;) {
     ModelState state = impl.state;
     std::vector<Executed> executed(planned.size());
     std::vector<double> durations(planned.size(), 0);
-    ARROW_RETURN_NOT_OK(impl.writer->Execute("BEGIN TRANSACTION"));
+    ARROW_RETURN_NOT_OK(impl.begin->Execute());
     bool changed = false;
     bool failed = false;
-    for (size_t k = 0; k < planned.size() && !failed; ++k) {
-      if (!planned[k].rejection.empty()) continue;
+    for (size_t k = 0; k < planned.size() && !failed;) {
+      if (!planned[k].rejection.empty()) {
+        ++k;
+        continue;
+      }
+      const std::vector<const PlannedRequest*> run = AppendRun(planned, k, unmerged);
       auto start = std::chrono::steady_clock::now();
+      if (run.size() > 1) {
+        Result<int64_t> appended = ExecuteAppendRun(context, run);
+        if (!appended.ok()) {
+          // Find the culprit: run the batch again with these appends one by one.
+          (void)impl.rollback->Execute();
+          for (size_t i = k; i < k + run.size(); ++i) unmerged.insert(i);
+          failed = true;
+          break;
+        }
+        const double per_row = MillisecondsSince(start) / static_cast<double>(*appended);
+        for (size_t i = k; i < k + run.size(); ++i) {
+          executed[i] = {.rows = planned[i].rows->num_rows(), .changed_data = true};
+          durations[i] = per_row * static_cast<double>(executed[i].rows);
+        }
+        changed = true;
+        k += run.size();
+        continue;
+      }
       auto outcome = ExecuteRequest(context, state, planned[k]);
       if (!outcome.ok()) {
-        (void)impl.writer->Execute("ROLLBACK");
+        (void)impl.rollback->Execute();
         planned[k].rejection = outcome.status().message();
         if (planned[k].request->op == Op::kAppend &&
             planned[k].rejection.find("duplicate key") != std::string::npos) {
@@ -319,6 +407,7 @@ Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
       durations[k] = MillisecondsSince(start);
       changed = changed || outcome->changed_data;
       executed[k] = std::move(*outcome);
+      ++k;
     }
     if (failed) continue;
 
@@ -339,16 +428,11 @@ Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
       outcome.result = executed[k].result;
       result.publish_requested = result.publish_requested || p.request->op == Op::kSnapshot;
     }
-    Status status = planned.empty()
-                        ? Status::OK()
-                        : impl.writer->Execute(RequestRowsSql(planned, result.outcomes));
-    if (status.ok() && changed) {
-      status = impl.writer->Execute("UPDATE _teatree_version SET version = " +
-                                    std::to_string(new_version));
-    }
-    if (status.ok()) status = impl.writer->Execute("COMMIT");
+    Status status = impl.RecordRequests(planned, result.outcomes);
+    if (status.ok() && changed) status = impl.set_version->Execute({{"v", new_version}});
+    if (status.ok()) status = impl.commit->Execute();
     if (!status.ok()) {
-      (void)impl.writer->Execute("ROLLBACK");
+      (void)impl.rollback->Execute();
       return status.WithMessage("batch not committed: ", status.message());
     }
     for (const auto& p : planned) {
@@ -356,6 +440,13 @@ Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
         (void)impl.writer->Execute("ATTACH " + SqlStringLiteral(p.attach_path.string()) + " AS " +
                                    SqlIdentifier(p.request->name) + " (READ_ONLY)");
       }
+    }
+    for (const auto& p : planned) impl.known_ids.Add(p.request->request_id);
+    if (impl.known_ids.size() > impl.known_ids.capacity()) {
+      // Grown past its size: rebuild larger. On failure the full filter stays; it still
+      // never misses an id, it only lets more new ids through to the lookup.
+      auto larger = impl.LoadKnownIds(4 * impl.known_ids.capacity());
+      if (larger.ok()) impl.known_ids = std::move(*larger);
     }
     impl.state = std::move(state);
     impl.version = new_version;

@@ -59,6 +59,12 @@ void ValidateRequest(const OpContext& context, ModelState& state, PlannedRequest
 Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
                                 const PlannedRequest& planned);
 
+/// Runs consecutive validated appends to one table (`run`, at least one) as a single append:
+/// one appender and one conversion for all their rows, which makes a batch of many small
+/// appends cheap. Returns the rows appended.
+Result<int64_t> ExecuteAppendRun(const OpContext& context,
+                                 const std::vector<const PlannedRequest*>& run);
+
 /// SQL that creates Teatree's bookkeeping tables if missing.
 extern const char* const kBookkeepingSql;
 

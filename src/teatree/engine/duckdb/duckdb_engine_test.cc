@@ -139,6 +139,30 @@ TEST_F(DuckEngineTest, BadRequestIsRejectedAndTheRestCommits) {
   EXPECT_EQ(again.outcomes[0].status, "rejected");
 }
 
+TEST_F(DuckEngineTest, ManySmallAppendsInOneBatchKeepTheirOwnOutcomes) {
+  CreateOrders();
+  // Consecutive appends run as one; a bad one among them is still found and rejected alone.
+  std::vector<std::string> lines;
+  for (int i = 0; i < 50; ++i) {
+    const int id = i == 30 ? 10 : i;  // Request 30 repeats the key of request 10.
+    lines.push_back(R"({"request_id":"a)" + std::to_string(i) +
+                    R"(","model":"sales","op":"append","table":"orders","rows":[[)" +
+                    std::to_string(id) + R"(,1.5,"eu"],[)" + std::to_string(1000 + i) +
+                    R"(,2.5,"us"]]})");
+  }
+  auto result = Apply(lines);
+  for (int i = 0; i < 50; ++i) {
+    if (i == 30) continue;
+    EXPECT_EQ(result.outcomes[i].status, "applied") << result.outcomes[i].error;
+    EXPECT_EQ(result.outcomes[i].rows, 2);
+  }
+  EXPECT_EQ(result.outcomes[30].status, "rejected");
+  EXPECT_NE(result.outcomes[30].error.find("duplicate key \"10\""), std::string::npos)
+      << result.outcomes[30].error;
+  EXPECT_EQ(Scalar("SELECT count(*) FROM orders"), "98");
+  EXPECT_EQ(engine_->version(), 2);
+}
+
 TEST_F(DuckEngineTest, OnlyRejectionsLeaveTheVersionAlone) {
   CreateOrders();
   auto result = Apply(

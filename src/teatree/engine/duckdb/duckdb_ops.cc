@@ -335,4 +335,12 @@ Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
   return Status::Invalid("unknown op");
 }
 
+Result<int64_t> ExecuteAppendRun(const OpContext& context,
+                                 const std::vector<const PlannedRequest*>& run) {
+  arrow::RecordBatchVector batches;
+  for (const PlannedRequest* planned : run) batches.push_back(planned->rows);
+  ARROW_ASSIGN_OR_RAISE(auto rows, arrow::ConcatenateRecordBatches(batches));
+  return context.writer->AppendArrow(run.front()->request->table, *rows);
+}
+
 }  // namespace teatree
