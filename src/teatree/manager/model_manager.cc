@@ -10,6 +10,7 @@
 #include "teatree/control/control_store.h"
 #include "teatree/engine/duckdb/duckdb_engine.h"
 #include "teatree/functions/function_registry.h"
+#include "teatree/manager/catalog_recorder.h"
 #include "teatree/manager/version_publisher.h"
 #include "teatree/request/names.h"
 
@@ -17,6 +18,8 @@ namespace teatree {
 namespace {
 
 namespace fs = std::filesystem;
+
+constexpr auto kCatalogFlushOnClose = std::chrono::seconds(10);
 
 /// Removes what a crash may leave in the versions directory: half-copied files and checksum
 /// files whose version file never arrived.
@@ -78,40 +81,28 @@ struct ModelManager::Impl {
   ManagerOptions options;
   FunctionRegistry functions = FunctionRegistry::WithBuiltins();
   std::unique_ptr<ControlStore> control;
+  std::unique_ptr<CatalogRecorder> catalog;  // Writes to `control`, off the writer's path.
   std::unique_ptr<Archive> archive;
   std::unique_ptr<Engine> engine;
   std::mutex writer_mutex;  // Serializes the single writer: Apply() and snapshots.
   std::unique_ptr<VersionPublisher> publisher;
   bool closed = false;
 
-  /// Records the model's state in the catalog. The model file is the source of truth, so a
-  /// catalog failure is logged and repaired at the next start instead of failing the write.
+  /// Hands the model's state (and the batch's outcomes) to the catalog recorder. The model
+  /// file is the source of truth: what the catalog misses is repaired at the next start.
   void UpdateCatalog(const std::string& status, const BatchResult* batch) {
-    ModelRecord record{.id = options.model,
-                       .engine = "duckdb",
-                       .status = status,
-                       .current_version = engine->version(),
-                       .published_version = publisher ? publisher->published() : 0};
-    Status result = control->UpsertModel(record);
-    if (result.ok() && batch != nullptr) {
-      result = control->LogRequests(LogRecords(options.model, *batch));
-    }
-    if (!result.ok()) {
-      spdlog::warn(
-          "model {}: control catalog not updated ({}); it is reconciled at the next "
-          "start",
-          options.model, result.message());
-    }
+    catalog->SetState(status, engine->version());
+    if (batch != nullptr) catalog->LogRequests(LogRecords(options.model, *batch));
   }
 
-  Status Reconcile(int64_t published);
+  /// `since`: the newest version the catalog knew of at start.
+  Status Reconcile(int64_t published, int64_t since);
 };
 
-Status ModelManager::Impl::Reconcile(int64_t published) {
+Status ModelManager::Impl::Reconcile(int64_t published, int64_t since) {
   // Requests committed after the catalog last heard of the model (a crash between the
   // commit and the catalog update) are logged again; logging is idempotent.
-  ARROW_ASSIGN_OR_RAISE(auto known, control->GetModel(options.model));
-  const int64_t since = known ? known->current_version : 0;
+
   ARROW_ASSIGN_OR_RAISE(auto stored, engine->Query("SELECT outcome FROM _teatree_requests "
                                                    "WHERE version >= " +
                                                    std::to_string(since)));
@@ -172,10 +163,15 @@ Result<std::unique_ptr<ModelManager>> ModelManager::Open(const ManagerOptions& o
                                                         .threads = o.threads}));
   ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(o.data_dir, o.model));
   const int64_t published = versions.empty() ? 0 : versions.back();
+  ARROW_ASSIGN_OR_RAISE(auto known, impl->control->GetModel(o.model));
+  ModelRecord start = known.value_or(ModelRecord{.id = o.model});
+  start.engine = "duckdb";
+  const int64_t catalog_version = start.current_version;
+  impl->catalog = std::make_unique<CatalogRecorder>(*impl->control, std::move(start));
   impl->publisher = std::make_unique<VersionPublisher>(
       PublisherOptions{o.data_dir, o.model, o.retention_grace, o.publish_interval}, *impl->engine,
-      impl->writer_mutex, *impl->control, impl->archive.get(), published);
-  ARROW_RETURN_NOT_OK(impl->Reconcile(published));
+      impl->writer_mutex, *impl->catalog, impl->archive.get(), published);
+  ARROW_RETURN_NOT_OK(impl->Reconcile(published, catalog_version));
   impl->publisher->Start();
   return std::unique_ptr<ModelManager>(new ModelManager(std::move(impl)));
 }
@@ -197,7 +193,14 @@ Result<BatchResult> ModelManager::Apply(const std::vector<Request>& batch) {
 }
 
 Status ModelManager::WaitPublished(int64_t version, std::chrono::milliseconds timeout) {
-  return impl_->publisher->WaitPublished(version, timeout);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  ARROW_RETURN_NOT_OK(impl_->publisher->WaitPublished(version, timeout));
+  return impl_->catalog->Flush(std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now()));
+}
+
+Status ModelManager::FlushCatalog(std::chrono::milliseconds timeout) {
+  return impl_->catalog->Flush(timeout);
 }
 
 Status ModelManager::Close() {
@@ -208,6 +211,13 @@ Status ModelManager::Close() {
   }
   Status status = impl_->publisher->Stop();
   impl_->UpdateCatalog("stopped", nullptr);
+  Status recorded = impl_->catalog->Flush(kCatalogFlushOnClose);
+  if (!recorded.ok()) {
+    spdlog::warn(
+        "model {}: control catalog not up to date ({}); it is reconciled at the next "
+        "start",
+        impl_->options.model, recorded.message());
+  }
   return status;
 }
 

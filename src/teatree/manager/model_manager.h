@@ -35,7 +35,7 @@ struct ManagerOptions {
 };
 
 /// Owns one model: its engine (the single writer), the version publisher and the catalog
-/// updates. Apply() may be called from any thread (calls are serialized: one writer);
+/// recorder. Apply() may be called from any thread (calls are serialized: one writer);
 /// versions are published by a background thread, off the writer's path. Open() reconciles
 /// the catalog with the model's own file, which is the source of truth, removes temporary
 /// files a crash left behind and republishes the newest version if it is missing.
@@ -48,11 +48,16 @@ class ModelManager {
   ModelManager(const ModelManager&) = delete;
   ModelManager& operator=(const ModelManager&) = delete;
 
-  /// Applies one batch as one transaction (group commit) and records it in the catalog. The
-  /// outcomes are final once this returns: the batch is durable in the model's file.
+  /// Applies one batch as one transaction (group commit) and hands its outcomes to the
+  /// catalog recorder. The outcomes are final once this returns: the batch is durable in the
+  /// model's file (the catalog follows shortly; see FlushCatalog()).
   Result<BatchResult> Apply(const std::vector<Request>& batch);
-  /// Waits until `version` (or a newer one) is published, or fails after `timeout`.
+  /// Waits until `version` (or a newer one) is published and recorded in the control
+  /// catalog, or fails after `timeout`.
   Status WaitPublished(int64_t version, std::chrono::milliseconds timeout);
+  /// Waits until every outcome and state change so far is in the control catalog (it is
+  /// written by a thread of its own, behind the writer).
+  Status FlushCatalog(std::chrono::milliseconds timeout);
   /// Publishes the newest version and stops the publisher; Apply() fails afterwards.
   Status Close();
 

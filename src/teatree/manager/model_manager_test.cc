@@ -66,6 +66,7 @@ class ModelManagerTest : public ::testing::Test {
       state += "file v" + std::to_string(v) + " " +
                Sha256File(VersionFilePath(data_, "sales", v)).ValueOrDie() + "\n";
     }
+    EXPECT_TRUE(manager_->FlushCatalog(seconds(30)).ok());
     auto catalog = Catalog();
     for (const auto& model : catalog->ListModels().ValueOrDie()) {
       state += model.id + " " + std::to_string(model.current_version) + " " +

@@ -8,9 +8,9 @@
 #include "teatree/archive/archive.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/sql_quote.h"
-#include "teatree/control/control_store.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
 #include "teatree/engine/engine.h"
+#include "teatree/manager/catalog_recorder.h"
 #include "teatree/manager/model_manager.h"
 
 namespace teatree {
@@ -26,12 +26,12 @@ fs::path ChecksumPath(const fs::path& version_file) { return version_file.string
 }  // namespace
 
 VersionPublisher::VersionPublisher(const PublisherOptions& options, Engine& engine,
-                                   std::mutex& writer_mutex, ControlStore& control,
+                                   std::mutex& writer_mutex, CatalogRecorder& catalog,
                                    Archive* archive, int64_t published)
     : options_(options),
       engine_(engine),
       writer_mutex_(writer_mutex),
-      control_(control),
+      catalog_(catalog),
       archive_(archive),
       published_(published) {}
 
@@ -129,7 +129,9 @@ Status VersionPublisher::PublishOnce() {
 
 Status VersionPublisher::Finish(int64_t version) {
   const fs::path file = VersionFilePath(options_.data_dir, options_.model, version);
-  ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open({.path = file.string(), .read_only = true}));
+  ARROW_ASSIGN_OR_RAISE(
+      auto db, DuckDatabase::Open(
+                   {.path = file.string(), .read_only = true, .settings = {{"threads", "1"}}}));
   ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
   ARROW_ASSIGN_OR_RAISE(auto tables,
                         connection->QueryTable("SELECT name FROM _teatree_tables ORDER BY name"));
@@ -163,11 +165,8 @@ Status VersionPublisher::Finish(int64_t version) {
     }
     records.push_back(std::move(record));
   }
-  ARROW_RETURN_NOT_OK(control_.RecordContent(records));
-  ARROW_ASSIGN_OR_RAISE(auto model, control_.GetModel(options_.model));
-  ModelRecord updated = model.value_or(ModelRecord{.id = options_.model});
-  updated.published_version = std::max(updated.published_version, version);
-  return control_.UpsertModel(updated);
+  catalog_.Published(version, std::move(records));
+  return Status::OK();
 }
 
 Status VersionPublisher::RemoveExpiredVersions() {

@@ -12,7 +12,7 @@
 namespace teatree {
 
 class Archive;
-class ControlStore;
+class CatalogRecorder;
 class Engine;
 
 struct PublisherOptions {
@@ -29,15 +29,15 @@ struct PublisherOptions {
 /// waits for a version newer than the published one, freezes it under the writer lock
 /// (Engine::PrepareSnapshot: a checkpoint, cost proportional to the change), then copies,
 /// verifies, fsyncs and renames it into versions/v<N>.duckdb without holding the lock, writes
-/// a `sha256sum`-style checksum beside it, archives each table as Parquet, records it in the
-/// catalog, and removes versions older than the previous one after the grace period. When
-/// commits outrun it, it publishes the newest version and skips the ones in between.
+/// a `sha256sum`-style checksum beside it, archives each table as Parquet, hands its record
+/// to the catalog recorder, and removes versions older than the previous one after the grace
+/// period. When commits outrun it, it publishes the newest version and skips the ones in between.
 /// Thread-safe: Notify()/Wait…()/Stop() from any thread.
 class VersionPublisher {
  public:
-  /// `engine`, `writer_mutex`, `control` and `archive` (may be null) must outlive it.
+  /// `engine`, `writer_mutex`, `catalog` and `archive` (may be null) must outlive it.
   VersionPublisher(const PublisherOptions& options, Engine& engine, std::mutex& writer_mutex,
-                   ControlStore& control, Archive* archive, int64_t published);
+                   CatalogRecorder& catalog, Archive* archive, int64_t published);
   ~VersionPublisher();
 
   /// Starts the thread.
@@ -45,7 +45,7 @@ class VersionPublisher {
   /// Wakes the thread after a commit; `force` publishes even an unchanged version.
   void Notify(bool force = false);
   /// Waits until `version` or a newer one is published: its file in place, archived,
-  /// recorded in the catalog, and older versions past their grace period removed.
+  /// handed to the catalog recorder, and older versions past their grace period removed.
   Status WaitPublished(int64_t version, std::chrono::milliseconds timeout);
   /// Publishes what is pending, then stops the thread.
   Status Stop();
@@ -62,7 +62,7 @@ class VersionPublisher {
   PublisherOptions options_;
   Engine& engine_;
   std::mutex& writer_mutex_;
-  ControlStore& control_;
+  CatalogRecorder& catalog_;
   Archive* archive_;
   std::thread thread_;
 
