@@ -45,6 +45,16 @@ std::string_view Delivery::header(const char* name) const {
 std::string_view Delivery::request_id() const { return header(kMsgIdHeader); }
 
 Status Delivery::Ack() { return Settle(Reply::kAck, std::chrono::milliseconds(0)); }
+Status Delivery::AckAll(std::vector<Delivery>& deliveries) {
+  for (size_t i = 0; i + 1 < deliveries.size(); ++i) {
+    Delivery& delivery = deliveries[i];
+    if (!delivery.msg_ || delivery.subscription_.expired()) return delivery.Ack();  // Its error.
+    ARROW_RETURN_NOT_OK(FromNats(natsMsg_Ack(delivery.msg_.get(), nullptr),
+                                 "cannot ack request " + std::string(delivery.request_id())));
+  }
+  return deliveries.empty() ? Status::OK() : deliveries.back().Ack();
+}
+
 Status Delivery::Nak(std::chrono::milliseconds delay) { return Settle(Reply::kNak, delay); }
 Status Delivery::InProgress() { return Settle(Reply::kInProgress, std::chrono::milliseconds(0)); }
 Status Delivery::Term() { return Settle(Reply::kTerm, std::chrono::milliseconds(0)); }

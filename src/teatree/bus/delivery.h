@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "teatree/bus/type_fwd.h"
 #include "teatree/common/status.h"
@@ -42,6 +43,10 @@ class Delivery {
 
   /// Done: the server removes the request from the queue. Returns once it has confirmed.
   Status Ack();
+  /// Acks every delivery, waiting only for the server to confirm the last: acks on one
+  /// connection are processed in order, so that confirms them all. A lost ack means a
+  /// redelivery, which the model's request table answers without applying anything twice.
+  static Status AckAll(std::vector<Delivery>& deliveries);
   /// Failed for now: redeliver after `delay` (0: at once).
   Status Nak(std::chrono::milliseconds delay = std::chrono::milliseconds(0));
   /// Still working: restarts the AckWait clock. Call it during long applies; may be called

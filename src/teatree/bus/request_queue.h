@@ -24,6 +24,10 @@ struct RequestQueueOptions {
   /// The largest request body; larger ones are refused before publishing. The NATS server's
   /// max_payload must hold this plus kHeaderAllowance.
   int64_t max_body_bytes = 8 << 20;
+  /// Whether Make() brings an existing stream to these options. The server side (serve, the
+  /// dispatcher) does; clients and managers use the stream as they find it, so that one
+  /// client's defaults never undo the operator's settings.
+  bool configure = true;
 };
 
 /// JetStream's answer to a submitted request.
@@ -41,10 +45,10 @@ struct PublishAck {
 /// models have work. Thread-safe. The NatsConnection must outlive it.
 class RequestQueue {
  public:
-  /// Creates the stream if absent, or brings its duplicate window and message size limit to
-  /// `options` (the last process to call Make wins). Fails, saying why, when a stream of that
-  /// name has other subjects, storage or retention, or when the server's max_payload is too
-  /// small for options.max_body_bytes.
+  /// Creates the stream if absent, or (with options.configure) brings its duplicate window
+  /// and message size limit to `options` (the last process to call Make wins). Fails, saying why,
+  /// when a stream of that name has other subjects, storage or retention, or when the server's
+  /// max_payload is too small for options.max_body_bytes.
   static Result<std::unique_ptr<RequestQueue>> Make(NatsConnection& connection,
                                                     const RequestQueueOptions& options = {});
 

@@ -34,8 +34,9 @@ Status CheckCompatible(const jsStreamConfig& found, const StreamSpec& spec) {
     }
     return Incompatible(spec, "subjects", "[" + subjects + "]", "[" + spec.subjects + "]");
   }
-  if (found.Storage != js_FileStorage) {
-    return Incompatible(spec, "storage", "memory", "file");
+  if (found.Storage != spec.storage) {
+    auto name = [](jsStorageType storage) { return storage == js_FileStorage ? "file" : "memory"; };
+    return Incompatible(spec, "storage", name(found.Storage), name(spec.storage));
   }
   if (found.Retention != spec.retention) {
     return Incompatible(spec, "retention", RetentionName(found.Retention),
@@ -51,10 +52,11 @@ Status CreateStream(jsCtx* js, const StreamSpec& spec, jsErrCode* error) {
   const char* subjects[] = {spec.subjects.c_str()};
   config.Subjects = subjects;
   config.SubjectsLen = 1;
-  config.Storage = js_FileStorage;
+  config.Storage = spec.storage;
   config.Retention = spec.retention;
   config.Duplicates = Nanos(spec.duplicate_window);
   config.MaxMsgSize = spec.max_msg_size;
+  config.MaxAge = Nanos(spec.max_age);
   jsStreamInfo* info = nullptr;
   const natsStatus status = js_AddStream(&info, js, &config, nullptr, error);
   jsStreamInfo_Destroy(info);
@@ -67,15 +69,20 @@ Status CreateStream(jsCtx* js, const StreamSpec& spec, jsErrCode* error) {
 
 Status UpdateIfNeeded(jsCtx* js, jsStreamConfig& found, const StreamSpec& spec) {
   const int64_t window = Nanos(spec.duplicate_window);
-  if (found.Duplicates == window && found.MaxMsgSize == spec.max_msg_size) return Status::OK();
+  const int64_t age = Nanos(spec.max_age);
+  if (found.Duplicates == window && found.MaxMsgSize == spec.max_msg_size && found.MaxAge == age) {
+    return Status::OK();
+  }
   found.Duplicates = window;
   found.MaxMsgSize = spec.max_msg_size;
+  found.MaxAge = age;
   jsStreamInfo* info = nullptr;
   jsErrCode error = jsErrCode(0);
   const natsStatus status = js_UpdateStream(&info, js, &found, nullptr, &error);
   jsStreamInfo_Destroy(info);
-  return FromNats(
-      status, "cannot update the duplicate window and message size of stream " + spec.name, error);
+  return FromNats(status,
+                  "cannot update the duplicate window, message size and age of stream " + spec.name,
+                  error);
 }
 
 }  // namespace
@@ -102,7 +109,7 @@ Status EnsureStream(jsCtx* js, const StreamSpec& spec) {
     auto info = GetStreamInfo(js, spec.name, "");
     if (info.ok()) {
       ARROW_RETURN_NOT_OK(CheckCompatible(*(*info)->Config, spec));
-      return UpdateIfNeeded(js, *(*info)->Config, spec);
+      return spec.update_existing ? UpdateIfNeeded(js, *(*info)->Config, spec) : Status::OK();
     }
     if (!info.status().IsKeyError()) return info.status();
     jsErrCode error = jsErrCode(0);

@@ -10,8 +10,7 @@
 
 namespace teatree::bus_internal {
 
-/// What Teatree needs of one of its JetStream streams. All are file-backed, one subject
-/// pattern each.
+/// What Teatree needs of one of its JetStream streams: one subject pattern each.
 struct StreamSpec {
   std::string name;
   std::string subjects;
@@ -19,10 +18,17 @@ struct StreamSpec {
   std::chrono::nanoseconds duplicate_window = std::chrono::minutes(2);
   /// Largest message (headers + body) the stream stores.
   int32_t max_msg_size = -1;
+  jsStorageType storage = js_FileStorage;
+  /// Messages older than this are dropped; 0 keeps them (until acknowledged, for work
+  /// queues).
+  std::chrono::nanoseconds max_age{0};
+  /// When the stream exists: bring its window, size and age to these (true), or use it as
+  /// it is (false: clients, which must not undo what the server's operator chose).
+  bool update_existing = true;
 };
 
-/// Creates the stream when absent. When it exists, updates the duplicate window and
-/// maximum message size if they differ (the last process to call this wins), and refuses a
+/// Creates the stream when absent. When it exists, updates the duplicate window, maximum
+/// message size and age if they differ (the last process to call this wins), and refuses a
 /// stream whose subjects, storage or retention differ, naming the setting and what to do.
 /// Thread-safe; several processes may race to create it.
 Status EnsureStream(jsCtx* js, const StreamSpec& spec);

@@ -16,6 +16,10 @@ inline constexpr std::string_view kRequestSubjects = "teatree.req.*";
 /// The stream keeping requests that failed MaxDeliver times, for inspection.
 inline constexpr std::string_view kDeadLetterStream = "TEATREE_DEAD";
 inline constexpr std::string_view kDeadLetterSubjects = "teatree.dead.*";
+/// The stream keeping notifications (outcomes, published versions, result pages) for a
+/// while, so that a client can wait for an outcome without racing it, or resume a result.
+inline constexpr std::string_view kNoteStream = "TEATREE_NOTE";
+inline constexpr std::string_view kNoteSubjects = "teatree.note.>";
 /// The KV bucket holding one lease per model (single writer).
 inline constexpr std::string_view kLeaseBucket = "teatree_leases";
 
@@ -33,6 +37,15 @@ inline std::string RequestSubject(std::string_view model) {
 inline std::string DeadLetterSubject(std::string_view model) {
   return "teatree.dead." + std::string(model);
 }
+/// teatree.note.<model>: every outcome and version_published message of a model.
+inline std::string NoteSubject(std::string_view model) {
+  return "teatree.note." + std::string(model);
+}
+/// teatree.note.<model>.<request_id>: the result pages of one request, then its outcome.
+inline std::string RequestNoteSubject(std::string_view model, std::string_view request_id) {
+  return NoteSubject(model) + "." + std::string(request_id);
+}
+
 /// teatree-<model>: the durable pull consumer of a model's requests.
 inline std::string ConsumerName(std::string_view model) { return "teatree-" + std::string(model); }
 

@@ -1,0 +1,69 @@
+#include "teatree/bus/notes.h"
+
+#include <nats/nats.h>
+
+#include "teatree/bus/nats_connection.h"
+#include "teatree/bus/nats_handles_internal.h"
+#include "teatree/bus/nats_status_internal.h"
+#include "teatree/bus/stream_setup_internal.h"
+#include "teatree/bus/subjects.h"
+
+namespace teatree {
+
+Status EnsureNoteStream(NatsConnection& connection, const NoteStreamOptions& options) {
+  return bus_internal::EnsureStream(connection.jetstream(), {.name = std::string(kNoteStream),
+                                                             .subjects = std::string(kNoteSubjects),
+                                                             .storage = js_MemoryStorage,
+                                                             .max_age = options.max_age});
+}
+
+Status PublishNote(NatsConnection& connection, const std::string& subject, std::string_view body) {
+  return FromNats(natsConnection_Publish(connection.connection(), subject.c_str(), body.data(),
+                                         static_cast<int>(body.size())),
+                  "cannot publish a notification on " + subject);
+}
+
+Result<std::unique_ptr<NoteSubscription>> NoteSubscription::Live(NatsConnection& connection,
+                                                                 const std::string& subject) {
+  natsSubscription* subscription = nullptr;
+  ARROW_RETURN_NOT_OK(FromNats(
+      natsConnection_SubscribeSync(&subscription, connection.connection(), subject.c_str()),
+      "cannot subscribe to " + subject));
+  return std::unique_ptr<NoteSubscription>(new NoteSubscription(subscription));
+}
+
+Result<std::unique_ptr<NoteSubscription>> NoteSubscription::Replay(NatsConnection& connection,
+                                                                   const std::string& subject) {
+  jsSubOptions options;
+  jsSubOptions_Init(&options);
+  options.Ordered = true;
+  options.Config.DeliverPolicy = js_DeliverAll;
+  const std::string stream(kNoteStream);
+  options.Stream = stream.c_str();
+  natsSubscription* subscription = nullptr;
+  jsErrCode error = jsErrCode(0);
+  ARROW_RETURN_NOT_OK(FromNats(js_SubscribeSync(&subscription, connection.jetstream(),
+                                                subject.c_str(), nullptr, &options, &error),
+                               "cannot replay notifications of " + subject + " (is the stream " +
+                                   stream + " there? teatree serve makes it)",
+                               error));
+  return std::unique_ptr<NoteSubscription>(new NoteSubscription(subscription));
+}
+
+NoteSubscription::~NoteSubscription() {
+  natsSubscription_Unsubscribe(subscription_);
+  natsSubscription_Destroy(subscription_);
+}
+
+Result<std::optional<Note>> NoteSubscription::Next(std::chrono::milliseconds timeout) {
+  natsMsg* raw = nullptr;
+  const natsStatus status = natsSubscription_NextMsg(&raw, subscription_, timeout.count());
+  if (status == NATS_TIMEOUT) return std::optional<Note>();
+  ARROW_RETURN_NOT_OK(FromNats(status, "cannot receive a notification"));
+  bus_internal::MsgHandle msg(raw);
+  return std::optional<Note>(
+      Note{natsMsg_GetSubject(raw),
+           std::string(natsMsg_GetData(raw), static_cast<size_t>(natsMsg_GetDataLength(raw)))});
+}
+
+}  // namespace teatree
