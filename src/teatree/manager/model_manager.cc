@@ -169,8 +169,8 @@ Result<std::unique_ptr<ModelManager>> ModelManager::Open(const ManagerOptions& o
   const int64_t catalog_version = start.current_version;
   impl->catalog = std::make_unique<CatalogRecorder>(*impl->control, std::move(start));
   impl->publisher = std::make_unique<VersionPublisher>(
-      PublisherOptions{o.data_dir, o.model, o.retention_grace, o.publish_interval}, *impl->engine,
-      impl->writer_mutex, *impl->catalog, impl->archive.get(), published);
+      PublisherOptions{o.data_dir, o.model, o.retention_grace, o.publish_interval, o.on_published},
+      *impl->engine, impl->writer_mutex, *impl->catalog, impl->archive.get(), published);
   ARROW_RETURN_NOT_OK(impl->Reconcile(published, catalog_version));
   impl->publisher->Start();
   return std::unique_ptr<ModelManager>(new ModelManager(std::move(impl)));
@@ -197,6 +197,16 @@ Status ModelManager::WaitPublished(int64_t version, std::chrono::milliseconds ti
   ARROW_RETURN_NOT_OK(impl_->publisher->WaitPublished(version, timeout));
   return impl_->catalog->Flush(std::chrono::duration_cast<std::chrono::milliseconds>(
       deadline - std::chrono::steady_clock::now()));
+}
+
+void ModelManager::LogRejected(const std::string& request_id, const std::string& op,
+                               const std::string& error) {
+  impl_->catalog->LogRequests({{.request_id = request_id,
+                                .model = impl_->options.model,
+                                .op = op,
+                                .status = "rejected",
+                                .version = impl_->engine->version(),
+                                .error = error}});
 }
 
 Status ModelManager::FlushCatalog(std::chrono::milliseconds timeout) {

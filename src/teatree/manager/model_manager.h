@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,8 @@ struct ManagerOptions {
   std::chrono::milliseconds publish_interval = std::chrono::milliseconds(500);
   /// DuckDB worker threads; 0 lets DuckDB choose.
   int threads = 0;
+  /// Called from the publisher's thread after each version is published; may be empty.
+  std::function<void(int64_t version)> on_published;
 };
 
 /// Owns one model: its engine (the single writer), the version publisher and the catalog
@@ -55,6 +58,9 @@ class ModelManager {
   /// Waits until `version` (or a newer one) is published and recorded in the control
   /// catalog, or fails after `timeout`.
   Status WaitPublished(int64_t version, std::chrono::milliseconds timeout);
+  /// Records in the control catalog's request log a request refused before it reached the
+  /// engine (a queue message that is not a valid request); `op` as the message gave it.
+  void LogRejected(const std::string& request_id, const std::string& op, const std::string& error);
   /// Waits until every outcome and state change so far is in the control catalog (it is
   /// written by a thread of its own, behind the writer).
   Status FlushCatalog(std::chrono::milliseconds timeout);

@@ -121,9 +121,12 @@ Status VersionPublisher::PublishOnce() {
   }
   ARROW_RETURN_NOT_OK(Finish(snapshot.version));
   ARROW_RETURN_NOT_OK(RemoveExpiredVersions());
-  std::lock_guard lock(mutex_);
-  published_ = std::max(published_, snapshot.version);
-  changed_.notify_all();
+  {
+    std::lock_guard lock(mutex_);
+    published_ = std::max(published_, snapshot.version);
+    changed_.notify_all();
+  }
+  if (options_.on_published) options_.on_published(snapshot.version);
   return Status::OK();
 }
 

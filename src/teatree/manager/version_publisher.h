@@ -23,6 +23,8 @@ struct PublisherOptions {
   /// publication checkpoints under the writer lock, so publishing after every commit of a
   /// busy model would slow its writer. Live reads see every commit regardless.
   std::chrono::milliseconds min_interval = std::chrono::milliseconds(500);
+  /// Called from the publisher's thread after each version is published; may be empty.
+  std::function<void(int64_t version)> on_published;
 };
 
 /// Turns committed versions into immutable version files, off the writer's path. Its thread
