@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "teatree/cli/options.h"
+#include "teatree/cli/service_commands.h"
 #include "teatree/common/arrow_runtime.h"
 #include "teatree/common/version.h"
 #include "teatree/doctor/doctor.h"
@@ -17,21 +19,6 @@ std::string VersionText() {
   return std::string("teatree ") + teatree::kVersion + " (DuckDB " +
          teatree::DuckDatabase::LibraryVersion() + ", Arrow " +
          arrow::GetBuildInfo().version_string + ", nats.c " + nats_GetVersion() + ")";
-}
-
-/// Options every command that opens models shares.
-void AddModelOptions(CLI::App& command, teatree::ManagerOptions& options) {
-  command.add_option("--data-dir,-d", options.data_dir, "data directory")->capture_default_str();
-  command.add_option("--control", options.control_url,
-                     "control catalog URL (default: sqlite://<data-dir>/control.sqlite)");
-  command.add_option("--archive", options.archive_url,
-                     "archive directory or URL for Parquet copies of each version "
-                     "(default: <data-dir>/archive; none disables)");
-  command.add_option("--input-dir", options.input_dirs,
-                     "directory that source and attach paths may point into (repeatable; "
-                     "default: <data-dir>/input)");
-  command.add_option("--functions", options.functions_file,
-                     "JSON file of SQL functions for invoke (besides the built-ins)");
 }
 
 int Report(const teatree::Status& status) {
@@ -71,7 +58,7 @@ int Main(int argc, char** argv) {
       ->add_option("--file,-f", apply_options.file,
                    "requests, one JSON object per line (- for stdin)")
       ->required();
-  AddModelOptions(*apply, apply_options.manager);
+  teatree::cli::AddModelOptions(*apply, apply_options.manager);
   apply
       ->add_option("--batch-size", apply_options.batch_size,
                    "requests committed together (group commit)")
@@ -104,6 +91,8 @@ int Main(int argc, char** argv) {
       ->required();
   inspect->add_option("sql", inspect_sql, "a SELECT statement to run");
 
+  auto run_service_command = teatree::cli::AddServiceCommands(app);
+
   CLI11_PARSE(app, argc, argv);
 
   teatree::Status status = teatree::InitializeArrow();
@@ -116,6 +105,7 @@ int Main(int argc, char** argv) {
   if (status.ok() && inspect->parsed()) {
     status = teatree::RunInspect(inspect_file, inspect_sql, std::cout);
   }
+  if (status.ok()) status = run_service_command();
   teatree::ShutdownArrow();
   return Report(status);
 }

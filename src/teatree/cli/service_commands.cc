@@ -1,0 +1,247 @@
+#include "teatree/cli/service_commands.h"
+
+#include <iostream>
+#include <memory>
+
+#include "teatree/cli/options.h"
+#include "teatree/service/commands.h"
+
+namespace teatree::cli {
+namespace {
+
+using std::chrono::milliseconds;
+
+/// Everything the commands' flags parse into; lives as long as the returned function.
+struct Flags {
+  // serve
+  ServeOptions serve;
+  ManagerOptions serve_models;
+  int64_t idle_stop_s = 300;
+  // manager
+  ManagerServiceOptions manager;
+  int64_t max_wait_ms = 200, ack_wait_ms = 30'000, lease_ttl_ms = 10'000, idle_exit_ms = 0,
+          duplicate_window_ms = 120'000;
+  // dispatcher
+  DispatcherOptions dispatcher;
+  std::filesystem::path dispatcher_data_dir = "teatree-data";
+  std::vector<std::string> dispatcher_manager_args;
+  // clients
+  SubmitOptions submit;
+  std::string op, table, rows, schema, primary_key, set, where, sql, function, args, id;
+  int64_t page_rows = 0, timeout_s = 60;
+  ClientOptions watch_client, status_client;
+  std::string watch_model;
+  bool watch_json = false;
+};
+
+/// --data-dir and the NATS flags of a client command.
+void AddClientOptions(CLI::App& command, ClientOptions& options) {
+  command
+      .add_option("--data-dir,-d", options.data_dir,
+                  "data directory of a local `teatree serve` (to find its NATS server)")
+      ->capture_default_str();
+  AddNatsOptions(command, options.nats);
+}
+
+/// The manager flags `serve` passes on to every manager it starts.
+std::vector<std::string> ManagerArgs(const ManagerOptions& models, size_t batch_size,
+                                     int64_t lease_ttl_ms) {
+  std::vector<std::string> args{"--batch-size", std::to_string(batch_size), "--lease-ttl-ms",
+                                std::to_string(lease_ttl_ms)};
+  if (!models.control_url.empty()) args.insert(args.end(), {"--control", models.control_url});
+  if (!models.archive_url.empty()) args.insert(args.end(), {"--archive", models.archive_url});
+  for (const auto& dir : models.input_dirs) args.insert(args.end(), {"--input-dir", dir.string()});
+  if (!models.functions_file.empty()) {
+    args.insert(args.end(), {"--functions", models.functions_file.string()});
+  }
+  return args;
+}
+
+/// The request the sugar flags of `submit` describe.
+Result<nlohmann::json> SugarRequest(const Flags& f) {
+  nlohmann::json request{{"op", f.op}};
+  auto json_flag = [&](const char* key, const std::string& text, const char* flag) -> Status {
+    if (text.empty()) return Status::OK();
+    auto value = nlohmann::json::parse(text, nullptr, false);
+    if (value.is_discarded()) return Status::Invalid(flag, " is not valid JSON: ", text);
+    request[key] = std::move(value);
+    return Status::OK();
+  };
+  if (!f.id.empty()) request["request_id"] = f.id;
+  if (!f.table.empty()) request["table"] = f.table;
+  if (!f.sql.empty()) request["sql"] = f.sql;
+  if (!f.function.empty()) request["function"] = f.function;
+  if (f.page_rows > 0) request["page_rows"] = f.page_rows;
+  if (!f.primary_key.empty()) {
+    nlohmann::json keys = nlohmann::json::array();
+    std::stringstream list(f.primary_key);
+    for (std::string key; std::getline(list, key, ',');) keys.push_back(key);
+    request["primary_key"] = keys;
+  }
+  ARROW_RETURN_NOT_OK(json_flag("rows", f.rows, "--rows"));
+  ARROW_RETURN_NOT_OK(json_flag("schema", f.schema, "--schema"));
+  ARROW_RETURN_NOT_OK(json_flag("set", f.set, "--set"));
+  ARROW_RETURN_NOT_OK(json_flag("where", f.where, "--where"));
+  ARROW_RETURN_NOT_OK(json_flag("args", f.args, "--args"));
+  return request;
+}
+
+}  // namespace
+
+std::function<Status()> AddServiceCommands(CLI::App& app) {
+  auto f = std::make_shared<Flags>();
+
+  auto* serve = app.add_subcommand(
+      "serve",
+      "Run Teatree on this machine: a private nats-server (or --nats), the dispatcher, and a\n"
+      "manager process per model with work. Writes <data-dir>/serve.json so that clients\n"
+      "find it with --data-dir; SIGINT/SIGTERM stop everything cleanly");
+  serve->add_option("--nats", f->serve.nats_url,
+                    "use this NATS server instead of spawning one, e.g. nats://host:4222");
+  serve->add_option("--nats-port", f->serve.nats_port,
+                    "port of the private nats-server (default: a free one)");
+  AddModelOptions(*serve, f->serve_models);
+  serve->add_option("--batch-size", f->manager.batch_size, "requests group-committed together")
+      ->capture_default_str();
+  serve
+      ->add_option("--idle-stop-s", f->idle_stop_s,
+                   "stop a model's manager after this many seconds without requests")
+      ->capture_default_str();
+  serve
+      ->add_option("--lease-ttl-ms", f->lease_ttl_ms,
+                   "how long a dead manager's lease keeps others out")
+      ->capture_default_str();
+
+  auto* manager = app.add_subcommand(
+      "manager",
+      "Run the single writer of one model on the queue (the dispatcher starts these): fetch,\n"
+      "group-commit, notify, ack; refuses to start while another manager holds the lease");
+  manager->add_option("--model,-m", f->manager.manager.model, "model name")->required();
+  AddModelOptions(*manager, f->manager.manager);
+  AddNatsOptions(*manager, f->manager.nats);
+  manager->add_option("--batch-size", f->manager.batch_size, "requests group-committed together")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  manager->add_option("--max-wait-ms", f->max_wait_ms, "how long a fetch waits for requests")
+      ->capture_default_str();
+  manager
+      ->add_option("--ack-wait-ms", f->ack_wait_ms,
+                   "a request not acknowledged within this time is redelivered")
+      ->capture_default_str();
+  manager
+      ->add_option("--max-deliver", f->manager.consumer.max_deliver,
+                   "deliveries of a failing request before it is dead-lettered")
+      ->capture_default_str();
+  manager->add_option("--lease-ttl-ms", f->lease_ttl_ms, "lease time to live")
+      ->capture_default_str();
+  manager
+      ->add_option("--idle-exit-ms", f->idle_exit_ms,
+                   "exit after this long without requests (0: never)")
+      ->capture_default_str();
+  manager
+      ->add_option("--duplicate-window-ms", f->duplicate_window_ms,
+                   "JetStream duplicate window of the request stream")
+      ->capture_default_str();
+
+  auto* dispatcher = app.add_subcommand(
+      "dispatcher",
+      "Start a manager process for every model with queued requests, restart crashed ones\n"
+      "with backoff, stop idle ones (teatree serve runs one)");
+  AddNatsOptions(*dispatcher, f->dispatcher.nats);
+  dispatcher->add_option("--data-dir,-d", f->dispatcher_data_dir, "data directory of the managers")
+      ->capture_default_str();
+  dispatcher
+      ->add_option("--idle-stop-s", f->idle_stop_s,
+                   "stop a manager after this many seconds without requests")
+      ->capture_default_str();
+  dispatcher
+      ->add_option("--duplicate-window-ms", f->duplicate_window_ms,
+                   "a request id submitted again within this window is stored once")
+      ->capture_default_str();
+  dispatcher->add_option("--manager-arg", f->dispatcher_manager_args,
+                         "extra flag passed to every manager (repeatable)");
+
+  auto* submit = app.add_subcommand(
+      "submit",
+      "Submit requests through the durable queue: --file requests.jsonl, or one request from\n"
+      "flags, e.g. `submit --model sales append --table orders --rows '[[1,2.0,\"eu\"]]'`.\n"
+      "Returns once JetStream stored them; --wait prints each outcome (and query results)");
+  AddClientOptions(*submit, f->submit.client);
+  submit->add_option("--model,-m", f->submit.model, "model name (required without --file)");
+  submit->add_option("--file,-f", f->submit.file, "JSON lines, one request each");
+  submit->add_option("op", f->op,
+                     "create_table, append, upsert, update, delete, invoke, query, snapshot");
+  submit->add_option("--id", f->id, "request id (default: a new random one)");
+  submit->add_option("--table", f->table, "table name");
+  submit->add_option("--rows", f->rows, "rows as JSON: [[1,2.0,\"eu\"]] or [{\"id\":1}]");
+  submit->add_option("--schema", f->schema, "create_table schema as JSON");
+  submit->add_option("--primary-key", f->primary_key, "create_table key columns, comma-separated");
+  submit->add_option("--set", f->set, "update: {\"column\": expression} as JSON");
+  submit->add_option("--where", f->where, "update/delete: predicate expression as JSON");
+  submit->add_option("--sql", f->sql, "query: one SELECT");
+  submit->add_option("--function", f->function, "invoke: function name");
+  submit->add_option("--args", f->args, "invoke: arguments as a JSON object");
+  submit->add_option("--page-rows", f->page_rows, "query: rows per result page");
+  submit->add_flag("--wait,-w", f->submit.wait, "wait for each outcome and print it");
+  submit->add_option("--timeout-s", f->timeout_s, "how long --wait waits")->capture_default_str();
+
+  auto* watch = app.add_subcommand("watch", "Print a model's notifications live, one line each");
+  AddClientOptions(*watch, f->watch_client);
+  watch->add_option("--model,-m", f->watch_model, "model name")->required();
+  watch->add_flag("--json", f->watch_json, "print the notification JSON as received");
+
+  auto* status = app.add_subcommand(
+      "status", "Models, their managers (lease holders), queue backlog and versions");
+  AddClientOptions(*status, f->status_client);
+
+  return [=]() -> Status {
+    if (serve->parsed()) {
+      f->serve.data_dir = f->serve_models.data_dir;
+      f->serve.manager_args = ManagerArgs(f->serve_models, f->manager.batch_size, f->lease_ttl_ms);
+      f->serve.dispatcher.idle_stop = std::chrono::seconds(f->idle_stop_s);
+      f->serve.dispatcher.queue.duplicate_window = milliseconds(f->duplicate_window_ms);
+      return RunServe(f->serve, std::cout);
+    }
+    if (manager->parsed()) {
+      ManagerServiceOptions& o = f->manager;
+      o.max_wait = milliseconds(f->max_wait_ms);
+      o.consumer.ack_wait = milliseconds(f->ack_wait_ms);
+      o.lease_ttl = milliseconds(f->lease_ttl_ms);
+      o.idle_exit = milliseconds(f->idle_exit_ms);
+      if (o.nats.url.empty()) {
+        ARROW_ASSIGN_OR_RAISE(o.nats.url, ServedNatsUrl(o.manager.data_dir));
+      }
+      return RunManagerService(o, StopOnSignals());
+    }
+    if (dispatcher->parsed()) {
+      DispatcherOptions& o = f->dispatcher;
+      if (o.nats.url.empty()) {
+        ARROW_ASSIGN_OR_RAISE(o.nats.url, ServedNatsUrl(f->dispatcher_data_dir));
+      }
+      o.idle_stop = std::chrono::seconds(f->idle_stop_s);
+      o.queue.duplicate_window = milliseconds(f->duplicate_window_ms);
+      std::vector<std::string> args{"--nats", o.nats.url, "--data-dir",
+                                    std::filesystem::absolute(f->dispatcher_data_dir).string()};
+      args.insert(args.end(), f->dispatcher_manager_args.begin(), f->dispatcher_manager_args.end());
+      ProcessLauncher launcher("/proc/self/exe", args, f->dispatcher_data_dir / "logs");
+      return RunDispatcher(o, launcher, StopOnSignals());
+    }
+    if (submit->parsed()) {
+      if (f->submit.file.empty()) {
+        if (f->submit.model.empty() || f->op.empty()) {
+          return Status::Invalid(
+              "submit needs --file requests.jsonl, or --model and an op (e.g. `teatree submit "
+              "--model sales query --sql 'SELECT 1'`)");
+        }
+        ARROW_ASSIGN_OR_RAISE(f->submit.request, SugarRequest(*f));
+      }
+      f->submit.timeout = std::chrono::seconds(f->timeout_s);
+      return RunSubmit(f->submit, std::cout);
+    }
+    if (watch->parsed()) return RunWatch(f->watch_client, f->watch_model, f->watch_json, std::cout);
+    if (status->parsed()) return RunStatus(f->status_client, std::cout);
+    return Status::OK();
+  };
+}
+
+}  // namespace teatree::cli

@@ -1,0 +1,84 @@
+#include "teatree/service/client.h"
+
+#include <arrow/api.h>
+
+#include <fstream>
+
+#include "teatree/bus/subjects.h"
+#include "teatree/request/codec.h"
+#include "teatree/service/notes.h"
+
+namespace teatree {
+
+Result<std::string> ServedNatsUrl(const std::filesystem::path& data_dir) {
+  const auto path = data_dir / "serve.json";
+  std::ifstream in(path);
+  auto json = nlohmann::json::parse(in, nullptr, false);
+  if (!in || json.is_discarded() || !json.contains("nats_url")) {
+    return Status::Invalid("no Teatree server found in ", data_dir.string(), " (", path.string(),
+                           " is missing): start one with `teatree serve --data-dir ",
+                           data_dir.string(), "`, or give --nats nats://host:port");
+  }
+  return json["nats_url"].get<std::string>();
+}
+
+Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  NatsClientOptions nats_options = options.nats;
+  if (nats_options.url.empty()) {
+    ARROW_ASSIGN_OR_RAISE(nats_options.url, ServedNatsUrl(options.data_dir));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect(nats_options));
+  ARROW_ASSIGN_OR_RAISE(auto queue, RequestQueue::Make(*nats, options.queue));
+  ARROW_RETURN_NOT_OK(EnsureNoteStream(*nats));
+  return std::unique_ptr<Client>(new Client(std::move(nats), std::move(queue)));
+}
+
+Result<PublishAck> Client::Submit(const Request& request) {
+  const std::string body = EncodeRequest(request);
+  // The same codec the manager uses: what it would refuse is refused here, before sending.
+  ARROW_RETURN_NOT_OK(DecodeRequest(body).status());
+  return queue_->Submit(request.model, request.request_id, body);
+}
+
+Result<Outcome> Client::Wait(const std::string& model, const std::string& request_id,
+                             std::chrono::milliseconds timeout) {
+  ARROW_ASSIGN_OR_RAISE(auto notes,
+                        NoteSubscription::Replay(*nats_, RequestNoteSubject(model, request_id)));
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<nlohmann::json> pages;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    ARROW_ASSIGN_OR_RAISE(auto note, notes->Next(left));
+    if (!note) break;
+    auto json = nlohmann::json::parse(note->body, nullptr, false);
+    if (!json.is_object()) continue;
+    const std::string type = json.value("type", "");
+    if (type == "page") {
+      pages.push_back(std::move(json));
+      continue;
+    }
+    if (type != "outcome") continue;
+    Outcome outcome{.note = std::move(json)};
+    if (outcome.note.value("pages", 0) > 0) {
+      ARROW_ASSIGN_OR_RAISE(outcome.result, AssemblePages(pages));
+    }
+    return outcome;
+  }
+  return Status::IOError("no outcome for request ", request_id, " of model ", model, " within ",
+                         timeout.count(),
+                         " ms: is a manager running for it (teatree status)? The request is "
+                         "queued and will be applied when one is");
+}
+
+Result<Outcome> Client::SubmitAndWait(const Request& request, std::chrono::milliseconds timeout) {
+  ARROW_RETURN_NOT_OK(Submit(request).status());
+  return Wait(request.model, request.request_id, timeout);
+}
+
+Result<std::unique_ptr<NoteSubscription>> Client::Watch(const std::string& model) {
+  return NoteSubscription::Live(*nats_, NoteSubject(model));
+}
+
+}  // namespace teatree

@@ -1,0 +1,67 @@
+#pragma once
+
+#include <arrow/type_fwd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "teatree/bus/nats_connection.h"
+#include "teatree/bus/notes.h"
+#include "teatree/bus/request_queue.h"
+#include "teatree/common/status.h"
+#include "teatree/request/request.h"
+
+namespace teatree {
+
+struct ClientOptions {
+  /// The NATS server; when its url is empty, the one `teatree serve` wrote into data_dir.
+  NatsClientOptions nats;
+  std::filesystem::path data_dir = "teatree-data";
+  RequestQueueOptions queue{.configure = false};
+};
+
+/// What became of a request: its outcome notification and, for a query or a function that
+/// returns rows, the result reassembled from its pages.
+struct Outcome {
+  /// {type:"outcome", model, request_id, op, status, version, rows, duration_ms, error?, ...}
+  nlohmann::json note;
+  std::shared_ptr<arrow::Table> result;
+
+  bool applied() const { return note.value("status", "") == "applied"; }
+};
+
+/// A Teatree client over NATS: submit requests, wait for their outcomes, watch a model.
+/// Thread-safe for Submit; use Wait and Watch subscriptions from one thread each.
+class Client {
+ public:
+  static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+
+  /// Validates `request` with the codec, then submits it; returns once JetStream stored it.
+  Result<PublishAck> Submit(const Request& request);
+  /// The outcome of request `request_id` of `model`, notified before or after the call, or
+  /// an error after `timeout`.
+  Result<Outcome> Wait(const std::string& model, const std::string& request_id,
+                       std::chrono::milliseconds timeout);
+  /// Submit, then Wait: read-your-writes.
+  Result<Outcome> SubmitAndWait(const Request& request, std::chrono::milliseconds timeout);
+  /// Every notification of `model` from now on (outcomes and version_published).
+  Result<std::unique_ptr<NoteSubscription>> Watch(const std::string& model);
+
+  NatsConnection& connection() { return *nats_; }
+  RequestQueue& queue() { return *queue_; }
+
+ private:
+  Client(std::unique_ptr<NatsConnection> nats, std::unique_ptr<RequestQueue> queue)
+      : nats_(std::move(nats)), queue_(std::move(queue)) {}
+  std::unique_ptr<NatsConnection> nats_;
+  std::unique_ptr<RequestQueue> queue_;
+};
+
+/// The NATS URL `teatree serve` wrote into `data_dir` (serve.json), or an error saying to
+/// start it or to pass --nats.
+Result<std::string> ServedNatsUrl(const std::filesystem::path& data_dir);
+
+}  // namespace teatree

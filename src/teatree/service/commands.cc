@@ -1,0 +1,247 @@
+#include "teatree/service/commands.h"
+
+#include <arrow/api.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+#include <iomanip>
+#include <random>
+
+#include "teatree/bus/lease.h"
+#include "teatree/bus/nats_server.h"
+#include "teatree/common/file_util.h"
+#include "teatree/common/table_format.h"
+#include "teatree/control/control_store.h"
+#include "teatree/request/codec.h"
+
+namespace teatree {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) { g_stop = true; }
+
+/// Holds an exclusive lock on <data_dir>/serve.lock while it lives.
+class DataDirLock {
+ public:
+  static Result<std::unique_ptr<DataDirLock>> Take(const fs::path& data_dir) {
+    const fs::path path = data_dir / "serve.lock";
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::IOError("cannot open ", path.string(), ": ", strerror(errno));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      auto url = ServedNatsUrl(data_dir);
+      return Status::AlreadyExists("another teatree serve is running on ", data_dir.string(),
+                                   url.ok() ? " (NATS at " + *url + ")" : std::string(),
+                                   ": stop it first, or use another --data-dir");
+    }
+    return std::unique_ptr<DataDirLock>(new DataDirLock(fd));
+  }
+  ~DataDirLock() { ::close(fd_); }
+
+ private:
+  explicit DataDirLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+std::string NewRequestId() {
+  static std::mt19937_64 random(std::random_device{}());
+  std::ostringstream id;
+  id << "cli-" << std::hex << random();
+  return id.str();
+}
+
+/// One line about an outcome note, for people.
+std::string OutcomeLine(const nlohmann::json& note) {
+  std::ostringstream line;
+  line << std::left << std::setw(24) << note.value("request_id", "") << " " << std::setw(12)
+       << note.value("op", "") << " " << std::setw(9) << note.value("status", "");
+  if (note.contains("version") && note["version"].is_number()) {
+    line << " v" << note["version"].get<int64_t>();
+  }
+  line << " rows=" << note.value("rows", 0);
+  if (note.contains("duration_ms") && note["duration_ms"].is_number()) {
+    line << " " << std::fixed << std::setprecision(1) << note["duration_ms"].get<double>() << " ms";
+  }
+  if (note.value("duplicate", false)) line << " (duplicate)";
+  if (note.contains("error") && note["error"].is_string()) {
+    line << "  error: " << note["error"].get<std::string>();
+  }
+  return line.str();
+}
+
+std::string NoteLine(const nlohmann::json& note) {
+  if (note.value("type", "") == "version_published") {
+    return "version " + std::to_string(note.value("version", 0)) + " published";
+  }
+  return OutcomeLine(note);
+}
+
+Result<std::vector<Request>> RequestsToSubmit(const SubmitOptions& options) {
+  std::vector<Request> requests;
+  if (options.file.empty()) {
+    nlohmann::json request = options.request;
+    if (!options.model.empty()) request["model"] = options.model;
+    if (!request.contains("request_id")) request["request_id"] = NewRequestId();
+    ARROW_ASSIGN_OR_RAISE(auto decoded, DecodeRequest(request.dump()));
+    requests.push_back(std::move(decoded));
+    return requests;
+  }
+  std::ifstream in(options.file);
+  if (!in) return Status::IOError("cannot read ", options.file.string());
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.empty() || line[0] == '#') continue;
+    auto decoded = DecodeRequest(line);
+    if (!decoded.ok()) {
+      return decoded.status().WithMessage(options.file.string(), ":", number, ": ",
+                                          decoded.status().message(),
+                                          " (nothing from this file was submitted)");
+    }
+    if (!options.model.empty() && decoded->model != options.model) {
+      return Status::Invalid(options.file.string(), ":", number, ": request ", decoded->request_id,
+                             " is for model ", decoded->model, ", not ", options.model,
+                             " (nothing from this file was submitted)");
+    }
+    requests.push_back(std::move(*decoded));
+  }
+  return requests;
+}
+
+}  // namespace
+
+const std::atomic<bool>& StopOnSignals() {
+  static const bool installed = [] {
+    std::signal(SIGINT, OnSignal);
+    std::signal(SIGTERM, OnSignal);
+    return true;
+  }();
+  (void)installed;
+  return g_stop;
+}
+
+Status RunServe(const ServeOptions& options, std::ostream& out) {
+  const auto& stop = StopOnSignals();
+  std::error_code ec;
+  fs::create_directories(options.data_dir, ec);
+  if (ec) return Status::IOError("cannot create ", options.data_dir.string(), ": ", ec.message());
+  const fs::path data_dir = fs::absolute(options.data_dir);
+  ARROW_ASSIGN_OR_RAISE(auto lock, DataDirLock::Take(data_dir));
+  std::unique_ptr<NatsServer> server;
+  std::string url = options.nats_url;
+  if (url.empty()) {
+    ARROW_ASSIGN_OR_RAISE(server, NatsServer::Start({.store_dir = data_dir / "nats",
+                                                     .port = options.nats_port,
+                                                     .sync_always = true}));
+    url = server->url();
+  }
+  ARROW_RETURN_NOT_OK(WriteFileAtomically(
+      data_dir / "serve.json",
+      nlohmann::json{{"nats_url", url}, {"pid", getpid()}, {"data_dir", data_dir.string()}}.dump(
+          2) +
+          "\n"));
+  out << "teatree serve: data directory " << data_dir.string() << "\n"
+      << "  nats:    " << url
+      << (server ? " (private nats-server, JetStream in " + (data_dir / "nats").string() + ")"
+                 : " (external)")
+      << "\n  catalog: sqlite://" << (data_dir / "control.sqlite").string() << "\n"
+      << "  logs:    " << (data_dir / "logs").string() << "\n"
+      << "Submit with `teatree submit --data-dir " << options.data_dir.string()
+      << " --model M …`; Ctrl-C stops." << std::endl;
+
+  std::vector<std::string> args{"--nats", url, "--data-dir", data_dir.string()};
+  args.insert(args.end(), options.manager_args.begin(), options.manager_args.end());
+  char self[4096] = {0};
+  const ssize_t length = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (length <= 0) return Status::IOError("cannot find the teatree binary (/proc/self/exe)");
+  ProcessLauncher launcher(std::string(self, static_cast<size_t>(length)), args, data_dir / "logs");
+  DispatcherOptions dispatcher = options.dispatcher;
+  dispatcher.nats.url = url;
+  Status status = RunDispatcher(dispatcher, launcher, stop);
+  fs::remove(data_dir / "serve.json", ec);
+  if (server) ARROW_RETURN_NOT_OK(server->Stop());
+  out << "teatree serve: stopped" << std::endl;
+  return status;
+}
+
+Status RunSubmit(const SubmitOptions& options, std::ostream& out) {
+  ARROW_ASSIGN_OR_RAISE(auto requests, RequestsToSubmit(options));
+  ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options.client));
+  for (const auto& request : requests) {
+    ARROW_ASSIGN_OR_RAISE(auto ack, client->Submit(request));
+    if (!options.wait) {
+      out << request.request_id << " submitted to " << request.model << " (queue position "
+          << ack.sequence << (ack.duplicate ? ", duplicate of an earlier submission" : "") << ")"
+          << std::endl;
+    }
+  }
+  if (!options.wait) return Status::OK();
+  bool all_applied = true;
+  for (const auto& request : requests) {
+    ARROW_ASSIGN_OR_RAISE(auto outcome,
+                          client->Wait(request.model, request.request_id, options.timeout));
+    out << OutcomeLine(outcome.note) << std::endl;
+    if (outcome.result) {
+      ARROW_ASSIGN_OR_RAISE(auto text, FormatTable(*outcome.result));
+      out << text;
+    }
+    all_applied = all_applied && outcome.applied();
+  }
+  if (!all_applied) return Status::Invalid("some requests were rejected (see above)");
+  return Status::OK();
+}
+
+Status RunWatch(const ClientOptions& options, const std::string& model, bool json,
+                std::ostream& out) {
+  const auto& stop = StopOnSignals();
+  ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options));
+  ARROW_ASSIGN_OR_RAISE(auto notes, client->Watch(model));
+  while (!stop) {
+    ARROW_ASSIGN_OR_RAISE(auto note, notes->Next(std::chrono::milliseconds(200)));
+    if (!note) continue;
+    auto parsed = nlohmann::json::parse(note->body, nullptr, false);
+    out << (json || !parsed.is_object() ? note->body : NoteLine(parsed)) << std::endl;
+  }
+  return Status::OK();
+}
+
+Status RunStatus(const ClientOptions& options, std::ostream& out) {
+  ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options));
+  std::vector<ModelRecord> models;
+  const fs::path catalog = options.data_dir / "control.sqlite";
+  if (fs::exists(catalog)) {
+    ARROW_ASSIGN_OR_RAISE(auto control,
+                          ControlStore::Open("sqlite://" + fs::absolute(catalog).string()));
+    ARROW_ASSIGN_OR_RAISE(models, control->ListModels());
+  }
+  ARROW_ASSIGN_OR_RAISE(auto waiting, client->queue().ModelsWithBacklog());
+  for (const auto& model : waiting) {
+    if (std::none_of(models.begin(), models.end(), [&](const auto& m) { return m.id == model; })) {
+      models.push_back({.id = model, .status = "queued"});
+    }
+  }
+  out << std::left << std::setw(20) << "model" << std::setw(10) << "status" << std::setw(10)
+      << "version" << std::setw(11) << "published" << std::setw(9) << "backlog"
+      << "manager (lease)\n";
+  for (const auto& model : models) {
+    ARROW_ASSIGN_OR_RAISE(auto backlog, client->queue().Backlog(model.id));
+    ARROW_ASSIGN_OR_RAISE(auto lease, Lease::Inspect(client->connection(), model.id));
+    out << std::setw(20) << model.id << std::setw(10) << model.status << std::setw(10)
+        << model.current_version << std::setw(11) << model.published_version << std::setw(9)
+        << backlog
+        << (lease ? lease->holder + " (expires in " + std::to_string(lease->expires_in.count()) +
+                        " ms)"
+                  : std::string("none"))
+        << "\n";
+  }
+  if (models.empty()) out << "(no models yet)\n";
+  return Status::OK();
+}
+
+}  // namespace teatree

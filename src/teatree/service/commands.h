@@ -1,0 +1,59 @@
+#pragma once
+
+// The queue-side commands of `teatree`: serve, manager, dispatcher, submit, watch, status.
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "teatree/common/status.h"
+#include "teatree/service/client.h"
+#include "teatree/service/dispatcher.h"
+#include "teatree/service/manager_service.h"
+
+namespace teatree {
+
+/// Turns true on SIGINT or SIGTERM (handlers installed on the first call).
+const std::atomic<bool>& StopOnSignals();
+
+struct ServeOptions {
+  std::filesystem::path data_dir = "teatree-data";
+  /// An external NATS server; empty spawns a private one on loopback.
+  std::string nats_url;
+  /// Port of the private nats-server; 0 picks a free one.
+  int nats_port = 0;
+  /// Passed to every manager (`teatree manager` options other than --model, --nats and
+  /// --data-dir), e.g. {"--batch-size", "512"}.
+  std::vector<std::string> manager_args;
+  DispatcherOptions dispatcher;
+};
+
+/// `teatree serve`: everything on one machine until SIGINT/SIGTERM.
+Status RunServe(const ServeOptions& options, std::ostream& out);
+
+struct SubmitOptions {
+  ClientOptions client;
+  std::string model;
+  /// JSON lines to submit; empty: the one request in `request`.
+  std::filesystem::path file;
+  /// A request built from the command line (model and, if absent, request_id filled in).
+  nlohmann::json request;
+  bool wait = false;
+  std::chrono::milliseconds timeout = std::chrono::seconds(60);
+};
+
+/// `teatree submit`: prints one line per request once JetStream stored it, or with `wait`
+/// its outcome (and a query's result as a table).
+Status RunSubmit(const SubmitOptions& options, std::ostream& out);
+
+/// `teatree watch`: one line per notification of `model` until SIGINT.
+Status RunWatch(const ClientOptions& options, const std::string& model, bool json,
+                std::ostream& out);
+
+/// `teatree status`: models, their managers (lease holders), queue backlog, versions.
+Status RunStatus(const ClientOptions& options, std::ostream& out);
+
+}  // namespace teatree

@@ -1,0 +1,163 @@
+#include "teatree/service/dispatcher.h"
+
+#include <nats/nats.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <map>
+#include <set>
+
+#include "teatree/bus/lease.h"
+#include "teatree/bus/notes.h"
+#include "teatree/bus/request_queue.h"
+#include "teatree/bus/subjects.h"
+#include "teatree/common/subprocess.h"
+#include "teatree/request/names.h"
+
+namespace teatree {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+class ProcessManager : public LaunchedManager {
+ public:
+  explicit ProcessManager(std::unique_ptr<Subprocess> process) : process_(std::move(process)) {}
+
+  std::optional<int> Exited() override {
+    if (process_->Running()) return std::nullopt;
+    auto code = process_->Wait(milliseconds(0));
+    return code.ok() ? *code : -1;
+  }
+  Status Stop() override { return process_->Signal(SIGTERM); }
+  void Terminate(milliseconds grace) override { (void)process_->Stop(grace); }
+  std::string Describe() const override { return "pid " + std::to_string(process_->pid()); }
+
+ private:
+  std::unique_ptr<Subprocess> process_;
+};
+
+/// What the dispatcher knows of one model.
+struct ModelSlot {
+  std::unique_ptr<LaunchedManager> manager;
+  Clock::time_point last_request = Clock::now();
+  Clock::time_point started;
+  Clock::time_point restart_at;  // Not before this after a crash.
+  int crashes_in_a_row = 0;
+  bool stopping = false;  // Stopped for idleness: its exit is not a crash.
+};
+
+/// The model named by a request subject, or empty.
+std::string ModelOf(std::string_view subject) {
+  const std::string prefix = RequestSubject("");
+  if (!subject.starts_with(prefix)) return "";
+  std::string model(subject.substr(prefix.size()));
+  return ValidateName("model", model).ok() ? model : "";
+}
+
+}  // namespace
+
+ProcessLauncher::ProcessLauncher(std::string binary, std::vector<std::string> args,
+                                 std::filesystem::path log_dir)
+    : binary_(std::move(binary)), args_(std::move(args)), log_dir_(std::move(log_dir)) {}
+
+Result<std::unique_ptr<LaunchedManager>> ProcessLauncher::Launch(const std::string& model) {
+  std::vector<std::string> argv{binary_, "manager", "--model", model};
+  argv.insert(argv.end(), args_.begin(), args_.end());
+  std::error_code ec;
+  std::filesystem::create_directories(log_dir_, ec);
+  ARROW_ASSIGN_OR_RAISE(
+      auto process,
+      Subprocess::Spawn({.argv = argv, .log_path = log_dir_ / ("manager-" + model + ".log")}));
+  return std::unique_ptr<LaunchedManager>(new ProcessManager(std::move(process)));
+}
+
+Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
+                     const std::atomic<bool>& stop) {
+  ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect(options.nats));
+  ARROW_ASSIGN_OR_RAISE(auto queue, RequestQueue::Make(*nats, options.queue));
+  ARROW_RETURN_NOT_OK(EnsureNoteStream(*nats));
+  // Requests as they are submitted: the earliest sign a model has work.
+  ARROW_ASSIGN_OR_RAISE(auto requests,
+                        NoteSubscription::Live(*nats, std::string(kRequestSubjects)));
+  std::map<std::string, ModelSlot> models;
+  auto last_poll = Clock::time_point();
+
+  auto ensure_running = [&](const std::string& model, ModelSlot& slot) {
+    if (slot.manager || Clock::now() < slot.restart_at) return;
+    auto holder = Lease::Inspect(*nats, model);
+    if (holder.ok() && holder->has_value()) return;  // A live manager has it.
+    auto launched = launcher.Launch(model);
+    if (!launched.ok()) {
+      spdlog::error("dispatcher: cannot start a manager for {}: {}", model,
+                    launched.status().message());
+      slot.restart_at = Clock::now() + options.max_restart_delay;
+      return;
+    }
+    slot.manager = std::move(*launched);
+    slot.started = Clock::now();
+    slot.stopping = false;
+    spdlog::info("dispatcher: started the manager of {} ({})", model, slot.manager->Describe());
+  };
+
+  while (!stop) {
+    // Requests seen since the last round mark their models busy.
+    for (;;) {
+      ARROW_ASSIGN_OR_RAISE(auto note, requests->Next(milliseconds(50)));
+      if (!note) break;
+      const std::string model = ModelOf(note->subject);
+      if (!model.empty()) models[model].last_request = Clock::now();
+    }
+    std::set<std::string> backlog;
+    const bool polled = Clock::now() - last_poll >= options.poll_interval;
+    if (polled) {
+      last_poll = Clock::now();
+      auto waiting = queue->ModelsWithBacklog();
+      if (waiting.ok()) {
+        backlog.insert(waiting->begin(), waiting->end());
+        for (const auto& model : *waiting) models.try_emplace(model);
+      } else {
+        spdlog::warn("dispatcher: {}", waiting.status().message());
+      }
+    }
+    for (auto& [model, slot] : models) {
+      if (slot.manager) {
+        if (auto code = slot.manager->Exited()) {
+          const bool crashed = *code != 0 && !slot.stopping;
+          spdlog::log(crashed ? spdlog::level::warn : spdlog::level::info,
+                      "dispatcher: the manager of {} ({}) exited with code {}", model,
+                      slot.manager->Describe(), *code);
+          slot.manager.reset();
+          if (crashed) {
+            // A manager that ran a while before crashing starts the backoff over.
+            if (Clock::now() - slot.started > options.max_restart_delay) slot.crashes_in_a_row = 0;
+            const auto delay =
+                std::min(options.max_restart_delay,
+                         options.restart_delay * (1 << std::min(slot.crashes_in_a_row, 16)));
+            ++slot.crashes_in_a_row;
+            slot.restart_at = Clock::now() + delay;
+          } else {
+            slot.crashes_in_a_row = 0;
+          }
+        } else if (!slot.stopping && Clock::now() - slot.last_request > options.idle_stop &&
+                   polled && !backlog.contains(model)) {
+          spdlog::info("dispatcher: stopping the idle manager of {}", model);
+          slot.stopping = true;
+          (void)slot.manager->Stop();
+        }
+      }
+      const bool has_work =
+          backlog.contains(model) || Clock::now() - slot.last_request < options.poll_interval;
+      if (has_work) ensure_running(model, slot);
+    }
+  }
+  for (auto& [model, slot] : models) {
+    if (slot.manager) (void)slot.manager->Stop();
+  }
+  for (auto& [model, slot] : models) {
+    if (slot.manager) slot.manager->Terminate(std::chrono::seconds(30));
+  }
+  return Status::OK();
+}
+
+}  // namespace teatree
