@@ -42,7 +42,13 @@ std::string_view Delivery::header(const char* name) const {
   return value;
 }
 
-std::string_view Delivery::request_id() const { return header(kMsgIdHeader); }
+std::string_view Delivery::message_id() const { return header(kMsgIdHeader); }
+
+std::string_view Delivery::request_id() const {
+  const std::string_view id = message_id();
+  const size_t slash = id.find('/');
+  return slash == std::string_view::npos ? id : id.substr(slash + 1);
+}
 
 Status Delivery::Ack() { return Settle(Reply::kAck, std::chrono::milliseconds(0)); }
 Status Delivery::AckAll(std::vector<Delivery>& deliveries) {

@@ -30,7 +30,9 @@ class Delivery {
   std::string_view body() const;
   /// A header's value, or an empty view when the message does not have it.
   std::string_view header(const char* name) const;
-  /// The Nats-Msg-Id header: the client's request id (empty if missing).
+  /// The Nats-Msg-Id header, `<model>/<request_id>` (MessageId); empty if missing.
+  std::string_view message_id() const;
+  /// The request id part of message_id() (all of it when it has no model part).
   std::string_view request_id() const;
   /// 1 on the first delivery, increasing with every redelivery.
   uint64_t delivery_count() const { return delivery_count_; }

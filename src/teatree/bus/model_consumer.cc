@@ -199,8 +199,8 @@ Status ModelConsumer::DeadLetter(Delivery& delivery, std::string_view error) {
       natsMsgHeader_Set(raw, kDeliveriesHeader, std::to_string(delivery.delivery_count()).c_str()),
       context));
   if (!request_id.empty()) {
-    ARROW_RETURN_NOT_OK(
-        FromNats(natsMsgHeader_Set(raw, kMsgIdHeader, request_id.c_str()), context));
+    ARROW_RETURN_NOT_OK(FromNats(
+        natsMsgHeader_Set(raw, kMsgIdHeader, std::string(delivery.message_id()).c_str()), context));
   }
   jsPubOptions options;
   jsPubOptions_Init(&options);

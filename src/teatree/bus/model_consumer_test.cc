@@ -195,7 +195,7 @@ TEST_F(ModelConsumerTest, PoisonRequestDeadLetteredAfterMaxDeliverAndOthersFlow)
   EXPECT_EQ(std::string(natsMsg_GetData(dead), natsMsg_GetDataLength(dead)), "bad body");
   EXPECT_EQ(Header(dead, "Teatree-Error"), "column \"x\" not found at row 3");
   EXPECT_EQ(Header(dead, "Teatree-Model"), "sales");
-  EXPECT_EQ(Header(dead, "Nats-Msg-Id"), "poison");
+  EXPECT_EQ(Header(dead, "Nats-Msg-Id"), "sales/poison");
   EXPECT_EQ(Header(dead, "Teatree-Deliveries"), "3");
   natsMsg_Destroy(dead);
 

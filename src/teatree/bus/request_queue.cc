@@ -91,7 +91,8 @@ Result<PublishAck> RequestQueue::Submit(const std::string& model, const std::str
                                               static_cast<int>(body.size())),
                                "cannot build the message for request " + request_id));
   MsgHandle msg(raw_msg);
-  ARROW_RETURN_NOT_OK(FromNats(natsMsgHeader_Set(raw_msg, kMsgIdHeader, request_id.c_str()),
+  const std::string message_id = MessageId(model, request_id);
+  ARROW_RETURN_NOT_OK(FromNats(natsMsgHeader_Set(raw_msg, kMsgIdHeader, message_id.c_str()),
                                "cannot set the message id of request " + request_id));
   jsPubOptions publish_options;
   jsPubOptions_Init(&publish_options);

@@ -55,7 +55,8 @@ class RequestQueue {
   RequestQueue(const RequestQueue&) = delete;
   RequestQueue& operator=(const RequestQueue&) = delete;
 
-  /// Publishes `body` to teatree.req.<model> with header Nats-Msg-Id = request_id and returns
+  /// Publishes `body` to teatree.req.<model> with header Nats-Msg-Id = <model>/<request_id>
+  /// (MessageId) and returns
   /// once JetStream has stored it on disk: from then on the request is not lost. An invalid
   /// model or request id, or a body over max_body_bytes, is refused before publishing. On a
   /// timeout the request may or may not be stored: submit it again with the same id.

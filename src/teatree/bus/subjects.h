@@ -46,6 +46,14 @@ inline std::string RequestNoteSubject(std::string_view model, std::string_view r
   return NoteSubject(model) + "." + std::string(request_id);
 }
 
+/// The Nats-Msg-Id of a request: `<model>/<request_id>`. JetStream drops a message whose id
+/// it stored within the duplicate window anywhere in the stream, while request ids are
+/// unique per model; the model in front keeps two models' "r1" apart. Neither part can hold
+/// a '/'.
+inline std::string MessageId(std::string_view model, std::string_view request_id) {
+  return std::string(model) + "/" + std::string(request_id);
+}
+
 /// teatree-<model>: the durable pull consumer of a model's requests.
 inline std::string ConsumerName(std::string_view model) { return "teatree-" + std::string(model); }
 

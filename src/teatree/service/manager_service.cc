@@ -58,13 +58,15 @@ std::string Refusal(const Delivery& delivery, const Result<Request>& decoded,
     return "the request names model " + request.model + " but was sent to " +
            RequestSubject(model) + ": submit it to " + RequestSubject(request.model);
   }
-  if (delivery.request_id().empty()) {
-    return "the message has no Nats-Msg-Id header: submit with the request_id as Nats-Msg-Id "
-           "(teatree submit and teatree::Client do), so duplicates are dropped";
+  const std::string expected = MessageId(model, request.request_id);
+  if (delivery.message_id().empty()) {
+    return "the message has no Nats-Msg-Id header: submit with Nats-Msg-Id " + expected +
+           " (<model>/<request_id>; teatree submit and teatree::Client do), so duplicates are "
+           "dropped";
   }
-  if (delivery.request_id() != request.request_id) {
-    return "the message's Nats-Msg-Id " + std::string(delivery.request_id()) +
-           " differs from its request_id " + request.request_id + ": they must be equal";
+  if (delivery.message_id() != expected) {
+    return "the message's Nats-Msg-Id " + std::string(delivery.message_id()) +
+           " differs from its model and request_id: it must be " + expected;
   }
   return "";
 }
