@@ -1,0 +1,176 @@
+// The queue end to end: requests submitted through JetStream, applied by manager processes
+// the dispatcher starts, outcomes and results notified back.
+#include <arrow/api.h>
+#include <nats/nats.h>
+
+#include <fstream>
+#include <future>
+
+#include "queue_test_util.h"
+#include "teatree/bus/subjects.h"
+#include "teatree/common/subprocess.h"
+
+namespace teatree::testing {
+namespace {
+
+class QueueTest : public QueueFixture {};
+
+TEST_F(QueueTest, EveryOpOnThreeModelsAtOnce) {
+  StartDispatcher();
+  auto run_model = [this](const std::string& m) {
+    std::vector<std::string> failures;
+    auto expect = [&](const std::string& json) {
+      Outcome outcome = Run(json);
+      if (!outcome.applied()) failures.push_back(json + " → " + outcome.note.dump());
+      return outcome;
+    };
+    auto watch = client().Watch(m).ValueOrDie();
+    expect(CreateTable(m));
+    expect(R"({"request_id":"a1","model":")" + m +
+           R"(","op":"append","table":"orders","rows":[[1,9.5,"eu"],[2,3.0,"us"],[3,0.5,"eu"]]})");
+    expect(
+        R"({"request_id":"u1","model":")" + m +
+        R"(","op":"upsert","table":"orders","rows":[{"id":2,"amount":4.0,"region":"us"},{"id":4,"amount":7.0,"region":"apac"}]})");
+    expect(
+        R"({"request_id":"p1","model":")" + m +
+        R"(","op":"update","table":"orders","set":{"amount":{"call":"multiply","args":[{"field":"amount"},{"literal":2}]}},"where":{"call":"equal","args":[{"field":"region"},{"literal":"eu"}]}})");
+    expect(
+        R"({"request_id":"d1","model":")" + m +
+        R"(","op":"delete","table":"orders","where":{"call":"less","args":[{"field":"amount"},{"literal":2}]}})");
+    Outcome counts = expect(R"({"request_id":"i1","model":")" + m +
+                            R"(","op":"invoke","function":"row_counts"})");
+    Outcome query = expect(
+        R"({"request_id":"s1","model":")" + m +
+        R"(","op":"query","sql":"SELECT string_agg(id || ':' || amount, ',' ORDER BY id) FROM orders","page_rows":1})");
+    expect(R"({"request_id":"n1","model":")" + m + R"(","op":"snapshot"})");
+    if (!counts.result || counts.result->num_rows() != 1) failures.push_back("row_counts");
+    if (!query.result ||
+        query.result->column(0)->GetScalar(0).ValueOrDie()->ToString() != "1:19.0,2:4.0,4:7.0") {
+      failures.push_back("query result " + (query.result ? query.result->ToString() : "none"));
+    }
+    // The watcher saw the outcomes and a published version.
+    bool published = false;
+    int outcomes = 0;
+    for (auto deadline = std::chrono::steady_clock::now() + seconds(30);
+         (!published || outcomes < 8) && std::chrono::steady_clock::now() < deadline;) {
+      auto note = watch->Next(milliseconds(500)).ValueOrDie();
+      if (!note) continue;
+      auto json = nlohmann::json::parse(note->body);
+      if (json["type"] == "outcome") ++outcomes;
+      published = published || json["type"] == "version_published";
+    }
+    if (!published) failures.push_back("no version_published notification");
+    if (outcomes < 8) failures.push_back("watch saw " + std::to_string(outcomes) + " outcomes");
+    return failures;
+  };
+  auto alpha = std::async(std::launch::async, run_model, "alpha");
+  auto beta = std::async(std::launch::async, run_model, "beta");
+  auto gamma = std::async(std::launch::async, run_model, "gamma");
+  for (auto* model : {&alpha, &beta, &gamma}) {
+    for (const auto& failure : model->get()) ADD_FAILURE() << failure;
+  }
+  for (const char* m : {"alpha", "beta", "gamma"}) EXPECT_NE(ManagerPid(m), 0) << m;
+}
+
+TEST_F(QueueTest, SameIdInsideAndAfterTheDuplicateWindowIsAppliedOnce) {
+  StartDispatcher(kFastManagerArgs, {.duplicate_window = seconds(2)});
+  Run(CreateTable("dup"));
+  const Request append = Parse(Append("dup", "once", 1));
+  auto first = client().Submit(append).ValueOrDie();
+  auto second = client().Submit(append).ValueOrDie();
+  EXPECT_FALSE(first.duplicate);
+  EXPECT_TRUE(second.duplicate);  // Dropped by JetStream.
+  EXPECT_TRUE(client().Wait("dup", "once", seconds(60)).ValueOrDie().applied());
+  std::this_thread::sleep_for(milliseconds(2500));
+  auto third = client().Submit(append).ValueOrDie();
+  EXPECT_FALSE(third.duplicate);  // Stored again: the manager's request table answers it.
+  // The request's subject now holds two outcomes; wait for the second one.
+  auto notes = NoteSubscription::Replay(client().connection(), RequestNoteSubject("dup", "once"))
+                   .ValueOrDie();
+  int outcomes = 0;
+  bool duplicate = false;
+  while (outcomes < 2) {
+    auto note = notes->Next(seconds(30)).ValueOrDie();
+    ASSERT_TRUE(note.has_value()) << "no second outcome";
+    auto json = nlohmann::json::parse(note->body);
+    if (json["type"] != "outcome") continue;
+    ++outcomes;
+    duplicate = json.value("duplicate", false);
+    EXPECT_EQ(json["status"], "applied");
+  }
+  EXPECT_TRUE(duplicate);
+  EXPECT_EQ(Scalar("dup", "SELECT count(*) FROM orders"), "1");
+}
+
+/// Publishes `body` to teatree.req.<model> with JetStream, with or without a Nats-Msg-Id.
+void PublishRaw(NatsConnection& connection, const std::string& model, const std::string& body,
+                const char* msg_id) {
+  natsMsg* msg = nullptr;
+  ASSERT_EQ(natsMsg_Create(&msg, RequestSubject(model).c_str(), nullptr, body.data(),
+                           static_cast<int>(body.size())),
+            NATS_OK);
+  if (msg_id != nullptr) natsMsgHeader_Set(msg, kMsgIdHeader, msg_id);
+  jsPubAck* ack = nullptr;
+  jsErrCode error = jsErrCode(0);
+  EXPECT_EQ(js_PublishMsg(&ack, connection.jetstream(), msg, nullptr, &error), NATS_OK);
+  jsPubAck_Destroy(ack);
+  natsMsg_Destroy(msg);
+}
+
+TEST_F(QueueTest, BadMessagesAreRefusedNotifiedAndTheQueueGoesOn) {
+  StartDispatcher();
+  Run(CreateTable("shop"));
+  Run(Append("shop", "good1", 1));
+  const std::string before = Scalar("shop", "SELECT string_agg(id::VARCHAR, ',') FROM orders");
+  auto refused = [&](const std::string& id) {
+    auto outcome = client().Wait("shop", id, seconds(60));
+    EXPECT_TRUE(outcome.ok()) << id << ": " << outcome.status().ToString();
+    if (!outcome.ok()) return std::string();
+    EXPECT_EQ(outcome->note["status"], "rejected") << outcome->note.dump();
+    return outcome->note.value("error", "");
+  };
+  // A body naming another model.
+  client().queue().Submit("shop", "other", Append("elsewhere", "other", 2)).ValueOrDie();
+  EXPECT_NE(refused("other").find("names model elsewhere"), std::string::npos);
+  // No Nats-Msg-Id header.
+  PublishRaw(client().connection(), "shop", Append("shop", "noid", 3), nullptr);
+  EXPECT_NE(refused("noid").find("no Nats-Msg-Id"), std::string::npos);
+  // Malformed JSON, and a request the codec refuses.
+  PublishRaw(client().connection(), "shop", R"({"request_id":"broken","model":"shop",)",
+             "shop/broken");
+  EXPECT_FALSE(refused("broken").empty());
+  client()
+      .queue()
+      .Submit("shop", "badop", R"({"request_id":"badop","model":"shop","op":"explode"})")
+      .ValueOrDie();
+  EXPECT_NE(refused("badop").find("explode"), std::string::npos);
+  // A mismatching Nats-Msg-Id.
+  PublishRaw(client().connection(), "shop", Append("shop", "inner", 4), "shop/outer");
+  EXPECT_NE(refused("outer").find("differs"), std::string::npos);
+  // Too big: refused before it is sent.
+  auto huge = client().queue().Submit("shop", "huge", std::string(9 << 20, ' '));
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("over the limit"), std::string::npos);
+  // Nothing changed, and the queue goes on.
+  EXPECT_EQ(Scalar("shop", "SELECT string_agg(id::VARCHAR, ',') FROM orders"), before);
+  EXPECT_TRUE(Run(Append("shop", "good2", 5)).applied());
+}
+
+TEST_F(QueueTest, SecondManagerForALeasedModelIsRefused) {
+  StartDispatcher();
+  Run(CreateTable("solo"));
+  ASSERT_NE(ManagerPid("solo"), 0);
+  const fs::path log = dir_->path() / "second.log";
+  std::vector<std::string> argv{TEATREE_BIN, "manager",      "--model",    "solo",
+                                "--nats",    server_->url(), "--data-dir", data_.string()};
+  argv.insert(argv.end(), kFastManagerArgs.begin(), kFastManagerArgs.end());
+  auto second = Subprocess::Spawn({.argv = argv, .log_path = log}).ValueOrDie();
+  EXPECT_NE(second->Wait(seconds(30)).ValueOrDie(), 0);
+  std::ifstream in(log);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("is held by manager"), std::string::npos) << text;
+  EXPECT_TRUE(Run(Append("solo", "still", 1)).applied());
+}
+
+}  // namespace
+}  // namespace teatree::testing
