@@ -3,6 +3,7 @@
 // What the queue tests share: a private nats-server, the dispatcher running in the test
 // process and starting real `teatree manager` processes, and a client.
 
+#include <arrow/api.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -12,6 +13,7 @@
 
 #include "teatree/bus/lease.h"
 #include "teatree/bus/nats_server.h"
+#include "teatree/common/subprocess.h"
 #include "teatree/common/temp_dir.h"
 #include "teatree/request/codec.h"
 #include "teatree/service/client.h"
@@ -50,8 +52,12 @@ class QueueFixture : public ::testing::Test {
     args.insert(args.end(), manager_args.begin(), manager_args.end());
     launcher_ = std::make_unique<ProcessLauncher>(TEATREE_BIN, args, data_ / "logs");
     stop_ = false;
-    DispatcherOptions options{
-        .nats = {.url = server_->url()}, .queue = queue, .poll_interval = milliseconds(200)};
+    // Crashed managers come back within a second: the crash tests kill them on purpose.
+    DispatcherOptions options{.nats = {.url = server_->url()},
+                              .queue = queue,
+                              .restart_delay = milliseconds(100),
+                              .max_restart_delay = seconds(1),
+                              .poll_interval = milliseconds(200)};
     dispatcher_ = std::thread([this, options] {
       Status status = RunDispatcher(options, *launcher_, stop_);
       EXPECT_TRUE(status.ok()) << status.ToString();

@@ -51,14 +51,14 @@ std::string_view Delivery::request_id() const {
 }
 
 Status Delivery::Ack() { return Settle(Reply::kAck, std::chrono::milliseconds(0)); }
-Status Delivery::AckAll(std::vector<Delivery>& deliveries) {
+Status Delivery::AckAll(const std::vector<Delivery*>& deliveries) {
   for (size_t i = 0; i + 1 < deliveries.size(); ++i) {
-    Delivery& delivery = deliveries[i];
+    Delivery& delivery = *deliveries[i];
     if (!delivery.msg_ || delivery.subscription_.expired()) return delivery.Ack();  // Its error.
     ARROW_RETURN_NOT_OK(FromNats(natsMsg_Ack(delivery.msg_.get(), nullptr),
                                  "cannot ack request " + std::string(delivery.request_id())));
   }
-  return deliveries.empty() ? Status::OK() : deliveries.back().Ack();
+  return deliveries.empty() ? Status::OK() : deliveries.back()->Ack();
 }
 
 Status Delivery::Nak(std::chrono::milliseconds delay) { return Settle(Reply::kNak, delay); }

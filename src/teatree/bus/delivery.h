@@ -48,7 +48,7 @@ class Delivery {
   /// Acks every delivery, waiting only for the server to confirm the last: acks on one
   /// connection are processed in order, so that confirms them all. A lost ack means a
   /// redelivery, which the model's request table answers without applying anything twice.
-  static Status AckAll(std::vector<Delivery>& deliveries);
+  static Status AckAll(const std::vector<Delivery*>& deliveries);
   /// Failed for now: redeliver after `delay` (0: at once).
   Status Nak(std::chrono::milliseconds delay = std::chrono::milliseconds(0));
   /// Still working: restarts the AckWait clock. Call it during long applies; may be called

@@ -155,7 +155,8 @@ Result<std::vector<Delivery>> ModelConsumer::Fetch(size_t max, std::chrono::mill
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     ARROW_RETURN_NOT_OK(
         PullOnce(static_cast<int>(max), std::max(remaining, std::chrono::milliseconds(1)), out));
-    if (!out.empty() || remaining <= kRetryPause) return out;
+    // Ended early with time left: the server refused the pull for now; ask again shortly.
+    if (!out.empty() || deadline - Clock::now() <= kRetryPause) return out;
     std::this_thread::sleep_for(kRetryPause);
   }
 }

@@ -236,4 +236,15 @@ bool NatsConnection::connected() {
   return natsConnection_Status(connection_) == NATS_CONN_STATUS_CONNECTED;
 }
 
+uint64_t NatsConnection::reconnects() {
+  natsStatistics* stats = nullptr;
+  if (natsStatistics_Create(&stats) != NATS_OK) return 0;
+  uint64_t count = 0;
+  if (natsConnection_GetStats(connection_, stats) == NATS_OK) {
+    natsStatistics_GetCounts(stats, nullptr, nullptr, nullptr, nullptr, &count);
+  }
+  natsStatistics_Destroy(stats);
+  return count;
+}
+
 }  // namespace teatree

@@ -67,6 +67,9 @@ class NatsConnection {
 
   /// True while connected (false while reconnecting or once closed).
   bool connected();
+  /// How often the connection was re-established so far: a change means the server may
+  /// have restarted (and lost what it kept only in memory).
+  uint64_t reconnects();
 
  private:
   NatsConnection(natsConnection* connection, jsCtx* jetstream,

@@ -17,8 +17,20 @@ Status EnsureNoteStream(NatsConnection& connection, const NoteStreamOptions& opt
                                                              .max_age = options.max_age});
 }
 
-Status PublishNote(NatsConnection& connection, const std::string& subject, std::string_view body) {
-  return FromNats(natsConnection_Publish(connection.connection(), subject.c_str(), body.data(),
+Result<std::unique_ptr<Notifier>> Notifier::Make(NatsConnection& connection,
+                                                 const NoteStreamOptions& options) {
+  const uint64_t reconnects = connection.reconnects();
+  ARROW_RETURN_NOT_OK(EnsureNoteStream(connection, options));
+  return std::unique_ptr<Notifier>(new Notifier(connection, options, reconnects));
+}
+
+Status Notifier::Publish(const std::string& subject, std::string_view body) {
+  const uint64_t reconnects = connection_.reconnects();
+  if (reconnects != reconnects_.exchange(reconnects)) {
+    Status made = EnsureNoteStream(connection_, options_);
+    if (!made.ok()) reconnects_ = 0;  // Try again next time.
+  }
+  return FromNats(natsConnection_Publish(connection_.connection(), subject.c_str(), body.data(),
                                          static_cast<int>(body.size())),
                   "cannot publish a notification on " + subject);
 }

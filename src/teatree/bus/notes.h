@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -24,9 +25,26 @@ struct NoteStreamOptions {
 /// in the model's request table), and kept for options.max_age.
 Status EnsureNoteStream(NatsConnection& connection, const NoteStreamOptions& options = {});
 
-/// Publishes a notification without waiting for the server: notifications are never on the
-/// path that makes a request durable. `body` is JSON text.
-Status PublishNote(NatsConnection& connection, const std::string& subject, std::string_view body);
+/// Publishes notifications without waiting for the server: notifications are never on the
+/// path that makes a request durable. After the connection was re-established it makes the
+/// stream again first, since a restarted server has lost it. Thread-safe. The connection must
+/// outlive it.
+class Notifier {
+ public:
+  /// Makes the stream.
+  static Result<std::unique_ptr<Notifier>> Make(NatsConnection& connection,
+                                                const NoteStreamOptions& options = {});
+  /// `body` is JSON text.
+  Status Publish(const std::string& subject, std::string_view body);
+
+ private:
+  Notifier(NatsConnection& connection, NoteStreamOptions options, uint64_t reconnects)
+      : connection_(connection), options_(options), reconnects_(reconnects) {}
+
+  NatsConnection& connection_;
+  const NoteStreamOptions options_;
+  std::atomic<uint64_t> reconnects_;  // As of the last time the stream was made.
+};
 
 /// One notification received.
 struct Note {

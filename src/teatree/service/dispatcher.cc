@@ -101,8 +101,9 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
   };
 
   while (!stop) {
-    // Requests seen since the last round mark their models busy.
-    for (;;) {
+    // Requests seen since the last round mark their models busy. A steady stream of them
+    // must not keep the round from going on: drain for one poll interval at most.
+    for (const auto round_end = Clock::now() + options.poll_interval; Clock::now() < round_end;) {
       ARROW_ASSIGN_OR_RAISE(auto note, requests->Next(milliseconds(50)));
       if (!note) break;
       const std::string model = ModelOf(note->subject);

@@ -4,11 +4,15 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <fstream>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 
 #include "teatree/bus/delivery.h"
 #include "teatree/bus/subjects.h"
+#include "teatree/common/file_util.h"
 #include "teatree/request/codec.h"
 #include "teatree/request/names.h"
 #include "teatree/service/notes.h"
@@ -19,21 +23,19 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-/// Tells the queue, every `interval` until destroyed, that `deliveries` are still being
-/// worked on, so a long apply is not redelivered to someone else meanwhile.
-class InProgressTicker {
+/// Calls `tick` every `interval` on a thread of its own until destroyed.
+class Ticker {
  public:
-  InProgressTicker(std::vector<Delivery>& deliveries, milliseconds interval)
-      : thread_([this, &deliveries, interval] {
+  Ticker(milliseconds interval, std::function<void()> tick)
+      : thread_([this, interval, tick = std::move(tick)] {
           std::unique_lock lock(mutex_);
           while (!wake_.wait_for(lock, interval, [&] { return done_; })) {
-            for (auto& delivery : deliveries) {
-              Status status = delivery.InProgress();
-              if (!status.ok()) spdlog::warn("{}", status.message());
-            }
+            lock.unlock();
+            tick();
+            lock.lock();
           }
         }) {}
-  ~InProgressTicker() {
+  ~Ticker() {
     {
       std::lock_guard lock(mutex_);
       done_ = true;
@@ -85,52 +87,90 @@ std::pair<std::string, std::string> IdAndOp(const Delivery& delivery) {
   return {id, op};
 }
 
+/// Requests redelivered after their manager stopped without settling them (a crash, a
+/// kill), with how often each was then applied alone: a request that brings its manager
+/// down every time is given up after MaxDeliver attempts, while the requests that merely
+/// shared its batch are not. Kept in <model dir>/suspects.json, so counts survive the crashes
+/// they count.
+class Suspects {
+ public:
+  explicit Suspects(std::filesystem::path path) : path_(std::move(path)) {
+    std::ifstream in(path_);
+    auto json = nlohmann::json::parse(in, nullptr, false);
+    if (json.is_object()) {
+      for (const auto& [id, count] : json.items()) {
+        if (count.is_number_integer()) attempts_[id] = count.get<int>();
+      }
+    }
+  }
+
+  /// Records one more attempt of `id` (durably, before it is made); returns the count.
+  int Attempt(const std::string& id) {
+    const int count = ++attempts_[id];
+    Save();
+    return count;
+  }
+  void Settled(const std::string& id) {
+    if (attempts_.erase(id) > 0) Save();
+  }
+
+ private:
+  void Save() {
+    Status status = WriteFileAtomically(path_, nlohmann::json(attempts_).dump());
+    if (!status.ok()) spdlog::warn("{}", status.message());
+  }
+
+  std::filesystem::path path_;
+  std::map<std::string, int> attempts_;
+};
+
 class ServiceLoop {
  public:
-  ServiceLoop(const ManagerServiceOptions& options, NatsConnection& nats, ModelConsumer& consumer,
+  ServiceLoop(const ManagerServiceOptions& options, Notifier& notifier, ModelConsumer& consumer,
               ModelManager& manager, Lease& lease)
       : options_(options),
         model_(options.manager.model),
-        nats_(nats),
+        notifier_(notifier),
         consumer_(consumer),
         manager_(manager),
-        lease_(lease) {}
+        lease_(lease),
+        suspects_(ModelDir(options.manager.data_dir, model_) / "suspects.json") {}
 
-  /// Settles every delivery; an error only when the manager must stop.
+  /// Settles every delivery: first-time ones are group-committed together; redelivered ones
+  /// (their manager stopped before settling them) are applied one at a time, so one that
+  /// brings the manager down is found and given up after MaxDeliver attempts. An error only
+  /// when the manager must stop.
   Status Process(std::vector<Delivery>& deliveries) {
-    std::vector<Delivery> accepted;
-    std::vector<Request> batch;
-    for (auto& delivery : deliveries) {
-      if (delivery.delivery_count() > static_cast<uint64_t>(options_.consumer.max_deliver)) {
-        GiveUp(delivery, "delivered " + std::to_string(delivery.delivery_count()) +
-                             " times and its manager stopped each time before an outcome");
-        continue;
-      }
-      auto decoded = DecodeRequest(delivery.body());
-      const std::string refusal = Refusal(delivery, decoded, model_);
+    open_.assign(deliveries.size(), true);
+    deliveries_ = &deliveries;
+    // Everything held stays ours while earlier requests apply.
+    Ticker ticker(TickInterval(), [this] { KeepInProgress(); });
+    std::vector<Request> requests(deliveries.size());
+    std::vector<size_t> fresh, redelivered;
+    for (size_t i = 0; i < deliveries.size(); ++i) {
+      auto decoded = DecodeRequest(deliveries[i].body());
+      const std::string refusal = Refusal(deliveries[i], decoded, model_);
       if (!refusal.empty()) {
-        Refuse(delivery, refusal);
+        Refuse(i, refusal);
         continue;
       }
-      accepted.push_back(std::move(delivery));
-      batch.push_back(std::move(*decoded));
+      requests[i] = std::move(*decoded);
+      (deliveries[i].delivery_count() > 1 ? redelivered : fresh).push_back(i);
     }
-    if (batch.empty()) return Status::OK();
-    auto result = Apply(accepted, batch);
-    if (result.ok()) return Settle(accepted, batch, *result);
-    if (batch.size() == 1) return Failed(accepted[0], result.status());
-    // The batch failed as a whole: find the request behind it by applying them one by one.
-    spdlog::warn("model {}: batch of {} failed ({}); applying its requests one by one", model_,
-                 batch.size(), result.status().message());
-    for (size_t i = 0; i < batch.size(); ++i) {
-      std::vector<Delivery> one;
-      one.push_back(std::move(accepted[i]));
-      const std::vector<Request> alone{batch[i]};
-      auto single = Apply(one, alone);
-      ARROW_RETURN_NOT_OK(single.ok() ? Settle(one, alone, *single)
-                                      : Failed(one[0], single.status()));
+    Status status = ApplyGroup(requests, fresh);
+    for (size_t i : redelivered) {
+      if (!status.ok()) break;
+      const std::string& id = requests[i].request_id;
+      if (suspects_.Attempt(id) >= options_.consumer.max_deliver) {
+        GiveUp(i, "its manager stopped while applying it " +
+                      std::to_string(options_.consumer.max_deliver) + " times");
+      } else {
+        status = ApplyGroup(requests, {i});
+      }
+      suspects_.Settled(id);
     }
-    return Status::OK();
+    deliveries_ = nullptr;
+    return status;
   }
 
   void NotifyPublished(int64_t version) {
@@ -138,14 +178,27 @@ class ServiceLoop {
   }
 
  private:
-  Result<BatchResult> Apply(std::vector<Delivery>& deliveries, const std::vector<Request>& batch) {
+  /// Applies requests[indices] as one batch and settles them; a batch that fails as a whole
+  /// is applied again one request at a time, to find the one behind it.
+  Status ApplyGroup(const std::vector<Request>& requests, const std::vector<size_t>& indices) {
+    if (indices.empty()) return Status::OK();
     if (!lease_.held()) {
-      for (auto& delivery : deliveries) (void)delivery.Nak();
+      for (size_t i : indices) Settle(i, [](Delivery& d) { return d.Nak(); });
       return Status::Cancelled("the lease of model ", model_,
                                " was lost: another manager may be writing it");
     }
-    InProgressTicker ticker(deliveries, TickInterval());
-    return manager_.Apply(batch);
+    std::vector<Request> batch;
+    for (size_t i : indices) batch.push_back(requests[i]);
+    auto result = manager_.Apply(batch);
+    if (result.ok()) {
+      Notify(batch, *result);
+      return AckAll(indices);
+    }
+    if (indices.size() == 1) return Failed(indices[0], result.status());
+    spdlog::warn("model {}: batch of {} failed ({}); applying its requests one by one", model_,
+                 indices.size(), result.status().message());
+    for (size_t i : indices) ARROW_RETURN_NOT_OK(ApplyGroup(requests, {i}));
+    return Status::OK();
   }
 
   milliseconds TickInterval() const {
@@ -154,17 +207,48 @@ class ServiceLoop {
     return std::max(milliseconds(100), wait / 3);
   }
 
-  /// Notifies every outcome (with result pages), then acks the whole batch.
-  Status Settle(std::vector<Delivery>& deliveries, const std::vector<Request>& batch,
-                const BatchResult& result) {
+  void KeepInProgress() {
+    std::lock_guard lock(settle_mutex_);
+    for (size_t i = 0; i < open_.size(); ++i) {
+      if (!open_[i]) continue;
+      Status status = (*deliveries_)[i].InProgress();
+      if (!status.ok()) spdlog::warn("model {}: {}", model_, status.message());
+    }
+  }
+
+  /// Settles delivery i with `how`, once, never while the ticker touches it.
+  void Settle(size_t i, const std::function<Status(Delivery&)>& how) {
+    std::lock_guard lock(settle_mutex_);
+    if (!open_[i]) return;
+    open_[i] = false;
+    Status status = how((*deliveries_)[i]);
+    if (!status.ok()) spdlog::warn("model {}: {}", model_, status.message());
+  }
+
+  /// The batch is committed: a lost ack only means a redelivery, which the request table
+  /// answers without applying anything twice.
+  Status AckAll(const std::vector<size_t>& indices) {
+    std::lock_guard lock(settle_mutex_);
+    std::vector<Delivery*> batch;
+    for (size_t i : indices) {
+      if (open_[i]) batch.push_back(&(*deliveries_)[i]);
+      open_[i] = false;
+    }
+    Status status = Delivery::AckAll(batch);
+    if (!status.ok()) spdlog::warn("model {}: {}", model_, status.message());
+    return Status::OK();
+  }
+
+  /// Publishes every outcome (and the result pages of queries and functions).
+  void Notify(const std::vector<Request>& batch, const BatchResult& result) {
     for (size_t i = 0; i < result.outcomes.size(); ++i) {
       const RequestOutcome& outcome = result.outcomes[i];
+      const std::string subject = RequestNoteSubject(model_, outcome.request_id);
       int64_t pages = 0;
       if (outcome.result) {
         auto bodies = ResultPages(model_, outcome.request_id, *outcome.result, batch[i].page_rows);
         if (bodies.ok()) {
-          for (const auto& body : *bodies)
-            Publish(RequestNoteSubject(model_, outcome.request_id), body);
+          for (const auto& body : *bodies) Publish(subject, body);
           pages = static_cast<int64_t>(bodies->size());
         } else {
           spdlog::warn("model {}: result of {} not paged: {}", model_, outcome.request_id,
@@ -172,22 +256,18 @@ class ServiceLoop {
         }
       }
       const std::string note = OutcomeNote(model_, outcome, pages);
-      Publish(RequestNoteSubject(model_, outcome.request_id), note);
+      Publish(subject, note);
       Publish(NoteSubject(model_), note);
     }
-    Status acked = Delivery::AckAll(deliveries);
-    // The batch is committed: a lost ack only means a redelivery, answered from the request
-    // table. Carry on.
-    if (!acked.ok()) spdlog::warn("model {}: {}", model_, acked.message());
-    return Status::OK();
   }
 
   /// A request whose apply failed (not a rejection: those are outcomes): retried later, or
   /// dead-lettered on its last attempt.
-  Status Failed(Delivery& delivery, const Status& error) {
+  Status Failed(size_t i, const Status& error) {
     if (error.IsCancelled()) return error;  // Lease lost: stop.
+    Delivery& delivery = (*deliveries_)[i];
     if (delivery.last_attempt()) {
-      GiveUp(delivery, error.message());
+      GiveUp(i, error.message());
       return Status::OK();
     }
     const milliseconds delay =
@@ -195,45 +275,51 @@ class ServiceLoop {
                  milliseconds(500) * (1 << std::min<uint64_t>(delivery.delivery_count(), 6)));
     spdlog::warn("model {}: request {} failed (delivery {}), retrying in {} ms: {}", model_,
                  delivery.request_id(), delivery.delivery_count(), delay.count(), error.message());
-    Status nak = delivery.Nak(delay);
-    if (!nak.ok()) spdlog::warn("model {}: {}", model_, nak.message());
+    Settle(i, [&](Delivery& d) { return d.Nak(delay); });
     return Status::OK();
   }
 
-  void GiveUp(Delivery& delivery, const std::string& error) {
-    auto [id, op] = IdAndOp(delivery);
+  /// Dead-letters delivery i and tells its client.
+  void GiveUp(size_t i, const std::string& error) {
+    auto [id, op] = IdAndOp((*deliveries_)[i]);
     spdlog::error("model {}: request {} dead-lettered to {}: {}", model_, id,
                   DeadLetterSubject(model_), error);
-    Status status = consumer_.DeadLetter(delivery, error);
-    if (!status.ok()) spdlog::error("model {}: {}", model_, status.message());
-    manager_.LogRejected(id, op, "dead-lettered: " + error);
-    const std::string note = RejectedNote(model_, id, op, "dead-lettered: " + error);
-    if (!id.empty()) Publish(RequestNoteSubject(model_, id), note);
-    Publish(NoteSubject(model_), note);
+    Settle(i, [&](Delivery& d) { return consumer_.DeadLetter(d, error); });
+    Tell(id, op, "dead-lettered: " + error);
   }
 
-  void Refuse(Delivery& delivery, const std::string& error) {
-    auto [id, op] = IdAndOp(delivery);
+  /// Refuses delivery i (not a valid request for this model) and tells its client.
+  void Refuse(size_t i, const std::string& error) {
+    auto [id, op] = IdAndOp((*deliveries_)[i]);
     spdlog::info("model {}: refused message {}: {}", model_, id, error);
+    Settle(i, [](Delivery& d) { return d.Term(); });
+    Tell(id, op, error);
+  }
+
+  /// Logs and notifies a request that ends without reaching the engine.
+  void Tell(const std::string& id, const std::string& op, const std::string& error) {
     manager_.LogRejected(id, op, error);
     const std::string note = RejectedNote(model_, id, op, error);
-    if (!id.empty() && ValidateRequestId(id).ok()) Publish(RequestNoteSubject(model_, id), note);
+    if (ValidateRequestId(id).ok()) Publish(RequestNoteSubject(model_, id), note);
     Publish(NoteSubject(model_), note);
-    Status status = delivery.Term();
-    if (!status.ok()) spdlog::warn("model {}: {}", model_, status.message());
   }
 
   void Publish(const std::string& subject, const std::string& body) {
-    Status status = PublishNote(nats_, subject, body);
+    Status status = notifier_.Publish(subject, body);
     if (!status.ok()) spdlog::warn("model {}: {}", model_, status.message());
   }
 
   const ManagerServiceOptions& options_;
   const std::string& model_;
-  NatsConnection& nats_;
+  Notifier& notifier_;
   ModelConsumer& consumer_;
   ModelManager& manager_;
   Lease& lease_;
+  Suspects suspects_;
+  // The deliveries of the Process() call under way; open_[i]: not settled yet.
+  std::mutex settle_mutex_;
+  std::vector<Delivery>* deliveries_ = nullptr;
+  std::vector<bool> open_;
 };
 
 std::string Holder() {
@@ -249,7 +335,7 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
   ARROW_RETURN_NOT_OK(ValidateName("model", model));
   ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect(options.nats));
   ARROW_ASSIGN_OR_RAISE(auto queue, RequestQueue::Make(*nats, options.queue));
-  ARROW_RETURN_NOT_OK(EnsureNoteStream(*nats, options.notes));
+  ARROW_ASSIGN_OR_RAISE(auto notifier, Notifier::Make(*nats, options.notes));
   std::atomic<bool> lost{false};
   LeaseOptions lease_options{.ttl = options.lease_ttl, .on_lost = [&](const Status& reason) {
                                spdlog::error("model {}: lease lost ({}); stopping", model,
@@ -271,7 +357,7 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
     if (loop_for_notes != nullptr) loop_for_notes->NotifyPublished(version);
   };
   ARROW_ASSIGN_OR_RAISE(auto manager, ModelManager::Open(manager_options));
-  ServiceLoop loop(options, *nats, *consumer, *manager, **lease);
+  ServiceLoop loop(options, *notifier, *consumer, *manager, **lease);
   {
     std::lock_guard lock(notes_mutex);
     loop_for_notes = &loop;
