@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <initializer_list>
 
 #include "teatree/request/message_internal.h"
 #include "teatree/request/names.h"
@@ -502,10 +503,15 @@ json CanonicalJson(const Request& request, bool with_id) {
   return out;
 }
 
-std::string Sha256Hex(std::string_view data) {
+/// SHA-256 of the parts one after another, as lowercase hex.
+std::string Sha256Hex(std::initializer_list<std::string_view> parts) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
+  EVP_MD_CTX* context = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(context, EVP_sha256(), nullptr);
+  for (std::string_view part : parts) EVP_DigestUpdate(context, part.data(), part.size());
+  EVP_DigestFinal_ex(context, digest, &length);
+  EVP_MD_CTX_free(context);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
   hex.reserve(size_t{2} * length);
@@ -533,7 +539,12 @@ std::string EncodeRequest(const Request& request) {
 }
 
 std::string PayloadHash(const Request& request) {
-  return Sha256Hex(request_internal::DumpJson(CanonicalJson(request, /*with_id=*/false)));
+  // Arrow IPC rows are hashed as the bytes they are, not as the base64 text the canonical
+  // JSON would carry: a 10,000-row payload is hashed once, not encoded again first.
+  json canonical = CanonicalJson(request, /*with_id=*/false);
+  canonical.erase("rows_ipc");
+  return Sha256Hex(
+      {request_internal::DumpJson(canonical), std::string_view("\0", 1), request.rows_ipc});
 }
 
 }  // namespace teatree

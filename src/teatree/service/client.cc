@@ -34,23 +34,43 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
 }
 
 Result<PublishAck> Client::Submit(const Request& request) {
-  const std::string body = EncodeRequest(request);
-  // The same codec the manager uses: what it would refuse is refused here, before sending.
-  ARROW_RETURN_NOT_OK(DecodeRequest(body).status());
-  return queue_->Submit(request.model, request.request_id, body);
+  return queue_->Submit(request.model, request.request_id, EncodeRequest(request));
 }
 
 Result<Outcome> Client::Wait(const std::string& model, const std::string& request_id,
                              std::chrono::milliseconds timeout) {
-  ARROW_ASSIGN_OR_RAISE(auto notes,
-                        NoteSubscription::Replay(*nats_, RequestNoteSubject(model, request_id)));
+  const std::string subject = RequestNoteSubject(model, request_id);
+  auto replay = NoteSubscription::Replay(*nats_, subject);
+  if (!replay.ok()) {
+    // A restarted server has lost the notification stream: make it again.
+    ARROW_RETURN_NOT_OK(EnsureNoteStream(*nats_));
+    replay = NoteSubscription::Replay(*nats_, subject);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto notes, std::move(replay));
+  return Collect(*notes, model, request_id, timeout);
+}
+
+Result<Outcome> Client::SubmitAndWait(const Request& request, std::chrono::milliseconds timeout) {
+  // Listening before submitting cannot miss the outcome (the subscription reaches the server
+  // before the request does), and hears it sooner than a replay of the stream would.
+  ARROW_ASSIGN_OR_RAISE(
+      auto notes,
+      NoteSubscription::Live(*nats_, RequestNoteSubject(request.model, request.request_id)));
+  ARROW_ASSIGN_OR_RAISE(auto ack, Submit(request));
+  // Stored before, within the duplicate window: its outcome may be out already.
+  if (ack.duplicate) return Wait(request.model, request.request_id, timeout);
+  return Collect(*notes, request.model, request.request_id, timeout);
+}
+
+Result<Outcome> Client::Collect(NoteSubscription& notes, const std::string& model,
+                                const std::string& request_id, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::vector<nlohmann::json> pages;
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
-    ARROW_ASSIGN_OR_RAISE(auto note, notes->Next(left));
+    ARROW_ASSIGN_OR_RAISE(auto note, notes.Next(left));
     if (!note) break;
     auto json = nlohmann::json::parse(note->body, nullptr, false);
     if (!json.is_object()) continue;
@@ -70,11 +90,6 @@ Result<Outcome> Client::Wait(const std::string& model, const std::string& reques
                          timeout.count(),
                          " ms: is a manager running for it (teatree status)? The request is "
                          "queued and will be applied when one is");
-}
-
-Result<Outcome> Client::SubmitAndWait(const Request& request, std::chrono::milliseconds timeout) {
-  ARROW_RETURN_NOT_OK(Submit(request).status());
-  return Wait(request.model, request.request_id, timeout);
 }
 
 Result<std::unique_ptr<NoteSubscription>> Client::Watch(const std::string& model) {

@@ -39,13 +39,15 @@ class Client {
  public:
   static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
 
-  /// Validates `request` with the codec, then submits it; returns once JetStream stored it.
+  /// Encodes `request` with the codec and submits it; returns once JetStream stored it.
+  /// Requests built with DecodeRequest are valid as far as the codec can tell; the manager
+  /// checks them against the model (a bad one comes back rejected).
   Result<PublishAck> Submit(const Request& request);
   /// The outcome of request `request_id` of `model`, notified before or after the call, or
   /// an error after `timeout`.
   Result<Outcome> Wait(const std::string& model, const std::string& request_id,
                        std::chrono::milliseconds timeout);
-  /// Submit, then Wait: read-your-writes.
+  /// Submit, then wait for the outcome: read-your-writes.
   Result<Outcome> SubmitAndWait(const Request& request, std::chrono::milliseconds timeout);
   /// Every notification of `model` from now on (outcomes and version_published).
   Result<std::unique_ptr<NoteSubscription>> Watch(const std::string& model);
@@ -54,6 +56,10 @@ class Client {
   RequestQueue& queue() { return *queue_; }
 
  private:
+  /// Reads `notes` until the outcome of the request arrives, with its result pages.
+  static Result<Outcome> Collect(NoteSubscription& notes, const std::string& model,
+                                 const std::string& request_id, std::chrono::milliseconds timeout);
+
   Client(std::unique_ptr<NatsConnection> nats, std::unique_ptr<RequestQueue> queue)
       : nats_(std::move(nats)), queue_(std::move(queue)) {}
   std::unique_ptr<NatsConnection> nats_;
