@@ -1,7 +1,7 @@
 # Teatree's front door. Every target installs what it needs first (scripts/bootstrap is
 # quick when everything is present), then configures and builds with CMake + Ninja.
 #
-#   make demo     build, check every dependency (teatree doctor), run the example
+#   make demo     build, check every dependency, run teatree serve on the sales example
 #   make test     build and run every test (C++ with CTest, Python with pytest)
 #   make bench    build and run the benchmarks in bench/
 #   make format   reformat the C++ sources with clang-format
@@ -37,23 +37,8 @@ TEATREE = $(BUILD_DIR)/bin/teatree
 demo: build
 	@echo "== teatree doctor: every dependency, proven by use"
 	@$(TEATREE) doctor
-	@rm -rf $(DEMO_DATA)
 	@echo
-	@echo "== teatree apply: a stream of requests for the sales model (examples/sales), 8 per batch"
-	@$(TEATREE) apply --data-dir $(DEMO_DATA) --file examples/sales/requests.jsonl \
-	  --functions examples/sales/functions.json --input-dir examples/sales/input \
-	  --batch-size 8 --output text
-	@echo
-	@echo "== teatree catalog: what the control catalog recorded"
-	@$(TEATREE) catalog --data-dir $(DEMO_DATA)
-	@echo
-	@echo "== teatree versions: immutable version files, ready to ship"
-	@$(TEATREE) versions --data-dir $(DEMO_DATA) --model sales
-	@echo
-	@newest=$$(ls $(DEMO_DATA)/models/sales/versions/v*.duckdb | sort -V | tail -1); \
-	  echo "== teatree inspect: $$newest opened read-only by a second process"; \
-	  $(TEATREE) inspect $$newest && \
-	  $(TEATREE) inspect $$newest "SELECT day, sum(revenue) AS revenue FROM daily_revenue GROUP BY day ORDER BY day DESC LIMIT 5"
+	@scripts/demo $(TEATREE) $(DEMO_DATA)
 
 test: build
 	@ctest --test-dir $(BUILD_DIR) -j $(JOBS) --output-on-failure --timeout 900

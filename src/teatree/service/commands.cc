@@ -83,7 +83,9 @@ std::string NoteLine(const nlohmann::json& note) {
   return OutcomeLine(note);
 }
 
-Result<std::vector<Request>> RequestsToSubmit(const SubmitOptions& options) {
+/// The requests to submit. A line of the file the codec refuses is reported on `out` and
+/// left out: it could never be applied, and the others can.
+Result<std::vector<Request>> RequestsToSubmit(const SubmitOptions& options, std::ostream& out) {
   std::vector<Request> requests;
   if (options.file.empty()) {
     nlohmann::json request = options.request;
@@ -99,15 +101,15 @@ Result<std::vector<Request>> RequestsToSubmit(const SubmitOptions& options) {
   for (int number = 1; std::getline(in, line); ++number) {
     if (line.empty() || line[0] == '#') continue;
     auto decoded = DecodeRequest(line);
-    if (!decoded.ok()) {
-      return decoded.status().WithMessage(options.file.string(), ":", number, ": ",
-                                          decoded.status().message(),
-                                          " (nothing from this file was submitted)");
+    Status refused = decoded.status();
+    if (refused.ok() && !options.model.empty() && decoded->model != options.model) {
+      refused = Status::Invalid("request ", decoded->request_id, " is for model ", decoded->model,
+                                ", not ", options.model);
     }
-    if (!options.model.empty() && decoded->model != options.model) {
-      return Status::Invalid(options.file.string(), ":", number, ": request ", decoded->request_id,
-                             " is for model ", decoded->model, ", not ", options.model,
-                             " (nothing from this file was submitted)");
+    if (!refused.ok()) {
+      out << options.file.string() << ":" << number << ": not submitted: " << refused.message()
+          << std::endl;
+      continue;
     }
     requests.push_back(std::move(*decoded));
   }
@@ -171,10 +173,12 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
 }
 
 Status RunSubmit(const SubmitOptions& options, std::ostream& out) {
-  ARROW_ASSIGN_OR_RAISE(auto requests, RequestsToSubmit(options));
+  ARROW_ASSIGN_OR_RAISE(auto requests, RequestsToSubmit(options, out));
   ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options.client));
+  std::vector<PublishAck> acks;
   for (const auto& request : requests) {
     ARROW_ASSIGN_OR_RAISE(auto ack, client->Submit(request));
+    acks.push_back(ack);
     if (!options.wait) {
       out << request.request_id << " submitted to " << request.model << " (queue position "
           << ack.sequence << (ack.duplicate ? ", duplicate of an earlier submission" : "") << ")"
@@ -182,18 +186,26 @@ Status RunSubmit(const SubmitOptions& options, std::ostream& out) {
     }
   }
   if (!options.wait) return Status::OK();
-  bool all_applied = true;
-  for (const auto& request : requests) {
+  int64_t applied = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const Request& request = requests[i];
     ARROW_ASSIGN_OR_RAISE(auto outcome,
                           client->Wait(request.model, request.request_id, options.timeout));
-    out << OutcomeLine(outcome.note) << std::endl;
+    out << OutcomeLine(outcome.note)
+        << (acks[i].duplicate ? "  (id submitted before, within the duplicate window: this "
+                                "submission was dropped; the outcome is the first one's)"
+                              : "")
+        << std::endl;
     if (outcome.result) {
       ARROW_ASSIGN_OR_RAISE(auto text, FormatTable(*outcome.result));
       out << text;
     }
-    all_applied = all_applied && outcome.applied();
+    applied += outcome.applied() ? 1 : 0;
   }
-  if (!all_applied) return Status::Invalid("some requests were rejected (see above)");
+  // A rejection is an answer, not a failure of the command: the lines above say why.
+  if (requests.size() > 1) {
+    out << applied << " applied, " << requests.size() - applied << " rejected" << std::endl;
+  }
   return Status::OK();
 }
 
