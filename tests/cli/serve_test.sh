@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# teatree serve as a user runs it: start, a second serve refused, submit and wait, status,
+# SIGTERM stops everything, and clients then say there is no server.
+set -euo pipefail
+teatree=${1:?usage: serve_test.sh path/to/teatree}
+data=$(mktemp -d /tmp/teatree-serve-test-XXXXXX)
+serve=""
+cleanup() {
+  [[ -n "$serve" ]] && kill -KILL "$serve" 2>/dev/null || true
+  rm -rf "$data"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$teatree" serve --data-dir "$data" --lease-ttl-ms 2000 >"$data/serve.out" 2>&1 &
+serve=$!
+for _ in $(seq 300); do [[ -f "$data/serve.json" ]] && break; sleep 0.1; done
+[[ -f "$data/serve.json" ]] || fail "serve.json not written: $(cat "$data/serve.out")"
+
+second=$("$teatree" serve --data-dir "$data" 2>&1) && fail "a second serve started"
+grep -q "another teatree serve is running" <<<"$second" || fail "second serve said: $second"
+
+out=$("$teatree" submit -d "$data" --model shop create_table --table orders \
+  --schema '[{"name":"id","type":"BIGINT"},{"name":"amount","type":"DOUBLE"}]' \
+  --primary-key id --wait)
+grep -q "create_table applied" <<<"$out" || fail "create_table: $out"
+out=$("$teatree" submit -d "$data" --model shop append --table orders \
+  --rows '[[1,2.5],[2,4.0]]' --wait)
+grep -q "append .*applied .*rows=2" <<<"$out" || fail "append: $out"
+out=$("$teatree" submit -d "$data" --model shop append --table orders --rows '[[3,"x"]]' --wait)
+grep -q "rejected .*expected DOUBLE" <<<"$out" || fail "bad append: $out"
+out=$("$teatree" submit -d "$data" --model shop query --sql 'SELECT sum(amount) AS total FROM orders' --wait)
+grep -q "6.5" <<<"$out" || fail "query: $out"
+out=$("$teatree" status -d "$data")
+grep -q "^shop .*manager .*pid" <<<"$out" || fail "status: $out"
+
+kill -TERM "$serve"
+wait "$serve" || fail "serve exited with $? after SIGTERM: $(cat "$data/serve.out")"
+serve=""
+grep -q "teatree serve: stopped" "$data/serve.out" || fail "no clean stop: $(cat "$data/serve.out")"
+[[ ! -f "$data/serve.json" ]] || fail "serve.json left behind"
+grep -q "manager stopped at version 2, lease released" "$data/logs/manager-shop.log" ||
+  fail "manager did not stop cleanly: $(cat "$data/logs/manager-shop.log")"
+out=$("$teatree" submit -d "$data" --model shop query --sql 'SELECT 1' 2>&1) && fail "submit without server"
+grep -q "no Teatree server found" <<<"$out" || fail "without server: $out"
+echo "serve test passed"
