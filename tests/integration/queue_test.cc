@@ -2,6 +2,7 @@
 // the dispatcher starts, outcomes and results notified back.
 #include <arrow/api.h>
 #include <nats/nats.h>
+#include <signal.h>
 
 #include <fstream>
 #include <future>
@@ -170,6 +171,46 @@ TEST_F(QueueTest, SecondManagerForALeasedModelIsRefused) {
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("is held by manager"), std::string::npos) << text;
   EXPECT_TRUE(Run(Append("solo", "still", 1)).applied());
+}
+
+TEST_F(QueueTest, IdleManagerIsStoppedAndStartedAgainForNewWork) {
+  idle_stop_ = seconds(1);
+  StartDispatcher();
+  ASSERT_TRUE(Run(CreateTable("nap")).applied());
+  const pid_t first = ManagerPid("nap");
+  ASSERT_NE(first, 0);
+  // Idle: stopped (cleanly, releasing its lease).
+  for (auto until = std::chrono::steady_clock::now() + seconds(30);
+       ManagerPid("nap") != 0 && std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_EQ(ManagerPid("nap"), 0);
+  // New work: a manager again.
+  EXPECT_TRUE(Run(Append("nap", "wake", 1)).applied());
+  EXPECT_NE(ManagerPid("nap"), 0);
+  EXPECT_EQ(Scalar("nap", "SELECT count(*) FROM orders"), "1");
+}
+
+TEST_F(QueueTest, ManagerThatLosesItsLeaseStops) {
+  StartDispatcher();
+  ASSERT_TRUE(Run(CreateTable("fence")).applied());
+  const pid_t first = ManagerPid("fence");
+  ASSERT_NE(first, 0);
+  // Someone takes the lease away (an operator, or a partition that let it lapse).
+  kvStore* kv = nullptr;
+  ASSERT_EQ(js_KeyValue(&kv, client().connection().jetstream(), "teatree_leases"), NATS_OK);
+  ASSERT_EQ(kvStore_Delete(kv, "fence"), NATS_OK);
+  kvStore_Destroy(kv);
+  // The manager notices at its next renewal and stops; the dispatcher starts another.
+  for (auto until = std::chrono::steady_clock::now() + seconds(30);
+       ::kill(first, 0) == 0 && std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_NE(::kill(first, 0), 0) << "the manager kept running without its lease";
+  std::ifstream in(data_ / "logs" / "manager-fence.log");
+  const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(log.find("lease lost"), std::string::npos) << log;
+  EXPECT_TRUE(Run(Append("fence", "after", 1)).applied());
 }
 
 }  // namespace

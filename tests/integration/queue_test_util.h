@@ -55,6 +55,7 @@ class QueueFixture : public ::testing::Test {
     // Crashed managers come back within a second: the crash tests kill them on purpose.
     DispatcherOptions options{.nats = {.url = server_->url()},
                               .queue = queue,
+                              .idle_stop = idle_stop_,
                               .restart_delay = milliseconds(100),
                               .max_restart_delay = seconds(1),
                               .poll_interval = milliseconds(200)};
@@ -121,6 +122,7 @@ class QueueFixture : public ::testing::Test {
   fs::path data_;
   std::unique_ptr<NatsServer> server_;
   std::unique_ptr<ProcessLauncher> launcher_;
+  milliseconds idle_stop_ = std::chrono::minutes(5);  // Before StartDispatcher().
   std::atomic<bool> stop_{false};
   std::thread dispatcher_;
   std::unique_ptr<Client> client_;
