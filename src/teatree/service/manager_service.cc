@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <span>
 #include <thread>
 
 #include "teatree/bus/delivery.h"
@@ -145,8 +146,9 @@ class ServiceLoop {
     deliveries_ = &deliveries;
     // Everything held stays ours while earlier requests apply.
     Ticker ticker(TickInterval(), [this] { KeepInProgress(); });
-    std::vector<Request> requests(deliveries.size());
-    std::vector<size_t> fresh, redelivered;
+    // Requests move into two groups, each beside the index of its delivery.
+    std::vector<Request> fresh, redelivered;
+    std::vector<size_t> fresh_at, redelivered_at;
     for (size_t i = 0; i < deliveries.size(); ++i) {
       auto decoded = DecodeRequest(deliveries[i].body());
       const std::string refusal = Refusal(deliveries[i], decoded, model_);
@@ -154,18 +156,20 @@ class ServiceLoop {
         Refuse(i, refusal);
         continue;
       }
-      requests[i] = std::move(*decoded);
-      (deliveries[i].delivery_count() > 1 ? redelivered : fresh).push_back(i);
+      const bool again = deliveries[i].delivery_count() > 1;
+      (again ? redelivered : fresh).push_back(std::move(*decoded));
+      (again ? redelivered_at : fresh_at).push_back(i);
     }
-    Status status = ApplyGroup(requests, fresh);
-    for (size_t i : redelivered) {
-      if (!status.ok()) break;
-      const std::string& id = requests[i].request_id;
+    Status status = ApplyGroup(fresh, fresh_at);
+    for (size_t k = 0; k < redelivered.size() && status.ok(); ++k) {
+      const std::string id = redelivered[k].request_id;  // A copy: the request moves.
       if (suspects_.Attempt(id) >= options_.consumer.max_deliver) {
-        GiveUp(i, "its manager stopped while applying it " +
-                      std::to_string(options_.consumer.max_deliver) + " times");
+        GiveUp(redelivered_at[k], "its manager stopped while applying it " +
+                                      std::to_string(options_.consumer.max_deliver) + " times");
       } else {
-        status = ApplyGroup(requests, {i});
+        std::vector<Request> alone;
+        alone.push_back(std::move(redelivered[k]));
+        status = ApplyGroup(alone, std::span(redelivered_at).subspan(k, 1));
       }
       suspects_.Settled(id);
     }
@@ -178,26 +182,27 @@ class ServiceLoop {
   }
 
  private:
-  /// Applies requests[indices] as one batch and settles them; a batch that fails as a whole
-  /// is applied again one request at a time, to find the one behind it.
-  Status ApplyGroup(const std::vector<Request>& requests, const std::vector<size_t>& indices) {
-    if (indices.empty()) return Status::OK();
+  /// Applies `batch` as one transaction and settles the deliveries at `at` (one per
+  /// request); a batch that fails as a whole is applied again one request at a time, to find
+  /// the one behind it.
+  Status ApplyGroup(const std::vector<Request>& batch, std::span<const size_t> at) {
+    if (batch.empty()) return Status::OK();
     if (!lease_.held()) {
-      for (size_t i : indices) Settle(i, [](Delivery& d) { return d.Nak(); });
+      for (size_t i : at) Settle(i, [](Delivery& d) { return d.Nak(); });
       return Status::Cancelled("the lease of model ", model_,
                                " was lost: another manager may be writing it");
     }
-    std::vector<Request> batch;
-    for (size_t i : indices) batch.push_back(requests[i]);
     auto result = manager_.Apply(batch);
     if (result.ok()) {
       Notify(batch, *result);
-      return AckAll(indices);
+      return AckAll(at);
     }
-    if (indices.size() == 1) return Failed(indices[0], result.status());
+    if (batch.size() == 1) return Failed(at[0], result.status());
     spdlog::warn("model {}: batch of {} failed ({}); applying its requests one by one", model_,
-                 indices.size(), result.status().message());
-    for (size_t i : indices) ARROW_RETURN_NOT_OK(ApplyGroup(requests, {i}));
+                 batch.size(), result.status().message());
+    for (size_t k = 0; k < batch.size(); ++k) {
+      ARROW_RETURN_NOT_OK(ApplyGroup({batch[k]}, at.subspan(k, 1)));
+    }
     return Status::OK();
   }
 
@@ -227,10 +232,11 @@ class ServiceLoop {
 
   /// The batch is committed: a lost ack only means a redelivery, which the request table
   /// answers without applying anything twice.
-  Status AckAll(const std::vector<size_t>& indices) {
+  Status AckAll(std::span<const size_t> at) {
     std::lock_guard lock(settle_mutex_);
     std::vector<Delivery*> batch;
-    for (size_t i : indices) {
+    batch.reserve(at.size());
+    for (size_t i : at) {
       if (open_[i]) batch.push_back(&(*deliveries_)[i]);
       open_[i] = false;
     }
@@ -240,7 +246,7 @@ class ServiceLoop {
   }
 
   /// Publishes every outcome (and the result pages of queries and functions).
-  void Notify(const std::vector<Request>& batch, const BatchResult& result) {
+  void Notify(std::span<const Request> batch, const BatchResult& result) {
     for (size_t i = 0; i < result.outcomes.size(); ++i) {
       const RequestOutcome& outcome = result.outcomes[i];
       const std::string subject = RequestNoteSubject(model_, outcome.request_id);

@@ -65,6 +65,7 @@ Result<std::vector<std::string>> ResultPages(const std::string& model,
 Result<std::shared_ptr<arrow::Table>> AssemblePages(const std::vector<nlohmann::json>& pages) {
   if (pages.empty()) return Status::Invalid("no result pages to assemble");
   std::vector<const nlohmann::json*> ordered;
+  ordered.reserve(pages.size());
   for (const auto& page : pages) ordered.push_back(&page);
   std::sort(ordered.begin(), ordered.end(),
             [](const auto* a, const auto* b) { return a->value("page", 0) < b->value("page", 0); });
