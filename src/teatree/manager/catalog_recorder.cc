@@ -10,6 +10,9 @@ namespace {
 constexpr auto kFirstRetry = std::chrono::milliseconds(100);
 constexpr auto kLongestRetry = std::chrono::seconds(5);
 constexpr auto kFlushOnClose = std::chrono::seconds(10);
+/// How long a round waits for more updates before it is written, unless someone waits for
+/// it: under a steady stream of small batches, many batches share one round of commits.
+constexpr auto kGatherTime = std::chrono::milliseconds(50);
 
 }  // namespace
 
@@ -63,7 +66,11 @@ void CatalogRecorder::LogRequests(std::vector<RequestLogRecord> records) {
 Status CatalogRecorder::Flush(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   const int64_t target = submitted_;
-  if (written_.wait_for(lock, timeout, [&] { return recorded_ >= target; })) return Status::OK();
+  ++flushing_;
+  wake_.notify_all();
+  const bool done = written_.wait_for(lock, timeout, [&] { return recorded_ >= target; });
+  --flushing_;
+  if (done) return Status::OK();
   return last_error_.ok()
              ? Status::IOError("the control catalog did not answer within ", timeout.count(), " ms")
              : last_error_;
@@ -89,6 +96,7 @@ void CatalogRecorder::Run() {
   std::unique_lock lock(mutex_);
   for (;;) {
     wake_.wait(lock, [&] { return stopping_ || submitted_ > recorded_; });
+    wake_.wait_for(lock, kGatherTime, [&] { return stopping_ || flushing_ > 0; });
     if (stopping_) return;
     const int64_t round = submitted_;
     const ModelRecord model = model_;

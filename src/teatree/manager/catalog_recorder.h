@@ -62,6 +62,7 @@ class CatalogRecorder {
   int64_t submitted_ = 0;  // Rounds' worth of updates handed over…
   int64_t recorded_ = 0;   // …and how many of them are in the catalog.
   Status last_error_;
+  int flushing_ = 0;  // Flush() calls waiting: write without gathering.
   bool stopping_ = false;
 };
 
