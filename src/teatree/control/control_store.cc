@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "teatree/control/control_internal.h"
+#include "teatree/control/pg_control_store.h"
 #include "teatree/control/sqlite_control_store.h"
 
 namespace teatree {
@@ -45,14 +46,9 @@ Result<std::unique_ptr<ControlStore>> ControlStore::Open(const std::string& url)
     }
     return SqliteControlStore::Open(path);
   }
-  if (IsPostgresScheme(scheme)) {
-    // The URL may carry a password, so it stays out of the message.
-    return Status::NotImplemented(
-        "a PostgreSQL control catalog (", scheme,
-        "://...) is not available yet: use sqlite:///path/to/control.sqlite for now");
-  }
+  if (IsPostgresScheme(scheme)) return PgControlStore::Open(url);
   return Status::Invalid("control catalog URL \"", RedactUrl(url), "\" has unknown scheme \"",
-                         scheme, "\": ", kAcceptedForms, " (postgresql:// comes later)");
+                         scheme, "\": ", kAcceptedForms);
 }
 
 }  // namespace teatree

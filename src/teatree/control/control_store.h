@@ -65,15 +65,15 @@ struct RequestLogRecord {
 
 /// The control catalog: which models exist and their state, what each published version
 /// contains, and what became of each request. One interface, chosen by URL: SQLite (the
-/// embedded default, one file shared by the dispatcher, managers and CLI) or, later,
-/// PostgreSQL. Implementations are thread-safe: any thread may call any method. Models are
-/// referenced by content and requests, so UpsertModel() a model before recording either.
+/// embedded default, one file shared by the dispatcher, managers and CLI) or PostgreSQL.
+/// Implementations are thread-safe: any thread may call any method. Models are referenced by
+/// content and requests, so UpsertModel() a model before recording either.
 class ControlStore {
  public:
   /// "sqlite:///abs/path.sqlite", "sqlite://relative/path.sqlite" or a bare path open (or
   /// create) a SQLite catalog; its directory must exist. The schema is migrated to
-  /// kControlSchemaVersion. "postgresql://…" is NotImplemented for now; anything else is
-  /// Invalid.
+  /// kControlSchemaVersion. "postgresql://user[:password]@host:port/db" (or postgres://)
+  /// opens PostgreSQL with the same schema. Anything else is Invalid.
   static Result<std::unique_ptr<ControlStore>> Open(const std::string& url);
   virtual ~ControlStore() = default;
 

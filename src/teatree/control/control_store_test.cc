@@ -10,7 +10,10 @@
 #include <ostream>
 #include <thread>
 
+#include "teatree/common/net.h"
 #include "teatree/common/temp_dir.h"
+#include "teatree/control/pg_connection.h"
+#include "teatree/control/postgres_server.h"
 #include "teatree/control/sqlite_db.h"
 #include "teatree/control/test_util_internal.h"
 
@@ -33,8 +36,8 @@ void PrintTo(const RequestLogRecord& r, std::ostream* os) {
 
 namespace {
 
-/// How the suite reaches one backend. Adding PostgreSQL takes one more of these and one
-/// INSTANTIATE_TEST_SUITE_P line.
+/// How the suite reaches one backend: SQLite in a scratch directory, or a database of its
+/// own on a private PostgreSQL server.
 struct StoreBackend {
   std::string name;
   /// A URL for a new, empty catalog; `dir` is a scratch directory the test owns.
@@ -64,6 +67,39 @@ StoreBackend SqliteBackend() {
                       [](const std::string& url, const std::string& sql) -> Result<std::string> {
                         ARROW_ASSIGN_OR_RAISE(auto db, OpenSqliteUrl(url));
                         return db->QueryScalar(sql);
+                      }};
+}
+
+/// One PostgreSQL server for the whole test binary, started on first use; each test gets a
+/// database of its own.
+PostgresServer& SharedPostgres() {
+  static std::unique_ptr<TempDir> dir = [] {
+    auto made = TempDir::Make("teatree-postgres-").ValueOrDie();
+    // As root the server runs as `postgres`, which must be able to reach its directory.
+    std::filesystem::permissions(made->path(), std::filesystem::perms::others_exec,
+                                 std::filesystem::perm_options::add);
+    return made;
+  }();
+  static std::unique_ptr<PostgresServer> server =
+      PostgresServer::Start({.dir = dir->path() / "pg"}).ValueOrDie();
+  return *server;
+}
+
+StoreBackend PostgresBackend() {
+  return StoreBackend{"Postgres",
+                      [](const std::filesystem::path&) {
+                        static int databases = 0;
+                        const std::string name = "catalog_" + std::to_string(++databases);
+                        EXPECT_TRUE(SharedPostgres().CreateDatabase(name).ok());
+                        return SharedPostgres().url(name);
+                      },
+                      [](const std::string& url, const std::string& sql) -> Status {
+                        ARROW_ASSIGN_OR_RAISE(auto connection, PgConnection::Connect(url));
+                        return connection->Execute(sql);
+                      },
+                      [](const std::string& url, const std::string& sql) -> Result<std::string> {
+                        ARROW_ASSIGN_OR_RAISE(auto connection, PgConnection::Connect(url));
+                        return connection->QueryScalar(sql);
                       }};
 }
 
@@ -410,6 +446,8 @@ TEST_P(ControlStoreTest, ConcurrentWritersNeitherLockNorLoseWrites) {
 
 INSTANTIATE_TEST_SUITE_P(Sqlite, ControlStoreTest, ::testing::Values(SqliteBackend()),
                          [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Postgres, ControlStoreTest, ::testing::Values(PostgresBackend()),
+                         [](const auto& info) { return info.param.name; });
 
 // ControlStore::Open's URL dispatch, before any backend is involved.
 
@@ -454,15 +492,15 @@ TEST(ControlStoreUrlTest, RejectsOtherUrlsNamingTheUrlAndTheAcceptedForms) {
   }
 }
 
-TEST(ControlStoreUrlTest, PostgresqlIsNotImplementedYet) {
-  for (const std::string url :
-       {"postgresql://alice:secret@127.0.0.1:5432/teatree", "postgres://127.0.0.1/teatree"}) {
-    auto store = ControlStore::Open(url);
-    ASSERT_TRUE(store.status().IsNotImplemented()) << store.status();
-    EXPECT_TRUE(Contains(store.status().message(), "PostgreSQL control catalog")) << url;
-    EXPECT_TRUE(Contains(store.status().message(), "not available yet: use sqlite://")) << url;
-    EXPECT_FALSE(Contains(store.status().message(), "secret")) << store.status();
-  }
+TEST(ControlStoreUrlTest, UnreachablePostgresqlIsAClearErrorWithoutThePassword) {
+  ASSERT_OK_AND_ASSIGN(int port, FreeLoopbackPort());
+  const std::string url =
+      "postgresql://alice:secret@127.0.0.1:" + std::to_string(port) + "/teatree";
+  auto store = ControlStore::Open(url);
+  ASSERT_FALSE(store.ok());
+  EXPECT_TRUE(Contains(store.status().message(), "is unreachable")) << store.status();
+  EXPECT_TRUE(Contains(store.status().message(), "alice:***@127.0.0.1")) << store.status();
+  EXPECT_FALSE(Contains(store.status().message(), "secret")) << store.status();
 }
 
 TEST(ControlStoreUrlTest, MissingDirectoryIsNamed) {

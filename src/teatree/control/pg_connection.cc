@@ -39,6 +39,16 @@ Result<std::string> PgConnection::QueryScalar(const std::string& sql) {
   }
 }
 
+Status PgConnection::Execute(const std::string& sql) {
+  try {
+    pqxx::nontransaction tx(impl_->connection);
+    tx.exec(sql);
+    return Status::OK();
+  } catch (const std::exception& e) {
+    return Status::IOError("PostgreSQL statement failed: ", e.what());
+  }
+}
+
 std::string PgConnection::LibpqVersion() {
   const int v = PQlibVersion();  // e.g. 150014 for 15.14
   return std::to_string(v / 10000) + "." + std::to_string(v % 10000);

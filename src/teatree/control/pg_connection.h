@@ -23,6 +23,8 @@ class PgConnection {
 
   /// The first column of the first row as text.
   Result<std::string> QueryScalar(const std::string& sql);
+  /// Runs statements outside a transaction (e.g. CREATE DATABASE).
+  Status Execute(const std::string& sql);
 
   /// The libpq version, e.g. "15.14".
   static std::string LibpqVersion();

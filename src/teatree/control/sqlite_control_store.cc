@@ -7,106 +7,11 @@
 #include <utility>
 
 #include "teatree/control/control_internal.h"
+#include "teatree/control/schema_internal.h"
 #include "teatree/control/sqlite_db.h"
 
 namespace teatree {
 namespace {
-
-// The schema, one migration per entry: migration N is kMigrations[N - 1]. Append only; never
-// edit a released entry. Kept dialect-neutral (BIGINT, DOUBLE PRECISION, TEXT timestamps in
-// ISO-8601 UTC, ON CONFLICT) so PostgreSQL can run the same text.
-constexpr std::string_view kMigrations[] = {
-    // 1: models, the content of published versions, and request outcomes. request_log.seq
-    // orders a model's requests by when they were logged; wall clocks of different hosts
-    // need not agree, so created_at alone cannot.
-    R"sql(
-CREATE TABLE goal_model (
-  id                TEXT NOT NULL PRIMARY KEY,
-  engine            TEXT NOT NULL,
-  status            TEXT NOT NULL,
-  current_version   BIGINT NOT NULL,
-  published_version BIGINT NOT NULL,
-  manager_endpoint  TEXT NOT NULL,
-  lease_holder      TEXT NOT NULL,
-  created_at        TEXT NOT NULL,
-  updated_at        TEXT NOT NULL
-);
-CREATE TABLE content_index (
-  model            TEXT NOT NULL REFERENCES goal_model (id),
-  version          BIGINT NOT NULL,
-  table_name       TEXT NOT NULL,
-  row_count        BIGINT NOT NULL,
-  byte_count       BIGINT NOT NULL,
-  archive_uri      TEXT NOT NULL,
-  version_file_uri TEXT NOT NULL,
-  checksum         TEXT NOT NULL,
-  created_at       TEXT NOT NULL,
-  PRIMARY KEY (model, version, table_name)
-);
-CREATE TABLE request_log (
-  model       TEXT NOT NULL REFERENCES goal_model (id),
-  request_id  TEXT NOT NULL,
-  seq         BIGINT NOT NULL,
-  op          TEXT NOT NULL,
-  status      TEXT NOT NULL,
-  version     BIGINT NOT NULL,
-  duration_ms DOUBLE PRECISION NOT NULL,
-  error       TEXT NOT NULL,
-  created_at  TEXT NOT NULL,
-  PRIMARY KEY (model, request_id),
-  UNIQUE (model, seq)
-);
-CREATE INDEX request_log_model_created_at ON request_log (model, created_at);
-)sql",
-};
-static_assert(std::size(kMigrations) == kControlSchemaVersion,
-              "kControlSchemaVersion must equal the number of migrations");
-
-constexpr std::string_view kCreateMigrationsTable =
-    "CREATE TABLE IF NOT EXISTS schema_migrations "
-    "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)";
-
-constexpr std::string_view kUpsertModel = R"sql(
-INSERT INTO goal_model (id, engine, status, current_version, published_version,
-                        manager_endpoint, lease_holder, created_at, updated_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
-ON CONFLICT (id) DO UPDATE SET
-  engine = excluded.engine, status = excluded.status,
-  current_version = excluded.current_version, published_version = excluded.published_version,
-  manager_endpoint = excluded.manager_endpoint, lease_holder = excluded.lease_holder,
-  updated_at = excluded.updated_at)sql";
-
-constexpr std::string_view kSelectModels = R"sql(
-SELECT id, engine, status, current_version, published_version, manager_endpoint, lease_holder,
-       created_at, updated_at
-FROM goal_model)sql";
-
-constexpr std::string_view kUpsertContent = R"sql(
-INSERT INTO content_index (model, version, table_name, row_count, byte_count, archive_uri,
-                           version_file_uri, checksum, created_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-ON CONFLICT (model, version, table_name) DO UPDATE SET
-  row_count = excluded.row_count, byte_count = excluded.byte_count,
-  archive_uri = excluded.archive_uri, version_file_uri = excluded.version_file_uri,
-  checksum = excluded.checksum)sql";
-
-constexpr std::string_view kSelectContent = R"sql(
-SELECT model, version, table_name, row_count, byte_count, archive_uri, version_file_uri,
-       checksum, created_at
-FROM content_index WHERE model = ?1 ORDER BY version, table_name)sql";
-
-constexpr std::string_view kInsertRequest = R"sql(
-INSERT INTO request_log (model, request_id, seq, op, status, version, duration_ms, error,
-                         created_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-ON CONFLICT (model, request_id) DO NOTHING)sql";
-
-constexpr std::string_view kNextRequestSeq =
-    "SELECT COALESCE(MAX(seq), 0) + 1 FROM request_log WHERE model = ?1";
-
-constexpr std::string_view kSelectRequests = R"sql(
-SELECT request_id, model, op, status, version, duration_ms, error, created_at
-FROM request_log WHERE model = ?1 ORDER BY seq DESC LIMIT ?2)sql";
 
 /// Runs a statement that returns no rows.
 Status Run(SqliteStatement& statement) { return statement.Step().status(); }
