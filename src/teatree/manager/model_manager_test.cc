@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
+#include <thread>
 
 #include "teatree/common/file_util.h"
 #include "teatree/common/temp_dir.h"
 #include "teatree/control/control_store.h"
+#include "teatree/control/postgres_server.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
 #include "teatree/engine/engine.h"
 #include "teatree/request/codec.h"
@@ -241,6 +244,57 @@ TEST_F(ModelManagerTest, BadInputChangesNothingAndSaysWhatIsWrong) {
   }
   ASSERT_TRUE(manager_->WaitPublished(manager_->version(), seconds(30)).ok());
   EXPECT_EQ(State(), before);
+}
+
+// The catalog on PostgreSQL, stopped the way a crash stops it (pg_ctl stop -m immediate)
+// in the middle of a stream of batches and started again: the writer never waits for it,
+// and once it is back it ends up saying what the model file says.
+TEST(ModelManagerPostgresTest, CatalogOutageNeitherStopsWritesNorLosesOrDoublesRecords) {
+  auto dir = TempDir::Make("teatree-manager-pg-test-").ValueOrDie();
+  fs::permissions(dir->path(), fs::perms::others_exec, fs::perm_options::add);
+  auto postgres = PostgresServer::Start({.dir = dir->path() / "pg"}).ValueOrDie();
+  ASSERT_TRUE(postgres->CreateDatabase("catalog").ok());
+  const std::string url = postgres->url("catalog");
+  auto manager = ModelManager::Open({.data_dir = dir->path() / "data",
+                                     .model = "sales",
+                                     .control_url = url,
+                                     .publish_interval = std::chrono::milliseconds(50)})
+                     .ValueOrDie();
+  auto apply = [&](const std::string& line) {
+    auto result = manager->Apply({DecodeRequest(line).ValueOrDie()});
+    ASSERT_TRUE(result.ok()) << result.status().ToString();
+    ASSERT_TRUE(result->outcomes[0].applied()) << result->outcomes[0].error;
+  };
+  apply(kCreate);
+  constexpr int kBatches = 60;
+  for (int i = 0; i < kBatches; ++i) {
+    if (i == 20) {
+      ASSERT_TRUE(postgres->Stop(/*immediate=*/true).ok());
+    }
+    if (i == 40) {
+      ASSERT_TRUE(postgres->Restart().ok());
+    }
+    apply(R"({"request_id":"r)" + std::to_string(i) +
+          R"(","model":"sales","op":"append","table":"orders","rows":[[)" +
+          std::to_string(100 + i) + R"(,"1.00","eu",null,[]]]})");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // Let versions publish.
+  }
+  ASSERT_TRUE(manager->WaitPublished(manager->version(), seconds(60)).ok());
+
+  auto catalog = ControlStore::Open(url).ValueOrDie();
+  auto model = catalog->GetModel("sales").ValueOrDie();
+  ASSERT_TRUE(model.has_value());
+  EXPECT_EQ(model->current_version, manager->version());
+  EXPECT_EQ(model->published_version, manager->published_version());
+  auto log = catalog->ListRequests("sales", 1000).ValueOrDie();
+  EXPECT_EQ(log.size(), static_cast<size_t>(kBatches + 1));
+  std::set<std::string> ids;
+  for (const auto& record : log) ids.insert(record.request_id);
+  EXPECT_EQ(ids.size(), log.size()) << "a request was logged twice";
+  auto content = catalog->ListContent("sales").ValueOrDie();
+  ASSERT_FALSE(content.empty());
+  EXPECT_EQ(content.back().version, manager->published_version());
+  EXPECT_EQ(content.back().rows, kBatches);
 }
 
 }  // namespace
