@@ -1,6 +1,8 @@
 #include "teatree/control/pg_control_store.h"
 
+#include <charconv>
 #include <functional>
+#include <map>
 #include <pqxx/pqxx>
 #include <set>
 
@@ -224,17 +226,34 @@ Status PgControlStore::LogRequests(const std::vector<RequestLogRecord>& rows) {
     pqxx::work tx(c);
     std::map<std::string, int64_t> next_seq;
     const std::string now = NowIso8601Utc();
-    for (const auto& row : rows) {
-      auto [entry, is_new] = next_seq.try_emplace(row.model, 0);
-      if (is_new) {
-        // The row lock keeps other writers of this model out until the commit.
-        RequireModel(tx, row.model, "UPDATE", "logging its requests", RedactUrl(url_));
-        entry->second = tx.exec_params1(PgParams(kNextRequestSeq), row.model)[0].as<int64_t>();
+    // Many rows per statement: one round trip per chunk, not per row. A replayed id inserts
+    // nothing and leaves a gap in seq, which only orders.
+    constexpr size_t kRowsPerStatement = 500;
+    for (size_t first = 0; first < rows.size(); first += kRowsPerStatement) {
+      std::vector<std::string> params;
+      std::string values;
+      for (size_t i = first; i < std::min(rows.size(), first + kRowsPerStatement); ++i) {
+        const RequestLogRecord& row = rows[i];
+        auto [entry, is_new] = next_seq.try_emplace(row.model, 0);
+        if (is_new) {
+          // The row lock keeps other writers of this model out until the commit.
+          RequireModel(tx, row.model, "UPDATE", "logging its requests", RedactUrl(url_));
+          entry->second = tx.exec_params1(PgParams(kNextRequestSeq), row.model)[0].as<int64_t>();
+        }
+        values += values.empty() ? "(" : ", (";
+        for (int k = 1; k <= 9; ++k) {
+          values += (k == 1 ? "$" : ", $") + std::to_string(params.size() + k);
+        }
+        values += ")";
+        char duration[32];
+        const auto end = std::to_chars(duration, duration + sizeof(duration), row.duration_ms).ptr;
+        params.insert(params.end(), {row.model, row.request_id, std::to_string(entry->second++),
+                                     row.op, row.status, std::to_string(row.version),
+                                     std::string(duration, end), row.error, now});
       }
-      const auto inserted =
-          tx.exec_params(PgParams(kInsertRequest), row.model, row.request_id, entry->second, row.op,
-                         row.status, row.version, row.duration_ms, row.error, now);
-      if (inserted.affected_rows() > 0) ++entry->second;  // A replayed id inserted nothing.
+      tx.exec_params(std::string(kInsertRequestColumns) + values +
+                         " ON CONFLICT (model, request_id) DO NOTHING",
+                     pqxx::prepare::make_dynamic_params(params));
     }
     tx.commit();
   });

@@ -94,6 +94,11 @@ SELECT model, version, table_name, row_count, byte_count, archive_uri, version_f
        checksum, created_at
 FROM content_index WHERE model = ?1 ORDER BY version, table_name)sql";
 
+/// The head of a request_log INSERT, for VALUES lists of any length.
+inline constexpr std::string_view kInsertRequestColumns =
+    "INSERT INTO request_log (model, request_id, seq, op, status, version, duration_ms, error, "
+    "created_at) VALUES ";
+
 inline constexpr std::string_view kInsertRequest = R"sql(
 INSERT INTO request_log (model, request_id, seq, op, status, version, duration_ms, error,
                          created_at)
