@@ -1,6 +1,8 @@
 #include "teatree/archive/archive.h"
 
 #include <arrow/api.h>
+#include <arrow/filesystem/filesystem.h>
+#include <arrow/filesystem/localfs.h>
 #include <arrow/io/file.h>
 #include <arrow/json/from_string.h>
 #include <gtest/gtest.h>
@@ -12,6 +14,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "teatree/archive/s3_test_server.h"
 #include "teatree/common/net.h"
 #include "teatree/common/temp_dir.h"
 
@@ -79,33 +82,43 @@ class FailingReader final : public arrow::RecordBatchReader {
   int calls_ = 0;
 };
 
-/// Every file below `dir`, relative to it, sorted.
-std::vector<std::string> FilesUnder(const fs::path& dir) {
-  std::vector<std::string> files;
-  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-    if (entry.is_regular_file()) files.push_back(fs::relative(entry.path(), dir).string());
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-void Touch(const fs::path& path) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path) << "junk";
-}
-
 bool Contains(const Status& status, const std::string& text) {
   return status.message().find(text) != std::string::npos;
 }
 
-class ArchiveTest : public ::testing::Test {
+/// One S3-protocol server for the whole test binary, started on first use.
+S3TestServer& SharedS3() {
+  static std::unique_ptr<TempDir> dir = TempDir::Make("teatree-s3-").ValueOrDie();
+  static std::unique_ptr<S3TestServer> server =
+      S3TestServer::Start(TEATREE_PYTHON, dir->path() / "s3.log").ValueOrDie();
+  return *server;
+}
+
+/// The same tests on a local directory (a bare path) and on an S3 bucket.
+class ArchiveTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     auto dir = TempDir::Make("teatree-archive-test-");
     ASSERT_TRUE(dir.ok()) << dir.status().ToString();
     dir_ = std::move(*dir);
-    root_ = dir_->path() / "archive";
-    auto archive = Archive::Open(root_.string());
+    std::string url;
+    if (GetParam() == "local") {
+      url = (dir_->path() / "archive").string();
+      uri_prefix_ = "file://" + url;
+      fs_ = std::make_shared<arrow::fs::LocalFileSystem>();
+      base_ = url;
+    } else {
+      static int buckets = 0;
+      const std::string bucket = "bucket" + std::to_string(++buckets);
+      Status created = SharedS3().CreateBucket(bucket);
+      ASSERT_TRUE(created.ok()) << created.ToString();
+      url = SharedS3().ArchiveUrl(bucket, "archive");
+      uri_prefix_ = "s3://" + bucket + "/archive";
+      std::string path;
+      fs_ = arrow::fs::FileSystemFromUri(url, &path).ValueOrDie();
+      base_ = path;
+    }
+    auto archive = Archive::Open(url);
     ASSERT_TRUE(archive.ok()) << archive.status().ToString();
     archive_ = std::move(*archive);
   }
@@ -116,21 +129,49 @@ class ArchiveTest : public ::testing::Test {
     ASSERT_TRUE(file.ok()) << file.status().ToString();
   }
 
+  /// Every file in the archive, relative to its root, sorted.
+  std::vector<std::string> Files() {
+    arrow::fs::FileSelector selector;
+    selector.base_dir = base_;
+    selector.recursive = true;
+    selector.allow_not_found = true;
+    std::vector<std::string> files;
+    for (const auto& info : fs_->GetFileInfo(selector).ValueOrDie()) {
+      if (info.IsFile()) files.push_back(info.path().substr(base_.size() + 1));
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+  }
+
+  /// A junk file at `relative` below the archive's root.
+  void Touch(const std::string& relative) {
+    const std::string path = base_ + "/" + relative;
+    ASSERT_TRUE(fs_->CreateDir(path.substr(0, path.rfind('/'))).ok());
+    auto out = fs_->OpenOutputStream(path).ValueOrDie();
+    ASSERT_TRUE(out->Write("junk", 4).ok());
+    ASSERT_TRUE(out->Close().ok());
+  }
+
+  void MakeDir(const std::string& relative) {
+    ASSERT_TRUE(fs_->CreateDir(base_ + "/" + relative).ok());
+  }
+
   std::unique_ptr<TempDir> dir_;
-  fs::path root_;
+  std::shared_ptr<arrow::fs::FileSystem> fs_;
+  std::string base_;        // The archive's root on fs_.
+  std::string uri_prefix_;  // What file URIs start with.
   std::unique_ptr<Archive> archive_;
 };
 
-TEST_F(ArchiveTest, RoundTripsManyTypesFromABarePath) {
+TEST_P(ArchiveTest, RoundTripsManyTypes) {
   const auto table = ManyTypesTable();
   auto file = archive_->WriteTable("sales", 7, "orders", *Stream(table));
   ASSERT_TRUE(file.ok()) << file.status().ToString();
 
-  const fs::path path = root_ / "sales" / "v7" / "orders.parquet";
-  EXPECT_EQ(file->uri, "file://" + path.string());
+  EXPECT_EQ(file->uri, uri_prefix_ + "/sales/v7/orders.parquet");
   EXPECT_EQ(file->rows, 5);
-  EXPECT_EQ(file->bytes, static_cast<int64_t>(fs::file_size(path)));
-  EXPECT_EQ(FilesUnder(root_), std::vector<std::string>{"sales/v7/orders.parquet"});
+  EXPECT_EQ(file->bytes, fs_->GetFileInfo(base_ + "/sales/v7/orders.parquet").ValueOrDie().size());
+  EXPECT_EQ(Files(), std::vector<std::string>{"sales/v7/orders.parquet"});
 
   auto read = archive_->ReadTable("sales", 7, "orders");
   ASSERT_TRUE(read.ok()) << read.status().ToString();
@@ -140,9 +181,9 @@ TEST_F(ArchiveTest, RoundTripsManyTypesFromABarePath) {
   EXPECT_TRUE((*read)->Equals(*table)) << (*read)->ToString();
 }
 
-TEST_F(ArchiveTest, FilesAreZstdCompressedParquet) {
+TEST_P(ArchiveTest, FilesAreZstdCompressedParquet) {
   Write(1, "t", ManyTypesTable());
-  auto input = arrow::io::ReadableFile::Open((root_ / "m" / "v1" / "t.parquet").string());
+  auto input = fs_->OpenInputFile(base_ + "/m/v1/t.parquet");
   ASSERT_TRUE(input.ok());
   auto metadata = parquet::ParquetFileReader::Open(*input)->metadata();
   ASSERT_GE(metadata->num_row_groups(), 1);
@@ -152,7 +193,7 @@ TEST_F(ArchiveTest, FilesAreZstdCompressedParquet) {
   }
 }
 
-TEST_F(ArchiveTest, StreamsManyBatches) {
+TEST_P(ArchiveTest, StreamsManyBatches) {
   std::vector<std::shared_ptr<arrow::Table>> copies(1000, ManyTypesTable());
   auto table = arrow::ConcatenateTables(copies).ValueOrDie();
   auto file = archive_->WriteTable("m", 1, "big", *Stream(table, 7));
@@ -163,7 +204,7 @@ TEST_F(ArchiveTest, StreamsManyBatches) {
   EXPECT_TRUE((*read)->Equals(*table));
 }
 
-TEST_F(ArchiveTest, EmptyStreamWritesAnEmptyTableWithItsSchema) {
+TEST_P(ArchiveTest, EmptyStreamWritesAnEmptyTableWithItsSchema) {
   const auto table = ManyTypesTable()->Slice(0, 0);
   auto file = archive_->WriteTable("m", 1, "empty", *Stream(table));
   ASSERT_TRUE(file.ok()) << file.status().ToString();
@@ -174,18 +215,19 @@ TEST_F(ArchiveTest, EmptyStreamWritesAnEmptyTableWithItsSchema) {
   EXPECT_TRUE((*read)->schema()->Equals(*table->schema()));
 }
 
-TEST_F(ArchiveTest, RewritingATableReplacesIt) {
+TEST_P(ArchiveTest, RewritingATableReplacesIt) {
   const auto table = ManyTypesTable();
   Write(1, "t", table);
   Write(1, "t", table->Slice(1, 2));
   auto read = archive_->ReadTable("m", 1, "t");
   ASSERT_TRUE(read.ok());
   EXPECT_TRUE((*read)->Equals(*table->Slice(1, 2)));
-  EXPECT_EQ(FilesUnder(root_), std::vector<std::string>{"m/v1/t.parquet"});
+  EXPECT_EQ(Files(), std::vector<std::string>{"m/v1/t.parquet"});
 }
 
-TEST_F(ArchiveTest, FileUriWorksAndCreatesTheDirectory) {
-  const fs::path dir = dir_->path() / "nested" / "by uri";  // A space: percent-encoded.
+TEST(ArchiveLocalTest, FileUriWorksAndCreatesTheDirectory) {
+  auto temp = TempDir::Make("teatree-archive-test-").ValueOrDie();
+  const fs::path dir = temp->path() / "nested" / "by uri";  // A space: percent-encoded.
   const std::string uri = "file://" + dir.parent_path().string() + "/by%20uri";
   auto archive = Archive::Open(uri);
   ASSERT_TRUE(archive.ok()) << archive.status().ToString();
@@ -207,17 +249,17 @@ TEST_F(ArchiveTest, FileUriWorksAndCreatesTheDirectory) {
   EXPECT_EQ((*bare)->ListVersions("m").ValueOrDie(), std::vector<int64_t>{3});
 }
 
-TEST_F(ArchiveTest, ListsVersionsAndTables) {
+TEST_P(ArchiveTest, ListsVersionsAndTables) {
   const auto table = ManyTypesTable();
   for (int64_t version : {10, 2, 1}) Write(version, "b", table);
   Write(2, "a", table);
   // Things that are not versions or tables.
-  fs::create_directories(root_ / "m" / "vx");
-  fs::create_directories(root_ / "m" / "v");
-  fs::create_directories(root_ / "m" / "v-3");
-  Touch(root_ / "m" / "v4");  // A file, not a directory.
-  Touch(root_ / "m" / "v2" / ".c.parquet.tmp-0123456789abcdef");
-  Touch(root_ / "m" / "v2" / "notes.txt");
+  MakeDir("m/vx");
+  MakeDir("m/v");
+  MakeDir("m/v-3");
+  Touch("m/v4");  // A file, not a directory.
+  Touch("m/v2/.c.parquet.tmp-0123456789abcdef");
+  Touch("m/v2/notes.txt");
 
   auto versions = archive_->ListVersions("m");
   ASSERT_TRUE(versions.ok()) << versions.status().ToString();
@@ -232,41 +274,41 @@ TEST_F(ArchiveTest, ListsVersionsAndTables) {
   EXPECT_TRUE(archive_->ListTables("other", 1).ValueOrDie().empty());
 }
 
-TEST_F(ArchiveTest, ReaderFailingMidStreamLeavesNothingBehind) {
+TEST_P(ArchiveTest, ReaderFailingMidStreamLeavesNothingBehind) {
   FailingReader failing(ManyTypesTable());
   auto file = archive_->WriteTable("m", 1, "t", failing);
   ASSERT_FALSE(file.ok());
   EXPECT_TRUE(file.status().IsIOError()) << file.status().ToString();
   EXPECT_TRUE(Contains(file.status(), "upstream query died")) << file.status().ToString();
   EXPECT_TRUE(Contains(file.status(), "table \"t\" of model \"m\" version 1"));
-  EXPECT_TRUE(FilesUnder(root_).empty()) << ::testing::PrintToString(FilesUnder(root_));
+  EXPECT_TRUE(Files().empty()) << ::testing::PrintToString(Files());
   EXPECT_TRUE(archive_->ListTables("m", 1).ValueOrDie().empty());
 }
 
-TEST_F(ArchiveTest, FailedRewriteKeepsThePublishedFile) {
+TEST_P(ArchiveTest, FailedRewriteKeepsThePublishedFile) {
   const auto table = ManyTypesTable();
   Write(1, "t", table);
   FailingReader failing(table->Slice(0, 1));
   ASSERT_FALSE(archive_->WriteTable("m", 1, "t", failing).ok());
-  EXPECT_EQ(FilesUnder(root_), std::vector<std::string>{"m/v1/t.parquet"});
+  EXPECT_EQ(Files(), std::vector<std::string>{"m/v1/t.parquet"});
   auto read = archive_->ReadTable("m", 1, "t");
   ASSERT_TRUE(read.ok()) << read.status().ToString();
   EXPECT_TRUE((*read)->Equals(*table));
 }
 
-TEST_F(ArchiveTest, CleanTemporariesRemovesOnlyTemporaries) {
+TEST_P(ArchiveTest, CleanTemporariesRemovesOnlyTemporaries) {
   Write(1, "t", ManyTypesTable());
-  Touch(root_ / "m" / "v1" / ".t.parquet.tmp-00000000deadbeef");
-  Touch(root_ / "m" / "v2" / ".u.parquet.tmp-0123456789abcdef");
-  Touch(root_ / "other" / "v1" / ".t.parquet.tmp-00000000deadbeef");
+  Touch("m/v1/.t.parquet.tmp-00000000deadbeef");
+  Touch("m/v2/.u.parquet.tmp-0123456789abcdef");
+  Touch("other/v1/.t.parquet.tmp-00000000deadbeef");
 
   ASSERT_TRUE(archive_->CleanTemporaries("m").ok());
-  EXPECT_EQ(FilesUnder(root_), (std::vector<std::string>{
-                                   "m/v1/t.parquet", "other/v1/.t.parquet.tmp-00000000deadbeef"}));
+  EXPECT_EQ(Files(), (std::vector<std::string>{"m/v1/t.parquet",
+                                               "other/v1/.t.parquet.tmp-00000000deadbeef"}));
   EXPECT_TRUE(archive_->CleanTemporaries("never-written").ok());
 }
 
-TEST_F(ArchiveTest, ReadingWhatWasNeverArchivedIsAKeyErrorNamingIt) {
+TEST_P(ArchiveTest, ReadingWhatWasNeverArchivedIsAKeyErrorNamingIt) {
   Write(1, "t", ManyTypesTable());
   for (auto [model, version, table] : {std::tuple{"m", 1, "u"}, {"m", 2, "t"}, {"x", 1, "t"}}) {
     auto read = archive_->ReadTable(model, version, table);
@@ -278,7 +320,7 @@ TEST_F(ArchiveTest, ReadingWhatWasNeverArchivedIsAKeyErrorNamingIt) {
   }
 }
 
-TEST_F(ArchiveTest, RefusesNamesThatEscapeTheLayout) {
+TEST_P(ArchiveTest, RefusesNamesThatEscapeTheLayout) {
   const auto table = ManyTypesTable();
   for (std::string bad : {"", "a/b", "..", "../x", "a..b", ".hidden", "a\\b"}) {
     auto as_table = archive_->WriteTable("m", 1, bad, *Stream(table));
@@ -296,8 +338,11 @@ TEST_F(ArchiveTest, RefusesNamesThatEscapeTheLayout) {
   auto negative = archive_->WriteTable("m", -1, "t", *Stream(table));
   ASSERT_FALSE(negative.ok());
   EXPECT_TRUE(Contains(negative.status(), "version -1")) << negative.status().ToString();
-  EXPECT_TRUE(FilesUnder(dir_->path()).empty());
+  EXPECT_TRUE(Files().empty());
 }
+
+INSTANTIATE_TEST_SUITE_P(Storage, ArchiveTest, ::testing::Values("local", "s3"),
+                         [](const auto& info) { return info.param; });
 
 TEST(ArchiveOpenTest, BadUrisAreInvalidAndNameTheAcceptedForms) {
   const std::vector<std::pair<std::string, std::string>> cases = {
@@ -334,7 +379,7 @@ TEST(ArchiveOpenTest, ErrorsDoNotRevealPasswords) {
 TEST(ArchiveOpenTest, ARegularFileIsNotAnArchiveDirectory) {
   auto dir = TempDir::Make("teatree-archive-test-");
   ASSERT_TRUE(dir.ok());
-  Touch((*dir)->path() / "file");
+  std::ofstream((*dir)->path() / "file") << "junk";
   auto archive = Archive::Open(((*dir)->path() / "file").string());
   ASSERT_FALSE(archive.ok());
   EXPECT_TRUE(Contains(archive.status(), ((*dir)->path() / "file").string()))
