@@ -335,6 +335,21 @@ Result<std::vector<std::string>> Archive::ListTables(const std::string& model, i
   return tables;
 }
 
+Status Archive::Check() {
+  if (local_) return Status::OK();
+  const std::string bucket = root_.substr(0, root_.find('/'));
+  auto info = fs_->GetFileInfo(bucket);
+  if (!info.ok()) {
+    return Status::IOError("archive ", Redacted(uri_), " is unreachable: ", info.status().message(),
+                           " (check the endpoint and the AWS credentials)");
+  }
+  if (info->type() == arrow::fs::FileType::NotFound) {
+    return Status::Invalid("archive ", Redacted(uri_), ": bucket \"", bucket,
+                           "\" does not exist: create it, or fix the URI");
+  }
+  return Status::OK();
+}
+
 Status Archive::CleanTemporaries(const std::string& model) {
   ARROW_RETURN_NOT_OK(CheckName("model", model));
   arrow::fs::FileSelector selector;

@@ -74,6 +74,11 @@ class Archive {
   /// removes a write in progress.
   Status CleanTemporaries(const std::string& model);
 
+  /// Asks the storage whether the archive can be used: for S3, whether its bucket exists.
+  /// A missing bucket is Invalid (a configuration to fix); an unreachable server or refused
+  /// credentials are IOError (it may come back). A local archive is always OK.
+  Status Check();
+
   /// The URI the archive was opened with.
   const std::string& uri() const { return uri_; }
 

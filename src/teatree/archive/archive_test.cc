@@ -344,6 +344,23 @@ TEST_P(ArchiveTest, RefusesNamesThatEscapeTheLayout) {
 INSTANTIATE_TEST_SUITE_P(Storage, ArchiveTest, ::testing::Values("local", "s3"),
                          [](const auto& info) { return info.param; });
 
+TEST(ArchiveOpenTest, CheckNamesAMissingBucketAndAnUnreachableServer) {
+  auto missing = Archive::Open(SharedS3().ArchiveUrl("no-such-bucket", "archive")).ValueOrDie();
+  Status status = missing->Check();
+  EXPECT_TRUE(status.IsInvalid()) << status.ToString();
+  EXPECT_TRUE(Contains(status, "bucket \"no-such-bucket\" does not exist")) << status.ToString();
+  ASSERT_TRUE(SharedS3().CreateBucket("there").ok());
+  EXPECT_TRUE(Archive::Open(SharedS3().ArchiveUrl("there", "a")).ValueOrDie()->Check().ok());
+
+  const int port = FreeLoopbackPort().ValueOrDie();
+  auto closed = Archive::Open("s3://there/a?endpoint_override=127.0.0.1:" + std::to_string(port) +
+                              "&scheme=http&region=us-east-1")
+                    .ValueOrDie();
+  status = closed->Check();
+  EXPECT_TRUE(status.IsIOError()) << status.ToString();
+  EXPECT_TRUE(Contains(status, "is unreachable")) << status.ToString();
+}
+
 TEST(ArchiveOpenTest, BadUrisAreInvalidAndNameTheAcceptedForms) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"ftp://x", "scheme \"ftp\" is not supported"},

@@ -15,7 +15,8 @@ S3TestServer::S3TestServer(std::unique_ptr<Subprocess> process, int port)
 S3TestServer::~S3TestServer() { (void)process_->Stop(std::chrono::seconds(5)); }
 
 Result<std::unique_ptr<S3TestServer>> S3TestServer::Start(const std::string& python,
-                                                          const std::filesystem::path& log) {
+                                                          const std::filesystem::path& log,
+                                                          int port) {
   if (python.empty()) {
     return Status::Invalid(
         "no Python test environment: run scripts/bootstrap, which installs "
@@ -23,7 +24,9 @@ Result<std::unique_ptr<S3TestServer>> S3TestServer::Start(const std::string& pyt
   }
   ::setenv("AWS_ACCESS_KEY_ID", "teatree-test", /*overwrite=*/0);
   ::setenv("AWS_SECRET_ACCESS_KEY", "teatree-test", /*overwrite=*/0);
-  ARROW_ASSIGN_OR_RAISE(int port, FreeLoopbackPort());
+  if (port == 0) {
+    ARROW_ASSIGN_OR_RAISE(port, FreeLoopbackPort());
+  }
   ARROW_ASSIGN_OR_RAISE(auto process,
                         Subprocess::Spawn({.argv = {python, "-m", "moto.server", "-H", "127.0.0.1",
                                                     "-p", std::to_string(port)},

@@ -17,9 +17,10 @@ class Subprocess;
 class S3TestServer {
  public:
   /// `python`: the interpreter of the environment moto is installed in. `log` receives the
-  /// server's output.
+  /// server's output. `port` 0 picks a free one.
   static Result<std::unique_ptr<S3TestServer>> Start(const std::string& python,
-                                                     const std::filesystem::path& log);
+                                                     const std::filesystem::path& log,
+                                                     int port = 0);
   ~S3TestServer();
   S3TestServer(const S3TestServer&) = delete;
   S3TestServer& operator=(const S3TestServer&) = delete;

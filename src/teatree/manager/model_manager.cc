@@ -154,7 +154,14 @@ Result<std::unique_ptr<ModelManager>> ModelManager::Open(const ManagerOptions& o
   ARROW_ASSIGN_OR_RAISE(impl->control, ControlStore::Open(o.control_url));
   if (o.archive_url != "none") {
     ARROW_ASSIGN_OR_RAISE(impl->archive, Archive::Open(o.archive_url));
-    ARROW_RETURN_NOT_OK(impl->archive->CleanTemporaries(o.model));
+    // A misconfigured archive is an error now; an unreachable one only delays archiving.
+    Status usable = impl->archive->Check();
+    if (usable.IsInvalid()) return usable;
+    if (usable.ok()) usable = impl->archive->CleanTemporaries(o.model);
+    if (!usable.ok()) {
+      spdlog::warn("model {}: {}; versions are archived once it answers", o.model,
+                   usable.message());
+    }
   }
   ARROW_ASSIGN_OR_RAISE(impl->engine, DuckEngine::Open({.model_dir = model_dir,
                                                         .model = o.model,

@@ -1,15 +1,21 @@
 #include "teatree/manager/model_manager.h"
 
 #include <arrow/api.h>
+#include <arrow/filesystem/filesystem.h>
 #include <arrow/io/file.h>
 #include <arrow/ipc/writer.h>
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <fstream>
 #include <set>
 #include <thread>
 
+#include "teatree/archive/archive.h"
+#include "teatree/archive/s3_test_server.h"
 #include "teatree/common/file_util.h"
+#include "teatree/common/net.h"
+#include "teatree/common/subprocess.h"
 #include "teatree/common/temp_dir.h"
 #include "teatree/control/control_store.h"
 #include "teatree/control/postgres_server.h"
@@ -295,6 +301,93 @@ TEST(ModelManagerPostgresTest, CatalogOutageNeitherStopsWritesNorLosesOrDoublesR
   ASSERT_FALSE(content.empty());
   EXPECT_EQ(content.back().version, manager->published_version());
   EXPECT_EQ(content.back().rows, kBatches);
+}
+
+// The archive on an S3-protocol server that stops answering mid-stream (paused: SIGSTOP) and
+// comes back: the writer never waits for it, and every published version ends archived,
+// with nothing partial left in the bucket.
+TEST(ModelManagerS3Test, ArchiveOutageNeitherBlocksTheWriterNorLosesAVersion) {
+  auto dir = TempDir::Make("teatree-manager-s3-test-").ValueOrDie();
+  auto s3 = S3TestServer::Start(TEATREE_PYTHON, dir->path() / "s3.log").ValueOrDie();
+  ASSERT_TRUE(s3->CreateBucket("lake").ok());
+  const std::string url = s3->ArchiveUrl("lake", "archive");
+  const fs::path data = dir->path() / "data";
+  auto manager = ModelManager::Open({.data_dir = data,
+                                     .model = "sales",
+                                     .archive_url = url,
+                                     .publish_interval = std::chrono::milliseconds(50)})
+                     .ValueOrDie();
+  ASSERT_TRUE(manager->Apply({DecodeRequest(kCreate).ValueOrDie()}).ok());
+  for (int i = 0; i < 30; ++i) {
+    if (i == 10) {
+      ASSERT_TRUE(s3->process().Signal(SIGSTOP).ok());
+    }
+    if (i == 20) {
+      ASSERT_TRUE(s3->process().Signal(SIGCONT).ok());
+    }
+    auto result = manager->Apply(
+        {DecodeRequest(R"({"request_id":"r)" + std::to_string(i) +
+                       R"(","model":"sales","op":"append","table":"orders","rows":[[)" +
+                       std::to_string(100 + i) + R"(,"1.00","eu",null,[]]]})")
+             .ValueOrDie()});
+    ASSERT_TRUE(result.ok()) << result.status().ToString();
+    ASSERT_TRUE(result->outcomes[0].applied()) << result->outcomes[0].error;
+    // Let versions publish; while the server is paused, long enough for the archive's
+    // requests to time out.
+    std::this_thread::sleep_for(std::chrono::milliseconds(i >= 10 && i < 20 ? 600 : 50));
+  }
+  ASSERT_TRUE(manager->WaitPublished(manager->version(), seconds(180)).ok());
+
+  auto catalog = ControlStore::Open("sqlite://" + (data / "control.sqlite").string()).ValueOrDie();
+  auto content = catalog->ListContent("sales").ValueOrDie();
+  ASSERT_FALSE(content.empty());
+  auto archive = Archive::Open(url).ValueOrDie();
+  for (const auto& record : content) {
+    EXPECT_EQ(record.archive_uri,
+              "s3://lake/archive/sales/v" + std::to_string(record.version) + "/orders.parquet");
+    auto table = archive->ReadTable("sales", record.version, record.table_name);
+    ASSERT_TRUE(table.ok()) << table.status().ToString();
+    EXPECT_EQ((*table)->num_rows(), record.rows);
+  }
+  EXPECT_EQ(content.back().version, manager->published_version());
+  std::string path;
+  auto bucket = arrow::fs::FileSystemFromUri(url, &path).ValueOrDie();
+  arrow::fs::FileSelector everything;
+  everything.base_dir = path;
+  everything.recursive = true;
+  for (const auto& info : bucket->GetFileInfo(everything).ValueOrDie()) {
+    EXPECT_EQ(info.path().find(".tmp-"), std::string::npos) << info.path();
+  }
+}
+
+// An archive that is down when the manager starts and while versions are published: the
+// manager starts and writes anyway, and once the server is up every published version is
+// archived.
+TEST(ModelManagerS3Test, VersionsPublishedWhileTheArchiveIsDownAreArchivedWhenItIsBack) {
+  auto dir = TempDir::Make("teatree-manager-s3-down-test-").ValueOrDie();
+  const int port = FreeLoopbackPort().ValueOrDie();
+  const std::string url = "s3://lake/archive?endpoint_override=127.0.0.1:" + std::to_string(port) +
+                          "&scheme=http&region=us-east-1";
+  const fs::path data = dir->path() / "data";
+  auto manager = ModelManager::Open({.data_dir = data,
+                                     .model = "sales",
+                                     .archive_url = url,
+                                     .publish_interval = std::chrono::milliseconds(50)})
+                     .ValueOrDie();
+  ASSERT_TRUE(manager->Apply({DecodeRequest(kCreate).ValueOrDie()}).ok());
+  ASSERT_TRUE(manager->Apply({DecodeRequest(kAppend).ValueOrDie()}).ok());
+  EXPECT_FALSE(manager->WaitPublished(2, seconds(2)).ok());  // The archive is down.
+
+  auto s3 = S3TestServer::Start(TEATREE_PYTHON, dir->path() / "s3.log", port).ValueOrDie();
+  ASSERT_TRUE(s3->CreateBucket("lake").ok());
+  ASSERT_TRUE(manager->WaitPublished(2, seconds(120)).ok());
+  auto archive = Archive::Open(url).ValueOrDie();
+  auto catalog = ControlStore::Open("sqlite://" + (data / "control.sqlite").string()).ValueOrDie();
+  for (const auto& record : catalog->ListContent("sales").ValueOrDie()) {
+    EXPECT_TRUE(archive->ReadTable("sales", record.version, record.table_name).ok())
+        << "version " << record.version;
+  }
+  EXPECT_EQ(archive->ListVersions("sales").ValueOrDie().back(), 2);
 }
 
 }  // namespace

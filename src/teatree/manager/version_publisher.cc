@@ -101,6 +101,12 @@ void VersionPublisher::Run() {
 }
 
 Status VersionPublisher::PublishOnce() {
+  // Versions whose file is in place but whose archiving or recording failed (the archive or
+  // the catalog did not answer) are finished first: every published version ends archived.
+  while (!unfinished_.empty()) {
+    ARROW_RETURN_NOT_OK(Finish(*unfinished_.begin()));
+    unfinished_.erase(unfinished_.begin());
+  }
   Snapshot snapshot;
   {
     std::lock_guard writer(writer_mutex_);
@@ -119,7 +125,10 @@ Status VersionPublisher::PublishOnce() {
                                             checksum + "  " + target.filename().string() + "\n"));
     ARROW_RETURN_NOT_OK(DurableRename(tmp, target));
   }
-  ARROW_RETURN_NOT_OK(Finish(snapshot.version));
+  if (Status finished = Finish(snapshot.version); !finished.ok()) {
+    unfinished_.insert(snapshot.version);
+    return finished;
+  }
   ARROW_RETURN_NOT_OK(RemoveExpiredVersions());
   {
     std::lock_guard lock(mutex_);

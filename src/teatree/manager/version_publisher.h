@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "teatree/common/status.h"
@@ -67,6 +68,8 @@ class VersionPublisher {
   CatalogRecorder& catalog_;
   Archive* archive_;
   std::thread thread_;
+  // Published versions still to archive and record; used by the publisher's thread only.
+  std::set<int64_t> unfinished_;
 
   // State below is protected by mutex_.
   mutable std::mutex mutex_;
