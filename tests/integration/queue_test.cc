@@ -5,11 +5,17 @@
 #include <signal.h>
 
 #include <fstream>
+#include <functional>
 #include <future>
+#include <sstream>
 
 #include "queue_test_util.h"
+#include "teatree/bus/notes.h"
 #include "teatree/bus/subjects.h"
 #include "teatree/common/subprocess.h"
+#include "teatree/control/control_store.h"
+#include "teatree/control/postgres_server.h"
+#include "teatree/service/commands.h"
 
 namespace teatree::testing {
 namespace {
@@ -211,6 +217,46 @@ TEST_F(QueueTest, ManagerThatLosesItsLeaseStops) {
   const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(log.find("lease lost"), std::string::npos) << log;
   EXPECT_TRUE(Run(Append("fence", "after", 1)).applied());
+}
+
+TEST_F(QueueTest, StatusShowsCatalogUpdatesHeldBackWhilePostgresIsDown) {
+  fs::permissions(dir_->path(), fs::perms::others_exec, fs::perm_options::add);
+  auto postgres = PostgresServer::Start({.dir = dir_->path() / "pg"}).ValueOrDie();
+  ASSERT_TRUE(postgres->CreateDatabase("catalog").ok());
+  const std::string control = postgres->url("catalog");
+  std::vector<std::string> args = kFastManagerArgs;
+  args.insert(args.end(), {"--control", control});
+  StartDispatcher(args);
+  ASSERT_TRUE(Run(CreateTable("pgm")).applied());
+  auto backlog = [&]() -> int64_t {
+    auto note = LastNote(client().connection(), ManagerStatusSubject("pgm")).ValueOrDie();
+    if (!note) return -1;
+    return nlohmann::json::parse(note->body).value("catalog_backlog", int64_t{-1});
+  };
+  auto wait_for = [&](const std::function<bool(int64_t)>& done) {
+    for (auto until = std::chrono::steady_clock::now() + seconds(60);
+         std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(milliseconds(200))) {
+      if (done(backlog())) return true;
+    }
+    return false;
+  };
+
+  ASSERT_TRUE(postgres->Stop(/*immediate=*/true).ok());
+  // Writes go on while the catalog is down, and the manager says what it holds back.
+  EXPECT_TRUE(Run(Append("pgm", "while-down", 1)).applied());
+  EXPECT_TRUE(wait_for([](int64_t n) { return n > 0; }));
+  std::ostringstream status;
+  ASSERT_TRUE(
+      RunStatus({.nats = {.url = server_->url()}, .data_dir = data_}, control, status).ok());
+  EXPECT_NE(status.str().find("control catalog unreachable"), std::string::npos) << status.str();
+  EXPECT_NE(status.str().find("catalog updates"), std::string::npos) << status.str();
+
+  ASSERT_TRUE(postgres->Restart().ok());
+  EXPECT_TRUE(wait_for([](int64_t n) { return n == 0; }));
+  auto catalog = ControlStore::Open(control).ValueOrDie();
+  auto log = catalog->ListRequests("pgm", 10).ValueOrDie();
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log[0].request_id, "while-down");
 }
 
 }  // namespace

@@ -203,6 +203,23 @@ Result<std::unique_ptr<Lease>> Lease::Acquire(NatsConnection& connection, const 
   return last;
 }
 
+Result<std::vector<std::string>> Lease::HeldModels(NatsConnection& connection) {
+  auto kv = OpenBucket(connection.jetstream(), std::nullopt);
+  if (!kv.ok()) {
+    if (kv.status().IsKeyError()) return std::vector<std::string>();
+    return kv.status();
+  }
+  kvKeysList keys{};
+  const natsStatus status = kvStore_Keys(&keys, kv->get(), nullptr);
+  std::vector<std::string> models;
+  for (int i = 0; status == NATS_OK && i < keys.Count; ++i) models.emplace_back(keys.Keys[i]);
+  kvKeysList_Destroy(&keys);
+  if (status == NATS_NOT_FOUND) return models;  // No keys at all.
+  ARROW_RETURN_NOT_OK(FromNats(status, "cannot list the leases"));
+  std::sort(models.begin(), models.end());
+  return models;
+}
+
 Result<std::optional<LeaseInfo>> Lease::Inspect(NatsConnection& connection,
                                                 const std::string& model) {
   ARROW_RETURN_NOT_OK(ValidateName("model", model));

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "teatree/bus/type_fwd.h"
 #include "teatree/common/status.h"
@@ -58,6 +59,8 @@ class Lease {
                                                 const std::string& model, const std::string& holder,
                                                 LeaseOptions options = {});
 
+  /// The models whose lease someone holds, sorted. Creates nothing.
+  static Result<std::vector<std::string>> HeldModels(NatsConnection& connection);
   /// Who holds `model`'s lease, or nullopt when nobody does. Creates nothing.
   static Result<std::optional<LeaseInfo>> Inspect(NatsConnection& connection,
                                                   const std::string& model);

@@ -35,6 +35,22 @@ Status Notifier::Publish(const std::string& subject, std::string_view body) {
                   "cannot publish a notification on " + subject);
 }
 
+Result<std::optional<Note>> LastNote(NatsConnection& connection, const std::string& subject) {
+  natsMsg* raw = nullptr;
+  jsErrCode error = jsErrCode(0);
+  const std::string stream(kNoteStream);
+  const natsStatus status =
+      js_GetLastMsg(&raw, connection.jetstream(), stream.c_str(), subject.c_str(), nullptr, &error);
+  if (status == NATS_NOT_FOUND || error == JSNoMessageFoundErr || error == JSStreamNotFoundErr) {
+    return std::optional<Note>();
+  }
+  ARROW_RETURN_NOT_OK(FromNats(status, "cannot read the last notification on " + subject, error));
+  bus_internal::MsgHandle msg(raw);
+  return std::optional<Note>(
+      Note{natsMsg_GetSubject(raw),
+           std::string(natsMsg_GetData(raw), static_cast<size_t>(natsMsg_GetDataLength(raw)))});
+}
+
 Result<std::unique_ptr<NoteSubscription>> NoteSubscription::Live(NatsConnection& connection,
                                                                  const std::string& subject) {
   natsSubscription* subscription = nullptr;

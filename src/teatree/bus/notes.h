@@ -52,6 +52,9 @@ struct Note {
   std::string body;
 };
 
+/// The newest notification the stream holds on `subject`, or nullopt when it has none.
+Result<std::optional<Note>> LastNote(NatsConnection& connection, const std::string& subject);
+
 /// Receives notifications of one subject (wildcards allowed). Use from one thread.
 class NoteSubscription {
  public:

@@ -54,6 +54,12 @@ inline std::string MessageId(std::string_view model, std::string_view request_id
   return std::string(model) + "/" + std::string(request_id);
 }
 
+/// teatree.note.<model>.~status: a manager's state, now and then ('~' is in no request
+/// id, so this never meets a request's subject).
+inline std::string ManagerStatusSubject(std::string_view model) {
+  return NoteSubject(model) + ".~status";
+}
+
 /// teatree-<model>: the durable pull consumer of a model's requests.
 inline std::string ConsumerName(std::string_view model) { return "teatree-" + std::string(model); }
 

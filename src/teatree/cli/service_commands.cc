@@ -30,7 +30,7 @@ struct Flags {
   std::string op, table, rows, schema, primary_key, set, where, sql, function, args, id;
   int64_t page_rows = 0, timeout_s = 60;
   ClientOptions watch_client, status_client;
-  std::string watch_model;
+  std::string watch_model, status_control;
   bool watch_json = false;
 };
 
@@ -193,6 +193,8 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
   auto* status = app.add_subcommand(
       "status", "Models, their managers (lease holders), queue backlog and versions");
   AddClientOptions(*status, f->status_client);
+  status->add_option("--control", f->status_control,
+                     "control catalog URL (default: sqlite://<data-dir>/control.sqlite)");
 
   return [=]() -> Status {
     if (serve->parsed()) {
@@ -239,7 +241,7 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
       return RunSubmit(f->submit, std::cout);
     }
     if (watch->parsed()) return RunWatch(f->watch_client, f->watch_model, f->watch_json, std::cout);
-    if (status->parsed()) return RunStatus(f->status_client, std::cout);
+    if (status->parsed()) return RunStatus(f->status_client, f->status_control, std::cout);
     return Status::OK();
   };
 }

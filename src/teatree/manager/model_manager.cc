@@ -240,6 +240,8 @@ Status ModelManager::Close() {
 
 int64_t ModelManager::version() const { return impl_->engine->version(); }
 int64_t ModelManager::published_version() const { return impl_->publisher->published(); }
+int64_t ModelManager::catalog_backlog() const { return impl_->catalog->pending(); }
+int64_t ModelManager::archive_backlog() const { return impl_->publisher->unfinished(); }
 Engine& ModelManager::engine() { return *impl_->engine; }
 const ManagerOptions& ModelManager::options() const { return impl_->options; }
 

@@ -69,6 +69,10 @@ class ModelManager {
 
   int64_t version() const;
   int64_t published_version() const;
+  /// Catalog updates not written yet (the catalog did not answer), and published versions
+  /// not archived yet: what `teatree status` shows as held back.
+  int64_t catalog_backlog() const;
+  int64_t archive_backlog() const;
   Engine& engine();
   const ManagerOptions& options() const;
 

@@ -106,6 +106,7 @@ Status VersionPublisher::PublishOnce() {
   while (!unfinished_.empty()) {
     ARROW_RETURN_NOT_OK(Finish(*unfinished_.begin()));
     unfinished_.erase(unfinished_.begin());
+    unfinished_count_ = static_cast<int64_t>(unfinished_.size());
   }
   Snapshot snapshot;
   {
@@ -127,6 +128,7 @@ Status VersionPublisher::PublishOnce() {
   }
   if (Status finished = Finish(snapshot.version); !finished.ok()) {
     unfinished_.insert(snapshot.version);
+    unfinished_count_ = static_cast<int64_t>(unfinished_.size());
     return finished;
   }
   ARROW_RETURN_NOT_OK(RemoveExpiredVersions());

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -53,6 +54,8 @@ class VersionPublisher {
   /// Publishes what is pending, then stops the thread.
   Status Stop();
   int64_t published() const;
+  /// Published versions not archived and recorded yet (their archive did not answer).
+  int64_t unfinished() const { return unfinished_count_; }
 
   /// Archives and records an already published version (used when reconciling at start).
   Status Finish(int64_t version);
@@ -70,6 +73,7 @@ class VersionPublisher {
   std::thread thread_;
   // Published versions still to archive and record; used by the publisher's thread only.
   std::set<int64_t> unfinished_;
+  std::atomic<int64_t> unfinished_count_{0};  // unfinished_.size(), for other threads.
 
   // State below is protected by mutex_.
   mutable std::mutex mutex_;

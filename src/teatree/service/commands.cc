@@ -13,6 +13,8 @@
 
 #include "teatree/bus/lease.h"
 #include "teatree/bus/nats_server.h"
+#include "teatree/bus/notes.h"
+#include "teatree/bus/subjects.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/table_format.h"
 #include "teatree/control/control_store.h"
@@ -223,24 +225,38 @@ Status RunWatch(const ClientOptions& options, const std::string& model, bool jso
   return Status::OK();
 }
 
-Status RunStatus(const ClientOptions& options, std::ostream& out) {
+Status RunStatus(const ClientOptions& options, const std::string& control_url, std::ostream& out) {
   ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options));
   std::vector<ModelRecord> models;
   const fs::path catalog = options.data_dir / "control.sqlite";
-  if (fs::exists(catalog)) {
-    ARROW_ASSIGN_OR_RAISE(auto control,
-                          ControlStore::Open("sqlite://" + fs::absolute(catalog).string()));
-    ARROW_ASSIGN_OR_RAISE(models, control->ListModels());
+  if (!control_url.empty() || fs::exists(catalog)) {
+    auto listed = [&]() -> Result<std::vector<ModelRecord>> {
+      ARROW_ASSIGN_OR_RAISE(
+          auto control,
+          ControlStore::Open(control_url.empty() ? "sqlite://" + fs::absolute(catalog).string()
+                                                 : control_url));
+      return control->ListModels();
+    }();
+    // The catalog may be down while the managers go on: show what the queue knows.
+    if (listed.ok()) {
+      models = std::move(*listed);
+    } else {
+      out << "control catalog unreachable (" << listed.status().message()
+          << "); models below come from the queue and the leases\n";
+    }
   }
   ARROW_ASSIGN_OR_RAISE(auto waiting, client->queue().ModelsWithBacklog());
+  ARROW_ASSIGN_OR_RAISE(auto leased, Lease::HeldModels(client->connection()));
+  waiting.insert(waiting.end(), leased.begin(), leased.end());
   for (const auto& model : waiting) {
     if (std::none_of(models.begin(), models.end(), [&](const auto& m) { return m.id == model; })) {
-      models.push_back({.id = model, .status = "queued"});
+      models.push_back({.id = model, .status = "unknown"});
     }
   }
   out << std::left << std::setw(20) << "model" << std::setw(10) << "status" << std::setw(10)
       << "version" << std::setw(11) << "published" << std::setw(9) << "backlog"
       << "manager (lease)\n";
+  std::vector<std::string> held_back;
   for (const auto& model : models) {
     ARROW_ASSIGN_OR_RAISE(auto backlog, client->queue().Backlog(model.id));
     ARROW_ASSIGN_OR_RAISE(auto lease, Lease::Inspect(client->connection(), model.id));
@@ -251,7 +267,21 @@ Status RunStatus(const ClientOptions& options, std::ostream& out) {
                         " ms)"
                   : std::string("none"))
         << "\n";
+    // What a running manager holds back because its catalog or archive does not answer.
+    if (!lease) continue;
+    ARROW_ASSIGN_OR_RAISE(auto note,
+                          LastNote(client->connection(), ManagerStatusSubject(model.id)));
+    auto state = note ? nlohmann::json::parse(note->body, nullptr, false) : nlohmann::json();
+    if (!state.is_object()) continue;
+    const int64_t catalog = state.value("catalog_backlog", int64_t{0});
+    const int64_t archive = state.value("archive_backlog", int64_t{0});
+    if (catalog > 0 || archive > 0) {
+      held_back.push_back(model.id + ": " + std::to_string(catalog) + " catalog updates and " +
+                          std::to_string(archive) +
+                          " versions to archive are waiting for their backends");
+    }
   }
+  for (const auto& line : held_back) out << line << "\n";
   if (models.empty()) out << "(no models yet)\n";
   return Status::OK();
 }

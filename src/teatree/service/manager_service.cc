@@ -328,6 +328,29 @@ class ServiceLoop {
   std::vector<bool> open_;
 };
 
+/// How often a manager publishes its state for `teatree status`.
+constexpr auto kStatusInterval = std::chrono::seconds(2);
+
+/// The manager's state on teatree.note.<model>.~status: versions and what it holds back
+/// because the catalog or the archive does not answer.
+void PublishStatus(Notifier& notifier, const ModelManager& manager, const std::string& holder) {
+  const std::string& model = manager.options().model;
+  Status status = notifier.Publish(
+      ManagerStatusSubject(model),
+      nlohmann::json{{"type", "manager_status"},
+                     {"model", model},
+                     {"holder", holder},
+                     {"version", manager.version()},
+                     {"published_version", manager.published_version()},
+                     {"catalog_backlog", manager.catalog_backlog()},
+                     {"archive_backlog", manager.archive_backlog()},
+                     {"at", std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count()}}
+          .dump());
+  if (!status.ok()) spdlog::warn("model {}: {}", model, status.message());
+}
+
 std::string Holder() {
   char host[256] = {0};
   gethostname(host, sizeof(host) - 1);
@@ -373,7 +396,12 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
 
   Status status;
   auto last_work = Clock::now();
+  auto last_status = Clock::time_point();
   while (!stop && !lost) {
+    if (Clock::now() - last_status > kStatusInterval) {
+      last_status = Clock::now();
+      PublishStatus(*notifier, *manager, (*lease)->holder());
+    }
     auto deliveries = consumer->Fetch(options.batch_size, options.max_wait);
     if (!deliveries.ok()) {
       spdlog::warn("model {}: {}", model, deliveries.status().message());
