@@ -56,7 +56,6 @@ Status RunWatch(const ClientOptions& options, const std::string& model, bool jso
 /// `teatree status`: models, their managers (lease holders), queue backlog, versions, and
 /// what managers hold back while their catalog or archive does not answer. The catalog is
 /// `control_url`, or <data_dir>/control.sqlite when empty.
-Status RunStatus(const ClientOptions& options, const std::string& control_url,
-                 std::ostream& out);
+Status RunStatus(const ClientOptions& options, const std::string& control_url, std::ostream& out);
 
 }  // namespace teatree
