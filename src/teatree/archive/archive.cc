@@ -270,6 +270,50 @@ Result<ArchivedFile> Archive::WriteTable(const std::string& model, int64_t versi
                             status.message());
 }
 
+Result<ArchivedFile> Archive::PutFile(const std::string& model, int64_t version,
+                                      const std::string& name,
+                                      const std::filesystem::path& source) {
+  ARROW_RETURN_NOT_OK(CheckName("file", name));
+  ARROW_ASSIGN_OR_RAISE(const std::string dir, VersionDir(model, version));
+  const std::string final_path = Join(dir, name);
+  const std::string tmp = Join(dir, TemporaryName(name));
+  auto local = std::make_shared<arrow::fs::LocalFileSystem>();
+  Status status = fs_->CreateDir(dir, /*recursive=*/true);
+  if (status.ok()) {
+    status = arrow::fs::CopyFiles({{local, std::filesystem::absolute(source).string()}},
+                                  {{fs_, tmp}}, arrow::io::default_io_context(),
+                                  /*chunk_size=*/1 << 20, /*use_threads=*/false);
+  }
+  if (status.ok()) status = Publish(tmp, final_path);
+  if (status.ok()) {
+    Result<arrow::fs::FileInfo> info = fs_->GetFileInfo(final_path);
+    if (info.ok()) return ArchivedFile{FileUri(final_path), info->size(), 0};
+    status = info.status();
+  }
+  (void)fs_->DeleteFile(tmp);
+  return status.WithMessage("cannot copy ", source.string(), " to ", FileUri(final_path), ": ",
+                            status.message());
+}
+
+Status Archive::GetFile(const std::string& model, int64_t version, const std::string& name,
+                        const std::filesystem::path& target) {
+  ARROW_RETURN_NOT_OK(CheckName("file", name));
+  ARROW_ASSIGN_OR_RAISE(const std::string dir, VersionDir(model, version));
+  const std::string path = Join(dir, name);
+  ARROW_ASSIGN_OR_RAISE(arrow::fs::FileInfo info, fs_->GetFileInfo(path));
+  if (info.type() == arrow::fs::FileType::NotFound) {
+    return Status::KeyError(FileUri(path), " is not in the archive");
+  }
+  auto local = std::make_shared<arrow::fs::LocalFileSystem>();
+  Status status =
+      arrow::fs::CopyFiles({{fs_, path}}, {{local, std::filesystem::absolute(target).string()}},
+                           arrow::io::default_io_context(), /*chunk_size=*/1 << 20,
+                           /*use_threads=*/false);
+  return status.ok() ? status
+                     : status.WithMessage("cannot copy ", FileUri(path), " to ", target.string(),
+                                          ": ", status.message());
+}
+
 Result<std::shared_ptr<arrow::Table>> Archive::ReadTable(const std::string& model, int64_t version,
                                                          const std::string& table) {
   ARROW_RETURN_NOT_OK(CheckName("table", table));

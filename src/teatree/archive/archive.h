@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +58,14 @@ class Archive {
   /// the final name is untouched.
   Result<ArchivedFile> WriteTable(const std::string& model, int64_t version,
                                   const std::string& table, arrow::RecordBatchReader& rows);
+
+  /// Copies the local file `source` to <root>/<model>/v<version>/<name> (e.g. a version file
+  /// mirrored beside its tables), under a temporary name first, then moved into place.
+  Result<ArchivedFile> PutFile(const std::string& model, int64_t version, const std::string& name,
+                               const std::filesystem::path& source);
+  /// Copies <root>/<model>/v<version>/<name> to the local file `target`. KeyError if absent.
+  Status GetFile(const std::string& model, int64_t version, const std::string& name,
+                 const std::filesystem::path& target);
 
   /// Reads a table back whole. KeyError if that model, version or table was never archived.
   Result<std::shared_ptr<arrow::Table>> ReadTable(const std::string& model, int64_t version,

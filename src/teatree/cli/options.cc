@@ -12,6 +12,9 @@ void AddModelOptions(CLI::App& command, ManagerOptions& options) {
   command.add_option("--input-dir", options.input_dirs,
                      "directory that source and attach paths may point into (repeatable; "
                      "default: <data-dir>/input)");
+  command.add_flag("--mirror-versions", options.mirror_versions,
+                   "also copy each version file into the archive (for teatree pull "
+                   "--from-archive)");
   command.add_option("--functions", options.functions_file,
                      "JSON file of SQL functions for invoke (besides the built-ins)");
 }

@@ -9,11 +9,16 @@
 #include <map>
 #include <sstream>
 
+#include "teatree/archive/archive.h"
+#include "teatree/common/file_util.h"
 #include "teatree/common/sql_quote.h"
 #include "teatree/common/table_format.h"
 #include "teatree/control/control_store.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
+#include "teatree/engine/duckdb/duckdb_engine.h"
+#include "teatree/manager/version_publisher.h"
 #include "teatree/request/codec.h"
+#include "teatree/request/names.h"
 
 namespace teatree {
 namespace {
@@ -218,6 +223,55 @@ Status RunInspect(const fs::path& file, const std::string& sql, std::ostream& ou
   ARROW_ASSIGN_OR_RAISE(auto table, connection->QueryTable(counts));
   ARROW_ASSIGN_OR_RAISE(auto text, FormatTable(*table));
   out << text;
+  return Status::OK();
+}
+
+Status RunPull(const PullOptions& options, std::ostream& out) {
+  ARROW_RETURN_NOT_OK(ValidateName("model", options.model));
+  ARROW_ASSIGN_OR_RAISE(auto archive, Archive::Open(options.archive_url));
+  int64_t version = options.version;
+  if (version == 0) {
+    ARROW_ASSIGN_OR_RAISE(auto versions, archive->ListVersions(options.model));
+    if (versions.empty()) {
+      return Status::KeyError("model ", options.model, " has no archived version in ",
+                              options.archive_url);
+    }
+    version = versions.back();
+  }
+  const fs::path tmp = options.output.string() + ".tmp";
+  const fs::path tmp_checksum = options.output.string() + ".sha256.tmp";
+  auto fetch = [&]() -> Status {
+    const std::string name = kMirroredVersionFile;
+    Status got = archive->GetFile(options.model, version, name, tmp);
+    if (got.IsKeyError()) {
+      return got.WithMessage(got.message(),
+                             ": its manager mirrors version files only with --mirror-versions");
+    }
+    ARROW_RETURN_NOT_OK(got);
+    ARROW_RETURN_NOT_OK(archive->GetFile(options.model, version, name + ".sha256", tmp_checksum));
+    std::string expected;
+    std::ifstream(tmp_checksum) >> expected;
+    ARROW_ASSIGN_OR_RAISE(std::string actual, Sha256File(tmp));
+    if (actual != expected) {
+      return Status::IOError("version ", version, " of model ", options.model,
+                             " does not match its checksum (sha256 ", actual, ", expected ",
+                             expected, "): the download or the archive is damaged");
+    }
+    ARROW_ASSIGN_OR_RAISE(int64_t holds, DuckEngine::ReadFileVersion(tmp));
+    if (holds != version) {
+      return Status::IOError("the archive's version ", version, " of model ", options.model,
+                             " holds version ", holds);
+    }
+    return DurableRename(tmp, options.output);
+  };
+  Status status = fetch();
+  std::error_code ignored;
+  fs::remove(tmp, ignored);
+  fs::remove(tmp_checksum, ignored);
+  ARROW_RETURN_NOT_OK(status);
+  out << "pulled model " << options.model << " version " << version << " ("
+      << fs::file_size(options.output) << " bytes, sha256 verified) to " << options.output.string()
+      << std::endl;
   return Status::OK();
 }
 

@@ -36,6 +36,20 @@ Status RunVersions(const std::filesystem::path& data_dir, const std::string& mod
 /// and row counts of its newest published version.
 Status RunCatalog(const std::filesystem::path& data_dir, std::ostream& out);
 
+struct PullOptions {
+  /// The archive the managers mirror version files into (--mirror-versions).
+  std::string archive_url;
+  std::string model;
+  /// 0: the newest archived version.
+  int64_t version = 0;
+  std::filesystem::path output;
+};
+
+/// `teatree pull --from-archive`: downloads a version file mirrored in the archive, checks
+/// its SHA-256 against the checksum published with it and that it holds that version, then
+/// moves it into place as `output`, a DuckDB file any client opens.
+Status RunPull(const PullOptions& options, std::ostream& out);
+
 /// `teatree inspect`: opens a model or version file read-only, as any DuckDB client would,
 /// and prints its Teatree version and tables with row counts, or the result of `sql`.
 Status RunInspect(const std::filesystem::path& file, const std::string& sql, std::ostream& out);

@@ -176,7 +176,8 @@ Result<std::unique_ptr<ModelManager>> ModelManager::Open(const ManagerOptions& o
   const int64_t catalog_version = start.current_version;
   impl->catalog = std::make_unique<CatalogRecorder>(*impl->control, std::move(start));
   impl->publisher = std::make_unique<VersionPublisher>(
-      PublisherOptions{o.data_dir, o.model, o.retention_grace, o.publish_interval, o.on_published},
+      PublisherOptions{o.data_dir, o.model, o.retention_grace, o.publish_interval, o.on_published,
+                       o.mirror_versions},
       *impl->engine, impl->writer_mutex, *impl->catalog, impl->archive.get(), published);
   ARROW_RETURN_NOT_OK(impl->Reconcile(published, catalog_version));
   impl->publisher->Start();

@@ -23,6 +23,9 @@ struct ManagerOptions {
   std::string control_url;
   /// Archive URL or directory; empty means <data_dir>/archive, "none" disables archiving.
   std::string archive_url;
+  /// Also copy each version file (and its checksum) into the archive, beside its tables,
+  /// as <archive>/<model>/v<N>/version.duckdb: what `teatree pull --from-archive` fetches.
+  bool mirror_versions = false;
   /// Where `source` and `attach` paths may point; empty means <data_dir>/input.
   std::vector<std::filesystem::path> input_dirs;
   /// JSON file of SQL functions for `invoke`, besides the built-ins; may be empty.

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "teatree/archive/archive.h"
@@ -21,6 +22,7 @@
 #include "teatree/control/postgres_server.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
 #include "teatree/engine/engine.h"
+#include "teatree/manager/commands.h"
 #include "teatree/request/codec.h"
 
 namespace teatree {
@@ -388,6 +390,49 @@ TEST(ModelManagerS3Test, VersionsPublishedWhileTheArchiveIsDownAreArchivedWhenIt
         << "version " << record.version;
   }
   EXPECT_EQ(archive->ListVersions("sales").ValueOrDie().back(), 2);
+}
+
+// Version files mirrored into an S3 archive come back with `teatree pull --from-archive`,
+// checked against their SHA-256; a damaged one is refused and nothing is left behind.
+TEST(ModelManagerS3Test, PullFromTheArchiveChecksTheVersionFile) {
+  auto dir = TempDir::Make("teatree-manager-pull-test-").ValueOrDie();
+  auto s3 = S3TestServer::Start(TEATREE_PYTHON, dir->path() / "s3.log").ValueOrDie();
+  ASSERT_TRUE(s3->CreateBucket("lake").ok());
+  const std::string url = s3->ArchiveUrl("lake", "archive");
+  auto manager = ModelManager::Open({.data_dir = dir->path() / "data",
+                                     .model = "sales",
+                                     .archive_url = url,
+                                     .mirror_versions = true})
+                     .ValueOrDie();
+  ASSERT_TRUE(manager->Apply({DecodeRequest(kCreate).ValueOrDie()}).ok());
+  ASSERT_TRUE(manager->Apply({DecodeRequest(kAppend).ValueOrDie()}).ok());
+  ASSERT_TRUE(manager->WaitPublished(2, seconds(60)).ok());
+
+  const fs::path pulled = dir->path() / "laptop" / "sales.duckdb";
+  fs::create_directories(pulled.parent_path());
+  std::ostringstream said;
+  Status status = RunPull({.archive_url = url, .model = "sales", .output = pulled}, said);
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  EXPECT_NE(said.str().find("version 2"), std::string::npos) << said.str();
+  auto db = DuckDatabase::Open({.path = pulled.string(), .read_only = true}).ValueOrDie();
+  auto rows = db->Connect().ValueOrDie()->QueryTable("SELECT count(*) FROM orders").ValueOrDie();
+  EXPECT_EQ(rows->column(0)->GetScalar(0).ValueOrDie()->ToString(), "2");
+
+  // A checksum that does not match: refused, nothing written.
+  const fs::path wrong = dir->path() / "wrong.sha256";
+  std::ofstream(wrong) << std::string(64, '0') << "  version.duckdb\n";
+  auto archive = Archive::Open(url).ValueOrDie();
+  ASSERT_TRUE(archive->PutFile("sales", 2, "version.duckdb.sha256", wrong).ok());
+  const fs::path second = dir->path() / "laptop" / "again.duckdb";
+  status = RunPull({.archive_url = url, .model = "sales", .version = 2, .output = second}, said);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("does not match its checksum"), std::string::npos)
+      << status.ToString();
+  EXPECT_FALSE(fs::exists(second));
+  EXPECT_FALSE(fs::exists(second.string() + ".tmp"));
+  // A version that was never archived.
+  status = RunPull({.archive_url = url, .model = "sales", .version = 9, .output = second}, said);
+  EXPECT_TRUE(status.IsKeyError()) << status.ToString();
 }
 
 }  // namespace

@@ -179,6 +179,12 @@ Status VersionPublisher::Finish(int64_t version) {
     }
     records.push_back(std::move(record));
   }
+  if (archive_ != nullptr && options_.mirror_versions) {
+    const std::string name = kMirroredVersionFile;
+    ARROW_RETURN_NOT_OK(archive_->PutFile(options_.model, version, name, file).status());
+    ARROW_RETURN_NOT_OK(
+        archive_->PutFile(options_.model, version, name + ".sha256", ChecksumPath(file)).status());
+  }
   catalog_.Published(version, std::move(records));
   return Status::OK();
 }

@@ -27,7 +27,12 @@ struct PublisherOptions {
   std::chrono::milliseconds min_interval = std::chrono::milliseconds(500);
   /// Called from the publisher's thread after each version is published; may be empty.
   std::function<void(int64_t version)> on_published;
+  /// Also copy each version file and its checksum into the archive (kMirroredVersionFile).
+  bool mirror_versions = false;
 };
+
+/// The name of a version file mirrored into the archive, in <archive>/<model>/v<N>/.
+inline constexpr const char* kMirroredVersionFile = "version.duckdb";
 
 /// Turns committed versions into immutable version files, off the writer's path. Its thread
 /// waits for a version newer than the published one, freezes it under the writer lock
