@@ -503,6 +503,22 @@ TEST(ControlStoreUrlTest, UnreachablePostgresqlIsAClearErrorWithoutThePassword) 
   EXPECT_FALSE(Contains(store.status().message(), "secret")) << store.status();
 }
 
+TEST(ControlStoreUrlTest, WrongPostgresqlPasswordIsAClearErrorWithoutThePassword) {
+  auto dir = TempDir::Make("teatree-postgres-auth-").ValueOrDie();
+  std::filesystem::permissions(dir->path(), std::filesystem::perms::others_exec,
+                               std::filesystem::perm_options::add);
+  auto server =
+      PostgresServer::Start({.dir = dir->path() / "pg", .password = "right-one"}).ValueOrDie();
+  ASSERT_TRUE(ControlStore::Open(server->url()).ok());
+  std::string wrong = server->url();
+  wrong.replace(wrong.find("right-one"), 9, "wrong-one");
+  auto store = ControlStore::Open(wrong);
+  ASSERT_FALSE(store.ok());
+  EXPECT_TRUE(Contains(store.status().message(), "password authentication failed"))
+      << store.status();
+  EXPECT_FALSE(Contains(store.status().message(), "wrong-one")) << store.status();
+}
+
 TEST(ControlStoreUrlTest, MissingDirectoryIsNamed) {
   ASSERT_OK_AND_ASSIGN(auto dir, TempDir::Make("teatree-control-url-test-"));
   const std::filesystem::path missing = dir->path() / "not" / "there";

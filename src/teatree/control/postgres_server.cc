@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -66,12 +67,26 @@ Result<std::unique_ptr<PostgresServer>> PostgresServer::Start(
   if (ec) return Status::IOError("cannot create ", options.dir.string(), ": ", ec.message());
   ARROW_RETURN_NOT_OK(GiveTo(options.dir, user));
   const fs::path log = options.dir / "postgres.log";
-  ARROW_ASSIGN_OR_RAISE(
-      auto initdb,
-      Subprocess::Spawn({.argv = AsUser(user, {(options.bin_dir / "initdb").string(), "-D",
-                                               (options.dir / "data").string(), "-U", user.pw_name,
-                                               "--auth=trust", "--no-sync", "-E", "UTF8"}),
-                         .log_path = log}));
+  std::vector<std::string> initdb_argv{(options.bin_dir / "initdb").string(),
+                                       "-D",
+                                       (options.dir / "data").string(),
+                                       "-U",
+                                       user.pw_name,
+                                       "--auth-local=trust",
+                                       "--no-sync",
+                                       "-E",
+                                       "UTF8"};
+  if (options.password.empty()) {
+    initdb_argv.push_back("--auth-host=trust");
+  } else {
+    const fs::path pwfile = options.dir / "pwfile";
+    std::ofstream(pwfile) << options.password << "\n";
+    ARROW_RETURN_NOT_OK(GiveTo(options.dir, user));
+    initdb_argv.push_back("--auth-host=scram-sha-256");
+    initdb_argv.push_back("--pwfile=" + pwfile.string());
+  }
+  ARROW_ASSIGN_OR_RAISE(auto initdb,
+                        Subprocess::Spawn({.argv = AsUser(user, initdb_argv), .log_path = log}));
   ARROW_ASSIGN_OR_RAISE(int code, initdb->Wait(options.start_timeout));
   if (code != 0) {
     return Status::IOError("initdb failed with code ", code, ": see ", log.string());
@@ -108,7 +123,9 @@ Status PostgresServer::Launch() {
 }
 
 std::string PostgresServer::url(const std::string& database) const {
-  return "postgresql://" + user_ + "@127.0.0.1:" + std::to_string(options_.port) + "/" + database;
+  const std::string password = options_.password.empty() ? "" : ":" + options_.password;
+  return "postgresql://" + user_ + password + "@127.0.0.1:" + std::to_string(options_.port) + "/" +
+         database;
 }
 
 Status PostgresServer::CreateDatabase(const std::string& name) {

@@ -20,6 +20,8 @@ struct PostgresServerOptions {
   /// Where initdb and postgres are; Debian's PostgreSQL 15 by default.
   std::filesystem::path bin_dir = "/usr/lib/postgresql/15/bin";
   std::chrono::milliseconds start_timeout = std::chrono::seconds(60);
+  /// When set, TCP connections must give this password (SCRAM); otherwise they are trusted.
+  std::string password;
 };
 
 /// A private PostgreSQL server on 127.0.0.1, for tests and local trials of the PostgreSQL
@@ -34,7 +36,7 @@ class PostgresServer {
   PostgresServer(const PostgresServer&) = delete;
   PostgresServer& operator=(const PostgresServer&) = delete;
 
-  /// postgresql://<user>@127.0.0.1:<port>/<database>
+  /// postgresql://<user>[:<password>]@127.0.0.1:<port>/<database>
   std::string url(const std::string& database = "postgres") const;
   /// Creates an empty database.
   Status CreateDatabase(const std::string& name);
