@@ -51,7 +51,7 @@ std::vector<std::string> ManagerArgs(const ManagerOptions& models, size_t batch_
   if (!models.control_url.empty()) args.insert(args.end(), {"--control", models.control_url});
   if (!models.archive_url.empty()) args.insert(args.end(), {"--archive", models.archive_url});
   for (const auto& dir : models.input_dirs) args.insert(args.end(), {"--input-dir", dir.string()});
-  if (models.mirror_versions) args.push_back("--mirror-versions");
+  if (models.mirror_versions) args.emplace_back("--mirror-versions");
   if (!models.functions_file.empty()) {
     args.insert(args.end(), {"--functions", models.functions_file.string()});
   }

@@ -77,12 +77,12 @@ Result<std::unique_ptr<PostgresServer>> PostgresServer::Start(
                                        "-E",
                                        "UTF8"};
   if (options.password.empty()) {
-    initdb_argv.push_back("--auth-host=trust");
+    initdb_argv.emplace_back("--auth-host=trust");
   } else {
     const fs::path pwfile = options.dir / "pwfile";
     std::ofstream(pwfile) << options.password << "\n";
     ARROW_RETURN_NOT_OK(GiveTo(options.dir, user));
-    initdb_argv.push_back("--auth-host=scram-sha-256");
+    initdb_argv.emplace_back("--auth-host=scram-sha-256");
     initdb_argv.push_back("--pwfile=" + pwfile.string());
   }
   ARROW_ASSIGN_OR_RAISE(auto initdb,
