@@ -142,10 +142,12 @@ class ServiceLoop {
   /// brings the manager down is found and given up after MaxDeliver attempts. An error only
   /// when the manager must stop.
   Status Process(std::vector<Delivery>& deliveries) {
-    open_.assign(deliveries.size(), true);
-    deliveries_ = &deliveries;
-    // Everything held stays ours while earlier requests apply.
-    Ticker ticker(TickInterval(), [this] { KeepInProgress(); });
+    {
+      // From here on the ticker keeps everything held ours while earlier requests apply.
+      std::lock_guard lock(settle_mutex_);
+      open_.assign(deliveries.size(), true);
+      deliveries_ = &deliveries;
+    }
     // Requests move into two groups, each beside the index of its delivery.
     std::vector<Request> fresh, redelivered;
     std::vector<size_t> fresh_at, redelivered_at;
@@ -173,7 +175,9 @@ class ServiceLoop {
       }
       suspects_.Settled(id);
     }
+    std::lock_guard lock(settle_mutex_);
     deliveries_ = nullptr;
+    open_.clear();
     return status;
   }
 
@@ -214,6 +218,7 @@ class ServiceLoop {
 
   void KeepInProgress() {
     std::lock_guard lock(settle_mutex_);
+    if (deliveries_ == nullptr) return;
     for (size_t i = 0; i < open_.size(); ++i) {
       if (!open_[i]) continue;
       Status status = (*deliveries_)[i].InProgress();
@@ -322,10 +327,12 @@ class ServiceLoop {
   ModelManager& manager_;
   Lease& lease_;
   Suspects suspects_;
-  // The deliveries of the Process() call under way; open_[i]: not settled yet.
+  // The deliveries of the Process() call under way; open_[i]: not settled yet. Protected by
+  // settle_mutex_ (the ticker reads them).
   std::mutex settle_mutex_;
   std::vector<Delivery>* deliveries_ = nullptr;
   std::vector<bool> open_;
+  Ticker ticker_{TickInterval(), [this] { KeepInProgress(); }};  // Last: uses the above.
 };
 
 /// How often a manager publishes its state for `teatree status`.
