@@ -86,6 +86,20 @@ class ReaderPool {
   int created_ = 0;
 };
 
+/// SQL that confines what SQL on the model (queries, functions, attach) may touch on disk or
+/// the network to the input directories: no file or URL readers elsewhere, no COPY out, no
+/// INSTALL or LOAD. The model's own files are DuckDB's business and stay reachable; once
+/// set, external access cannot be turned back on while the database runs.
+std::string ConfineFileAccessSql(const std::vector<fs::path>& input_dirs) {
+  std::string allowed;
+  for (const auto& dir : input_dirs) {
+    std::string path = fs::absolute(dir).lexically_normal().string();
+    if (!path.ends_with('/')) path += '/';
+    allowed += (allowed.empty() ? "" : ", ") + SqlStringLiteral(path);
+  }
+  return "SET allowed_directories = [" + allowed + "]; SET enable_external_access = false;";
+}
+
 }  // namespace
 
 struct DuckEngine::Impl {
@@ -251,6 +265,7 @@ Result<std::unique_ptr<DuckEngine>> DuckEngine::Open(const EngineOptions& option
   if (options.threads > 0) db_options.settings["threads"] = std::to_string(options.threads);
   ARROW_ASSIGN_OR_RAISE(impl->db, DuckDatabase::Open(db_options));
   ARROW_ASSIGN_OR_RAISE(impl->writer, impl->db->Connect());
+  ARROW_RETURN_NOT_OK(impl->writer->Execute(ConfineFileAccessSql(options.input_dirs)));
   ARROW_RETURN_NOT_OK(impl->Load());
   impl->readers = std::make_unique<ReaderPool>(impl->db);
   return std::unique_ptr<DuckEngine>(new DuckEngine(std::move(impl)));

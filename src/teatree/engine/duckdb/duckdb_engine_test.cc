@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "teatree/common/temp_dir.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
@@ -161,6 +162,28 @@ TEST_F(DuckEngineTest, ManySmallAppendsInOneBatchKeepTheirOwnOutcomes) {
       << result.outcomes[30].error;
   EXPECT_EQ(Scalar("SELECT count(*) FROM orders"), "98");
   EXPECT_EQ(engine_->version(), 2);
+}
+
+TEST_F(DuckEngineTest, SqlCannotReachFilesOutsideTheInputDirectories) {
+  CreateOrders();
+  { std::ofstream(dir_->path() / "input" / "ok.csv") << "a\n1\n2\n"; }
+  const std::string outside = (dir_->path() / "secret.csv").string();
+  { std::ofstream(outside) << "a\n42\n"; }
+  auto query = [&](const std::string& id, const std::string& sql) {
+    return Apply({R"({"request_id":")" + id + R"(","model":"sales","op":"query","sql":)" +
+                  nlohmann::json(sql).dump() + "}"})
+        .outcomes[0];
+  };
+  auto secret = query("q1", "SELECT * FROM read_csv('" + outside + "')");
+  EXPECT_EQ(secret.status, "rejected");
+  EXPECT_NE(secret.error.find("disabled by configuration"), std::string::npos) << secret.error;
+  auto copy = query("q2", "COPY (SELECT 1) TO '" + (dir_->path() / "out.csv").string() + "'");
+  EXPECT_EQ(copy.status, "rejected");
+  EXPECT_FALSE(std::filesystem::exists(dir_->path() / "out.csv"));
+  auto allowed = query(
+      "q3", "SELECT sum(a) FROM read_csv('" + (dir_->path() / "input" / "ok.csv").string() + "')");
+  EXPECT_EQ(allowed.status, "applied") << allowed.error;
+  EXPECT_EQ(Scalar("SELECT 1"), "1");  // Still serving.
 }
 
 TEST_F(DuckEngineTest, OnlyRejectionsLeaveTheVersionAlone) {
