@@ -270,10 +270,17 @@ Result<std::string> Sha256File(const std::filesystem::path& path) {
   return ToHex(digest, size);
 }
 
-std::string Sha256Hex(std::string_view data) {
+std::string Sha256Hex(std::string_view data) { return Sha256Hex({data}); }
+
+std::string Sha256Hex(std::initializer_list<std::string_view> parts) {
+  DigestContext context(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  bool ok = context != nullptr && EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) == 1;
+  for (std::string_view part : parts) {
+    ok = ok && EVP_DigestUpdate(context.get(), part.data(), part.size()) == 1;
+  }
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &size, EVP_sha256(), nullptr) != 1) {
+  if (!ok || EVP_DigestFinal_ex(context.get(), digest, &size) != 1) {
     // SHA-256 over memory fails only if OpenSSL itself is broken (e.g. a FIPS provider that
     // failed its self-test); there is no sensible value to return.
     std::fprintf(stderr, "teatree: OpenSSL cannot compute SHA-256\n");

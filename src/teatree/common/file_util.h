@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -49,5 +50,7 @@ Result<std::string> Sha256File(const std::filesystem::path& path);
 
 /// SHA-256 of `data` as 64 lowercase hex digits.
 std::string Sha256Hex(std::string_view data);
+/// SHA-256 of the parts one after another, as 64 lowercase hex digits.
+std::string Sha256Hex(std::initializer_list<std::string_view> parts);
 
 }  // namespace teatree

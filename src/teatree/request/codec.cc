@@ -1,11 +1,10 @@
 #include "teatree/request/codec.h"
 
 #include <arrow/util/base64.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
-#include <initializer_list>
 
+#include "teatree/common/file_util.h"
 #include "teatree/request/message_internal.h"
 #include "teatree/request/names.h"
 
@@ -501,25 +500,6 @@ json CanonicalJson(const Request& request, bool with_id) {
     out["path"] = request.path;
   }
   return out;
-}
-
-/// SHA-256 of the parts one after another, as lowercase hex.
-std::string Sha256Hex(std::initializer_list<std::string_view> parts) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_MD_CTX* context = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(context, EVP_sha256(), nullptr);
-  for (std::string_view part : parts) EVP_DigestUpdate(context, part.data(), part.size());
-  EVP_DigestFinal_ex(context, digest, &length);
-  EVP_MD_CTX_free(context);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(size_t{2} * length);
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 0xf];
-  }
-  return hex;
 }
 
 }  // namespace
