@@ -16,7 +16,6 @@ namespace teatree {
 namespace {
 
 using bus_internal::ConsumerInfoHandle;
-using bus_internal::MsgHandle;
 using bus_internal::Nanos;
 using bus_internal::PubAckHandle;
 
@@ -185,32 +184,21 @@ Status ModelConsumer::PullOnce(int batch, std::chrono::milliseconds expires,
 
 Status ModelConsumer::DeadLetter(Delivery& delivery, std::string_view error) {
   const std::string subject = DeadLetterSubject(model_);
-  const std::string request_id(delivery.request_id());
-  const std::string_view body = delivery.body();
-  const std::string context = "cannot dead-letter request " + request_id + " of model " + model_;
-  natsMsg* raw = nullptr;
-  ARROW_RETURN_NOT_OK(FromNats(
-      natsMsg_Create(&raw, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())),
-      context));
-  MsgHandle msg(raw);
-  ARROW_RETURN_NOT_OK(
-      FromNats(natsMsgHeader_Set(raw, kErrorHeader, OneLine(error).c_str()), context));
-  ARROW_RETURN_NOT_OK(FromNats(natsMsgHeader_Set(raw, kModelHeader, model_.c_str()), context));
-  ARROW_RETURN_NOT_OK(FromNats(
-      natsMsgHeader_Set(raw, kDeliveriesHeader, std::to_string(delivery.delivery_count()).c_str()),
-      context));
-  if (!request_id.empty()) {
-    ARROW_RETURN_NOT_OK(FromNats(
-        natsMsgHeader_Set(raw, kMsgIdHeader, std::string(delivery.message_id()).c_str()), context));
+  const std::string context =
+      "cannot dead-letter request " + std::string(delivery.request_id()) + " of model " + model_;
+  std::vector<std::pair<const char*, std::string>> headers{
+      {kErrorHeader, OneLine(error)},
+      {kModelHeader, model_},
+      {kDeliveriesHeader, std::to_string(delivery.delivery_count())}};
+  if (!delivery.message_id().empty()) {
+    headers.emplace_back(kMsgIdHeader, std::string(delivery.message_id()));
   }
-  jsPubOptions options;
-  jsPubOptions_Init(&options);
-  const std::string stream(kDeadLetterStream);
-  options.ExpectStream = stream.c_str();
-  jsPubAck* ack = nullptr;
+  ARROW_ASSIGN_OR_RAISE(auto msg,
+                        bus_internal::MakeMessage(subject, delivery.body(), headers, context));
+  PubAckHandle ack;
   jsErrCode code = jsErrCode(0);
-  const natsStatus status = js_PublishMsg(&ack, connection_.jetstream(), raw, &options, &code);
-  PubAckHandle ack_handle(ack);
+  const natsStatus status = bus_internal::PublishToStream(
+      connection_.jetstream(), msg.get(), std::string(kDeadLetterStream), &ack, &code);
   ARROW_RETURN_NOT_OK(FromNats(status, context + " to " + subject, code));
   return delivery.Term();
 }

@@ -14,7 +14,6 @@
 namespace teatree {
 namespace {
 
-using bus_internal::MsgHandle;
 using bus_internal::PubAckHandle;
 
 // NATS servers accept at most 64 MiB per message.
@@ -85,24 +84,14 @@ Result<PublishAck> RequestQueue::Submit(const std::string& model, const std::str
                            " bytes: pass large data by reference (a file the manager can "
                            "read) instead of inline");
   }
-  const std::string subject = RequestSubject(model);
-  natsMsg* raw_msg = nullptr;
-  ARROW_RETURN_NOT_OK(FromNats(natsMsg_Create(&raw_msg, subject.c_str(), nullptr, body.data(),
-                                              static_cast<int>(body.size())),
-                               "cannot build the message for request " + request_id));
-  MsgHandle msg(raw_msg);
-  const std::string message_id = MessageId(model, request_id);
-  ARROW_RETURN_NOT_OK(FromNats(natsMsgHeader_Set(raw_msg, kMsgIdHeader, message_id.c_str()),
-                               "cannot set the message id of request " + request_id));
-  jsPubOptions publish_options;
-  jsPubOptions_Init(&publish_options);
-  const std::string stream(kRequestStream);
-  publish_options.ExpectStream = stream.c_str();
-  jsPubAck* raw_ack = nullptr;
+  ARROW_ASSIGN_OR_RAISE(
+      auto msg, bus_internal::MakeMessage(RequestSubject(model), body,
+                                          {{kMsgIdHeader, MessageId(model, request_id)}},
+                                          "cannot build the message for request " + request_id));
+  PubAckHandle ack;
   jsErrCode error = jsErrCode(0);
-  const natsStatus status =
-      js_PublishMsg(&raw_ack, connection_.jetstream(), raw_msg, &publish_options, &error);
-  PubAckHandle ack(raw_ack);
+  const natsStatus status = bus_internal::PublishToStream(
+      connection_.jetstream(), msg.get(), std::string(kRequestStream), &ack, &error);
   if (status != NATS_OK) {
     return PublishError(status, error, model, request_id, connection_.request_timeout());
   }

@@ -87,6 +87,31 @@ Status UpdateIfNeeded(jsCtx* js, jsStreamConfig& found, const StreamSpec& spec) 
 
 }  // namespace
 
+Result<MsgHandle> MakeMessage(const std::string& subject, std::string_view body,
+                              const std::vector<std::pair<const char*, std::string>>& headers,
+                              const std::string& context) {
+  natsMsg* raw = nullptr;
+  ARROW_RETURN_NOT_OK(FromNats(
+      natsMsg_Create(&raw, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())),
+      context));
+  MsgHandle msg(raw);
+  for (const auto& [name, value] : headers) {
+    ARROW_RETURN_NOT_OK(FromNats(natsMsgHeader_Set(raw, name, value.c_str()), context));
+  }
+  return msg;
+}
+
+natsStatus PublishToStream(jsCtx* js, natsMsg* msg, const std::string& stream, PubAckHandle* ack,
+                           jsErrCode* error) {
+  jsPubOptions options;
+  jsPubOptions_Init(&options);
+  options.ExpectStream = stream.c_str();
+  jsPubAck* raw = nullptr;
+  const natsStatus status = js_PublishMsg(&raw, js, msg, &options, error);
+  ack->reset(raw);
+  return status;
+}
+
 Result<StreamInfoHandle> GetStreamInfo(jsCtx* js, const std::string& stream,
                                        const std::string& subjects_filter) {
   jsOptions options;

@@ -4,6 +4,9 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "teatree/bus/nats_handles_internal.h"
 #include "teatree/common/status.h"
@@ -26,6 +29,17 @@ struct StreamSpec {
   /// it is (false: clients, which must not undo what the server's operator chose).
   bool update_existing = true;
 };
+
+/// A message to `subject` carrying `body` and `headers` (name, value); errors start with
+/// `context`.
+Result<MsgHandle> MakeMessage(const std::string& subject, std::string_view body,
+                              const std::vector<std::pair<const char*, std::string>>& headers,
+                              const std::string& context);
+
+/// Publishes `msg` and waits for JetStream's ack, expecting `stream` to store it. On failure
+/// `*error` holds JetStream's error code, if any.
+natsStatus PublishToStream(jsCtx* js, natsMsg* msg, const std::string& stream, PubAckHandle* ack,
+                           jsErrCode* error);
 
 /// Creates the stream when absent. When it exists, updates the duplicate window, maximum
 /// message size and age if they differ (the last process to call this wins), and refuses a
