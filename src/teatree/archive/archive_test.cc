@@ -353,9 +353,7 @@ TEST(ArchiveOpenTest, CheckNamesAMissingBucketAndAnUnreachableServer) {
   EXPECT_TRUE(Archive::Open(SharedS3().ArchiveUrl("there", "a")).ValueOrDie()->Check().ok());
 
   const int port = FreeLoopbackPort().ValueOrDie();
-  auto closed = Archive::Open("s3://there/a?endpoint_override=127.0.0.1:" + std::to_string(port) +
-                              "&scheme=http&region=us-east-1")
-                    .ValueOrDie();
+  auto closed = Archive::Open(S3TestServer::ArchiveUrlAt(port, "there", "a")).ValueOrDie();
   status = closed->Check();
   EXPECT_TRUE(status.IsIOError()) << status.ToString();
   EXPECT_TRUE(Contains(status, "is unreachable")) << status.ToString();

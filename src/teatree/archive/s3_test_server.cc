@@ -42,7 +42,12 @@ Result<std::unique_ptr<S3TestServer>> S3TestServer::Start(const std::string& pyt
 std::string S3TestServer::endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
 
 std::string S3TestServer::ArchiveUrl(const std::string& bucket, const std::string& prefix) const {
-  return "s3://" + bucket + "/" + prefix + "?endpoint_override=" + endpoint() +
+  return ArchiveUrlAt(port_, bucket, prefix);
+}
+
+std::string S3TestServer::ArchiveUrlAt(int port, const std::string& bucket,
+                                       const std::string& prefix) {
+  return "s3://" + bucket + "/" + prefix + "?endpoint_override=127.0.0.1:" + std::to_string(port) +
          "&scheme=http&region=us-east-1";
 }
 

@@ -29,6 +29,8 @@ class S3TestServer {
   std::string endpoint() const;
   /// An archive URL for `bucket`/`prefix` on this server (the bucket must exist).
   std::string ArchiveUrl(const std::string& bucket, const std::string& prefix) const;
+  /// The same for a server on 127.0.0.1:`port`, running or not.
+  static std::string ArchiveUrlAt(int port, const std::string& bucket, const std::string& prefix);
   /// Creates a bucket.
   Status CreateBucket(const std::string& bucket);
   Subprocess& process() { return *process_; }

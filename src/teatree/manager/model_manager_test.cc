@@ -368,8 +368,7 @@ TEST(ModelManagerS3Test, ArchiveOutageNeitherBlocksTheWriterNorLosesAVersion) {
 TEST(ModelManagerS3Test, VersionsPublishedWhileTheArchiveIsDownAreArchivedWhenItIsBack) {
   auto dir = TempDir::Make("teatree-manager-s3-down-test-").ValueOrDie();
   const int port = FreeLoopbackPort().ValueOrDie();
-  const std::string url = "s3://lake/archive?endpoint_override=127.0.0.1:" + std::to_string(port) +
-                          "&scheme=http&region=us-east-1";
+  const std::string url = S3TestServer::ArchiveUrlAt(port, "lake", "archive");
   const fs::path data = dir->path() / "data";
   auto manager = ModelManager::Open({.data_dir = data,
                                      .model = "sales",
