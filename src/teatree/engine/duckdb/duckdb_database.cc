@@ -12,17 +12,30 @@
 namespace teatree {
 namespace {
 
-/// Owns a materialized or streaming duckdb_result.
-struct ResultHandle {
-  duckdb_result result{};
-  ~ResultHandle() { duckdb_destroy_result(&result); }
-};
-
 /// Owns a prepared statement.
 struct PreparedHandle {
   duckdb_prepared_statement statement = nullptr;
   ~PreparedHandle() { duckdb_destroy_prepare(&statement); }
 };
+
+/// Owns a materialized or streaming duckdb_result, and the statement a stream comes from.
+struct ResultHandle {
+  PreparedHandle prepared;
+  duckdb_result result{};
+  ~ResultHandle() { duckdb_destroy_result(&result); }
+};
+
+/// Describes DuckDB columns as an Arrow schema, the way DuckDB converts their values.
+Result<std::shared_ptr<arrow::Schema>> ToArrowSchema(duckdb_arrow_options options,
+                                                     std::vector<duckdb_logical_type>& types,
+                                                     std::vector<const char*>& names) {
+  ArrowSchema c_schema;
+  duckdb_error_data error =
+      duckdb_to_arrow_schema(options, types.data(), names.data(), types.size(), &c_schema);
+  for (auto& type : types) duckdb_destroy_logical_type(&type);
+  ARROW_RETURN_NOT_OK(FromDuck(error, "cannot describe a DuckDB result as an Arrow schema"));
+  return arrow::ImportSchema(&c_schema);
+}
 
 /// Owns a duckdb_value.
 struct ValueHandle {
@@ -81,7 +94,9 @@ class DuckResultReader final : public arrow::RecordBatchReader {
     duckdb_data_chunk chunk = duckdb_fetch_chunk(handle_->result);
     if (chunk == nullptr) {
       out->reset();
-      return Status::OK();
+      // A stream ends early, without a chunk, when it fails (e.g. when interrupted).
+      const char* error = duckdb_result_error(&handle_->result);
+      return error != nullptr ? FromDuck(DuckDBError, "DuckDB query failed", error) : Status::OK();
     }
     ArrowArray array;
     duckdb_error_data error = duckdb_data_chunk_to_arrow(options_, chunk, &array);
@@ -104,12 +119,7 @@ class DuckResultReader final : public arrow::RecordBatchReader {
       types[i] = duckdb_column_logical_type(result, i);
       names[i] = duckdb_column_name(result, i);
     }
-    ArrowSchema c_schema;
-    duckdb_error_data error =
-        duckdb_to_arrow_schema(options_, types.data(), names.data(), count, &c_schema);
-    for (auto& type : types) duckdb_destroy_logical_type(&type);
-    ARROW_RETURN_NOT_OK(FromDuck(error, "cannot describe a DuckDB result as an Arrow schema"));
-    ARROW_ASSIGN_OR_RAISE(schema_, arrow::ImportSchema(&c_schema));
+    ARROW_ASSIGN_OR_RAISE(schema_, ToArrowSchema(options_, types, names));
     return Status::OK();
   }
 
@@ -266,6 +276,51 @@ Result<std::unique_ptr<arrow::RecordBatchReader>> DuckConnection::Query(const st
   ARROW_ASSIGN_OR_RAISE(auto reader, DuckResultReader::Make(std::move(handle)));
   return std::unique_ptr<arrow::RecordBatchReader>(std::move(reader));
 }
+
+Result<std::unique_ptr<arrow::RecordBatchReader>> DuckConnection::Stream(const std::string& sql,
+                                                                         const DuckParams& params) {
+  auto handle = std::make_unique<ResultHandle>();
+  duckdb_prepared_statement& statement = handle->prepared.statement;
+  duckdb_state state = duckdb_prepare(impl_->connection, sql.c_str(), &statement);
+  ARROW_RETURN_NOT_OK(FromDuck(state, "DuckDB query failed", duckdb_prepare_error(statement)));
+  ARROW_RETURN_NOT_OK(BindParams(statement, params));
+  duckdb_pending_result pending = nullptr;
+  state = duckdb_pending_prepared_streaming(statement, &pending);
+  if (state == DuckDBSuccess) state = duckdb_execute_pending(pending, &handle->result);
+  Status status =
+      FromDuck(state, "DuckDB query failed",
+               pending == nullptr                         ? duckdb_prepare_error(statement)
+               : duckdb_pending_error(pending) != nullptr ? duckdb_pending_error(pending)
+                                                          : duckdb_result_error(&handle->result));
+  duckdb_destroy_pending(&pending);
+  ARROW_RETURN_NOT_OK(status);
+  ARROW_ASSIGN_OR_RAISE(auto reader, DuckResultReader::Make(std::move(handle)));
+  return std::unique_ptr<arrow::RecordBatchReader>(std::move(reader));
+}
+
+Result<std::shared_ptr<arrow::Schema>> DuckConnection::Describe(const std::string& sql) {
+  PreparedHandle prepared;
+  duckdb_state state = duckdb_prepare(impl_->connection, sql.c_str(), &prepared.statement);
+  ARROW_RETURN_NOT_OK(FromDuck(state, "invalid SQL", duckdb_prepare_error(prepared.statement)));
+  const idx_t count = duckdb_prepared_statement_column_count(prepared.statement);
+  std::vector<duckdb_logical_type> types(count);
+  std::vector<std::string> owned_names(count);
+  std::vector<const char*> names(count);
+  for (idx_t i = 0; i < count; ++i) {
+    types[i] = duckdb_prepared_statement_column_logical_type(prepared.statement, i);
+    const char* name = duckdb_prepared_statement_column_name(prepared.statement, i);
+    owned_names[i] = name != nullptr ? name : "";
+    duckdb_free(const_cast<char*>(name));
+    names[i] = owned_names[i].c_str();
+  }
+  duckdb_arrow_options options = nullptr;
+  duckdb_connection_get_arrow_options(impl_->connection, &options);
+  auto schema = ToArrowSchema(options, types, names);
+  duckdb_destroy_arrow_options(&options);
+  return schema;
+}
+
+void DuckConnection::Interrupt() { duckdb_interrupt(impl_->connection); }
 
 Result<std::shared_ptr<arrow::Table>> DuckConnection::QueryTable(const std::string& sql) {
   ARROW_ASSIGN_OR_RAISE(auto reader, Query(sql));

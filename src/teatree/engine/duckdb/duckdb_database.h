@@ -12,6 +12,7 @@
 namespace arrow {
 class RecordBatch;
 class RecordBatchReader;
+class Schema;
 class Table;
 }  // namespace arrow
 
@@ -100,6 +101,16 @@ class DuckConnection {
   /// Runs a query; its result leaves as Arrow record batches through the C data interface,
   /// one batch per DuckDB chunk. The reader owns the result.
   Result<std::unique_ptr<arrow::RecordBatchReader>> Query(const std::string& sql);
+  /// Runs one statement with `$name` parameters bound and streams its result: DuckDB computes
+  /// chunks as the reader asks for them, so a large result is never materialized. The
+  /// connection must not run anything else until the reader is gone.
+  Result<std::unique_ptr<arrow::RecordBatchReader>> Stream(const std::string& sql,
+                                                           const DuckParams& params = {});
+  /// The Arrow schema of a statement's result, from binding it without running it.
+  Result<std::shared_ptr<arrow::Schema>> Describe(const std::string& sql);
+  /// Stops what runs on this connection: the statement or stream fails with an interrupt
+  /// error. The only member safe to call from another thread while the connection is in use.
+  void Interrupt();
   /// Query() collected into one table.
   Result<std::shared_ptr<arrow::Table>> QueryTable(const std::string& sql);
   /// Appends `batch` (whose columns match the table's, in order) to `table` with DuckDB's

@@ -12,6 +12,7 @@
 #include "teatree/common/file_util.h"
 #include "teatree/common/sql_quote.h"
 #include "teatree/engine/duckdb/duckdb_engine_internal.h"
+#include "teatree/engine/duckdb/duckdb_reader.h"
 
 namespace teatree {
 namespace {
@@ -46,50 +47,11 @@ Result<int64_t> Int64At(const arrow::Table& table, int column, int64_t row) {
   return std::static_pointer_cast<arrow::Int64Scalar>(cast)->value;
 }
 
-/// A small pool of read connections on the live database: Query() borrows one.
-class ReaderPool {
- public:
-  ReaderPool(std::shared_ptr<DuckDatabase> db) : db_(std::move(db)) {}
-
-  Result<std::shared_ptr<arrow::Table>> Query(const std::string& sql) {
-    ARROW_ASSIGN_OR_RAISE(auto connection, Acquire());
-    auto table = connection->QueryTable(sql);
-    Release(std::move(connection));
-    return table;
-  }
-
- private:
-  Result<std::unique_ptr<DuckConnection>> Acquire() {
-    std::unique_lock lock(mutex_);
-    available_.wait(lock, [&] { return !idle_.empty() || created_ < kReaderConnections; });
-    if (!idle_.empty()) {
-      auto connection = std::move(idle_.back());
-      idle_.pop_back();
-      return connection;
-    }
-    ++created_;
-    lock.unlock();
-    return db_->Connect();
-  }
-
-  void Release(std::unique_ptr<DuckConnection> connection) {
-    std::lock_guard lock(mutex_);
-    idle_.push_back(std::move(connection));
-    available_.notify_one();
-  }
-
-  std::shared_ptr<DuckDatabase> db_;
-  // State below is protected by mutex_.
-  std::mutex mutex_;
-  std::condition_variable available_;
-  std::vector<std::unique_ptr<DuckConnection>> idle_;
-  int created_ = 0;
-};
-
 /// SQL that confines what SQL on the model (queries, functions, attach) may touch on disk or
 /// the network to the input directories: no file or URL readers elsewhere, no COPY out, no
 /// INSTALL or LOAD. The model's own files are DuckDB's business and stay reachable; once
-/// set, external access cannot be turned back on while the database runs.
+/// set, external access cannot be turned back on and no setting can change while the
+/// database runs.
 std::string ConfineFileAccessSql(const std::vector<fs::path>& input_dirs) {
   std::string allowed;
   for (const auto& dir : input_dirs) {
@@ -97,7 +59,8 @@ std::string ConfineFileAccessSql(const std::vector<fs::path>& input_dirs) {
     if (!path.ends_with('/')) path += '/';
     allowed += (allowed.empty() ? "" : ", ") + SqlStringLiteral(path);
   }
-  return "SET allowed_directories = [" + allowed + "]; SET enable_external_access = false;";
+  return "SET allowed_directories = [" + allowed + "]; SET enable_external_access = false; " +
+         "SET lock_configuration = true;";
 }
 
 }  // namespace
@@ -108,7 +71,7 @@ struct DuckEngine::Impl {
   FunctionRegistry builtins = FunctionRegistry::WithBuiltins();
   std::shared_ptr<DuckDatabase> db;
   std::unique_ptr<DuckConnection> writer;
-  std::unique_ptr<ReaderPool> readers;
+  std::shared_ptr<DuckReader> reader;  // Shared with the read path's streams.
   std::atomic<int64_t> version{0};
   ModelState state;  // Committed schema; owned by the writer.
   // Every request id in _teatree_requests, approximately: ids it has never seen skip the
@@ -267,15 +230,18 @@ Result<std::unique_ptr<DuckEngine>> DuckEngine::Open(const EngineOptions& option
   ARROW_ASSIGN_OR_RAISE(impl->writer, impl->db->Connect());
   ARROW_RETURN_NOT_OK(impl->writer->Execute(ConfineFileAccessSql(options.input_dirs)));
   ARROW_RETURN_NOT_OK(impl->Load());
-  impl->readers = std::make_unique<ReaderPool>(impl->db);
+  impl->reader = DuckReader::Make(impl->db, {.functions = options.functions});
   return std::unique_ptr<DuckEngine>(new DuckEngine(std::move(impl)));
 }
 
 int64_t DuckEngine::version() const { return impl_->version; }
+std::shared_ptr<DuckReader> DuckEngine::reader() const { return impl_->reader; }
+
 const fs::path& DuckEngine::path() const { return impl_->path; }
 
 Result<std::shared_ptr<arrow::Table>> DuckEngine::Query(const std::string& sql) {
-  return impl_->readers->Query(sql);
+  ARROW_ASSIGN_OR_RAISE(auto read, impl_->reader->Read({.sql = sql}));
+  return read.reader->ToTable();
 }
 
 Result<std::vector<std::string>> DuckEngine::Tables() {

@@ -6,6 +6,8 @@
 
 namespace teatree {
 
+class DuckReader;
+
 /// The DuckDB engine: a model is one read-write DuckDB file, D/models/<m>/rw/<m>.duckdb,
 /// written through one connection, with Teatree's bookkeeping in tables that user names can
 /// never collide with (`_teatree_version`, `_teatree_requests`, `_teatree_tables`,
@@ -25,6 +27,8 @@ class DuckEngine final : public Engine {
   Result<Snapshot> PrepareSnapshot() override;
   Status WriteVersionFile(const Snapshot& snapshot, const std::filesystem::path& target) override;
 
+  /// The read path on the live model: sees every committed batch, never waits for the writer.
+  std::shared_ptr<DuckReader> reader() const;
   /// The read-write file.
   const std::filesystem::path& path() const;
   /// Reads the version recorded inside a DuckDB model or version file.

@@ -65,6 +65,16 @@ Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
 Result<int64_t> ExecuteAppendRun(const OpContext& context,
                                  const std::vector<const PlannedRequest*>& run);
 
+/// A function call as one statement: the function's SQL (built from the arguments for
+/// built-ins) and the arguments as its `$name` parameters.
+struct FunctionSql {
+  std::string sql;
+  DuckParams params;
+};
+/// `args` must be complete and checked (BindArguments); `tables` are the model's tables.
+Result<FunctionSql> FunctionCallSql(const SqlFunction& function, const nlohmann::json& args,
+                                    const std::vector<std::string>& tables);
+
 /// SQL that creates Teatree's bookkeeping tables if missing.
 extern const char* const kBookkeepingSql;
 

@@ -220,11 +220,8 @@ Result<Executed> Invoke(const OpContext& context, ModelState& state,
   const SqlFunction& function = *planned.function;
   std::vector<std::string> tables;
   for (const auto& [name, schema] : state.tables) tables.push_back(name);
-  std::string sql = function.sql;
-  if (function.builder) {
-    ARROW_ASSIGN_OR_RAISE(sql, function.builder(planned.args, tables));
-  }
-  const DuckParams params = ToDuckParams(planned.args);
+  ARROW_ASSIGN_OR_RAISE(auto call, FunctionCallSql(function, planned.args, tables));
+  const auto& [sql, params] = call;
   DuckConnection& writer = *context.writer;
   Executed executed;
   if (!function.write) {
@@ -259,6 +256,15 @@ Result<Executed> Invoke(const OpContext& context, ModelState& state,
 }
 
 }  // namespace
+
+Result<FunctionSql> FunctionCallSql(const SqlFunction& function, const nlohmann::json& args,
+                                    const std::vector<std::string>& tables) {
+  FunctionSql call{function.sql, ToDuckParams(args)};
+  if (function.builder) {
+    ARROW_ASSIGN_OR_RAISE(call.sql, function.builder(args, tables));
+  }
+  return call;
+}
 
 void ValidateRequest(const OpContext& context, ModelState& state, PlannedRequest& planned) {
   Status status = Validate(context, state, planned);

@@ -1,0 +1,346 @@
+#include "teatree/engine/duckdb/duckdb_reader.h"
+
+#include <arrow/api.h>
+#include <arrow/util/byte_size.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include "teatree/common/sql_quote.h"
+#include "teatree/engine/duckdb/duckdb_database.h"
+#include "teatree/engine/duckdb/duckdb_engine_internal.h"
+#include "teatree/engine/duckdb/read_only_sql.h"
+#include "teatree/functions/function_registry.h"
+
+namespace teatree {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// Why a read was stopped from outside.
+enum class StopReason { kNone, kTimeLimit, kCancelled };
+
+/// A running read the watchdog keeps an eye on.
+struct Watch {
+  DuckConnection* connection;
+  Clock::time_point deadline;  // Clock::time_point::max(): no time limit.
+  std::function<bool()> cancelled;
+  std::atomic<StopReason> stopped{StopReason::kNone};
+};
+
+/// One thread for the process that interrupts reads past their deadline or whose client has
+/// gone. Interrupting under the mutex means a read that has unregistered is never touched.
+class Watchdog {
+ public:
+  static Watchdog& Instance() {
+    static Watchdog watchdog;
+    return watchdog;
+  }
+
+  void Add(Watch* watch) {
+    std::lock_guard lock(mutex_);
+    watches_.push_back(watch);
+    if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+  }
+
+  void Remove(Watch* watch) {
+    std::lock_guard lock(mutex_);
+    watches_.remove(watch);
+  }
+
+  ~Watchdog() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    constexpr auto kPollInterval = std::chrono::milliseconds(20);
+    std::unique_lock lock(mutex_);
+    while (!wake_.wait_for(lock, kPollInterval, [&] { return stopping_; })) {
+      const auto now = Clock::now();
+      for (Watch* watch : watches_) {
+        if (watch->stopped != StopReason::kNone) continue;
+        StopReason reason = now >= watch->deadline                       ? StopReason::kTimeLimit
+                            : watch->cancelled && watch->cancelled()     ? StopReason::kCancelled
+                                                                         : StopReason::kNone;
+        if (reason == StopReason::kNone) continue;
+        watch->stopped = reason;
+        watch->connection->Interrupt();
+      }
+    }
+  }
+
+  std::thread thread_;
+  // State below is protected by mutex_.
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::list<Watch*> watches_;
+  bool stopping_ = false;
+};
+
+Result<int64_t> ReadVersion(DuckConnection& connection) {
+  ARROW_ASSIGN_OR_RAISE(auto table, connection.QueryTable("SELECT version FROM _teatree_version"));
+  if (table->num_rows() != 1) return Status::Invalid("the model has no version row");
+  ARROW_ASSIGN_OR_RAISE(auto scalar, table->column(0)->GetScalar(0));
+  ARROW_ASSIGN_OR_RAISE(auto cast, scalar->CastTo(arrow::int64()));
+  return std::static_pointer_cast<arrow::Int64Scalar>(cast)->value;
+}
+
+Result<std::vector<std::string>> UserTables(DuckConnection& connection) {
+  ARROW_ASSIGN_OR_RAISE(auto table,
+                        connection.QueryTable("SELECT name FROM _teatree_tables ORDER BY name"));
+  std::vector<std::string> names;
+  for (const auto& chunk : table->column(0)->chunks()) {
+    const auto& strings = static_cast<const arrow::StringArray&>(*chunk);
+    for (int64_t i = 0; i < strings.length(); ++i) names.emplace_back(strings.GetView(i));
+  }
+  return names;
+}
+
+}  // namespace
+
+namespace {
+
+/// Connections for reads, made on demand up to a maximum; Acquire() waits when all are busy.
+class ConnectionPool {
+ public:
+  ConnectionPool(std::shared_ptr<DuckDatabase> db, int capacity)
+      : db_(std::move(db)), capacity_(capacity) {}
+
+  Result<std::unique_ptr<DuckConnection>> Acquire() {
+    std::unique_lock lock(mutex_);
+    available_.wait(lock, [&] { return !idle_.empty() || created_ < capacity_; });
+    if (!idle_.empty()) {
+      auto connection = std::move(idle_.back());
+      idle_.pop_back();
+      return connection;
+    }
+    ++created_;
+    lock.unlock();
+    auto connection = db_->Connect();
+    if (!connection.ok()) Forget();
+    return connection;
+  }
+
+  void Release(std::unique_ptr<DuckConnection> connection) {
+    std::lock_guard lock(mutex_);
+    idle_.push_back(std::move(connection));
+    available_.notify_one();
+  }
+
+  /// Makes room for a new connection in place of one that was dropped.
+  void Forget() {
+    std::lock_guard lock(mutex_);
+    --created_;
+    available_.notify_one();
+  }
+
+ private:
+  std::shared_ptr<DuckDatabase> db_;
+  const int capacity_;
+  // State below is protected by mutex_.
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<DuckConnection>> idle_;
+  int created_ = 0;
+};
+
+/// A pooled connection inside one read-only transaction; gives the connection back on
+/// destruction.
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> Begin(ConnectionPool& pool) {
+    ARROW_ASSIGN_OR_RAISE(auto connection, pool.Acquire());
+    auto session = std::unique_ptr<Session>(new Session(pool, std::move(connection)));
+    ARROW_RETURN_NOT_OK(session->connection_->Execute("BEGIN TRANSACTION"));
+    session->open_ = true;
+    return session;
+  }
+  ~Session() {
+    // A failed rollback leaves the connection unusable: drop it instead of pooling it.
+    if (open_ && !connection_->Execute("ROLLBACK").ok()) {
+      connection_.reset();
+      pool_.Forget();
+      return;
+    }
+    pool_.Release(std::move(connection_));
+  }
+  DuckConnection& connection() { return *connection_; }
+
+ private:
+  Session(ConnectionPool& pool, std::unique_ptr<DuckConnection> connection)
+      : pool_(pool), connection_(std::move(connection)) {}
+  ConnectionPool& pool_;
+  std::unique_ptr<DuckConnection> connection_;
+  bool open_ = false;
+};
+
+/// A read's stream: enforces the limits and releases everything when destroyed.
+class RunningRead final : public arrow::RecordBatchReader {
+ public:
+  RunningRead(std::shared_ptr<DuckReader> owner, std::unique_ptr<Session> session,
+              const ReadRequest& request)
+      : owner_(std::move(owner)), session_(std::move(session)), limits_(request.limits) {
+    watch_.connection = &session_->connection();
+    watch_.deadline = limits_.timeout.count() > 0 ? Clock::now() + limits_.timeout
+                                                  : Clock::time_point::max();
+    watch_.cancelled = request.cancelled;
+    Watchdog::Instance().Add(&watch_);
+  }
+
+  ~RunningRead() override {
+    rows_.reset();
+    Watchdog::Instance().Remove(&watch_);
+  }
+
+  Status Start(const FunctionSql& call) {
+    auto rows = session_->connection().Stream(call.sql, call.params);
+    if (!rows.ok()) return Explain(rows.status());
+    rows_ = std::move(rows).ValueUnsafe();
+    return Status::OK();
+  }
+
+  std::shared_ptr<arrow::Schema> schema() const override { return rows_->schema(); }
+
+  Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
+    if (watch_.stopped != StopReason::kNone) return Explain(Status::OK());
+    Status status = rows_->ReadNext(out);
+    if (!status.ok()) return Explain(status);
+    if (*out == nullptr) return Status::OK();
+    for (const auto& column : (*out)->columns()) bytes_ += arrow::util::TotalBufferSize(*column);
+    if (limits_.max_result_bytes > 0 && bytes_ > limits_.max_result_bytes) {
+      out->reset();
+      return Status::Invalid("query stopped: its result is larger than the limit of ",
+                             limits_.max_result_bytes,
+                             " bytes; select fewer rows or columns (WHERE, LIMIT)");
+    }
+    return Status::OK();
+  }
+
+ private:
+  /// Turns an interrupt into what caused it.
+  Status Explain(const Status& status) const {
+    switch (watch_.stopped.load()) {
+      case StopReason::kTimeLimit:
+        return Status::Invalid("query stopped: it ran longer than the time limit of ",
+                               limits_.timeout.count(),
+                               " ms; narrow it (WHERE, LIMIT) or ask for a longer limit");
+      case StopReason::kCancelled:
+        return Status::Cancelled("query cancelled: the client went away");
+      case StopReason::kNone:
+        break;
+    }
+    return status;
+  }
+
+  std::shared_ptr<DuckReader> owner_;  // Keeps the database open while the read streams.
+  std::unique_ptr<Session> session_;
+  ReadLimits limits_;
+  Watch watch_;
+  std::unique_ptr<arrow::RecordBatchReader> rows_;
+  int64_t bytes_ = 0;
+};
+
+}  // namespace
+
+struct DuckReader::Impl {
+  DuckReaderOptions options;
+  FunctionRegistry builtins = FunctionRegistry::WithBuiltins();
+  std::unique_ptr<ConnectionPool> pool;
+
+  /// The statement and parameters a read runs, checked read-only.
+  Result<FunctionSql> Plan(DuckConnection& connection, const ReadRequest& request);
+};
+
+Result<FunctionSql> DuckReader::Impl::Plan(DuckConnection& connection,
+                                           const ReadRequest& request) {
+  if (request.sql.empty() == request.function.empty()) {
+    return Status::Invalid("a read needs either sql or function (not both)");
+  }
+  FunctionSql call{request.sql, {}};
+  if (!request.function.empty()) {
+    const FunctionRegistry& registry = options.functions ? *options.functions : builtins;
+    const SqlFunction* function = registry.Find(request.function);
+    if (function == nullptr) {
+      std::string names;
+      for (const auto& name : registry.Names()) names += (names.empty() ? "" : ", ") + name;
+      return Status::Invalid("function ", request.function, " is not registered (known: ", names,
+                             ")");
+    }
+    if (function->write) {
+      return Status::Invalid("function ", request.function, " writes table ",
+                             function->write->table,
+                             ": invoke it through the request queue (teatree submit ... invoke)");
+    }
+    ARROW_ASSIGN_OR_RAISE(auto args, BindArguments(*function, request.args));
+    ARROW_ASSIGN_OR_RAISE(auto tables, UserTables(connection));
+    ARROW_ASSIGN_OR_RAISE(call, FunctionCallSql(*function, args, tables));
+  }
+  ARROW_RETURN_NOT_OK(CheckReadOnlySql(connection, call.sql));
+  return call;
+}
+
+DuckReader::DuckReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DuckReader::~DuckReader() = default;
+
+Result<std::shared_ptr<DuckReader>> DuckReader::OpenFile(const std::filesystem::path& file,
+                                                         const DuckReaderOptions& options) {
+  DuckDatabaseOptions db_options{.path = file.string(), .read_only = true};
+  db_options.settings = {{"enable_external_access", "false"}, {"lock_configuration", "true"}};
+  if (!options.memory_limit.empty()) db_options.settings["memory_limit"] = options.memory_limit;
+  ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open(db_options));
+  return Make(std::move(db), options);
+}
+
+std::shared_ptr<DuckReader> DuckReader::Make(std::shared_ptr<DuckDatabase> db,
+                                             const DuckReaderOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->pool = std::make_unique<ConnectionPool>(std::move(db), options.connections);
+  return std::shared_ptr<DuckReader>(new DuckReader(std::move(impl)));
+}
+
+Result<ReadStream> DuckReader::Read(const ReadRequest& request) {
+  ARROW_ASSIGN_OR_RAISE(auto session, Session::Begin(*impl_->pool));
+  ARROW_ASSIGN_OR_RAISE(auto call, impl_->Plan(session->connection(), request));
+  ReadStream stream;
+  ARROW_ASSIGN_OR_RAISE(stream.version, ReadVersion(session->connection()));
+  auto read = std::make_unique<RunningRead>(shared_from_this(), std::move(session), request);
+  ARROW_RETURN_NOT_OK(read->Start(call));
+  stream.reader = std::move(read);
+  return stream;
+}
+
+Result<std::shared_ptr<arrow::Schema>> DuckReader::Describe(const ReadRequest& request) {
+  ARROW_ASSIGN_OR_RAISE(auto session, Session::Begin(*impl_->pool));
+  ARROW_ASSIGN_OR_RAISE(auto call, impl_->Plan(session->connection(), request));
+  // Describe binds without parameter values: a parameter's type is what the query makes it.
+  return session->connection().Describe(call.sql);
+}
+
+Result<std::vector<TableInfo>> DuckReader::ListTables(int64_t* version) {
+  ARROW_ASSIGN_OR_RAISE(auto session, Session::Begin(*impl_->pool));
+  DuckConnection& connection = session->connection();
+  if (version != nullptr) {
+    ARROW_ASSIGN_OR_RAISE(*version, ReadVersion(connection));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto names, UserTables(connection));
+  std::vector<TableInfo> tables;
+  for (const auto& name : names) {
+    ARROW_ASSIGN_OR_RAISE(auto count,
+                          connection.QueryTable("SELECT count(*) FROM " + SqlIdentifier(name)));
+    ARROW_ASSIGN_OR_RAISE(auto scalar, count->column(0)->GetScalar(0));
+    tables.push_back({name, std::static_pointer_cast<arrow::Int64Scalar>(scalar)->value});
+  }
+  return tables;
+}
+
+}  // namespace teatree
