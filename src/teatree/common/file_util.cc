@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -287,6 +289,15 @@ std::string Sha256Hex(std::initializer_list<std::string_view> parts) {
     std::abort();
   }
   return ToHex(digest, size);
+}
+
+Result<std::string> ReadFileToString(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IOError("cannot read ", path.string());
+  std::stringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) return Status::IOError("cannot read ", path.string());
+  return contents.str();
 }
 
 }  // namespace teatree

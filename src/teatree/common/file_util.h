@@ -45,6 +45,9 @@ Status DurableRename(const std::filesystem::path& tmp, const std::filesystem::pa
 /// temporary is removed on failure. The file gets mode 0644.
 Status WriteFileAtomically(const std::filesystem::path& target, std::string_view contents);
 
+/// The whole contents of a (small) file.
+Result<std::string> ReadFileToString(const std::filesystem::path& path);
+
 /// SHA-256 of a file's contents as 64 lowercase hex digits, read in large chunks.
 Result<std::string> Sha256File(const std::filesystem::path& path);
 

@@ -226,6 +226,22 @@ Status RunInspect(const fs::path& file, const std::string& sql, std::ostream& ou
   return Status::OK();
 }
 
+Status KeepVerifiedVersionFile(const fs::path& tmp, const ExpectedVersionFile& expected,
+                               const fs::path& output) {
+  ARROW_ASSIGN_OR_RAISE(std::string actual, Sha256File(tmp));
+  if (actual != expected.sha256) {
+    return Status::IOError("version ", expected.version, " of model ", expected.model,
+                           " does not match its checksum (sha256 ", actual, ", expected ",
+                           expected.sha256, "): the download or its source is damaged");
+  }
+  ARROW_ASSIGN_OR_RAISE(int64_t holds, DuckEngine::ReadFileVersion(tmp));
+  if (holds != expected.version) {
+    return Status::IOError("version ", expected.version, " of model ", expected.model,
+                           " holds version ", holds);
+  }
+  return DurableRename(tmp, output);
+}
+
 Status RunPull(const PullOptions& options, std::ostream& out) {
   ARROW_RETURN_NOT_OK(ValidateName("model", options.model));
   ARROW_ASSIGN_OR_RAISE(auto archive, Archive::Open(options.archive_url));
@@ -251,18 +267,7 @@ Status RunPull(const PullOptions& options, std::ostream& out) {
     ARROW_RETURN_NOT_OK(archive->GetFile(options.model, version, name + ".sha256", tmp_checksum));
     std::string expected;
     std::ifstream(tmp_checksum) >> expected;
-    ARROW_ASSIGN_OR_RAISE(std::string actual, Sha256File(tmp));
-    if (actual != expected) {
-      return Status::IOError("version ", version, " of model ", options.model,
-                             " does not match its checksum (sha256 ", actual, ", expected ",
-                             expected, "): the download or the archive is damaged");
-    }
-    ARROW_ASSIGN_OR_RAISE(int64_t holds, DuckEngine::ReadFileVersion(tmp));
-    if (holds != version) {
-      return Status::IOError("the archive's version ", version, " of model ", options.model,
-                             " holds version ", holds);
-    }
-    return DurableRename(tmp, options.output);
+    return KeepVerifiedVersionFile(tmp, {options.model, version, expected}, options.output);
   };
   Status status = fetch();
   std::error_code ignored;

@@ -50,6 +50,18 @@ struct PullOptions {
 /// moves it into place as `output`, a DuckDB file any client opens.
 Status RunPull(const PullOptions& options, std::ostream& out);
 
+/// What a downloaded version file must be.
+struct ExpectedVersionFile {
+  std::string model;
+  int64_t version = 0;
+  std::string sha256;
+};
+/// Checks a downloaded version file `tmp` against its checksum and the version it must hold,
+/// then renames it durably to `output`.
+Status KeepVerifiedVersionFile(const std::filesystem::path& tmp,
+                               const ExpectedVersionFile& expected,
+                               const std::filesystem::path& output);
+
 /// `teatree inspect`: opens a model or version file read-only, as any DuckDB client would,
 /// and prints its Teatree version and tables with row counts, or the result of `sql`.
 Status RunInspect(const std::filesystem::path& file, const std::string& sql, std::ostream& out);

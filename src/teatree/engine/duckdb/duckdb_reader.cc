@@ -68,9 +68,9 @@ class Watchdog {
       const auto now = Clock::now();
       for (Watch* watch : watches_) {
         if (watch->stopped != StopReason::kNone) continue;
-        StopReason reason = now >= watch->deadline                       ? StopReason::kTimeLimit
-                            : watch->cancelled && watch->cancelled()     ? StopReason::kCancelled
-                                                                         : StopReason::kNone;
+        StopReason reason = now >= watch->deadline                   ? StopReason::kTimeLimit
+                            : watch->cancelled && watch->cancelled() ? StopReason::kCancelled
+                                                                     : StopReason::kNone;
         if (reason == StopReason::kNone) continue;
         watch->stopped = reason;
         watch->connection->Interrupt();
@@ -190,8 +190,8 @@ class RunningRead final : public arrow::RecordBatchReader {
               const ReadRequest& request)
       : owner_(std::move(owner)), session_(std::move(session)), limits_(request.limits) {
     watch_.connection = &session_->connection();
-    watch_.deadline = limits_.timeout.count() > 0 ? Clock::now() + limits_.timeout
-                                                  : Clock::time_point::max();
+    watch_.deadline =
+        limits_.timeout.count() > 0 ? Clock::now() + limits_.timeout : Clock::time_point::max();
     watch_.cancelled = request.cancelled;
     Watchdog::Instance().Add(&watch_);
   }
@@ -260,8 +260,7 @@ struct DuckReader::Impl {
   Result<FunctionSql> Plan(DuckConnection& connection, const ReadRequest& request);
 };
 
-Result<FunctionSql> DuckReader::Impl::Plan(DuckConnection& connection,
-                                           const ReadRequest& request) {
+Result<FunctionSql> DuckReader::Impl::Plan(DuckConnection& connection, const ReadRequest& request) {
   if (request.sql.empty() == request.function.empty()) {
     return Status::Invalid("a read needs either sql or function (not both)");
   }

@@ -139,15 +139,15 @@ TEST_F(DuckReaderTest, EveryForbiddenStatementIsRefusedAndChangesNothing) {
 
 TEST_F(DuckReaderTest, ARunawayQueryIsStoppedByTheTimeLimitAndTheReaderGoesOn) {
   auto replica = DuckReader::OpenFile(WriteVersion(), {}).ValueOrDie();
-  ReadRequest runaway{.sql = "SELECT count(*) FROM range(100000000) a, range(100000000) b "
-                             "WHERE a.range + b.range = -1"};
+  ReadRequest runaway{.sql =
+                          "SELECT count(*) FROM range(100000000) a, range(100000000) b "
+                          "WHERE a.range + b.range = -1"};
   runaway.limits.timeout = std::chrono::milliseconds(300);
   const auto start = std::chrono::steady_clock::now();
   auto stream = replica->Read(runaway);
   Status status = stream.ok() ? stream->reader->ToTable().status() : stream.status();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
-  EXPECT_NE(status.message().find("time limit of 300 ms"), std::string::npos)
-      << status.ToString();
+  EXPECT_NE(status.message().find("time limit of 300 ms"), std::string::npos) << status.ToString();
   auto after = ReadAll(*replica, {.sql = "SELECT count(*) FROM orders"});
   ASSERT_NE(after, nullptr);
   EXPECT_EQ(after->column(0)->GetScalar(0).ValueOrDie()->ToString(), "3");
@@ -155,8 +155,9 @@ TEST_F(DuckReaderTest, ARunawayQueryIsStoppedByTheTimeLimitAndTheReaderGoesOn) {
 
 TEST_F(DuckReaderTest, AClientThatGoesAwayCancelsItsQuery) {
   std::atomic<bool> gone{false};
-  ReadRequest request{.sql = "SELECT count(*) FROM range(100000000) a, range(100000000) b "
-                             "WHERE a.range + b.range = -1",
+  ReadRequest request{.sql =
+                          "SELECT count(*) FROM range(100000000) a, range(100000000) b "
+                          "WHERE a.range + b.range = -1",
                       .cancelled = [&] { return gone.load(); }};
   std::thread leave([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -181,8 +182,9 @@ TEST_F(DuckReaderTest, ReadFunctionsRunAndWritingFunctionsAreRefused) {
   auto rows = ReadAll(*engine_->reader(), {.function = "row_counts"});
   ASSERT_NE(rows, nullptr);
   EXPECT_EQ(rows->num_rows(), 1);
-  auto top = ReadAll(*engine_->reader(),
-                     {.function = "top_n", .args = {{"table", "orders"}, {"column", "id"}, {"n", 1}}});
+  auto top =
+      ReadAll(*engine_->reader(),
+              {.function = "top_n", .args = {{"table", "orders"}, {"column", "id"}, {"n", 1}}});
   ASSERT_NE(top, nullptr);
   EXPECT_EQ(top->num_rows(), 1);
   auto unknown = engine_->reader()->Read({.function = "nope"});

@@ -15,7 +15,7 @@ namespace {
 
 // Table functions that compute rows without touching anything outside the query.
 constexpr std::array<std::string_view, 3> kAllowedTableFunctions = {"range", "generate_series",
-                                                                     "unnest"};
+                                                                    "unnest"};
 
 Status Refuse(const std::string& why) {
   return Status::Invalid("query refused: ", why,
@@ -73,8 +73,9 @@ Status CheckReadOnlySql(DuckConnection& connection, const std::string& sql) {
     return Refuse(std::to_string(statements) + " statements were sent (stacked statements are " +
                   "refused)");
   }
-  ARROW_ASSIGN_OR_RAISE(auto serialized,
-                        connection.QueryParams("SELECT json_serialize_sql($sql::VARCHAR)", {{"sql", sql}}));
+  ARROW_ASSIGN_OR_RAISE(
+      auto serialized,
+      connection.QueryParams("SELECT json_serialize_sql($sql::VARCHAR)", {{"sql", sql}}));
   const auto& column = static_cast<const arrow::StringArray&>(*serialized->column(0)->chunk(0));
   const nlohmann::json tree = nlohmann::json::parse(column.GetView(0), nullptr, false);
   if (tree.is_discarded() || !tree.is_object()) {

@@ -1,0 +1,295 @@
+#include "teatree/read/flight_read_server.h"
+
+#include <arrow/api.h>
+#include <arrow/flight/api.h>
+#include <arrow/util/key_value_metadata.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "teatree/common/file_util.h"
+#include "teatree/common/sql_quote.h"
+#include "teatree/read/access_tokens.h"
+#include "teatree/read/model_directory.h"
+#include "teatree/read/read_ticket.h"
+
+namespace teatree {
+namespace flight = arrow::flight;
+namespace {
+
+constexpr int64_t kPullChunkBytes = int64_t{4} << 20;
+
+/// Refuses every call without a valid bearer token.
+class TokenCheckFactory final : public flight::ServerMiddlewareFactory {
+ public:
+  explicit TokenCheckFactory(std::unique_ptr<AccessTokens> tokens) : tokens_(std::move(tokens)) {}
+  Status StartCall(const flight::CallInfo&, const flight::ServerCallContext& context,
+                   std::shared_ptr<flight::ServerMiddleware>*) override {
+    const auto& headers = context.incoming_headers();
+    auto it = headers.find("authorization");
+    if (it == headers.end() || !tokens_->Accepts(it->second)) {
+      return flight::MakeFlightError(flight::FlightStatusCode::Unauthenticated,
+                                     kUnauthenticatedMessage);
+    }
+    return Status::OK();
+  }
+
+ private:
+  std::unique_ptr<AccessTokens> tokens_;
+};
+
+/// A result stream with the model version in its schema's metadata.
+class VersionedReader final : public arrow::RecordBatchReader {
+ public:
+  VersionedReader(ReadStream stream) : rows_(std::move(stream.reader)) {
+    schema_ = rows_->schema()->WithMetadata(arrow::key_value_metadata(
+        {kVersionMetadataKey}, {std::to_string(stream.version)}));
+  }
+  std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
+  Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
+    return rows_->ReadNext(out);
+  }
+
+ private:
+  std::unique_ptr<arrow::RecordBatchReader> rows_;
+  std::shared_ptr<arrow::Schema> schema_;
+};
+
+/// DoAction "pull": a header, then the version file in chunks, read as the client asks.
+class FileResultStream final : public flight::ResultStream {
+ public:
+  FileResultStream(std::string header, const std::filesystem::path& file)
+      : header_(std::move(header)), in_(file, std::ios::binary) {}
+  Result<std::unique_ptr<flight::Result>> Next() override {
+    auto result = std::make_unique<flight::Result>();
+    if (!header_sent_) {
+      header_sent_ = true;
+      result->body = arrow::Buffer::FromString(header_);
+      return result;
+    }
+    ARROW_ASSIGN_OR_RAISE(auto buffer, arrow::AllocateResizableBuffer(kPullChunkBytes));
+    in_.read(reinterpret_cast<char*>(buffer->mutable_data()), kPullChunkBytes);
+    const auto got = in_.gcount();
+    if (got <= 0) {
+      if (in_.bad()) return Status::IOError("cannot read the version file");
+      return nullptr;
+    }
+    ARROW_RETURN_NOT_OK(buffer->Resize(got));
+    result->body = std::move(buffer);
+    return result;
+  }
+
+ private:
+  std::string header_;
+  std::ifstream in_;  // Opened at once: the file may be removed later, the data stays ours.
+  bool header_sent_ = false;
+};
+
+Result<std::string> ReadChecksum(const std::filesystem::path& version_file) {
+  std::ifstream in(version_file.string() + ".sha256");
+  std::string hex;
+  if (!(in >> hex) || hex.size() != 64) {
+    return Status::IOError("version file ", version_file.string(), " has no valid .sha256");
+  }
+  return hex;
+}
+
+/// The ticket a descriptor stands for: a command holds a ticket's JSON; a path is [model]
+/// (its tables are listed by ListFlights) or [model, table].
+Result<ReadTicket> TicketOf(const flight::FlightDescriptor& descriptor) {
+  if (descriptor.type == flight::FlightDescriptor::CMD) return ReadTicket::Parse(descriptor.cmd);
+  if (descriptor.path.size() != 2) {
+    return Status::Invalid("a path descriptor is [model, table], got ", descriptor.path.size(),
+                           " parts");
+  }
+  ReadTicket ticket{.model = descriptor.path[0],
+                    .sql = "SELECT * FROM " + SqlIdentifier(descriptor.path[1])};
+  ARROW_RETURN_NOT_OK(ReadTicket::Parse(ticket.ToJson()).status());
+  return ticket;
+}
+
+flight::FlightEndpoint EndpointFor(const ReadTicket& ticket) {
+  return flight::FlightEndpoint(flight::Ticket{ticket.ToJson()}, {}, std::nullopt, "");
+}
+
+ReadRequest RequestOf(const ReadTicket& ticket, const ReadLimits& limits) {
+  return {.sql = ticket.sql, .function = ticket.function, .args = ticket.args, .limits = limits};
+}
+
+}  // namespace
+
+class FlightReadServer::Service final : public flight::FlightServerBase {
+ public:
+  Service(const Options& options, ModelDirectory& models) : options_(options), models_(models) {}
+
+  Status Begin() {
+    const auto& listen = options_.listen;
+    const bool tls = !listen.tls_cert.empty() && !listen.tls_key.empty();
+    if (listen.tls_cert.empty() != listen.tls_key.empty()) {
+      return Status::Invalid("TLS needs both a certificate and a key (--tls-cert, --tls-key)");
+    }
+    ARROW_ASSIGN_OR_RAISE(auto location,
+                          tls ? flight::Location::ForGrpcTls(listen.host, listen.port)
+                              : flight::Location::ForGrpcTcp(listen.host, listen.port));
+    flight::FlightServerOptions server_options(location);
+    if (tls) {
+      flight::CertKeyPair pair;
+      ARROW_ASSIGN_OR_RAISE(pair.pem_cert, ReadFileToString(listen.tls_cert));
+      ARROW_ASSIGN_OR_RAISE(pair.pem_key, ReadFileToString(listen.tls_key));
+      server_options.tls_certificates.push_back(std::move(pair));
+    }
+    if (!listen.token_file.empty()) {
+      ARROW_ASSIGN_OR_RAISE(auto tokens, AccessTokens::Load(listen.token_file));
+      server_options.middleware.emplace_back(
+          "teatree-token", std::make_shared<TokenCheckFactory>(std::move(tokens)));
+    }
+    ARROW_RETURN_NOT_OK(Init(server_options));
+    url_ = std::string(tls ? "grpc+tls://" : "grpc://") + listen.host + ":" +
+           std::to_string(port());
+    return Status::OK();
+  }
+
+  const std::string& url() const { return url_; }
+
+  Status ListFlights(const flight::ServerCallContext&, const flight::Criteria*,
+                     std::unique_ptr<flight::FlightListing>* listings) override {
+    std::vector<flight::FlightInfo> flights;
+    for (const auto& model : models_.Models()) {
+      ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(model));
+      ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(std::nullopt));
+      ARROW_ASSIGN_OR_RAISE(auto tables, reader->ListTables());
+      for (const auto& table : tables) {
+        auto descriptor = flight::FlightDescriptor::Path({model, table.name});
+        ARROW_ASSIGN_OR_RAISE(auto ticket, TicketOf(descriptor));
+        ARROW_ASSIGN_OR_RAISE(auto schema, reader->Describe(RequestOf(ticket, options_.limits)));
+        ARROW_ASSIGN_OR_RAISE(
+            auto info, flight::FlightInfo::Make(*schema, descriptor,
+                                                {EndpointFor(ticket)},
+                                                table.rows, -1));
+        flights.push_back(std::move(info));
+      }
+    }
+    *listings = std::make_unique<flight::SimpleFlightListing>(std::move(flights));
+    return Status::OK();
+  }
+
+  Status GetFlightInfo(const flight::ServerCallContext&, const flight::FlightDescriptor& request,
+                       std::unique_ptr<flight::FlightInfo>* info) override {
+    ARROW_ASSIGN_OR_RAISE(auto ticket, TicketOf(request));
+    ARROW_ASSIGN_OR_RAISE(auto schema, Describe(ticket));
+    flight::FlightEndpoint endpoint = EndpointFor(ticket);
+    // A live read belongs to the model's manager when it runs elsewhere.
+    const std::string live = ticket.at_version ? "" : models_.LiveEndpoint(ticket.model);
+    if (!live.empty()) {
+      ARROW_ASSIGN_OR_RAISE(auto location, flight::Location::Parse(live));
+      endpoint.locations.push_back(std::move(location));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto made, flight::FlightInfo::Make(*schema, request, {endpoint}, -1, -1));
+    *info = std::make_unique<flight::FlightInfo>(std::move(made));
+    return Status::OK();
+  }
+
+  Status GetSchema(const flight::ServerCallContext&, const flight::FlightDescriptor& request,
+                   std::unique_ptr<flight::SchemaResult>* result) override {
+    ARROW_ASSIGN_OR_RAISE(auto ticket, TicketOf(request));
+    ARROW_ASSIGN_OR_RAISE(auto schema, Describe(ticket));
+    ARROW_ASSIGN_OR_RAISE(*result, flight::SchemaResult::Make(*schema));
+    return Status::OK();
+  }
+
+  Status DoGet(const flight::ServerCallContext& context, const flight::Ticket& request,
+               std::unique_ptr<flight::FlightDataStream>* stream) override {
+    ARROW_ASSIGN_OR_RAISE(auto ticket, ReadTicket::Parse(request.ticket));
+    ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(ticket.model));
+    ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(ticket.at_version));
+    ReadRequest read = RequestOf(ticket, options_.limits);
+    read.cancelled = [&context] { return context.is_cancelled(); };
+    ARROW_ASSIGN_OR_RAISE(auto result, reader->Read(read));
+    *stream = std::make_unique<flight::RecordBatchStream>(
+        std::make_shared<VersionedReader>(std::move(result)));
+    return Status::OK();
+  }
+
+  Status DoAction(const flight::ServerCallContext&, const flight::Action& action,
+                  std::unique_ptr<flight::ResultStream>* result) override {
+    const auto body = nlohmann::json::parse(action.body ? action.body->ToString() : "", nullptr,
+                                            false);
+    if (!body.is_object() || !body.contains("model") || !body["model"].is_string()) {
+      return Status::Invalid("action ", action.type, R"( needs a body {"model":"m"})");
+    }
+    ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(body["model"].get<std::string>()));
+    if (action.type == kVersionsAction) {
+      ARROW_ASSIGN_OR_RAISE(auto files, reads->Versions());
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& file : files) {
+        list.push_back({{"version", file.version}, {"bytes", file.bytes}});
+      }
+      std::vector<flight::Result> results(1);
+      results[0].body = arrow::Buffer::FromString(list.dump());
+      *result = std::make_unique<flight::SimpleResultStream>(std::move(results));
+      return Status::OK();
+    }
+    if (action.type == kPullAction) {
+      std::optional<int64_t> version;
+      if (body.contains("version")) {
+        if (!body["version"].is_number_integer()) {
+          return Status::Invalid("pull: \"version\" must be a version number");
+        }
+        version = body["version"].get<int64_t>();
+      }
+      ARROW_ASSIGN_OR_RAISE(auto file, reads->VersionFile(version));
+      ARROW_ASSIGN_OR_RAISE(auto sha256, ReadChecksum(file.path));
+      nlohmann::json header{{"model", reads->model()},
+                            {"version", file.version},
+                            {"bytes", file.bytes},
+                            {"sha256", sha256}};
+      *result = std::make_unique<FileResultStream>(header.dump(), file.path);
+      return Status::OK();
+    }
+    return Status::NotImplemented("unknown action ", action.type, ": use ", kVersionsAction,
+                                  " or ", kPullAction);
+  }
+
+  Status ListActions(const flight::ServerCallContext&,
+                     std::vector<flight::ActionType>* actions) override {
+    *actions = {{kVersionsAction, R"(the retained version files of {"model":"m"})"},
+                {kPullAction, R"(a version file of {"model":"m","version":N}: a JSON header )"
+                              "(version, bytes, sha256), then the file in chunks"}};
+    return Status::OK();
+  }
+
+ private:
+  Result<std::shared_ptr<arrow::Schema>> Describe(const ReadTicket& ticket) {
+    ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(ticket.model));
+    ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(ticket.at_version));
+    return reader->Describe(RequestOf(ticket, options_.limits));
+  }
+
+  Options options_;
+  ModelDirectory& models_;
+  std::string url_;
+};
+
+FlightReadServer::FlightReadServer(std::unique_ptr<Service> service)
+    : service_(std::move(service)) {}
+
+FlightReadServer::~FlightReadServer() { Shutdown(); }
+
+Result<std::unique_ptr<FlightReadServer>> FlightReadServer::Start(const Options& options,
+                                                                  ModelDirectory& models) {
+  auto service = std::make_unique<Service>(options, models);
+  ARROW_RETURN_NOT_OK(service->Begin());
+  return std::unique_ptr<FlightReadServer>(new FlightReadServer(std::move(service)));
+}
+
+const std::string& FlightReadServer::url() const { return service_->url(); }
+int FlightReadServer::port() const { return service_->port(); }
+
+void FlightReadServer::Shutdown() {
+  if (!service_ || stopped_) return;
+  stopped_ = true;
+  (void)service_->Shutdown();
+  (void)service_->Wait();
+}
+
+}  // namespace teatree

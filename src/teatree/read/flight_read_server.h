@@ -1,0 +1,66 @@
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "teatree/common/status.h"
+#include "teatree/engine/duckdb/duckdb_reader.h"
+
+namespace teatree {
+
+class ModelDirectory;
+
+/// Where and how a read server listens (Flight and HTTP alike).
+struct ListenOptions {
+  std::string host = "127.0.0.1";
+  /// 0 picks a free port.
+  int port = 0;
+  /// Bearer tokens required on every call when set (AccessTokens file format).
+  std::filesystem::path token_file;
+  /// TLS when both are set: PEM certificate chain and private key.
+  std::filesystem::path tls_cert;
+  std::filesystem::path tls_key;
+};
+
+/// The actions DoAction understands.
+inline constexpr const char* kVersionsAction = "versions";
+inline constexpr const char* kPullAction = "pull";
+/// Schema metadata key of a DoGet stream: the model version the result was read at.
+inline constexpr const char* kVersionMetadataKey = "teatree.version";
+
+/// The Arrow Flight face of the read path, over the models of a ModelDirectory:
+/// - ListFlights: every table of every model, with its row count (descriptor path
+///   [model, table]).
+/// - GetFlightInfo / GetSchema: for a command descriptor holding a ReadTicket's JSON, or a
+///   path [model] / [model, table]; a live read of a model whose manager runs elsewhere
+///   points its endpoint at that manager.
+/// - DoGet: a ReadTicket; streams the record batches straight from DuckDB, with the version
+///   read under kVersionMetadataKey in the schema's metadata.
+/// - DoAction "versions" {"model"} lists the retained version files; "pull" {"model",
+///   "version"?} sends {"model","version","bytes","sha256"} and then the file in chunks.
+/// Start() serves in background threads until Shutdown() or destruction.
+class FlightReadServer {
+ public:
+  struct Options {
+    ListenOptions listen;
+    ReadLimits limits;
+  };
+  /// `models` must outlive the server.
+  static Result<std::unique_ptr<FlightReadServer>> Start(const Options& options,
+                                                         ModelDirectory& models);
+  ~FlightReadServer();
+
+  /// grpc://host:port, or grpc+tls://host:port with TLS.
+  const std::string& url() const;
+  int port() const;
+  void Shutdown();
+
+ private:
+  class Service;
+  explicit FlightReadServer(std::unique_ptr<Service> service);
+  std::unique_ptr<Service> service_;
+  bool stopped_ = false;
+};
+
+}  // namespace teatree

@@ -1,0 +1,162 @@
+#include "teatree/read/read_client.h"
+
+#include <arrow/api.h>
+#include <arrow/flight/api.h>
+
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "teatree/common/file_util.h"
+#include "teatree/manager/commands.h"
+#include "teatree/read/flight_read_server.h"
+
+namespace teatree {
+namespace flight = arrow::flight;
+
+struct ReadClient::Impl {
+  ReadClientOptions options;
+  flight::FlightCallOptions call;
+  // Clients by URL: the server asked, and the managers its endpoints point at.
+  std::map<std::string, std::unique_ptr<flight::FlightClient>> clients;
+
+  Result<flight::FlightClient*> ClientFor(const std::string& url) {
+    auto& client = clients[url];
+    if (!client) {
+      ARROW_ASSIGN_OR_RAISE(auto location, flight::Location::Parse(url));
+      flight::FlightClientOptions client_options = flight::FlightClientOptions::Defaults();
+      if (!options.tls_root.empty()) {
+        ARROW_ASSIGN_OR_RAISE(client_options.tls_root_certs, ReadFileToString(options.tls_root));
+      }
+      auto connected = flight::FlightClient::Connect(location, client_options);
+      if (!connected.ok()) {
+        clients.erase(url);
+        return connected.status().WithMessage("cannot reach the read server at ", url, ": ",
+                                              connected.status().message());
+      }
+      client = std::move(connected).ValueUnsafe();
+    }
+    return client.get();
+  }
+
+  Result<flight::FlightClient*> Main() { return ClientFor(options.url); }
+
+  /// Runs an action and collects its results' bodies.
+  Result<std::unique_ptr<flight::ResultStream>> Act(const std::string& type,
+                                                   const nlohmann::json& body) {
+    ARROW_ASSIGN_OR_RAISE(auto client, Main());
+    return client->DoAction(call, flight::Action{type, arrow::Buffer::FromString(body.dump())});
+  }
+};
+
+ReadClient::ReadClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ReadClient::~ReadClient() = default;
+
+Result<std::unique_ptr<ReadClient>> ReadClient::Connect(const ReadClientOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  if (!options.token.empty()) {
+    impl->call.headers.emplace_back("authorization", "Bearer " + options.token);
+  }
+  ARROW_RETURN_NOT_OK(impl->Main().status());
+  return std::unique_ptr<ReadClient>(new ReadClient(std::move(impl)));
+}
+
+Result<QueryResult> ReadClient::Query(const ReadTicket& ticket) {
+  ARROW_ASSIGN_OR_RAISE(auto client, impl_->Main());
+  ARROW_ASSIGN_OR_RAISE(auto info, client->GetFlightInfo(
+                                       impl_->call, flight::FlightDescriptor::Command(ticket.ToJson())));
+  if (info->endpoints().empty()) return Status::IOError("the read server returned no endpoint");
+  const flight::FlightEndpoint& endpoint = info->endpoints()[0];
+  flight::FlightClient* target = client;
+  if (!endpoint.locations.empty()) {
+    auto elsewhere = impl_->ClientFor(endpoint.locations[0].ToString());
+    // A manager that went away since the catalog named it: the server answers itself.
+    if (elsewhere.ok()) target = *elsewhere;
+  }
+  ARROW_ASSIGN_OR_RAISE(auto stream, target->DoGet(impl_->call, endpoint.ticket));
+  QueryResult result;
+  ARROW_ASSIGN_OR_RAISE(result.table, stream->ToTable());
+  ARROW_ASSIGN_OR_RAISE(auto schema, stream->GetSchema());
+  if (auto metadata = schema->metadata()) {
+    auto version = metadata->Get(kVersionMetadataKey);
+    if (version.ok()) result.version = std::stoll(*version);
+  }
+  result.table = result.table->ReplaceSchemaMetadata(nullptr);
+  return result;
+}
+
+Result<std::vector<TableInfo>> ReadClient::Tables(const std::string& model) {
+  ARROW_ASSIGN_OR_RAISE(auto client, impl_->Main());
+  ARROW_ASSIGN_OR_RAISE(auto listing, client->ListFlights(impl_->call, {}));
+  std::vector<TableInfo> tables;
+  while (true) {
+    ARROW_ASSIGN_OR_RAISE(auto info, listing->Next());
+    if (!info) break;
+    const auto& path = info->descriptor().path;
+    if (path.size() == 2 && path[0] == model) tables.push_back({path[1], info->total_records()});
+  }
+  return tables;
+}
+
+Result<std::vector<VersionFileInfo>> ReadClient::Versions(const std::string& model) {
+  ARROW_ASSIGN_OR_RAISE(auto results, impl_->Act(kVersionsAction, {{"model", model}}));
+  ARROW_ASSIGN_OR_RAISE(auto result, results->Next());
+  if (!result) return Status::IOError("the read server sent no version list");
+  const auto list = nlohmann::json::parse(result->body->ToString(), nullptr, false);
+  std::vector<VersionFileInfo> versions;
+  for (const auto& item : list.is_array() ? list : nlohmann::json::array()) {
+    versions.push_back(
+        {.version = item.value("version", int64_t{0}), .bytes = item.value("bytes", int64_t{0})});
+  }
+  return versions;
+}
+
+Result<PulledVersion> ReadClient::Pull(const std::string& model, std::optional<int64_t> version,
+                                       const std::filesystem::path& output,
+                                       std::ostream* progress) {
+  nlohmann::json body{{"model", model}};
+  if (version) body["version"] = *version;
+  ARROW_ASSIGN_OR_RAISE(auto results, impl_->Act(kPullAction, body));
+  ARROW_ASSIGN_OR_RAISE(auto first, results->Next());
+  if (!first) return Status::IOError("the read server sent nothing for the pull");
+  const auto header = nlohmann::json::parse(first->body->ToString(), nullptr, false);
+  if (!header.is_object() || !header.contains("sha256")) {
+    return Status::IOError("the read server's pull header is not valid");
+  }
+  PulledVersion pulled{header.value("version", int64_t{0}), header.value("bytes", int64_t{0}),
+                       header.value("sha256", "")};
+  const std::filesystem::path tmp = output.string() + ".tmp";
+  auto download = [&]() -> Status {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return Status::IOError("cannot write ", tmp.string());
+    int64_t received = 0;
+    int last_percent = -1;
+    while (true) {
+      ARROW_ASSIGN_OR_RAISE(auto chunk, results->Next());
+      if (!chunk) break;
+      out.write(reinterpret_cast<const char*>(chunk->body->data()), chunk->body->size());
+      received += chunk->body->size();
+      const int percent = pulled.bytes > 0 ? static_cast<int>(100 * received / pulled.bytes) : 100;
+      if (progress != nullptr && percent / 10 != last_percent / 10) {
+        *progress << "pull: " << received << " of " << pulled.bytes << " bytes (" << percent
+                  << "%)" << std::endl;
+        last_percent = percent;
+      }
+    }
+    out.close();
+    if (!out) return Status::IOError("cannot write ", tmp.string());
+    if (received != pulled.bytes) {
+      return Status::IOError("pull of model ", model, " version ", pulled.version, " ended after ",
+                             received, " of ", pulled.bytes, " bytes");
+    }
+    return KeepVerifiedVersionFile(tmp, {model, pulled.version, pulled.sha256}, output);
+  };
+  Status status = download();
+  std::error_code ignored;
+  std::filesystem::remove(tmp, ignored);
+  ARROW_RETURN_NOT_OK(status);
+  return pulled;
+}
+
+}  // namespace teatree

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "teatree/common/status.h"
+#include "teatree/read/model_reads.h"
+#include "teatree/read/read_ticket.h"
+
+namespace arrow {
+class Table;
+}  // namespace arrow
+
+namespace teatree {
+
+struct ReadClientOptions {
+  /// A Flight URL: grpc://host:port or grpc+tls://host:port.
+  std::string url;
+  /// Sent as "Authorization: Bearer <token>" when not empty.
+  std::string token;
+  /// PEM root certificate to trust for TLS (e.g. a self-signed server's); empty: the
+  /// system's roots.
+  std::filesystem::path tls_root;
+};
+
+/// A read's result and the model version it was read at.
+struct QueryResult {
+  int64_t version = 0;
+  std::shared_ptr<arrow::Table> table;
+};
+
+/// A downloaded version file.
+struct PulledVersion {
+  int64_t version = 0;
+  int64_t bytes = 0;
+  std::string sha256;
+};
+
+/// A client of the read path over Arrow Flight (FlightReadServer): queries, versions, pulls.
+/// A read whose endpoint points at another server (a model's manager) follows it there.
+/// Not thread-safe: one thread at a time (or one client per thread).
+class ReadClient {
+ public:
+  static Result<std::unique_ptr<ReadClient>> Connect(const ReadClientOptions& options);
+  ~ReadClient();
+
+  /// Runs a read: GetFlightInfo for the ticket, then DoGet where its endpoint says.
+  Result<QueryResult> Query(const ReadTicket& ticket);
+  /// The model's tables and row counts (ListFlights).
+  Result<std::vector<TableInfo>> Tables(const std::string& model);
+  /// The retained version files of `model`.
+  Result<std::vector<VersionFileInfo>> Versions(const std::string& model);
+  /// Downloads version `version` (or the newest) of `model` to `output`, checks its
+  /// SHA-256 and the version it holds, then moves it into place. Reports progress on
+  /// `progress` when not null.
+  Result<PulledVersion> Pull(const std::string& model, std::optional<int64_t> version,
+                             const std::filesystem::path& output, std::ostream* progress);
+
+ private:
+  struct Impl;
+  explicit ReadClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace teatree

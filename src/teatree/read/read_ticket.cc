@@ -1,0 +1,55 @@
+#include "teatree/read/read_ticket.h"
+
+#include "teatree/request/names.h"
+
+namespace teatree {
+namespace {
+
+Status BadTicket(const std::string& why) {
+  return Status::Invalid("invalid read ticket: ", why,
+                         R"(; write {"model":"m","sql":"SELECT …"} or )",
+                         R"({"model":"m","function":"f","args":{…}}, optionally with "at_version":N)");
+}
+
+}  // namespace
+
+Result<ReadTicket> ReadTicket::Parse(std::string_view json) {
+  const nlohmann::json parsed = nlohmann::json::parse(json, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) return BadTicket("it is not a JSON object");
+  ReadTicket ticket;
+  for (const auto& [key, value] : parsed.items()) {
+    if (key == "model" || key == "sql" || key == "function") {
+      if (!value.is_string()) return BadTicket("\"" + key + "\" must be a string");
+      (key == "model" ? ticket.model : key == "sql" ? ticket.sql : ticket.function) = value;
+    } else if (key == "args") {
+      if (!value.is_object()) return BadTicket("\"args\" must be an object");
+      ticket.args = value;
+    } else if (key == "at_version") {
+      if (!value.is_number_integer() || value.get<int64_t>() < 1) {
+        return BadTicket("\"at_version\" must be a version number (1 or more)");
+      }
+      ticket.at_version = value.get<int64_t>();
+    } else {
+      return BadTicket("unknown field \"" + key + "\"");
+    }
+  }
+  if (ticket.model.empty()) return BadTicket("\"model\" is missing");
+  ARROW_RETURN_NOT_OK(ValidateName("model", ticket.model));
+  if (ticket.sql.empty() == ticket.function.empty()) {
+    return BadTicket("give either \"sql\" or \"function\"");
+  }
+  return ticket;
+}
+
+std::string ReadTicket::ToJson() const {
+  nlohmann::json json{{"model", model}};
+  if (!sql.empty()) json["sql"] = sql;
+  if (!function.empty()) {
+    json["function"] = function;
+    json["args"] = args;
+  }
+  if (at_version) json["at_version"] = *at_version;
+  return json.dump();
+}
+
+}  // namespace teatree
