@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "teatree/cli/options.h"
+#include "teatree/cli/read_commands.h"
 #include "teatree/cli/service_commands.h"
 #include "teatree/common/arrow_runtime.h"
 #include "teatree/common/version.h"
@@ -91,21 +92,8 @@ int Main(int argc, char** argv) {
       ->required();
   inspect->add_option("sql", inspect_sql, "a SELECT statement to run");
 
-  teatree::PullOptions pull_options;
-  auto* pull = app.add_subcommand(
-      "pull",
-      "Download a version file from the archive (managers mirror them there with\n"
-      "--mirror-versions), check its SHA-256, and write it where you say: a DuckDB file any\n"
-      "client opens");
-  pull->add_option("--from-archive", pull_options.archive_url,
-                   "the archive, e.g. s3://bucket/prefix?endpoint_override=host:port&scheme=http")
-      ->required();
-  pull->add_option("--model,-m", pull_options.model, "model name")->required();
-  pull->add_option("--version", pull_options.version, "version to pull (default: the newest)");
-  pull->add_option("--output,-o", pull_options.output, "where to write the .duckdb file")
-      ->required();
-
   auto run_service_command = teatree::cli::AddServiceCommands(app);
+  auto run_read_command = teatree::cli::AddReadCommands(app);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -119,8 +107,8 @@ int Main(int argc, char** argv) {
   if (status.ok() && inspect->parsed()) {
     status = teatree::RunInspect(inspect_file, inspect_sql, std::cout);
   }
-  if (status.ok() && pull->parsed()) status = teatree::RunPull(pull_options, std::cout);
   if (status.ok()) status = run_service_command();
+  if (status.ok()) status = run_read_command();
   teatree::ShutdownArrow();
   return Report(status);
 }

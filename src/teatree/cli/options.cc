@@ -33,4 +33,58 @@ void AddNatsOptions(CLI::App& command, NatsClientOptions& options) {
   command.add_option("--nats-tls-key", options.tls_key_file, "PEM client key");
 }
 
+void AddReadServingOptions(CLI::App& command, ReadServingOptions& options) {
+  command.add_option("--listen", options.listen.host, "address the read servers listen on")
+      ->capture_default_str();
+  command.add_option("--flight-port", options.listen.port, "Arrow Flight port (0: a free one)")
+      ->capture_default_str();
+  command.add_option("--token-file", options.listen.token_file,
+                     "require a bearer token from this file (one per line) on every read");
+  command.add_option("--tls-cert", options.listen.tls_cert, "PEM certificate: serve over TLS");
+  command.add_option("--tls-key", options.listen.tls_key, "PEM private key of --tls-cert");
+  command
+      .add_option_function<int64_t>(
+          "--query-timeout-s",
+          [&options](int64_t seconds) { options.limits.timeout = std::chrono::seconds(seconds); },
+          "stop a read after this many seconds (0: no limit; default 60)")
+      ->check(CLI::NonNegativeNumber);
+  command
+      .add_option_function<int64_t>(
+          "--max-result-mb", [&options](int64_t mb) { options.limits.max_result_bytes = mb << 20; },
+          "fail a read whose result grows past this many MiB of Arrow data (0: no limit; "
+          "default 8192)")
+      ->check(CLI::NonNegativeNumber);
+  command.add_option("--query-memory-limit", options.memory_limit,
+                     "DuckDB memory limit for reads of version files, e.g. 2GB");
+}
+
+std::vector<std::string> ReadServingArgs(const ReadServingOptions& options) {
+  std::vector<std::string> args{
+      "--listen",
+      options.listen.host,
+      "--query-timeout-s",
+      std::to_string(
+          std::chrono::duration_cast<std::chrono::seconds>(options.limits.timeout).count()),
+      "--max-result-mb",
+      std::to_string(options.limits.max_result_bytes >> 20)};
+  auto add = [&](const char* flag, const std::string& value) {
+    if (!value.empty()) args.insert(args.end(), {flag, value});
+  };
+  add("--token-file", options.listen.token_file.string());
+  add("--tls-cert", options.listen.tls_cert.string());
+  add("--tls-key", options.listen.tls_key.string());
+  add("--query-memory-limit", options.memory_limit);
+  return args;
+}
+
+void AddReadClientOptions(CLI::App& command, ReadClientOptions& options) {
+  command.add_option("--url", options.url,
+                     "read server, e.g. grpc://host:8815 (default: the `teatree serve` of "
+                     "--data-dir)");
+  command.add_option("--token", options.token, "bearer token for a server with --token-file")
+      ->envname("TEATREE_TOKEN");
+  command.add_option("--tls-root", options.tls_root,
+                     "PEM root certificate to trust (for a self-signed server)");
+}
+
 }  // namespace teatree::cli

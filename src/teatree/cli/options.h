@@ -6,6 +6,8 @@
 
 #include "teatree/bus/nats_connection.h"
 #include "teatree/manager/model_manager.h"
+#include "teatree/read/read_client.h"
+#include "teatree/read/read_servers.h"
 
 namespace teatree::cli {
 
@@ -14,5 +16,15 @@ void AddModelOptions(CLI::App& command, ManagerOptions& options);
 
 /// --nats and its authentication and TLS flags.
 void AddNatsOptions(CLI::App& command, NatsClientOptions& options);
+
+/// --listen, --flight-port, --token-file, --tls-cert/--tls-key and the read limits of a
+/// process that serves reads.
+void AddReadServingOptions(CLI::App& command, ReadServingOptions& options);
+
+/// The serving flags a process passes on to the managers it starts (all but the port).
+std::vector<std::string> ReadServingArgs(const ReadServingOptions& options);
+
+/// --url, --token and --tls-root of a read client.
+void AddReadClientOptions(CLI::App& command, ReadClientOptions& options);
 
 }  // namespace teatree::cli

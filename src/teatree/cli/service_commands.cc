@@ -102,6 +102,7 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
   serve->add_option("--nats-port", f->serve.nats_port,
                     "port of the private nats-server (default: a free one)");
   AddModelOptions(*serve, f->serve_models);
+  AddReadServingOptions(*serve, f->serve.read);
   serve->add_option("--batch-size", f->manager.batch_size, "requests group-committed together")
       ->capture_default_str();
   serve
@@ -119,6 +120,7 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
       "group-commit, notify, ack; refuses to start while another manager holds the lease");
   manager->add_option("--model,-m", f->manager.manager.model, "model name")->required();
   AddModelOptions(*manager, f->manager.manager);
+  AddReadServingOptions(*manager, f->manager.read);
   AddNatsOptions(*manager, f->manager.nats);
   manager->add_option("--batch-size", f->manager.batch_size, "requests group-committed together")
       ->capture_default_str()
@@ -201,6 +203,9 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
     if (serve->parsed()) {
       f->serve.data_dir = f->serve_models.data_dir;
       f->serve.manager_args = ManagerArgs(f->serve_models, f->manager.batch_size, f->lease_ttl_ms);
+      auto read_args = ReadServingArgs(f->serve.read);
+      f->serve.manager_args.insert(f->serve.manager_args.end(), read_args.begin(), read_args.end());
+      f->serve.control_url = f->serve_models.control_url;
       f->serve.dispatcher.idle_stop = std::chrono::seconds(f->idle_stop_s);
       f->serve.dispatcher.queue.duplicate_window = milliseconds(f->duplicate_window_ms);
       return RunServe(f->serve, std::cout);

@@ -29,6 +29,8 @@ struct EngineOptions {
   const FunctionRegistry* functions = nullptr;
   /// Worker threads for the engine; 0 lets it choose.
   int threads = 0;
+  /// The engine's memory limit, e.g. "4GB"; empty: its default.
+  std::string memory_limit;
 };
 
 /// A version frozen for publication: PrepareSnapshot() returns it under the writer lock,

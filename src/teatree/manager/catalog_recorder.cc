@@ -37,6 +37,14 @@ CatalogRecorder::~CatalogRecorder() {
   thread_.join();
 }
 
+void CatalogRecorder::SetEndpoint(const std::string& endpoint) {
+  std::lock_guard lock(mutex_);
+  model_.manager_endpoint = endpoint;
+  model_dirty_ = true;
+  ++submitted_;
+  wake_.notify_one();
+}
+
 void CatalogRecorder::SetState(const std::string& status, int64_t current_version) {
   std::lock_guard lock(mutex_);
   model_.status = status;

@@ -31,6 +31,8 @@ class CatalogRecorder {
 
   /// The model's status and newest committed version.
   void SetState(const std::string& status, int64_t current_version);
+  /// Where the model's manager serves reads (recorded as manager_endpoint); "" when none.
+  void SetEndpoint(const std::string& endpoint);
   /// A version was published, with the content rows describing it.
   void Published(int64_t version, std::vector<ContentRecord> content);
   /// Outcomes of requests, logged once each.

@@ -167,12 +167,14 @@ Result<std::unique_ptr<ModelManager>> ModelManager::Open(const ManagerOptions& o
                                                         .model = o.model,
                                                         .input_dirs = o.input_dirs,
                                                         .functions = &impl->functions,
-                                                        .threads = o.threads}));
+                                                        .threads = o.threads,
+                                                        .memory_limit = o.memory_limit}));
   ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(o.data_dir, o.model));
   const int64_t published = versions.empty() ? 0 : versions.back();
   ARROW_ASSIGN_OR_RAISE(auto known, impl->control->GetModel(o.model));
   ModelRecord start = known.value_or(ModelRecord{.id = o.model});
   start.engine = "duckdb";
+  start.manager_endpoint.clear();  // Until this manager serves reads.
   const int64_t catalog_version = start.current_version;
   impl->catalog = std::make_unique<CatalogRecorder>(*impl->control, std::move(start));
   impl->publisher = std::make_unique<VersionPublisher>(
@@ -221,6 +223,10 @@ Status ModelManager::FlushCatalog(std::chrono::milliseconds timeout) {
   return impl_->catalog->Flush(timeout);
 }
 
+void ModelManager::SetEndpoint(const std::string& endpoint) {
+  impl_->catalog->SetEndpoint(endpoint);
+}
+
 Status ModelManager::Close() {
   {
     std::lock_guard writer(impl_->writer_mutex);
@@ -228,6 +234,7 @@ Status ModelManager::Close() {
     impl_->closed = true;
   }
   Status status = impl_->publisher->Stop();
+  impl_->catalog->SetEndpoint("");
   impl_->UpdateCatalog("stopped", nullptr);
   Status recorded = impl_->catalog->Flush(kCatalogFlushOnClose);
   if (!recorded.ok()) {

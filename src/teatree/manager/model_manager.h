@@ -36,6 +36,9 @@ struct ManagerOptions {
   std::chrono::milliseconds publish_interval = std::chrono::milliseconds(500);
   /// DuckDB worker threads; 0 lets DuckDB choose.
   int threads = 0;
+  /// DuckDB's memory limit for the model (writer and live reads), e.g. "4GB"; empty: DuckDB's
+  /// default, 80% of RAM.
+  std::string memory_limit;
   /// Called from the publisher's thread after each version is published; may be empty.
   std::function<void(int64_t version)> on_published;
 };
@@ -67,6 +70,8 @@ class ModelManager {
   /// Waits until every outcome and state change so far is in the control catalog (it is
   /// written by a thread of its own, behind the writer).
   Status FlushCatalog(std::chrono::milliseconds timeout);
+  /// Records in the catalog where this manager serves reads (a Flight URL), "" for nowhere.
+  void SetEndpoint(const std::string& endpoint);
   /// Publishes the newest version and stops the publisher; Apply() fails afterwards.
   Status Close();
 

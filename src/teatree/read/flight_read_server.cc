@@ -42,8 +42,8 @@ class TokenCheckFactory final : public flight::ServerMiddlewareFactory {
 class VersionedReader final : public arrow::RecordBatchReader {
  public:
   VersionedReader(ReadStream stream) : rows_(std::move(stream.reader)) {
-    schema_ = rows_->schema()->WithMetadata(arrow::key_value_metadata(
-        {kVersionMetadataKey}, {std::to_string(stream.version)}));
+    schema_ = rows_->schema()->WithMetadata(
+        arrow::key_value_metadata({kVersionMetadataKey}, {std::to_string(stream.version)}));
   }
   std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
   Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
@@ -144,8 +144,8 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
           "teatree-token", std::make_shared<TokenCheckFactory>(std::move(tokens)));
     }
     ARROW_RETURN_NOT_OK(Init(server_options));
-    url_ = std::string(tls ? "grpc+tls://" : "grpc://") + listen.host + ":" +
-           std::to_string(port());
+    url_ =
+        std::string(tls ? "grpc+tls://" : "grpc://") + listen.host + ":" + std::to_string(port());
     return Status::OK();
   }
 
@@ -163,9 +163,8 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
         ARROW_ASSIGN_OR_RAISE(auto ticket, TicketOf(descriptor));
         ARROW_ASSIGN_OR_RAISE(auto schema, reader->Describe(RequestOf(ticket, options_.limits)));
         ARROW_ASSIGN_OR_RAISE(
-            auto info, flight::FlightInfo::Make(*schema, descriptor,
-                                                {EndpointFor(ticket)},
-                                                table.rows, -1));
+            auto info,
+            flight::FlightInfo::Make(*schema, descriptor, {EndpointFor(ticket)}, table.rows, -1));
         flights.push_back(std::move(info));
       }
     }
@@ -184,7 +183,8 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
       ARROW_ASSIGN_OR_RAISE(auto location, flight::Location::Parse(live));
       endpoint.locations.push_back(std::move(location));
     }
-    ARROW_ASSIGN_OR_RAISE(auto made, flight::FlightInfo::Make(*schema, request, {endpoint}, -1, -1));
+    ARROW_ASSIGN_OR_RAISE(auto made,
+                          flight::FlightInfo::Make(*schema, request, {endpoint}, -1, -1));
     *info = std::make_unique<flight::FlightInfo>(std::move(made));
     return Status::OK();
   }
@@ -212,8 +212,8 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
 
   Status DoAction(const flight::ServerCallContext&, const flight::Action& action,
                   std::unique_ptr<flight::ResultStream>* result) override {
-    const auto body = nlohmann::json::parse(action.body ? action.body->ToString() : "", nullptr,
-                                            false);
+    const auto body =
+        nlohmann::json::parse(action.body ? action.body->ToString() : "", nullptr, false);
     if (!body.is_object() || !body.contains("model") || !body["model"].is_string()) {
       return Status::Invalid("action ", action.type, R"( needs a body {"model":"m"})");
     }
@@ -246,8 +246,8 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
       *result = std::make_unique<FileResultStream>(header.dump(), file.path);
       return Status::OK();
     }
-    return Status::NotImplemented("unknown action ", action.type, ": use ", kVersionsAction,
-                                  " or ", kPullAction);
+    return Status::NotImplemented("unknown action ", action.type, ": use ", kVersionsAction, " or ",
+                                  kPullAction);
   }
 
   Status ListActions(const flight::ServerCallContext&,

@@ -80,7 +80,8 @@ TEST_F(FlightReadServerTest, DoGetReturnsWhatDuckDbReturnsWithTheVersion) {
                     .ValueOrDie();
   EXPECT_TRUE(result.table->Equals(*direct)) << result.table->ToString() << direct->ToString();
   EXPECT_EQ(result.version, 2);
-  auto top = client->Query({.model = "sales", .function = "top_n",
+  auto top = client->Query({.model = "sales",
+                            .function = "top_n",
                             .args = {{"table", "orders"}, {"column", "id"}, {"n", 1}}});
   ASSERT_TRUE(top.ok()) << top.status().ToString();
   EXPECT_EQ(top->table->num_rows(), 1);
@@ -117,10 +118,10 @@ TEST_F(FlightReadServerTest, RefusedAndFailingReadsSayWhyAndTheServerGoesOn) {
       << file.status().ToString();
   auto other = client->Query({.model = "other", .sql = "SELECT 1"});
   EXPECT_NE(other.status().message().find("reads model sales, not other"), std::string::npos);
-  auto runaway = client->Query(
-      {.model = "sales",
-       .sql = "SELECT count(*) FROM range(100000000) a, range(100000000) b "
-               "WHERE a.range + b.range = -1"});
+  auto runaway =
+      client->Query({.model = "sales",
+                     .sql = "SELECT count(*) FROM range(100000000) a, range(100000000) b "
+                            "WHERE a.range + b.range = -1"});
   EXPECT_NE(runaway.status().message().find("time limit of 400 ms"), std::string::npos)
       << runaway.status().ToString();
   auto gone = client->Query({.model = "sales", .sql = "SELECT 1", .at_version = 99});
@@ -134,7 +135,8 @@ TEST_F(FlightReadServerTest, RefusedAndFailingReadsSayWhyAndTheServerGoesOn) {
 
 TEST_F(FlightReadServerTest, AtVersionReadsARetainedVersionFile) {
   StartServer();
-  Apply(R"({"request_id":"a2","model":"sales","op":"append","table":"orders","rows":[[3,"1.00",null,null]]})");
+  Apply(
+      R"({"request_id":"a2","model":"sales","op":"append","table":"orders","rows":[[3,"1.00",null,null]]})");
   auto client = Connect();
   auto now = client->Query({.model = "sales", .sql = "SELECT count(*) FROM orders"}).ValueOrDie();
   auto before =

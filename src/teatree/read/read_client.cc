@@ -43,7 +43,7 @@ struct ReadClient::Impl {
 
   /// Runs an action and collects its results' bodies.
   Result<std::unique_ptr<flight::ResultStream>> Act(const std::string& type,
-                                                   const nlohmann::json& body) {
+                                                    const nlohmann::json& body) {
     ARROW_ASSIGN_OR_RAISE(auto client, Main());
     return client->DoAction(call, flight::Action{type, arrow::Buffer::FromString(body.dump())});
   }
@@ -64,20 +64,25 @@ Result<std::unique_ptr<ReadClient>> ReadClient::Connect(const ReadClientOptions&
 
 Result<QueryResult> ReadClient::Query(const ReadTicket& ticket) {
   ARROW_ASSIGN_OR_RAISE(auto client, impl_->Main());
-  ARROW_ASSIGN_OR_RAISE(auto info, client->GetFlightInfo(
-                                       impl_->call, flight::FlightDescriptor::Command(ticket.ToJson())));
+  ARROW_ASSIGN_OR_RAISE(
+      auto info,
+      client->GetFlightInfo(impl_->call, flight::FlightDescriptor::Command(ticket.ToJson())));
   if (info->endpoints().empty()) return Status::IOError("the read server returned no endpoint");
   const flight::FlightEndpoint& endpoint = info->endpoints()[0];
-  flight::FlightClient* target = client;
-  if (!endpoint.locations.empty()) {
-    auto elsewhere = impl_->ClientFor(endpoint.locations[0].ToString());
-    // A manager that went away since the catalog named it: the server answers itself.
-    if (elsewhere.ok()) target = *elsewhere;
-  }
-  ARROW_ASSIGN_OR_RAISE(auto stream, target->DoGet(impl_->call, endpoint.ticket));
+  auto stream = [&]() -> Result<std::unique_ptr<flight::FlightStreamReader>> {
+    if (!endpoint.locations.empty()) {
+      auto elsewhere = impl_->ClientFor(endpoint.locations[0].ToString());
+      auto got =
+          elsewhere.ok() ? (*elsewhere)->DoGet(impl_->call, endpoint.ticket) : elsewhere.status();
+      // A manager gone since the catalog named it: the server asked answers from its copy.
+      if (got.ok() || !got.status().IsIOError()) return got;
+    }
+    return client->DoGet(impl_->call, endpoint.ticket);
+  }();
+  ARROW_RETURN_NOT_OK(stream.status());
   QueryResult result;
-  ARROW_ASSIGN_OR_RAISE(result.table, stream->ToTable());
-  ARROW_ASSIGN_OR_RAISE(auto schema, stream->GetSchema());
+  ARROW_ASSIGN_OR_RAISE(result.table, (*stream)->ToTable());
+  ARROW_ASSIGN_OR_RAISE(auto schema, (*stream)->GetSchema());
   if (auto metadata = schema->metadata()) {
     auto version = metadata->Get(kVersionMetadataKey);
     if (version.ok()) result.version = std::stoll(*version);
@@ -139,8 +144,8 @@ Result<PulledVersion> ReadClient::Pull(const std::string& model, std::optional<i
       received += chunk->body->size();
       const int percent = pulled.bytes > 0 ? static_cast<int>(100 * received / pulled.bytes) : 100;
       if (progress != nullptr && percent / 10 != last_percent / 10) {
-        *progress << "pull: " << received << " of " << pulled.bytes << " bytes (" << percent
-                  << "%)" << std::endl;
+        *progress << "pull: " << received << " of " << pulled.bytes << " bytes (" << percent << "%)"
+                  << std::endl;
         last_percent = percent;
       }
     }

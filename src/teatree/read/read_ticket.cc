@@ -6,9 +6,9 @@ namespace teatree {
 namespace {
 
 Status BadTicket(const std::string& why) {
-  return Status::Invalid("invalid read ticket: ", why,
-                         R"(; write {"model":"m","sql":"SELECT …"} or )",
-                         R"({"model":"m","function":"f","args":{…}}, optionally with "at_version":N)");
+  return Status::Invalid(
+      "invalid read ticket: ", why, R"(; write {"model":"m","sql":"SELECT …"} or )",
+      R"({"model":"m","function":"f","args":{…}}, optionally with "at_version":N)");
 }
 
 }  // namespace

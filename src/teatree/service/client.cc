@@ -10,16 +10,38 @@
 
 namespace teatree {
 
-Result<std::string> ServedNatsUrl(const std::filesystem::path& data_dir) {
+namespace {
+
+/// A URL `teatree serve` wrote into <data_dir>/serve.json.
+Result<std::string> ServedUrl(const std::filesystem::path& data_dir, const char* key,
+                              const char* flag_hint) {
   const auto path = data_dir / "serve.json";
   std::ifstream in(path);
   auto json = nlohmann::json::parse(in, nullptr, false);
-  if (!in || json.is_discarded() || !json.contains("nats_url")) {
+  if (!in || json.is_discarded() || !json.contains(key) || !json[key].is_string()) {
     return Status::Invalid("no Teatree server found in ", data_dir.string(), " (", path.string(),
                            " is missing): start one with `teatree serve --data-dir ",
-                           data_dir.string(), "`, or give --nats nats://host:port");
+                           data_dir.string(), "`, or give ", flag_hint);
   }
-  return json["nats_url"].get<std::string>();
+  return json[key].get<std::string>();
+}
+
+}  // namespace
+
+Result<std::string> ServedNatsUrl(const std::filesystem::path& data_dir) {
+  return ServedUrl(data_dir, "nats_url", "--nats nats://host:port");
+}
+
+Result<std::string> ServedFlightUrl(const std::filesystem::path& data_dir) {
+  return ServedUrl(data_dir, "flight_url", "--url grpc://host:port");
+}
+
+Result<std::unique_ptr<ReadClient>> ConnectReads(ReadClientOptions options,
+                                                 const std::filesystem::path& data_dir) {
+  if (options.url.empty()) {
+    ARROW_ASSIGN_OR_RAISE(options.url, ServedFlightUrl(data_dir));
+  }
+  return ReadClient::Connect(options);
 }
 
 Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
@@ -30,7 +52,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect(nats_options));
   ARROW_ASSIGN_OR_RAISE(auto queue, RequestQueue::Make(*nats, options.queue));
   ARROW_RETURN_NOT_OK(EnsureNoteStream(*nats));
-  return std::unique_ptr<Client>(new Client(std::move(nats), std::move(queue)));
+  return std::unique_ptr<Client>(new Client(options, std::move(nats), std::move(queue)));
 }
 
 Result<PublishAck> Client::Submit(const Request& request) {
@@ -90,6 +112,24 @@ Result<Outcome> Client::Collect(NoteSubscription& notes, const std::string& mode
                          timeout.count(),
                          " ms: is a manager running for it (teatree status)? The request is "
                          "queued and will be applied when one is");
+}
+
+Result<ReadClient*> Client::reads() {
+  if (!reads_) {
+    ARROW_ASSIGN_OR_RAISE(reads_, ConnectReads(options_.read, options_.data_dir));
+  }
+  return reads_.get();
+}
+
+Result<QueryResult> Client::Query(const ReadTicket& ticket) {
+  ARROW_ASSIGN_OR_RAISE(auto reads, this->reads());
+  return reads->Query(ticket);
+}
+
+Result<PulledVersion> Client::Pull(const std::string& model, std::optional<int64_t> version,
+                                   const std::filesystem::path& output, std::ostream* progress) {
+  ARROW_ASSIGN_OR_RAISE(auto reads, this->reads());
+  return reads->Pull(model, version, output, progress);
 }
 
 Result<std::unique_ptr<NoteSubscription>> Client::Watch(const std::string& model) {

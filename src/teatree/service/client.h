@@ -12,6 +12,7 @@
 #include "teatree/bus/notes.h"
 #include "teatree/bus/request_queue.h"
 #include "teatree/common/status.h"
+#include "teatree/read/read_client.h"
 #include "teatree/request/request.h"
 
 namespace teatree {
@@ -21,6 +22,9 @@ struct ClientOptions {
   NatsClientOptions nats;
   std::filesystem::path data_dir = "teatree-data";
   RequestQueueOptions queue{.configure = false};
+  /// The read path; when its url is empty, the Flight URL `teatree serve` wrote into
+  /// data_dir.
+  ReadClientOptions read;
 };
 
 /// What became of a request: its outcome notification and, for a query or a function that
@@ -33,8 +37,10 @@ struct Outcome {
   bool applied() const { return note.value("status", "") == "applied"; }
 };
 
-/// A Teatree client over NATS: submit requests, wait for their outcomes, watch a model.
-/// Thread-safe for Submit; use Wait and Watch subscriptions from one thread each.
+/// A Teatree client: submit requests, wait for their outcomes and watch a model over NATS;
+/// query models and pull versions over the read path (Arrow Flight, connected on first use).
+/// Thread-safe for Submit; use Wait and Watch subscriptions from one thread each, and Query
+/// and Pull from one thread at a time.
 class Client {
  public:
   static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
@@ -52,6 +58,15 @@ class Client {
   /// Every notification of `model` from now on (outcomes and version_published).
   Result<std::unique_ptr<NoteSubscription>> Watch(const std::string& model);
 
+  /// Runs a read on the model (live, or at_version) and returns its rows and version.
+  Result<QueryResult> Query(const ReadTicket& ticket);
+  /// Downloads a version file of `model` (the newest when `version` is empty) to `output`,
+  /// checksum-verified; see ReadClient::Pull.
+  Result<PulledVersion> Pull(const std::string& model, std::optional<int64_t> version,
+                             const std::filesystem::path& output, std::ostream* progress = nullptr);
+  /// The read client, connected on first use.
+  Result<ReadClient*> reads();
+
   NatsConnection& connection() { return *nats_; }
   RequestQueue& queue() { return *queue_; }
 
@@ -60,14 +75,23 @@ class Client {
   static Result<Outcome> Collect(NoteSubscription& notes, const std::string& model,
                                  const std::string& request_id, std::chrono::milliseconds timeout);
 
-  Client(std::unique_ptr<NatsConnection> nats, std::unique_ptr<RequestQueue> queue)
-      : nats_(std::move(nats)), queue_(std::move(queue)) {}
+  Client(ClientOptions options, std::unique_ptr<NatsConnection> nats,
+         std::unique_ptr<RequestQueue> queue)
+      : options_(std::move(options)), nats_(std::move(nats)), queue_(std::move(queue)) {}
+  ClientOptions options_;
   std::unique_ptr<NatsConnection> nats_;
   std::unique_ptr<RequestQueue> queue_;
+  std::unique_ptr<ReadClient> reads_;
 };
 
 /// The NATS URL `teatree serve` wrote into `data_dir` (serve.json), or an error saying to
 /// start it or to pass --nats.
 Result<std::string> ServedNatsUrl(const std::filesystem::path& data_dir);
+/// The Flight URL of the read path `teatree serve` wrote into `data_dir`, or an error saying
+/// to start it or to pass --url.
+Result<std::string> ServedFlightUrl(const std::filesystem::path& data_dir);
+/// A read client for `options` (its url from serve.json in `data_dir` when empty).
+Result<std::unique_ptr<ReadClient>> ConnectReads(ReadClientOptions options,
+                                                 const std::filesystem::path& data_dir);
 
 }  // namespace teatree

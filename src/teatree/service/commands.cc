@@ -9,6 +9,8 @@
 #include <csignal>
 #include <fstream>
 #include <iomanip>
+#include <map>
+#include <mutex>
 #include <random>
 
 #include "teatree/bus/lease.h"
@@ -18,6 +20,7 @@
 #include "teatree/common/file_util.h"
 #include "teatree/common/table_format.h"
 #include "teatree/control/control_store.h"
+#include "teatree/read/model_directory.h"
 #include "teatree/request/codec.h"
 
 namespace teatree {
@@ -28,6 +31,41 @@ namespace fs = std::filesystem;
 std::atomic<bool> g_stop{false};
 
 void OnSignal(int) { g_stop = true; }
+
+/// Where each model's manager serves live reads, from the catalog (manager_endpoint), looked
+/// up at most once a second per model. Thread-safe.
+class CatalogEndpoints {
+ public:
+  explicit CatalogEndpoints(std::string control_url) : control_url_(std::move(control_url)) {}
+
+  std::string operator()(const std::string& model) {
+    constexpr auto kFresh = std::chrono::seconds(1);
+    std::lock_guard lock(mutex_);
+    auto& known = known_[model];
+    const auto now = std::chrono::steady_clock::now();
+    if (now - known.looked_up < kFresh) return known.endpoint;
+    known.looked_up = now;
+    if (!control_) {
+      auto opened = ControlStore::Open(control_url_);
+      if (!opened.ok()) return known.endpoint;
+      control_ = std::move(*opened);
+    }
+    auto record = control_->GetModel(model);
+    if (record.ok()) known.endpoint = *record ? (*record)->manager_endpoint : "";
+    return known.endpoint;
+  }
+
+ private:
+  struct Known {
+    std::string endpoint;
+    std::chrono::steady_clock::time_point looked_up;
+  };
+  const std::string control_url_;
+  // State below is protected by mutex_.
+  std::mutex mutex_;
+  std::unique_ptr<ControlStore> control_;
+  std::map<std::string, Known> known_;
+};
 
 /// Holds an exclusive lock on <data_dir>/serve.lock while it lives.
 class DataDirLock {
@@ -145,16 +183,29 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
                                                      .sync_always = true}));
     url = server->url();
   }
-  ARROW_RETURN_NOT_OK(WriteFileAtomically(
-      data_dir / "serve.json",
-      nlohmann::json{{"nats_url", url}, {"pid", getpid()}, {"data_dir", data_dir.string()}}.dump(
-          2) +
-          "\n"));
+  const std::string control_url = options.control_url.empty()
+                                      ? "sqlite://" + (data_dir / "control.sqlite").string()
+                                      : options.control_url;
+  DataDirReplicas models(
+      {.data_dir = data_dir, .reader = {.memory_limit = options.read.memory_limit}},
+      [endpoints = std::make_shared<CatalogEndpoints>(control_url)](const std::string& model) {
+        return (*endpoints)(model);
+      });
+  ARROW_ASSIGN_OR_RAISE(auto read_servers, ReadServers::Start(options.read, models));
+  ARROW_RETURN_NOT_OK(WriteFileAtomically(data_dir / "serve.json",
+                                          nlohmann::json{{"nats_url", url},
+                                                         {"flight_url", read_servers->flight_url()},
+                                                         {"pid", getpid()},
+                                                         {"data_dir", data_dir.string()}}
+                                                  .dump(2) +
+                                              "\n"));
   out << "teatree serve: data directory " << data_dir.string() << "\n"
       << "  nats:    " << url
       << (server ? " (private nats-server, JetStream in " + (data_dir / "nats").string() + ")"
                  : " (external)")
-      << "\n  catalog: sqlite://" << (data_dir / "control.sqlite").string() << "\n"
+      << "\n  flight:  " << read_servers->flight_url()
+      << " (reads: newest versions here, live reads at each model's manager)"
+      << "\n  catalog: " << control_url << "\n"
       << "  logs:    " << (data_dir / "logs").string() << "\n"
       << "Submit with `teatree submit --data-dir " << options.data_dir.string()
       << " --model M …`; Ctrl-C stops." << std::endl;
@@ -257,6 +308,10 @@ Status RunStatus(const ClientOptions& options, const std::string& control_url, s
       << "version" << std::setw(11) << "published" << std::setw(9) << "backlog"
       << "manager (lease)\n";
   std::vector<std::string> held_back;
+  std::vector<std::string> endpoints;
+  if (auto served = ServedFlightUrl(options.data_dir); served.ok()) {
+    endpoints.push_back("every model (teatree serve): " + *served);
+  }
   for (const auto& model : models) {
     ARROW_ASSIGN_OR_RAISE(auto backlog, client->queue().Backlog(model.id));
     ARROW_ASSIGN_OR_RAISE(auto lease, Lease::Inspect(client->connection(), model.id));
@@ -273,6 +328,9 @@ Status RunStatus(const ClientOptions& options, const std::string& control_url, s
                           LastNote(client->connection(), ManagerStatusSubject(model.id)));
     auto state = note ? nlohmann::json::parse(note->body, nullptr, false) : nlohmann::json();
     if (!state.is_object()) continue;
+    if (!state.value("flight_url", "").empty()) {
+      endpoints.push_back(model.id + " (live, its manager): " + state.value("flight_url", ""));
+    }
     const int64_t catalog = state.value("catalog_backlog", int64_t{0});
     const int64_t archive = state.value("archive_backlog", int64_t{0});
     if (catalog > 0 || archive > 0) {
@@ -282,6 +340,8 @@ Status RunStatus(const ClientOptions& options, const std::string& control_url, s
     }
   }
   for (const auto& line : held_back) out << line << "\n";
+  if (!endpoints.empty()) out << "read endpoints (Arrow Flight):\n";
+  for (const auto& line : endpoints) out << "  " << line << "\n";
   if (models.empty()) out << "(no models yet)\n";
   return Status::OK();
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "teatree/common/status.h"
+#include "teatree/read/read_servers.h"
 #include "teatree/service/client.h"
 #include "teatree/service/dispatcher.h"
 #include "teatree/service/manager_service.h"
@@ -29,6 +30,11 @@ struct ServeOptions {
   /// --data-dir), e.g. {"--batch-size", "512"}.
   std::vector<std::string> manager_args;
   DispatcherOptions dispatcher;
+  /// The catalog the managers record into (where serve finds their read endpoints); empty:
+  /// sqlite://<data_dir>/control.sqlite.
+  std::string control_url;
+  /// The read path of every model: newest version files here, live reads at the managers.
+  ReadServingOptions read;
 };
 
 /// `teatree serve`: everything on one machine until SIGINT/SIGTERM.

@@ -14,6 +14,8 @@
 #include "teatree/bus/delivery.h"
 #include "teatree/bus/subjects.h"
 #include "teatree/common/file_util.h"
+#include "teatree/engine/duckdb/duckdb_engine.h"
+#include "teatree/read/model_directory.h"
 #include "teatree/request/codec.h"
 #include "teatree/request/names.h"
 #include "teatree/service/notes.h"
@@ -340,13 +342,15 @@ constexpr auto kStatusInterval = std::chrono::seconds(2);
 
 /// The manager's state on teatree.note.<model>.~status: versions and what it holds back
 /// because the catalog or the archive does not answer.
-void PublishStatus(Notifier& notifier, const ModelManager& manager, const std::string& holder) {
+void PublishStatus(Notifier& notifier, const ModelManager& manager, const std::string& holder,
+                   const std::string& flight_url) {
   const std::string& model = manager.options().model;
   Status status = notifier.Publish(
       ManagerStatusSubject(model),
       nlohmann::json{{"type", "manager_status"},
                      {"model", model},
                      {"holder", holder},
+                     {"flight_url", flight_url},
                      {"version", manager.version()},
                      {"published_version", manager.published_version()},
                      {"catalog_backlog", manager.catalog_backlog()},
@@ -393,13 +397,18 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
     if (loop_for_notes != nullptr) loop_for_notes->NotifyPublished(version);
   };
   ARROW_ASSIGN_OR_RAISE(auto manager, ModelManager::Open(manager_options));
+  auto& engine = dynamic_cast<DuckEngine&>(manager->engine());
+  SingleModel live(
+      ModelReads::Live({.data_dir = options.manager.data_dir, .model = model}, engine.reader()));
+  ARROW_ASSIGN_OR_RAISE(auto read_servers, ReadServers::Start(options.read, live));
+  manager->SetEndpoint(read_servers->flight_url());
   ServiceLoop loop(options, *notifier, *consumer, *manager, **lease);
   {
     std::lock_guard lock(notes_mutex);
     loop_for_notes = &loop;
   }
-  spdlog::info("model {}: manager running at version {} (lease held by {})", model,
-               manager->version(), (*lease)->holder());
+  spdlog::info("model {}: manager running at version {} (lease held by {}), reads at {}", model,
+               manager->version(), (*lease)->holder(), read_servers->flight_url());
 
   Status status;
   auto last_work = Clock::now();
@@ -407,7 +416,7 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
   while (!stop && !lost) {
     if (Clock::now() - last_status > kStatusInterval) {
       last_status = Clock::now();
-      PublishStatus(*notifier, *manager, (*lease)->holder());
+      PublishStatus(*notifier, *manager, (*lease)->holder(), read_servers->flight_url());
     }
     auto deliveries = consumer->Fetch(options.batch_size, options.max_wait);
     if (!deliveries.ok()) {
@@ -427,6 +436,7 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
     if (!status.ok()) break;
   }
   const int64_t version = manager->version();
+  read_servers.reset();  // Reads stop before the model closes.
   Status closed = manager->Close();
   {
     std::lock_guard lock(notes_mutex);

@@ -11,6 +11,7 @@
 #include "teatree/bus/request_queue.h"
 #include "teatree/common/status.h"
 #include "teatree/manager/model_manager.h"
+#include "teatree/read/read_servers.h"
 
 namespace teatree {
 
@@ -29,6 +30,8 @@ struct ManagerServiceOptions {
   std::chrono::milliseconds max_wait = std::chrono::milliseconds(200);
   /// Stop on its own after this long without a request; 0 never does.
   std::chrono::milliseconds idle_exit{0};
+  /// The live model's read path (Arrow Flight); its URL goes into the catalog.
+  ReadServingOptions read;
 };
 
 /// `teatree manager`: the one writer of a model, fed by the queue. Takes the model's lease

@@ -226,6 +226,7 @@ Result<std::unique_ptr<DuckEngine>> DuckEngine::Open(const EngineOptions& option
   // Checkpoints happen only when the publisher asks (PrepareSnapshot), never on their own.
   db_options.settings["checkpoint_threshold"] = "1TB";
   if (options.threads > 0) db_options.settings["threads"] = std::to_string(options.threads);
+  if (!options.memory_limit.empty()) db_options.settings["memory_limit"] = options.memory_limit;
   ARROW_ASSIGN_OR_RAISE(impl->db, DuckDatabase::Open(db_options));
   ARROW_ASSIGN_OR_RAISE(impl->writer, impl->db->Connect());
   ARROW_RETURN_NOT_OK(impl->writer->Execute(ConfineFileAccessSql(options.input_dirs)));

@@ -1,0 +1,99 @@
+#include "teatree/service/read_commands.h"
+
+#include <arrow/api.h>
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "teatree/bus/notes.h"
+#include "teatree/bus/subjects.h"
+#include "teatree/read/model_directory.h"
+
+namespace teatree {
+
+Status RunQuery(const QueryOptions& options, std::ostream& out) {
+  ARROW_ASSIGN_OR_RAISE(auto client, ConnectReads(options.read, options.data_dir));
+  ARROW_ASSIGN_OR_RAISE(auto result, client->Query(options.ticket));
+  ARROW_ASSIGN_OR_RAISE(auto text, WriteResult(*result.table, options.format));
+  out << text;
+  if (options.format == ResultFormat::kTable) {
+    out << "(model " << options.ticket.model << " at version " << result.version << ")\n";
+  }
+  out.flush();
+  return Status::OK();
+}
+
+Status RunPullVersion(const PullVersionOptions& options, std::ostream& out,
+                      std::ostream& progress) {
+  if (options.output.empty()) return Status::Invalid("pull needs --output (-o) FILE.duckdb");
+  ARROW_ASSIGN_OR_RAISE(auto client, ConnectReads(options.read, options.data_dir));
+  ARROW_ASSIGN_OR_RAISE(auto pulled,
+                        client->Pull(options.model, options.version, options.output, &progress));
+  out << "pulled model " << options.model << " version " << pulled.version << " ("
+      << pulled.bytes << " bytes, sha256 " << pulled.sha256.substr(0, 12) << "… verified) to "
+      << options.output.string() << std::endl;
+  return Status::OK();
+}
+
+namespace {
+
+/// The model's notifications, when a NATS server can be found; null otherwise.
+std::unique_ptr<NoteSubscription> SubscribeToVersions(const ReaderOptions& options,
+                                                      std::unique_ptr<NatsConnection>& nats) {
+  NatsClientOptions nats_options = options.nats;
+  if (nats_options.url.empty()) {
+    auto served = ServedNatsUrl(options.data_dir);
+    if (!served.ok()) return nullptr;
+    nats_options.url = *served;
+  }
+  auto connected = NatsConnection::Connect(nats_options);
+  if (!connected.ok()) {
+    spdlog::warn("reader: no notifications ({}); looking for new versions every second",
+                 connected.status().message());
+    return nullptr;
+  }
+  nats = std::move(*connected);
+  auto notes = NoteSubscription::Live(*nats, NoteSubject(options.model));
+  return notes.ok() ? std::move(*notes) : nullptr;
+}
+
+}  // namespace
+
+Status RunReader(const ReaderOptions& options, const std::atomic<bool>& stop, std::ostream& out) {
+  ModelReadsOptions reads_options{.data_dir = options.data_dir,
+                                  .model = options.model,
+                                  .reader = {.memory_limit = options.read.memory_limit},
+                                  .refresh_interval = std::chrono::seconds(1)};
+  ARROW_ASSIGN_OR_RAISE(auto reads, ModelReads::Replica(reads_options));
+  SingleModel model(std::move(reads));
+  ARROW_ASSIGN_OR_RAISE(auto servers, ReadServers::Start(options.read, model));
+  ARROW_ASSIGN_OR_RAISE(int64_t version, model.reads().Refresh());
+  std::unique_ptr<NatsConnection> nats;
+  auto notes = SubscribeToVersions(options, nats);
+  out << "teatree reader: model " << options.model << " version " << version << "\n"
+      << "  flight: " << servers->flight_url() << "\n"
+      << "  follows new versions " << (notes ? "as they are notified" : "every second")
+      << "; Ctrl-C stops." << std::endl;
+  while (!stop) {
+    if (notes) {
+      auto note = notes->Next(std::chrono::milliseconds(200));
+      if (!note.ok() || !*note) continue;
+      auto json = nlohmann::json::parse((*note)->body, nullptr, false);
+      if (!json.is_object() || json.value("type", "") != "version_published") continue;
+    } else {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    auto now = model.reads().Refresh();
+    if (!now.ok()) {
+      spdlog::warn("reader: {}", now.status().message());
+    } else if (*now != version) {
+      version = *now;
+      spdlog::info("reader: model {} now serves version {}", options.model, version);
+    }
+  }
+  out << "teatree reader: stopped" << std::endl;
+  return Status::OK();
+}
+
+}  // namespace teatree

@@ -1,0 +1,60 @@
+#pragma once
+
+// The read-side commands of `teatree`: query, pull (over the read path) and reader.
+
+#include <atomic>
+#include <filesystem>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "teatree/bus/nats_connection.h"
+#include "teatree/common/status.h"
+#include "teatree/common/table_format.h"
+#include "teatree/read/read_servers.h"
+#include "teatree/read/read_ticket.h"
+#include "teatree/service/client.h"
+
+namespace teatree {
+
+struct QueryOptions {
+  ReadClientOptions read;
+  /// Where `teatree serve` runs, to find its read path when read.url is empty.
+  std::filesystem::path data_dir = "teatree-data";
+  ReadTicket ticket;
+  ResultFormat format = ResultFormat::kTable;
+};
+
+/// `teatree query`: runs one read and prints its result in `format`; the table format also
+/// says how many rows came back and at which version.
+Status RunQuery(const QueryOptions& options, std::ostream& out);
+
+struct PullVersionOptions {
+  ReadClientOptions read;
+  std::filesystem::path data_dir = "teatree-data";
+  std::string model;
+  std::optional<int64_t> version;
+  std::filesystem::path output;
+};
+
+/// `teatree pull`: downloads a version file over the read path, checks its SHA-256 and the
+/// version it holds, and moves it into place; progress goes to `progress`.
+Status RunPullVersion(const PullVersionOptions& options, std::ostream& out,
+                      std::ostream& progress);
+
+struct ReaderOptions {
+  std::filesystem::path data_dir = "teatree-data";
+  std::string model;
+  ReadServingOptions read;
+  /// Where version notifications come from; an empty url uses serve.json's, and without one
+  /// the replica only looks for new version files every second.
+  NatsClientOptions nats;
+};
+
+/// `teatree reader`: a read replica of one model. Serves the newest version file and moves to
+/// each newer one as it is published (told by the model's notifications, or seen on disk),
+/// without failing a read in flight: a read finishes on the file it started on, and a file
+/// closes when its last read ends. Runs until `stop`.
+Status RunReader(const ReaderOptions& options, const std::atomic<bool>& stop, std::ostream& out);
+
+}  // namespace teatree
