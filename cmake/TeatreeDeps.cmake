@@ -1,7 +1,8 @@
 # Locates Teatree's third-party dependencies and exposes each as one interface target:
 #   teatree_dep::duckdb  teatree_dep::arrow (arrow, compute, acero, dataset, parquet, s3)
 #   teatree_dep::flight  teatree_dep::nats   teatree_dep::sqlite teatree_dep::pqxx
-#   teatree_dep::json    teatree_dep::cli    teatree_dep::log
+#   teatree_dep::json    teatree_dep::cli    teatree_dep::log    teatree_dep::http (cpp-httplib)
+#   teatree_dep::metrics (prometheus-cpp)
 #
 # DuckDB and Arrow: a user's own installation is used when CMake finds one
 # (-DDUCKDB_ROOT=/prefix, -DArrow_DIR=/prefix/lib/cmake/Arrow); otherwise the copies that
@@ -71,6 +72,12 @@ find_package(nlohmann_json REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(fmt REQUIRED)
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+find_package(prometheus-cpp CONFIG REQUIRED)
+add_library(teatree_dep::http ALIAS PkgConfig::HTTPLIB)
+add_library(teatree_dep_metrics INTERFACE)
+target_link_libraries(teatree_dep_metrics INTERFACE prometheus-cpp::core)
+add_library(teatree_dep::metrics ALIAS teatree_dep_metrics)
 add_library(teatree_dep::nats ALIAS PkgConfig::NATS)
 add_library(teatree_dep::sqlite ALIAS PkgConfig::SQLITE)
 add_library(teatree_dep::pqxx ALIAS PkgConfig::PQXX)

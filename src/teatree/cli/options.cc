@@ -38,6 +38,8 @@ void AddReadServingOptions(CLI::App& command, ReadServingOptions& options) {
       ->capture_default_str();
   command.add_option("--flight-port", options.listen.port, "Arrow Flight port (0: a free one)")
       ->capture_default_str();
+  command.add_option("--http-port", options.http_port, "HTTP port (0: a free one; -1: no HTTP)")
+      ->capture_default_str();
   command.add_option("--token-file", options.listen.token_file,
                      "require a bearer token from this file (one per line) on every read");
   command.add_option("--tls-cert", options.listen.tls_cert, "PEM certificate: serve over TLS");

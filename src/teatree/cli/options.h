@@ -17,8 +17,8 @@ void AddModelOptions(CLI::App& command, ManagerOptions& options);
 /// --nats and its authentication and TLS flags.
 void AddNatsOptions(CLI::App& command, NatsClientOptions& options);
 
-/// --listen, --flight-port, --token-file, --tls-cert/--tls-key and the read limits of a
-/// process that serves reads.
+/// --listen, --flight-port, --http-port, --token-file, --tls-cert/--tls-key and the read limits of
+/// a process that serves reads.
 void AddReadServingOptions(CLI::App& command, ReadServingOptions& options);
 
 /// The serving flags a process passes on to the managers it starts (all but the port).

@@ -1,11 +1,13 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "teatree/common/status.h"
 #include "teatree/engine/duckdb/duckdb_reader.h"
 #include "teatree/read/flight_read_server.h"
+#include "teatree/read/http_read_server.h"
 
 namespace teatree {
 
@@ -15,24 +17,38 @@ class ModelDirectory;
 struct ReadServingOptions {
   /// Host, token file and TLS of both servers; listen.port is Flight's (0: a free one).
   ListenOptions listen;
+  /// The HTTP port (0: a free one; -1: no HTTP).
+  int http_port = 0;
   /// Limits on every read.
   ReadLimits limits;
   /// DuckDB memory limit of each version file a replica opens, e.g. "2GB"; empty: DuckDB's.
   std::string memory_limit;
 };
 
-/// The read servers of one process (Flight now) over a ModelDirectory. Stop by destroying.
+/// What the HTTP server offers besides reads; see HttpReadServer::Options.
+struct HttpExtras {
+  NatsConnection* nats = nullptr;
+  RequestQueue* queue = nullptr;
+  std::function<bool()> ready;
+};
+
+/// The read servers of one process, Arrow Flight and HTTP, over one ModelDirectory. Stop by
+/// destroying.
 class ReadServers {
  public:
-  /// `models` must outlive the servers.
+  /// `models` (and what `extras` points to) must outlive the servers.
   static Result<std::unique_ptr<ReadServers>> Start(const ReadServingOptions& options,
-                                                    ModelDirectory& models);
+                                                    ModelDirectory& models, HttpExtras extras = {});
   /// grpc://host:port (grpc+tls:// with TLS).
   const std::string& flight_url() const { return flight_->url(); }
+  /// http://host:port (https:// with TLS), or "" without HTTP.
+  std::string http_url() const { return http_ ? http_->url() : ""; }
 
  private:
-  explicit ReadServers(std::unique_ptr<FlightReadServer> flight) : flight_(std::move(flight)) {}
+  ReadServers(std::unique_ptr<FlightReadServer> flight, std::unique_ptr<HttpReadServer> http)
+      : flight_(std::move(flight)), http_(std::move(http)) {}
   std::unique_ptr<FlightReadServer> flight_;
+  std::unique_ptr<HttpReadServer> http_;
 };
 
 }  // namespace teatree

@@ -20,6 +20,7 @@
 #include "teatree/common/file_util.h"
 #include "teatree/common/table_format.h"
 #include "teatree/control/control_store.h"
+#include "teatree/read/metrics.h"
 #include "teatree/read/model_directory.h"
 #include "teatree/request/codec.h"
 
@@ -191,10 +192,25 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
       [endpoints = std::make_shared<CatalogEndpoints>(control_url)](const std::string& model) {
         return (*endpoints)(model);
       });
-  ARROW_ASSIGN_OR_RAISE(auto read_servers, ReadServers::Start(options.read, models));
+  ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect({.url = url}));
+  ARROW_ASSIGN_OR_RAISE(auto queue, RequestQueue::Make(*nats, {.configure = false}));
+  ARROW_ASSIGN_OR_RAISE(
+      auto read_servers,
+      ReadServers::Start(options.read, models, {.nats = nats.get(), .queue = queue.get()}));
+  Metrics::Process().SetCollector([&models, &queue](Metrics& metrics) {
+    for (const auto& model : models.Models()) {
+      auto backlog = queue->Backlog(model);
+      if (backlog.ok()) metrics.SetBacklog(model, static_cast<int64_t>(*backlog));
+      auto reads = models.Find(model);
+      auto versions = reads.ok() ? (*reads)->Versions() : Result<std::vector<VersionFileInfo>>();
+      if (versions.ok() && !versions->empty())
+        metrics.SetVersions(model, 0, versions->back().version);
+    }
+  });
   ARROW_RETURN_NOT_OK(WriteFileAtomically(data_dir / "serve.json",
                                           nlohmann::json{{"nats_url", url},
                                                          {"flight_url", read_servers->flight_url()},
+                                                         {"http_url", read_servers->http_url()},
                                                          {"pid", getpid()},
                                                          {"data_dir", data_dir.string()}}
                                                   .dump(2) +
@@ -205,6 +221,7 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
                  : " (external)")
       << "\n  flight:  " << read_servers->flight_url()
       << " (reads: newest versions here, live reads at each model's manager)"
+      << "\n  http:    " << read_servers->http_url() << " (/v1/models, /metrics, /healthz)"
       << "\n  catalog: " << control_url << "\n"
       << "  logs:    " << (data_dir / "logs").string() << "\n"
       << "Submit with `teatree submit --data-dir " << options.data_dir.string()
@@ -220,6 +237,10 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
   dispatcher.nats.url = url;
   Status status = RunDispatcher(dispatcher, launcher, stop);
   fs::remove(data_dir / "serve.json", ec);
+  Metrics::Process().SetCollector(nullptr);
+  read_servers.reset();
+  queue.reset();
+  nats.reset();
   if (server) ARROW_RETURN_NOT_OK(server->Stop());
   out << "teatree serve: stopped" << std::endl;
   return status;

@@ -15,6 +15,7 @@
 #include "teatree/bus/subjects.h"
 #include "teatree/common/file_util.h"
 #include "teatree/engine/duckdb/duckdb_engine.h"
+#include "teatree/read/metrics.h"
 #include "teatree/read/model_directory.h"
 #include "teatree/request/codec.h"
 #include "teatree/request/names.h"
@@ -185,6 +186,13 @@ class ServiceLoop {
 
   void NotifyPublished(int64_t version) {
     Publish(NoteSubject(model_), VersionNote(model_, version));
+    std::lock_guard lock(committed_mutex_);
+    const auto now = Clock::now();
+    while (!committed_at_.empty() && committed_at_.begin()->first <= version) {
+      Metrics::Process().ObservePublish(
+          model_, std::chrono::duration<double>(now - committed_at_.begin()->second).count());
+      committed_at_.erase(committed_at_.begin());
+    }
   }
 
  private:
@@ -198,8 +206,10 @@ class ServiceLoop {
       return Status::Cancelled("the lease of model ", model_,
                                " was lost: another manager may be writing it");
     }
+    const auto started = Clock::now();
     auto result = manager_.Apply(batch);
     if (result.ok()) {
+      Measure(batch, *result, Clock::now() - started);
       Notify(batch, *result);
       return AckAll(at);
     }
@@ -210,6 +220,20 @@ class ServiceLoop {
       ARROW_RETURN_NOT_OK(ApplyGroup({batch[k]}, at.subspan(k, 1)));
     }
     return Status::OK();
+  }
+
+  /// Counts the batch's requests and times its apply; remembers when its version committed,
+  /// to time its publication.
+  void Measure(const std::vector<Request>& batch, const BatchResult& result, Clock::duration took) {
+    Metrics& metrics = Metrics::Process();
+    metrics.ObserveApply(model_, std::chrono::duration<double>(took).count());
+    for (size_t i = 0; i < batch.size() && i < result.outcomes.size(); ++i) {
+      metrics.CountRequest(model_, std::string(OpName(batch[i].op)), result.outcomes[i].status);
+    }
+    if (result.new_version) {
+      std::lock_guard lock(committed_mutex_);
+      committed_at_.emplace(result.version, Clock::now());
+    }
   }
 
   milliseconds TickInterval() const {
@@ -334,6 +358,10 @@ class ServiceLoop {
   std::mutex settle_mutex_;
   std::vector<Delivery>* deliveries_ = nullptr;
   std::vector<bool> open_;
+  // When each version not yet published committed; protected by committed_mutex_ (the
+  // publisher's thread reads it).
+  std::mutex committed_mutex_;
+  std::map<int64_t, Clock::time_point> committed_at_;
   Ticker ticker_{TickInterval(), [this] { KeepInProgress(); }};  // Last: uses the above.
 };
 
@@ -343,14 +371,16 @@ constexpr auto kStatusInterval = std::chrono::seconds(2);
 /// The manager's state on teatree.note.<model>.~status: versions and what it holds back
 /// because the catalog or the archive does not answer.
 void PublishStatus(Notifier& notifier, const ModelManager& manager, const std::string& holder,
-                   const std::string& flight_url) {
+                   const ReadServers& reads) {
   const std::string& model = manager.options().model;
+  Metrics::Process().SetVersions(model, manager.version(), manager.published_version());
   Status status = notifier.Publish(
       ManagerStatusSubject(model),
       nlohmann::json{{"type", "manager_status"},
                      {"model", model},
                      {"holder", holder},
-                     {"flight_url", flight_url},
+                     {"flight_url", reads.flight_url()},
+                     {"http_url", reads.http_url()},
                      {"version", manager.version()},
                      {"published_version", manager.published_version()},
                      {"catalog_backlog", manager.catalog_backlog()},
@@ -400,15 +430,22 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
   auto& engine = dynamic_cast<DuckEngine&>(manager->engine());
   SingleModel live(
       ModelReads::Live({.data_dir = options.manager.data_dir, .model = model}, engine.reader()));
-  ARROW_ASSIGN_OR_RAISE(auto read_servers, ReadServers::Start(options.read, live));
+  ARROW_ASSIGN_OR_RAISE(
+      auto read_servers,
+      ReadServers::Start(options.read, live, {.nats = nats.get(), .queue = queue.get()}));
+  Metrics::Process().SetCollector([&queue, model](Metrics& metrics) {
+    auto backlog = queue->Backlog(model);
+    if (backlog.ok()) metrics.SetBacklog(model, static_cast<int64_t>(*backlog));
+  });
   manager->SetEndpoint(read_servers->flight_url());
   ServiceLoop loop(options, *notifier, *consumer, *manager, **lease);
   {
     std::lock_guard lock(notes_mutex);
     loop_for_notes = &loop;
   }
-  spdlog::info("model {}: manager running at version {} (lease held by {}), reads at {}", model,
-               manager->version(), (*lease)->holder(), read_servers->flight_url());
+  spdlog::info("model {}: manager running at version {} (lease held by {}), reads at {} and {}",
+               model, manager->version(), (*lease)->holder(), read_servers->flight_url(),
+               read_servers->http_url());
 
   Status status;
   auto last_work = Clock::now();
@@ -416,7 +453,7 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
   while (!stop && !lost) {
     if (Clock::now() - last_status > kStatusInterval) {
       last_status = Clock::now();
-      PublishStatus(*notifier, *manager, (*lease)->holder(), read_servers->flight_url());
+      PublishStatus(*notifier, *manager, (*lease)->holder(), *read_servers);
     }
     auto deliveries = consumer->Fetch(options.batch_size, options.max_wait);
     if (!deliveries.ok()) {
@@ -436,6 +473,7 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
     if (!status.ok()) break;
   }
   const int64_t version = manager->version();
+  Metrics::Process().SetCollector(nullptr);
   read_servers.reset();  // Reads stop before the model closes.
   Status closed = manager->Close();
   {

@@ -30,8 +30,8 @@ Status RunPullVersion(const PullVersionOptions& options, std::ostream& out,
   ARROW_ASSIGN_OR_RAISE(auto client, ConnectReads(options.read, options.data_dir));
   ARROW_ASSIGN_OR_RAISE(auto pulled,
                         client->Pull(options.model, options.version, options.output, &progress));
-  out << "pulled model " << options.model << " version " << pulled.version << " ("
-      << pulled.bytes << " bytes, sha256 " << pulled.sha256.substr(0, 12) << "… verified) to "
+  out << "pulled model " << options.model << " version " << pulled.version << " (" << pulled.bytes
+      << " bytes, sha256 " << pulled.sha256.substr(0, 12) << "… verified) to "
       << options.output.string() << std::endl;
   return Status::OK();
 }
@@ -73,6 +73,7 @@ Status RunReader(const ReaderOptions& options, const std::atomic<bool>& stop, st
   auto notes = SubscribeToVersions(options, nats);
   out << "teatree reader: model " << options.model << " version " << version << "\n"
       << "  flight: " << servers->flight_url() << "\n"
+      << "  http:   " << servers->http_url() << "\n"
       << "  follows new versions " << (notes ? "as they are notified" : "every second")
       << "; Ctrl-C stops." << std::endl;
   while (!stop) {

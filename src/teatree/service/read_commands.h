@@ -39,8 +39,7 @@ struct PullVersionOptions {
 
 /// `teatree pull`: downloads a version file over the read path, checks its SHA-256 and the
 /// version it holds, and moves it into place; progress goes to `progress`.
-Status RunPullVersion(const PullVersionOptions& options, std::ostream& out,
-                      std::ostream& progress);
+Status RunPullVersion(const PullVersionOptions& options, std::ostream& out, std::ostream& progress);
 
 struct ReaderOptions {
   std::filesystem::path data_dir = "teatree-data";

@@ -1,0 +1,330 @@
+#include "teatree/read/http_read_server.h"
+
+#include <arrow/api.h>
+#include <arrow/io/memory.h>
+#include <arrow/ipc/writer.h>
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "teatree/bus/notes.h"
+#include "teatree/bus/request_queue.h"
+#include "teatree/bus/subjects.h"
+#include "teatree/common/table_format.h"
+#include "teatree/read/access_tokens.h"
+#include "teatree/read/metrics.h"
+#include "teatree/read/model_directory.h"
+#include "teatree/read/read_ticket.h"
+#include "teatree/request/codec.h"
+
+namespace teatree {
+namespace {
+
+constexpr const char* kArrowStreamType = "application/vnd.apache.arrow.stream";
+
+int HttpStatusOf(const Status& status) {
+  if (status.IsKeyError()) return 404;
+  if (status.IsInvalid() || status.IsTypeError()) return 400;
+  if (status.IsCancelled()) return 499;
+  return 500;
+}
+
+void SendError(httplib::Response& response, int code, const std::string& message) {
+  response.status = code;
+  response.set_content(nlohmann::json{{"error", message}}.dump() + "\n", "application/json");
+}
+
+void SendStatus(httplib::Response& response, const Status& status) {
+  SendError(response, HttpStatusOf(status), status.message());
+}
+
+void SendJson(httplib::Response& response, const nlohmann::json& body, int code = 200) {
+  response.status = code;
+  response.set_content(body.dump() + "\n", "application/json");
+}
+
+/// The result format an Accept header asks for: JSON unless CSV or Arrow is preferred.
+ResultFormat FormatFor(const std::string& accept) {
+  if (accept.find(kArrowStreamType) != std::string::npos) return ResultFormat::kArrow;
+  if (accept.find("text/csv") != std::string::npos) return ResultFormat::kCsv;
+  return ResultFormat::kJson;
+}
+
+/// Streams a read as an Arrow IPC stream, one message per record batch.
+class ArrowStreamBody {
+ public:
+  static Result<std::shared_ptr<ArrowStreamBody>> Make(ReadStream stream) {
+    auto body = std::make_shared<ArrowStreamBody>();
+    body->rows_ = std::move(stream.reader);
+    ARROW_ASSIGN_OR_RAISE(body->sink_, arrow::io::BufferOutputStream::Create());
+    ARROW_ASSIGN_OR_RAISE(body->writer_,
+                          arrow::ipc::MakeStreamWriter(body->sink_, body->rows_->schema()));
+    return body;
+  }
+
+  /// Writes the next batch (or the end of the stream); false when it failed or is done.
+  bool WriteNext(httplib::DataSink& sink) {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    Status status = rows_->ReadNext(&batch);
+    if (!status.ok()) return false;  // Headers are sent: cutting the stream is the signal.
+    status = batch ? writer_->WriteRecordBatch(*batch) : writer_->Close();
+    if (!status.ok()) return false;
+    auto bytes = sink_->Finish();
+    if (!bytes.ok() || !sink.write(reinterpret_cast<const char*>((*bytes)->data()),
+                                   (*bytes)->size())) {
+      return false;
+    }
+    auto reset = sink_->Reset();
+    if (!reset.ok()) return false;
+    if (!batch) sink.done();
+    return true;
+  }
+
+ private:
+  std::unique_ptr<arrow::RecordBatchReader> rows_;
+  std::shared_ptr<arrow::io::BufferOutputStream> sink_;
+  std::shared_ptr<arrow::ipc::RecordBatchWriter> writer_;
+};
+
+}  // namespace
+
+struct HttpReadServer::Impl {
+  Options options;
+  ModelDirectory* models = nullptr;
+  std::unique_ptr<AccessTokens> tokens;
+  std::unique_ptr<httplib::Server> server;
+  std::thread thread;
+  std::string url;
+
+  Result<nlohmann::json> DescribeModel(const std::string& model, bool with_versions) {
+    ARROW_ASSIGN_OR_RAISE(auto reads, models->Find(model));
+    ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(std::nullopt));
+    int64_t version = 0;
+    ARROW_ASSIGN_OR_RAISE(auto tables, reader->ListTables(&version));
+    nlohmann::json json{{"model", model}, {"version", version}, {"tables", nlohmann::json::array()}};
+    for (const auto& table : tables) {
+      json["tables"].push_back({{"name", table.name}, {"rows", table.rows}});
+    }
+    if (with_versions) {
+      ARROW_ASSIGN_OR_RAISE(auto files, reads->Versions());
+      json["versions"] = nlohmann::json::array();
+      for (const auto& file : files) {
+        json["versions"].push_back({{"version", file.version}, {"bytes", file.bytes}});
+      }
+      const std::string live = models->LiveEndpoint(model);
+      if (!live.empty()) json["live_endpoint"] = live;
+    }
+    return json;
+  }
+
+  void Query(const httplib::Request& request, httplib::Response& response) {
+    const std::string model = request.matches[1];
+    auto body = nlohmann::json::parse(request.body, nullptr, false);
+    if (!body.is_object()) {
+      return SendError(response, 400,
+                       R"(the body must be a JSON object such as {"sql": "SELECT ..."})");
+    }
+    if (body.contains("model") && body["model"] != model) {
+      return SendError(response, 400, "the body names another model than the path");
+    }
+    body["model"] = model;
+    auto ticket = ReadTicket::Parse(body.dump());
+    if (!ticket.ok()) return SendStatus(response, ticket.status());
+    auto stream = [&]() -> Result<ReadStream> {
+      ARROW_ASSIGN_OR_RAISE(auto reads, models->Find(model));
+      ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(ticket->at_version));
+      return reader->Read({.sql = ticket->sql,
+                           .function = ticket->function,
+                           .args = ticket->args,
+                           .limits = options.limits});
+    }();
+    if (!stream.ok()) {
+      Metrics::Process().CountRead("http", "refused");
+      return SendStatus(response, stream.status());
+    }
+    response.set_header("Teatree-Version", std::to_string(stream->version));
+    const ResultFormat format = FormatFor(request.get_header_value("Accept"));
+    if (format == ResultFormat::kArrow) {
+      auto arrow_body = ArrowStreamBody::Make(std::move(*stream));
+      if (!arrow_body.ok()) return SendStatus(response, arrow_body.status());
+      Metrics::Process().CountRead("http", "ok");
+      response.set_chunked_content_provider(
+          kArrowStreamType, [body = *arrow_body](size_t, httplib::DataSink& sink) {
+            return body->WriteNext(sink);
+          });
+      return;
+    }
+    auto text = [&]() -> Result<std::string> {
+      ARROW_ASSIGN_OR_RAISE(auto table, stream->reader->ToTable());
+      return WriteResult(*table, format);
+    }();
+    Metrics::Process().CountRead("http", text.ok() ? "ok" : "failed");
+    if (!text.ok()) return SendStatus(response, text.status());
+    response.set_content(std::move(*text),
+                         format == ResultFormat::kCsv ? "text/csv" : "application/json");
+  }
+
+  void Submit(const httplib::Request& request, httplib::Response& response) {
+    if (options.queue == nullptr) {
+      return SendError(response, 503, "this server has no request queue: submit to teatree serve");
+    }
+    const std::string model = request.matches[1];
+    nlohmann::json accepted = nlohmann::json::array();
+    std::istringstream lines(request.body);
+    std::vector<Request> requests;
+    int number = 0;
+    for (std::string line; std::getline(lines, line);) {
+      ++number;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      auto json = nlohmann::json::parse(line, nullptr, false);
+      if (json.is_object() && !json.contains("model")) json["model"] = model;
+      auto decoded = DecodeRequest(json.is_object() ? json.dump() : line);
+      if (decoded.ok() && decoded->model != model) {
+        decoded = Status::Invalid("request ", decoded->request_id, " is for model ",
+                                  decoded->model, ", not ", model);
+      }
+      // All or nothing: one bad line refuses the whole body, before anything is queued.
+      if (!decoded.ok()) {
+        return SendError(response, 400,
+                         "line " + std::to_string(number) + ": " + decoded.status().message());
+      }
+      requests.push_back(std::move(*decoded));
+    }
+    if (requests.empty()) return SendError(response, 400, "no request in the body");
+    for (const auto& one : requests) {
+      auto ack = options.queue->Submit(model, one.request_id, EncodeRequest(one));
+      if (!ack.ok()) return SendStatus(response, ack.status());
+      accepted.push_back(
+          {{"request_id", one.request_id}, {"sequence", ack->sequence}, {"duplicate", ack->duplicate}});
+    }
+    SendJson(response, {{"accepted", accepted}}, 202);
+  }
+
+  void Notifications(const httplib::Request& request, httplib::Response& response) {
+    if (options.nats == nullptr) {
+      return SendError(response, 503, "this server has no NATS connection for notifications");
+    }
+    const std::string model = request.matches[1];
+    auto subscription = NoteSubscription::Live(*options.nats, NoteSubject(model));
+    if (!subscription.ok()) return SendStatus(response, subscription.status());
+    std::shared_ptr<NoteSubscription> notes = std::move(*subscription);
+    response.set_header("Cache-Control", "no-cache");
+    response.set_chunked_content_provider(
+        "text/event-stream", [notes](size_t, httplib::DataSink& sink) {
+          auto note = notes->Next(std::chrono::seconds(5));
+          if (!note.ok()) return false;
+          std::string event = ": keep-alive\n\n";  // Also finds out when the client left.
+          if (*note) {
+            auto json = nlohmann::json::parse((*note)->body, nullptr, false);
+            const std::string type = json.is_object() ? json.value("type", "note") : "note";
+            event = "event: " + type + "\ndata: " + (*note)->body + "\n\n";
+          }
+          return sink.write(event.data(), event.size());
+        });
+  }
+
+  void Route() {
+    server->set_pre_routing_handler([this](const httplib::Request& request,
+                                           httplib::Response& response) {
+      if (!tokens || request.path == "/healthz" || request.path == "/readyz") {
+        return httplib::Server::HandlerResponse::Unhandled;
+      }
+      if (tokens->Accepts(request.get_header_value("Authorization"))) {
+        return httplib::Server::HandlerResponse::Unhandled;
+      }
+      SendError(response, 401, kUnauthenticatedMessage);
+      return httplib::Server::HandlerResponse::Handled;
+    });
+    server->Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
+      response.set_content("ok\n", "text/plain");
+    });
+    server->Get("/readyz", [this](const httplib::Request&, httplib::Response& response) {
+      const bool ready = !options.ready || options.ready();
+      response.status = ready ? 200 : 503;
+      response.set_content(ready ? "ready\n" : "not ready\n", "text/plain");
+    });
+    server->Get("/metrics", [](const httplib::Request&, httplib::Response& response) {
+      response.set_content(Metrics::Process().Render(), "text/plain; version=0.0.4");
+    });
+    server->Get("/v1/models", [this](const httplib::Request&, httplib::Response& response) {
+      nlohmann::json list = nlohmann::json::array();
+      for (const auto& model : models->Models()) {
+        auto described = DescribeModel(model, false);
+        if (described.ok()) list.push_back(*described);
+      }
+      SendJson(response, {{"models", list}});
+    });
+    server->Get(R"(/v1/models/([^/]+))",
+                [this](const httplib::Request& request, httplib::Response& response) {
+                  auto described = DescribeModel(request.matches[1], true);
+                  if (!described.ok()) return SendStatus(response, described.status());
+                  SendJson(response, *described);
+                });
+    server->Post(R"(/v1/models/([^/]+)/query)",
+                 [this](const httplib::Request& request, httplib::Response& response) {
+                   Query(request, response);
+                 });
+    server->Post(R"(/v1/models/([^/]+)/requests)",
+                 [this](const httplib::Request& request, httplib::Response& response) {
+                   Submit(request, response);
+                 });
+    server->Get(R"(/v1/models/([^/]+)/notifications)",
+                [this](const httplib::Request& request, httplib::Response& response) {
+                  Notifications(request, response);
+                });
+  }
+};
+
+HttpReadServer::HttpReadServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpReadServer::~HttpReadServer() {
+  impl_->server->stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+Result<std::unique_ptr<HttpReadServer>> HttpReadServer::Start(const Options& options,
+                                                              ModelDirectory& models) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->models = &models;
+  const auto& listen = options.listen;
+  if (listen.tls_cert.empty() != listen.tls_key.empty()) {
+    return Status::Invalid("TLS needs both a certificate and a key (--tls-cert, --tls-key)");
+  }
+  const bool tls = !listen.tls_cert.empty();
+  if (tls) {
+    impl->server = std::make_unique<httplib::SSLServer>(listen.tls_cert.c_str(),
+                                                        listen.tls_key.c_str());
+  } else {
+    impl->server = std::make_unique<httplib::Server>();
+  }
+  if (!impl->server->is_valid()) {
+    return Status::Invalid("cannot serve HTTPS with ", listen.tls_cert.string(), " and ",
+                           listen.tls_key.string(), ": check the certificate and key");
+  }
+  if (!listen.token_file.empty()) {
+    ARROW_ASSIGN_OR_RAISE(impl->tokens, AccessTokens::Load(listen.token_file));
+  }
+  impl->Route();
+  int port = listen.port;
+  if (port == 0) {
+    port = impl->server->bind_to_any_port(listen.host);
+  } else if (!impl->server->bind_to_port(listen.host, port)) {
+    port = -1;
+  }
+  if (port <= 0) {
+    return Status::IOError("cannot listen for HTTP on ", listen.host, ":", listen.port,
+                           ": is the port taken? choose another with --http-port");
+  }
+  impl->url = std::string(tls ? "https://" : "http://") + listen.host + ":" + std::to_string(port);
+  httplib::Server* server = impl->server.get();
+  // Bound and listening already: connections wait in the backlog until the loop accepts.
+  impl->thread = std::thread([server] { server->listen_after_bind(); });
+  return std::unique_ptr<HttpReadServer>(new HttpReadServer(std::move(impl)));
+}
+
+const std::string& HttpReadServer::url() const { return impl_->url; }
+
+}  // namespace teatree

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "teatree/common/status.h"
+#include "teatree/engine/duckdb/duckdb_reader.h"
+#include "teatree/read/flight_read_server.h"
+
+namespace teatree {
+
+class ModelDirectory;
+class NatsConnection;
+class RequestQueue;
+
+/// The HTTP face of the read path (cpp-httplib), over the same ModelDirectory as Flight:
+///   GET  /healthz, /readyz                  liveness; readiness (503 until ready)
+///   GET  /metrics                           Prometheus text format (Metrics::Process())
+///   GET  /v1/models                         every model: version, tables and row counts
+///   GET  /v1/models/{m}                     one model, with its retained versions
+///   POST /v1/models/{m}/query               a ReadTicket's JSON (model from the path);
+///                                           JSON, CSV or Arrow IPC by the Accept header
+///   POST /v1/models/{m}/requests            requests (one JSON object or JSON lines) into
+///                                           the queue, through the codec; 202 with their ids
+///   GET  /v1/models/{m}/notifications       the model's notifications as server-sent events
+/// Errors are JSON {"error": "..."} with 400 (bad input), 401 (token), 404 (unknown model or
+/// version), 503 (no queue) or 500. With a token file every path but /healthz and /readyz
+/// needs "Authorization: Bearer <token>". Serves in background threads until destroyed.
+class HttpReadServer {
+ public:
+  struct Options {
+    /// listen.port is the HTTP port (0: a free one).
+    ListenOptions listen;
+    ReadLimits limits;
+    /// For submitting requests and following notifications; null: those answer 503.
+    NatsConnection* nats = nullptr;
+    RequestQueue* queue = nullptr;
+    /// Readiness; empty: ready once listening.
+    std::function<bool()> ready;
+  };
+  /// `models` (and nats, queue) must outlive the server.
+  static Result<std::unique_ptr<HttpReadServer>> Start(const Options& options,
+                                                       ModelDirectory& models);
+  ~HttpReadServer();
+
+  /// http://host:port, or https://host:port with TLS.
+  const std::string& url() const;
+
+ private:
+  struct Impl;
+  explicit HttpReadServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace teatree
