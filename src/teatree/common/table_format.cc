@@ -81,10 +81,29 @@ Result<std::string> ToJsonRows(const arrow::Table& table) {
   return out + "\n]\n";
 }
 
+/// Nested columns (lists), which CSV has no type for, as text such as [a, b].
+Result<std::shared_ptr<arrow::Table>> NestedAsText(const arrow::Table& table) {
+  std::vector<std::shared_ptr<arrow::Field>> fields = table.schema()->fields();
+  std::vector<std::shared_ptr<arrow::ChunkedArray>> columns = table.columns();
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (!arrow::is_nested(fields[i]->type()->id())) continue;
+    arrow::StringBuilder text;
+    for (int64_t row = 0; row < table.num_rows(); ++row) {
+      ARROW_ASSIGN_OR_RAISE(auto cell, columns[i]->GetScalar(row));
+      ARROW_RETURN_NOT_OK(cell->is_valid ? text.Append(CellText(*cell)) : text.AppendNull());
+    }
+    ARROW_ASSIGN_OR_RAISE(auto array, text.Finish());
+    columns[i] = std::make_shared<arrow::ChunkedArray>(array);
+    fields[i] = arrow::field(fields[i]->name(), arrow::utf8());
+  }
+  return arrow::Table::Make(arrow::schema(fields), columns, table.num_rows());
+}
+
 Result<std::string> ToCsv(const arrow::Table& table) {
   ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::BufferOutputStream::Create());
+  ARROW_ASSIGN_OR_RAISE(auto flat, NestedAsText(table));
   ARROW_RETURN_NOT_OK(
-      arrow::csv::WriteCSV(table, arrow::csv::WriteOptions::Defaults(), sink.get()));
+      arrow::csv::WriteCSV(*flat, arrow::csv::WriteOptions::Defaults(), sink.get()));
   ARROW_ASSIGN_OR_RAISE(auto buffer, sink->Finish());
   return buffer->ToString();
 }

@@ -6,50 +6,18 @@
 
 #include <fstream>
 
-#include "teatree/common/temp_dir.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
-#include "teatree/engine/duckdb/duckdb_engine.h"
-#include "teatree/manager/model_manager.h"
-#include "teatree/read/model_directory.h"
 #include "teatree/read/read_client.h"
-#include "teatree/request/codec.h"
+#include "teatree/read/read_test_util_internal.h"
 
 namespace teatree {
 namespace {
 
 namespace fs = std::filesystem;
 
-class FlightReadServerTest : public ::testing::Test {
+class FlightReadServerTest : public testing::LiveModelFixture {
  protected:
-  void SetUp() override {
-    dir_ = TempDir::Make("teatree-flight-test-").ValueOrDie();
-    manager_ = ModelManager::Open({.data_dir = dir_->path(),
-                                   .model = "sales",
-                                   .archive_url = "none",
-                                   .publish_interval = std::chrono::milliseconds(1)})
-                   .ValueOrDie();
-    Apply(R"({"request_id":"c1","model":"sales","op":"create_table","table":"orders","schema":[)"
-          R"j({"name":"id","type":"BIGINT"},{"name":"amount","type":"DECIMAL(12,2)"},)j"
-          R"({"name":"at","type":"TIMESTAMPTZ"},{"name":"tags","type":"VARCHAR[]"}],)"
-          R"("primary_key":["id"]})");
-    Apply(R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[)"
-          R"([1,"12.50","2026-01-02T03:04:05+02:00",["a","b"]],[2,null,null,null]]})");
-    auto& engine = dynamic_cast<DuckEngine&>(manager_->engine());
-    models_ = std::make_unique<SingleModel>(
-        ModelReads::Live({.data_dir = dir_->path(), .model = "sales"}, engine.reader()));
-  }
-
-  void TearDown() override {
-    server_.reset();
-    models_.reset();
-    manager_.reset();
-  }
-
-  void Apply(const std::string& line) {
-    auto result = manager_->Apply({DecodeRequest(line).ValueOrDie()}).ValueOrDie();
-    ASSERT_EQ(result.outcomes[0].status, "applied") << result.outcomes[0].error;
-    ASSERT_TRUE(manager_->WaitPublished(manager_->version(), std::chrono::seconds(30)).ok());
-  }
+  void StopServers() override { server_.reset(); }
 
   void StartServer(FlightReadServer::Options options = {}) {
     server_ = FlightReadServer::Start(options, *models_).ValueOrDie();
@@ -60,9 +28,6 @@ class FlightReadServerTest : public ::testing::Test {
     return ReadClient::Connect(options).ValueOrDie();
   }
 
-  std::unique_ptr<TempDir> dir_;
-  std::unique_ptr<ModelManager> manager_;
-  std::unique_ptr<SingleModel> models_;
   std::unique_ptr<FlightReadServer> server_;
 };
 
@@ -199,13 +164,8 @@ TEST_F(FlightReadServerTest, WithATokenFileCallsWithoutAValidTokenAreRefused) {
 }
 
 TEST_F(FlightReadServerTest, ServesOverTlsWithACertificateAndKey) {
-  const auto cert = dir_->path() / "cert.pem";
-  const auto key = dir_->path() / "key.pem";
-  const std::string command =
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -addext "
-      "subjectAltName=IP:127.0.0.1,DNS:localhost -keyout " +
-      key.string() + " -out " + cert.string() + " >/dev/null 2>&1";
-  ASSERT_EQ(std::system(command.c_str()), 0) << "openssl is needed to make a test certificate";
+  std::filesystem::path cert, key;
+  MakeCertificate(&cert, &key);
   FlightReadServer::Options options;
   options.listen.tls_cert = cert;
   options.listen.tls_key = key;

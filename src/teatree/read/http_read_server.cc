@@ -72,8 +72,8 @@ class ArrowStreamBody {
     status = batch ? writer_->WriteRecordBatch(*batch) : writer_->Close();
     if (!status.ok()) return false;
     auto bytes = sink_->Finish();
-    if (!bytes.ok() || !sink.write(reinterpret_cast<const char*>((*bytes)->data()),
-                                   (*bytes)->size())) {
+    if (!bytes.ok() ||
+        !sink.write(reinterpret_cast<const char*>((*bytes)->data()), (*bytes)->size())) {
       return false;
     }
     auto reset = sink_->Reset();
@@ -103,7 +103,8 @@ struct HttpReadServer::Impl {
     ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(std::nullopt));
     int64_t version = 0;
     ARROW_ASSIGN_OR_RAISE(auto tables, reader->ListTables(&version));
-    nlohmann::json json{{"model", model}, {"version", version}, {"tables", nlohmann::json::array()}};
+    nlohmann::json json{
+        {"model", model}, {"version", version}, {"tables", nlohmann::json::array()}};
     for (const auto& table : tables) {
       json["tables"].push_back({{"name", table.name}, {"rows", table.rows}});
     }
@@ -151,9 +152,8 @@ struct HttpReadServer::Impl {
       if (!arrow_body.ok()) return SendStatus(response, arrow_body.status());
       Metrics::Process().CountRead("http", "ok");
       response.set_chunked_content_provider(
-          kArrowStreamType, [body = *arrow_body](size_t, httplib::DataSink& sink) {
-            return body->WriteNext(sink);
-          });
+          kArrowStreamType,
+          [body = *arrow_body](size_t, httplib::DataSink& sink) { return body->WriteNext(sink); });
       return;
     }
     auto text = [&]() -> Result<std::string> {
@@ -182,8 +182,8 @@ struct HttpReadServer::Impl {
       if (json.is_object() && !json.contains("model")) json["model"] = model;
       auto decoded = DecodeRequest(json.is_object() ? json.dump() : line);
       if (decoded.ok() && decoded->model != model) {
-        decoded = Status::Invalid("request ", decoded->request_id, " is for model ",
-                                  decoded->model, ", not ", model);
+        decoded = Status::Invalid("request ", decoded->request_id, " is for model ", decoded->model,
+                                  ", not ", model);
       }
       // All or nothing: one bad line refuses the whole body, before anything is queued.
       if (!decoded.ok()) {
@@ -196,8 +196,9 @@ struct HttpReadServer::Impl {
     for (const auto& one : requests) {
       auto ack = options.queue->Submit(model, one.request_id, EncodeRequest(one));
       if (!ack.ok()) return SendStatus(response, ack.status());
-      accepted.push_back(
-          {{"request_id", one.request_id}, {"sequence", ack->sequence}, {"duplicate", ack->duplicate}});
+      accepted.push_back({{"request_id", one.request_id},
+                          {"sequence", ack->sequence},
+                          {"duplicate", ack->duplicate}});
     }
     SendJson(response, {{"accepted", accepted}}, 202);
   }
@@ -226,17 +227,17 @@ struct HttpReadServer::Impl {
   }
 
   void Route() {
-    server->set_pre_routing_handler([this](const httplib::Request& request,
-                                           httplib::Response& response) {
-      if (!tokens || request.path == "/healthz" || request.path == "/readyz") {
-        return httplib::Server::HandlerResponse::Unhandled;
-      }
-      if (tokens->Accepts(request.get_header_value("Authorization"))) {
-        return httplib::Server::HandlerResponse::Unhandled;
-      }
-      SendError(response, 401, kUnauthenticatedMessage);
-      return httplib::Server::HandlerResponse::Handled;
-    });
+    server->set_pre_routing_handler(
+        [this](const httplib::Request& request, httplib::Response& response) {
+          if (!tokens || request.path == "/healthz" || request.path == "/readyz") {
+            return httplib::Server::HandlerResponse::Unhandled;
+          }
+          if (tokens->Accepts(request.get_header_value("Authorization"))) {
+            return httplib::Server::HandlerResponse::Unhandled;
+          }
+          SendError(response, 401, kUnauthenticatedMessage);
+          return httplib::Server::HandlerResponse::Handled;
+        });
     server->Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
       response.set_content("ok\n", "text/plain");
     });
@@ -295,8 +296,8 @@ Result<std::unique_ptr<HttpReadServer>> HttpReadServer::Start(const Options& opt
   }
   const bool tls = !listen.tls_cert.empty();
   if (tls) {
-    impl->server = std::make_unique<httplib::SSLServer>(listen.tls_cert.c_str(),
-                                                        listen.tls_key.c_str());
+    impl->server =
+        std::make_unique<httplib::SSLServer>(listen.tls_cert.c_str(), listen.tls_key.c_str());
   } else {
     impl->server = std::make_unique<httplib::Server>();
   }

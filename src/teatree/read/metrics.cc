@@ -36,11 +36,10 @@ struct Metrics::Impl {
           .Name("teatree_model_version")
           .Help("A model's committed (state=current) and published versions")
           .Register(*registry);
-  prometheus::Family<prometheus::Counter>& reads =
-      prometheus::BuildCounter()
-          .Name("teatree_reads_total")
-          .Help("Reads served, by protocol and status")
-          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& reads = prometheus::BuildCounter()
+                                                       .Name("teatree_reads_total")
+                                                       .Help("Reads served, by protocol and status")
+                                                       .Register(*registry);
   std::mutex collector_mutex;
   std::function<void(Metrics&)> collector;
 
