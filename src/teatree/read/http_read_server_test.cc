@@ -57,7 +57,8 @@ TEST_F(HttpReadServerTest, QueriesAnswerInJsonCsvOrArrowByAccept) {
 
   auto arrow_body = Query(body, "application/vnd.apache.arrow.stream");
   ASSERT_TRUE(arrow_body);
-  auto input = std::make_shared<arrow::io::BufferReader>(arrow::Buffer::FromString(arrow_body->body));
+  auto input =
+      std::make_shared<arrow::io::BufferReader>(arrow::Buffer::FromString(arrow_body->body));
   auto reader = arrow::ipc::RecordBatchStreamReader::Open(input).ValueOrDie();
   auto table = reader->ToTable().ValueOrDie();
   EXPECT_EQ(table->num_rows(), 2);

@@ -1,0 +1,209 @@
+// The read path with real managers: live reads found through the catalog, a front server
+// pointing live reads at the manager, HTTP submits and notifications, and a replica that
+// switches versions under a query loop.
+
+#include <arrow/flight/api.h>
+#include <httplib.h>
+
+#include <set>
+#include <sstream>
+
+#include "queue_test_util.h"
+#include "teatree/bus/notes.h"
+#include "teatree/bus/subjects.h"
+#include "teatree/common/net.h"
+#include "teatree/control/control_store.h"
+#include "teatree/manager/model_manager.h"
+#include "teatree/read/model_directory.h"
+#include "teatree/read/read_client.h"
+#include "teatree/service/read_commands.h"
+
+namespace teatree::testing {
+namespace {
+
+class ReadPathTest : public QueueFixture {
+ protected:
+  /// Polls `probe` until it returns a non-empty string (or gives up after 20 s).
+  static std::string WaitFor(const std::function<std::string()>& probe) {
+    const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::string value = probe();
+      if (!value.empty()) return value;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    return "";
+  }
+
+  /// The Flight URL the model's manager recorded in the catalog.
+  std::string CatalogEndpoint(const std::string& model) {
+    return WaitFor([&]() -> std::string {
+      auto control = ControlStore::Open("sqlite://" + (data_ / "control.sqlite").string());
+      if (!control.ok()) return "";
+      auto record = (*control)->GetModel(model);
+      return record.ok() && *record ? (*record)->manager_endpoint : "";
+    });
+  }
+
+  /// A field of the manager's latest status note.
+  std::string ManagerStatus(const std::string& model, const std::string& field) {
+    return WaitFor([&]() -> std::string {
+      auto note = LastNote(client().connection(), ManagerStatusSubject(model));
+      if (!note.ok() || !*note) return "";
+      auto json = nlohmann::json::parse((*note)->body, nullptr, false);
+      return json.is_object() ? json.value(field, "") : "";
+    });
+  }
+
+  void WaitForVersionFile(const std::string& model) {
+    WaitFor([&]() -> std::string {
+      auto versions = ListVersionFiles(data_, model);
+      return versions.ok() && !versions->empty() ? "yes" : "";
+    });
+  }
+};
+
+TEST_F(ReadPathTest, ManagersServeLiveReadsThatAFrontServerPointsTo) {
+  StartDispatcher();
+  ASSERT_TRUE(Run(CreateTable("sales")).applied());
+  Outcome appended = Run(Append("sales", "a1", 1));
+  ASSERT_TRUE(appended.applied());
+  const std::string endpoint = CatalogEndpoint("sales");
+  ASSERT_TRUE(endpoint.starts_with("grpc://127.0.0.1:")) << endpoint;
+
+  // Read-your-writes on the live model, whether or not the version file exists yet.
+  auto live = ReadClient::Connect({.url = endpoint}).ValueOrDie();
+  auto result = live->Query({.model = "sales", .sql = "SELECT count(*) FROM orders"});
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_EQ(result->version, appended.note["version"].get<int64_t>());
+  EXPECT_EQ(result->table->column(0)->GetScalar(0).ValueOrDie()->ToString(), "1");
+
+  // A front server over the data directory answers with the manager's location.
+  WaitForVersionFile("sales");
+  DataDirReplicas replicas({.data_dir = data_}, [&](const std::string&) { return endpoint; });
+  auto front = FlightReadServer::Start({}, replicas).ValueOrDie();
+  auto raw = arrow::flight::FlightClient::Connect(
+                 arrow::flight::Location::Parse(front->url()).ValueOrDie())
+                 .ValueOrDie();
+  auto info = raw->GetFlightInfo(arrow::flight::FlightDescriptor::Command(
+                                     R"({"model":"sales","sql":"SELECT 1"})"))
+                  .ValueOrDie();
+  ASSERT_EQ(info->endpoints().size(), 1u);
+  ASSERT_EQ(info->endpoints()[0].locations.size(), 1u);
+  EXPECT_EQ(info->endpoints()[0].locations[0].ToString(), endpoint);
+  ASSERT_TRUE(Run(Append("sales", "a2", 2)).applied());
+  auto through_front = ReadClient::Connect({.url = front->url()}).ValueOrDie();
+  auto followed = through_front->Query({.model = "sales", .sql = "SELECT count(*) FROM orders"});
+  ASSERT_TRUE(followed.ok()) << followed.status().ToString();
+  EXPECT_EQ(followed->table->column(0)->GetScalar(0).ValueOrDie()->ToString(), "2");
+}
+
+TEST_F(ReadPathTest, HttpSubmitsRequestsAndStreamsTheirNotifications) {
+  StartDispatcher();
+  ASSERT_TRUE(Run(CreateTable("sales")).applied());
+  const std::string url = ManagerStatus("sales", "http_url");
+  ASSERT_TRUE(url.starts_with("http://127.0.0.1:")) << url;
+  const int port = std::stoi(url.substr(url.rfind(':') + 1));
+
+  std::string events;
+  std::atomic<bool> seen{false};
+  std::thread listener([&] {
+    httplib::Client sse("127.0.0.1", port);
+    sse.set_read_timeout(30);
+    sse.Get("/v1/models/sales/notifications", [&](const char* data, size_t length) {
+      events.append(data, length);
+      seen = events.find(R"("request_id":"h2")") != std::string::npos;
+      return !seen;
+    });
+  });
+  std::this_thread::sleep_for(seconds(1));  // The subscription is made when the GET arrives.
+  httplib::Client http("127.0.0.1", port);
+  auto bad = http.Post("/v1/models/sales/requests", R"({"op":"append","table":"orders"})",
+                       "application/json");
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("request_id"), std::string::npos) << bad->body;
+  auto accepted = http.Post(
+      "/v1/models/sales/requests",
+      R"({"request_id":"h1","op":"append","table":"orders","rows":[[1,1.5,"eu"]]})"
+      "\n"
+      R"({"request_id":"h2","op":"append","table":"orders","rows":[[2,2.5,"us"]]})",
+      "application/x-ndjson");
+  ASSERT_TRUE(accepted);
+  EXPECT_EQ(accepted->status, 202) << accepted->body;
+  listener.join();
+  EXPECT_TRUE(seen) << events;
+  EXPECT_NE(events.find("event: outcome"), std::string::npos);
+  EXPECT_NE(events.find(R"("request_id":"h1")"), std::string::npos);
+  EXPECT_EQ(Scalar("sales", "SELECT count(*) FROM orders"), "2");
+  auto metrics = http.Get("/metrics");
+  EXPECT_NE(metrics->body.find(R"(teatree_requests_total{model="sales",op="append",status="applied"})"),
+            std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("teatree_apply_seconds_bucket"), std::string::npos);
+}
+
+TEST_F(ReadPathTest, AReplicaSwitchesVersionsUnderAQueryLoopWithoutFailedQueries) {
+  StartDispatcher();
+  ASSERT_TRUE(Run(CreateTable("sales")).applied());
+  ASSERT_TRUE(Run(Append("sales", "a0", 0)).applied());
+  WaitForVersionFile("sales");
+  const int port = FreeLoopbackPort().ValueOrDie();
+  std::atomic<bool> stop_reader{false};
+  ReaderOptions reader_options{.data_dir = data_, .model = "sales", .nats = {.url = server_->url()}};
+  reader_options.read.listen.port = port;
+  reader_options.read.http_port = -1;
+  std::ostringstream reader_out;
+  std::thread reader([&] {
+    Status status = RunReader(reader_options, stop_reader, reader_out);
+    EXPECT_TRUE(status.ok()) << status.ToString();
+  });
+  ASSERT_TRUE(WaitForTcpPort("127.0.0.1", port, seconds(20)).ok());
+  const std::string url = "grpc://127.0.0.1:" + std::to_string(port);
+
+  std::atomic<bool> writing{true};
+  std::atomic<int> appended{1};
+  std::thread writer([&] {
+    const auto until = std::chrono::steady_clock::now() + seconds(6);
+    for (int key = 1; std::chrono::steady_clock::now() < until; ++key) {
+      if (Run(Append("sales", "w" + std::to_string(key), key)).applied()) ++appended;
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    writing = false;
+  });
+  std::mutex mutex;
+  std::set<int64_t> versions_seen;
+  std::vector<std::string> failures;
+  std::atomic<int> backwards{0}, queries{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 3; ++r) {
+    readers.emplace_back([&] {
+      auto client = ReadClient::Connect({.url = url}).ValueOrDie();
+      int64_t last_version = 0, last_count = 0;
+      while (writing) {
+        auto result = client->Query({.model = "sales", .sql = "SELECT count(*) FROM orders"});
+        ++queries;
+        std::lock_guard lock(mutex);
+        if (!result.ok()) {
+          failures.push_back(result.status().ToString());
+          continue;
+        }
+        const int64_t count = std::stoll(result->table->column(0)->GetScalar(0).ValueOrDie()->ToString());
+        if (result->version < last_version || count < last_count) ++backwards;
+        last_version = result->version;
+        last_count = count;
+        versions_seen.insert(result->version);
+      }
+    });
+  }
+  writer.join();
+  for (auto& thread : readers) thread.join();
+  stop_reader = true;
+  reader.join();
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed, e.g. " << failures.front();
+  EXPECT_EQ(backwards, 0);
+  EXPECT_GE(versions_seen.size(), 3u) << "the replica should have moved through versions";
+  EXPECT_GT(queries, 30);
+  EXPECT_GT(appended, 20);
+}
+
+}  // namespace
+}  // namespace teatree::testing
