@@ -4,8 +4,12 @@
 #include <arrow/flight/api.h>
 #include <arrow/util/key_value_metadata.h>
 
+#include <condition_variable>
+#include <deque>
 #include <fstream>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "teatree/common/file_util.h"
 #include "teatree/common/sql_quote.h"
@@ -38,21 +42,99 @@ class TokenCheckFactory final : public flight::ServerMiddlewareFactory {
   std::unique_ptr<AccessTokens> tokens_;
 };
 
-/// A result stream with the model version in its schema's metadata.
-class VersionedReader final : public arrow::RecordBatchReader {
+/// A result as Flight sends it: the model version in the schema's metadata, and DuckDB's
+/// 2048-row chunks gathered into batches of about kRows, so that each message carries enough
+/// data to be worth its cost. A result larger than one batch gets a thread of its own that
+/// reads ahead (up to kAhead batches), so that DuckDB computes the next batches while gRPC
+/// sends the last; a small one (a point query) is read on the caller's thread.
+class FlightBatches final : public arrow::RecordBatchReader {
  public:
-  VersionedReader(ReadStream stream) : rows_(std::move(stream.reader)) {
+  static constexpr int64_t kRows = 128 * 1024;
+  static constexpr size_t kAhead = 3;
+
+  explicit FlightBatches(ReadStream stream) : rows_(std::move(stream.reader)) {
     schema_ = rows_->schema()->WithMetadata(
         arrow::key_value_metadata({kVersionMetadataKey}, {std::to_string(stream.version)}));
   }
+
+  ~FlightBatches() override {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    if (reader_.joinable()) reader_.join();
+  }
+
   std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
+
   Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
-    return rows_->ReadNext(out);
+    if (!started_) {
+      started_ = true;
+      ARROW_ASSIGN_OR_RAISE(*out, Gather());
+      if (*out != nullptr && (*out)->num_rows() >= kRows) {
+        reader_ = std::thread([this] { ReadAhead(); });
+      } else {
+        finished_ = true;  // Everything fit in the first batch; no thread runs yet.
+      }
+      return Status::OK();
+    }
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return !ready_.empty() || finished_; });
+    if (ready_.empty()) {
+      out->reset();
+      return status_;
+    }
+    *out = std::move(ready_.front());
+    ready_.pop_front();
+    changed_.notify_all();
+    return Status::OK();
   }
 
  private:
-  std::unique_ptr<arrow::RecordBatchReader> rows_;
+  /// The next gathered batch, or null at the end.
+  Result<std::shared_ptr<arrow::RecordBatch>> Gather() {
+    arrow::RecordBatchVector gathered;
+    int64_t rows = 0;
+    while (rows < kRows) {
+      std::shared_ptr<arrow::RecordBatch> batch;
+      ARROW_RETURN_NOT_OK(rows_->ReadNext(&batch));
+      if (!batch) break;
+      rows += batch->num_rows();
+      gathered.push_back(std::move(batch));
+    }
+    if (gathered.size() <= 1) return gathered.empty() ? nullptr : std::move(gathered[0]);
+    return arrow::ConcatenateRecordBatches(gathered);
+  }
+
+  void ReadAhead() {
+    while (true) {
+      auto batch = Gather();
+      std::unique_lock lock(mutex_);
+      if (!batch.ok() || *batch == nullptr) {
+        status_ = batch.status();
+        finished_ = true;
+        changed_.notify_all();
+        return;
+      }
+      ready_.push_back(std::move(*batch));
+      changed_.notify_all();
+      changed_.wait(lock, [&] { return ready_.size() < kAhead || stopping_; });
+      if (stopping_) return;
+    }
+  }
+
+  std::unique_ptr<arrow::RecordBatchReader> rows_;  // Read by the first ReadNext, then reader_.
   std::shared_ptr<arrow::Schema> schema_;
+  bool started_ = false;  // Touched only by the caller's thread.
+  // State below is protected by mutex_.
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::shared_ptr<arrow::RecordBatch>> ready_;
+  Status status_;
+  bool finished_ = false;
+  bool stopping_ = false;
+  std::thread reader_;  // Last: starts once the above exist.
 };
 
 /// DoAction "pull": a header, then the version file in chunks, read as the client asks.
@@ -206,7 +288,7 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
     read.cancelled = [&context] { return context.is_cancelled(); };
     ARROW_ASSIGN_OR_RAISE(auto result, reader->Read(read));
     *stream = std::make_unique<flight::RecordBatchStream>(
-        std::make_shared<VersionedReader>(std::move(result)));
+        std::make_shared<FlightBatches>(std::move(result)));
     return Status::OK();
   }
 

@@ -86,10 +86,10 @@ class Watchdog {
   bool stopping_ = false;
 };
 
-Result<int64_t> ReadVersion(DuckConnection& connection) {
-  ARROW_ASSIGN_OR_RAISE(auto table, connection.QueryTable("SELECT version FROM _teatree_version"));
-  if (table->num_rows() != 1) return Status::Invalid("the model has no version row");
-  ARROW_ASSIGN_OR_RAISE(auto scalar, table->column(0)->GetScalar(0));
+/// The version in a one-row result of `SELECT version FROM _teatree_version`.
+Result<int64_t> VersionIn(const arrow::Table& table) {
+  if (table.num_rows() != 1) return Status::Invalid("the model has no version row");
+  ARROW_ASSIGN_OR_RAISE(auto scalar, table.column(0)->GetScalar(0));
   ARROW_ASSIGN_OR_RAISE(auto cast, scalar->CastTo(arrow::int64()));
   return std::static_pointer_cast<arrow::Int64Scalar>(cast)->value;
 }
@@ -109,13 +109,37 @@ Result<std::vector<std::string>> UserTables(DuckConnection& connection) {
 
 namespace {
 
+/// A connection for reads with what every read runs on it, prepared once.
+struct ReadConnection {
+  std::unique_ptr<DuckConnection> connection;
+  std::unique_ptr<ReadOnlyCheck> check;
+  std::unique_ptr<DuckStatement> begin, version, rollback;
+
+  static Result<std::unique_ptr<ReadConnection>> Make(DuckDatabase& db) {
+    auto made = std::make_unique<ReadConnection>();
+    ARROW_ASSIGN_OR_RAISE(made->connection, db.Connect());
+    DuckConnection& connection = *made->connection;
+    ARROW_ASSIGN_OR_RAISE(made->check, ReadOnlyCheck::Make(connection));
+    ARROW_ASSIGN_OR_RAISE(made->begin, connection.Prepare("BEGIN TRANSACTION"));
+    ARROW_ASSIGN_OR_RAISE(made->version,
+                          connection.Prepare("SELECT version FROM _teatree_version"));
+    ARROW_ASSIGN_OR_RAISE(made->rollback, connection.Prepare("ROLLBACK"));
+    return made;
+  }
+
+  Result<int64_t> ReadVersion() {
+    ARROW_ASSIGN_OR_RAISE(auto table, version->Query());
+    return VersionIn(*table);
+  }
+};
+
 /// Connections for reads, made on demand up to a maximum; Acquire() waits when all are busy.
 class ConnectionPool {
  public:
   ConnectionPool(std::shared_ptr<DuckDatabase> db, int capacity)
       : db_(std::move(db)), capacity_(capacity) {}
 
-  Result<std::unique_ptr<DuckConnection>> Acquire() {
+  Result<std::unique_ptr<ReadConnection>> Acquire() {
     std::unique_lock lock(mutex_);
     available_.wait(lock, [&] { return !idle_.empty() || created_ < capacity_; });
     if (!idle_.empty()) {
@@ -125,12 +149,12 @@ class ConnectionPool {
     }
     ++created_;
     lock.unlock();
-    auto connection = db_->Connect();
+    auto connection = ReadConnection::Make(*db_);
     if (!connection.ok()) Forget();
     return connection;
   }
 
-  void Release(std::unique_ptr<DuckConnection> connection) {
+  void Release(std::unique_ptr<ReadConnection> connection) {
     std::lock_guard lock(mutex_);
     idle_.push_back(std::move(connection));
     available_.notify_one();
@@ -149,38 +173,47 @@ class ConnectionPool {
   // State below is protected by mutex_.
   std::mutex mutex_;
   std::condition_variable available_;
-  std::vector<std::unique_ptr<DuckConnection>> idle_;
+  std::vector<std::unique_ptr<ReadConnection>> idle_;
   int created_ = 0;
 };
 
-/// A pooled connection inside one read-only transaction; gives the connection back on
-/// destruction.
+/// A pooled connection for one read and the version it reads: a version file's is fixed; the
+/// live model's comes from a read-only transaction that the read then runs in. Gives the
+/// connection back on destruction.
 class Session {
  public:
-  static Result<std::unique_ptr<Session>> Begin(ConnectionPool& pool) {
+  /// `fixed_version` > 0: a version file's, no transaction needed.
+  static Result<std::unique_ptr<Session>> Begin(ConnectionPool& pool, int64_t fixed_version) {
     ARROW_ASSIGN_OR_RAISE(auto connection, pool.Acquire());
     auto session = std::unique_ptr<Session>(new Session(pool, std::move(connection)));
-    ARROW_RETURN_NOT_OK(session->connection_->Execute("BEGIN TRANSACTION"));
-    session->open_ = true;
+    session->version_ = fixed_version;
+    if (fixed_version == 0) {
+      ARROW_RETURN_NOT_OK(session->read_->begin->Execute());
+      session->open_ = true;
+      ARROW_ASSIGN_OR_RAISE(session->version_, session->read_->ReadVersion());
+    }
     return session;
   }
   ~Session() {
     // A failed rollback leaves the connection unusable: drop it instead of pooling it.
-    if (open_ && !connection_->Execute("ROLLBACK").ok()) {
-      connection_.reset();
+    if (open_ && !read_->rollback->Execute().ok()) {
+      read_.reset();
       pool_.Forget();
       return;
     }
-    pool_.Release(std::move(connection_));
+    pool_.Release(std::move(read_));
   }
-  DuckConnection& connection() { return *connection_; }
+  DuckConnection& connection() { return *read_->connection; }
+  ReadOnlyCheck& check() { return *read_->check; }
+  int64_t version() const { return version_; }
 
  private:
-  Session(ConnectionPool& pool, std::unique_ptr<DuckConnection> connection)
-      : pool_(pool), connection_(std::move(connection)) {}
+  Session(ConnectionPool& pool, std::unique_ptr<ReadConnection> read)
+      : pool_(pool), read_(std::move(read)) {}
   ConnectionPool& pool_;
-  std::unique_ptr<DuckConnection> connection_;
+  std::unique_ptr<ReadConnection> read_;
   bool open_ = false;
+  int64_t version_ = 0;
 };
 
 /// A read's stream: enforces the limits and releases everything when destroyed.
@@ -255,12 +288,13 @@ struct DuckReader::Impl {
   DuckReaderOptions options;
   FunctionRegistry builtins = FunctionRegistry::WithBuiltins();
   std::unique_ptr<ConnectionPool> pool;
+  int64_t fixed_version = 0;  // A version file's; 0 for the live model.
 
   /// The statement and parameters a read runs, checked read-only.
-  Result<FunctionSql> Plan(DuckConnection& connection, const ReadRequest& request);
+  Result<FunctionSql> Plan(Session& session, const ReadRequest& request);
 };
 
-Result<FunctionSql> DuckReader::Impl::Plan(DuckConnection& connection, const ReadRequest& request) {
+Result<FunctionSql> DuckReader::Impl::Plan(Session& session, const ReadRequest& request) {
   if (request.sql.empty() == request.function.empty()) {
     return Status::Invalid("a read needs either sql or function (not both)");
   }
@@ -280,10 +314,10 @@ Result<FunctionSql> DuckReader::Impl::Plan(DuckConnection& connection, const Rea
                              ": invoke it through the request queue (teatree submit ... invoke)");
     }
     ARROW_ASSIGN_OR_RAISE(auto args, BindArguments(*function, request.args));
-    ARROW_ASSIGN_OR_RAISE(auto tables, UserTables(connection));
+    ARROW_ASSIGN_OR_RAISE(auto tables, UserTables(session.connection()));
     ARROW_ASSIGN_OR_RAISE(call, FunctionCallSql(*function, args, tables));
   }
-  ARROW_RETURN_NOT_OK(CheckReadOnlySql(connection, call.sql));
+  ARROW_RETURN_NOT_OK(session.check().Check(call.sql));
   return call;
 }
 
@@ -296,7 +330,11 @@ Result<std::shared_ptr<DuckReader>> DuckReader::OpenFile(const std::filesystem::
   db_options.settings = {{"enable_external_access", "false"}, {"lock_configuration", "true"}};
   if (!options.memory_limit.empty()) db_options.settings["memory_limit"] = options.memory_limit;
   ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open(db_options));
-  return Make(std::move(db), options);
+  auto reader = Make(std::move(db), options);
+  // Nothing changes a version file: its version is read once.
+  ARROW_ASSIGN_OR_RAISE(auto session, Session::Begin(*reader->impl_->pool, 0));
+  reader->impl_->fixed_version = session->version();
+  return reader;
 }
 
 std::shared_ptr<DuckReader> DuckReader::Make(std::shared_ptr<DuckDatabase> db,
@@ -308,10 +346,9 @@ std::shared_ptr<DuckReader> DuckReader::Make(std::shared_ptr<DuckDatabase> db,
 }
 
 Result<ReadStream> DuckReader::Read(const ReadRequest& request) {
-  ARROW_ASSIGN_OR_RAISE(auto session, Session::Begin(*impl_->pool));
-  ARROW_ASSIGN_OR_RAISE(auto call, impl_->Plan(session->connection(), request));
-  ReadStream stream;
-  ARROW_ASSIGN_OR_RAISE(stream.version, ReadVersion(session->connection()));
+  ARROW_ASSIGN_OR_RAISE(auto session, Session::Begin(*impl_->pool, impl_->fixed_version));
+  ARROW_ASSIGN_OR_RAISE(auto call, impl_->Plan(*session, request));
+  ReadStream stream{.version = session->version()};
   auto read = std::make_unique<RunningRead>(shared_from_this(), std::move(session), request);
   ARROW_RETURN_NOT_OK(read->Start(call));
   stream.reader = std::move(read);
@@ -319,18 +356,16 @@ Result<ReadStream> DuckReader::Read(const ReadRequest& request) {
 }
 
 Result<std::shared_ptr<arrow::Schema>> DuckReader::Describe(const ReadRequest& request) {
-  ARROW_ASSIGN_OR_RAISE(auto session, Session::Begin(*impl_->pool));
-  ARROW_ASSIGN_OR_RAISE(auto call, impl_->Plan(session->connection(), request));
+  ARROW_ASSIGN_OR_RAISE(auto session, Session::Begin(*impl_->pool, impl_->fixed_version));
+  ARROW_ASSIGN_OR_RAISE(auto call, impl_->Plan(*session, request));
   // Describe binds without parameter values: a parameter's type is what the query makes it.
   return session->connection().Describe(call.sql);
 }
 
 Result<std::vector<TableInfo>> DuckReader::ListTables(int64_t* version) {
-  ARROW_ASSIGN_OR_RAISE(auto session, Session::Begin(*impl_->pool));
+  ARROW_ASSIGN_OR_RAISE(auto session, Session::Begin(*impl_->pool, impl_->fixed_version));
   DuckConnection& connection = session->connection();
-  if (version != nullptr) {
-    ARROW_ASSIGN_OR_RAISE(*version, ReadVersion(connection));
-  }
+  if (version != nullptr) *version = session->version();
   ARROW_ASSIGN_OR_RAISE(auto names, UserTables(connection));
   std::vector<TableInfo> tables;
   for (const auto& name : names) {

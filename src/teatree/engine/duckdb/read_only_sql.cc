@@ -67,28 +67,45 @@ Status CheckNode(const nlohmann::json& node) {
 
 }  // namespace
 
-Status CheckReadOnlySql(DuckConnection& connection, const std::string& sql) {
-  ARROW_ASSIGN_OR_RAISE(size_t statements, connection.CountStatements(sql));
-  if (statements != 1) {
-    return Refuse(std::to_string(statements) + " statements were sent (stacked statements are " +
-                  "refused)");
-  }
-  ARROW_ASSIGN_OR_RAISE(
-      auto serialized,
-      connection.QueryParams("SELECT json_serialize_sql($sql::VARCHAR)", {{"sql", sql}}));
+Result<std::unique_ptr<ReadOnlyCheck>> ReadOnlyCheck::Make(DuckConnection& connection) {
+  ARROW_ASSIGN_OR_RAISE(auto serialize,
+                        connection.Prepare("SELECT json_serialize_sql($sql::VARCHAR)"));
+  return std::unique_ptr<ReadOnlyCheck>(new ReadOnlyCheck(connection, std::move(serialize)));
+}
+
+ReadOnlyCheck::ReadOnlyCheck(DuckConnection& connection, std::unique_ptr<DuckStatement> serialize)
+    : connection_(connection), serialize_(std::move(serialize)) {}
+
+ReadOnlyCheck::~ReadOnlyCheck() = default;
+
+Status ReadOnlyCheck::Check(const std::string& sql) {
+  ARROW_ASSIGN_OR_RAISE(auto serialized, serialize_->Query({{"sql", sql}}));
   const auto& column = static_cast<const arrow::StringArray&>(*serialized->column(0)->chunk(0));
   const nlohmann::json tree = nlohmann::json::parse(column.GetView(0), nullptr, false);
   if (tree.is_discarded() || !tree.is_object()) {
     return Status::Invalid("cannot check the query: DuckDB's parse tree is not JSON");
   }
   if (tree.value("error", true)) {
-    std::string verb = sql.substr(sql.find_first_not_of(" \t\r\n(") == std::string::npos
-                                      ? 0
-                                      : sql.find_first_not_of(" \t\r\n("));
+    if (StringAt(tree, "error_type") == "parser") {
+      return Status::Invalid("invalid SQL: ", StringAt(tree, "error_message"));
+    }
+    // Not a SELECT: say which statement, and whether several were sent.
+    ARROW_ASSIGN_OR_RAISE(size_t statements, connection_.CountStatements(sql));
+    if (statements != 1) {
+      return Refuse(std::to_string(statements) + " statements were sent (stacked statements " +
+                    "are refused)");
+    }
+    const auto begin = sql.find_first_not_of(" \t\r\n(");
+    std::string verb = begin == std::string::npos ? sql : sql.substr(begin);
     verb = verb.substr(0, verb.find_first_of(" \t\r\n;("));
     return Refuse("only SELECT is allowed, not " + verb);
   }
-  return CheckNode(tree["statements"]);
+  const auto& statements = tree["statements"];
+  if (!statements.is_array() || statements.size() != 1) {
+    return Refuse(std::to_string(statements.size()) +
+                  " statements were sent (stacked statements are refused)");
+  }
+  return CheckNode(statements);
 }
 
 }  // namespace teatree
