@@ -121,12 +121,12 @@ TEST_F(ReadPathTest, HttpSubmitsRequestsAndStreamsTheirNotifications) {
                        "application/json");
   EXPECT_EQ(bad->status, 400);
   EXPECT_NE(bad->body.find("request_id"), std::string::npos) << bad->body;
-  auto accepted = http.Post(
-      "/v1/models/sales/requests",
-      R"({"request_id":"h1","op":"append","table":"orders","rows":[[1,1.5,"eu"]]})"
-      "\n"
-      R"({"request_id":"h2","op":"append","table":"orders","rows":[[2,2.5,"us"]]})",
-      "application/x-ndjson");
+  auto accepted =
+      http.Post("/v1/models/sales/requests",
+                R"({"request_id":"h1","op":"append","table":"orders","rows":[[1,1.5,"eu"]]})"
+                "\n"
+                R"({"request_id":"h2","op":"append","table":"orders","rows":[[2,2.5,"us"]]})",
+                "application/x-ndjson");
   ASSERT_TRUE(accepted);
   EXPECT_EQ(accepted->status, 202) << accepted->body;
   listener.join();
@@ -135,8 +135,9 @@ TEST_F(ReadPathTest, HttpSubmitsRequestsAndStreamsTheirNotifications) {
   EXPECT_NE(events.find(R"("request_id":"h1")"), std::string::npos);
   EXPECT_EQ(Scalar("sales", "SELECT count(*) FROM orders"), "2");
   auto metrics = http.Get("/metrics");
-  EXPECT_NE(metrics->body.find(R"(teatree_requests_total{model="sales",op="append",status="applied"})"),
-            std::string::npos)
+  EXPECT_NE(
+      metrics->body.find(R"(teatree_requests_total{model="sales",op="append",status="applied"})"),
+      std::string::npos)
       << metrics->body;
   EXPECT_NE(metrics->body.find("teatree_apply_seconds_bucket"), std::string::npos);
 }
@@ -148,7 +149,8 @@ TEST_F(ReadPathTest, AReplicaSwitchesVersionsUnderAQueryLoopWithoutFailedQueries
   WaitForVersionFile("sales");
   const int port = FreeLoopbackPort().ValueOrDie();
   std::atomic<bool> stop_reader{false};
-  ReaderOptions reader_options{.data_dir = data_, .model = "sales", .nats = {.url = server_->url()}};
+  ReaderOptions reader_options{
+      .data_dir = data_, .model = "sales", .nats = {.url = server_->url()}};
   reader_options.read.listen.port = port;
   reader_options.read.http_port = -1;
   std::ostringstream reader_out;
@@ -186,7 +188,8 @@ TEST_F(ReadPathTest, AReplicaSwitchesVersionsUnderAQueryLoopWithoutFailedQueries
           failures.push_back(result.status().ToString());
           continue;
         }
-        const int64_t count = std::stoll(result->table->column(0)->GetScalar(0).ValueOrDie()->ToString());
+        const int64_t count =
+            std::stoll(result->table->column(0)->GetScalar(0).ValueOrDie()->ToString());
         if (result->version < last_version || count < last_count) ++backwards;
         last_version = result->version;
         last_count = count;
