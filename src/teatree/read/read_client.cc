@@ -133,6 +133,8 @@ Result<PulledVersion> ReadClient::Pull(const std::string& model, std::optional<i
                        header.value("sha256", "")};
   const std::filesystem::path tmp = output.string() + ".tmp";
   auto download = [&]() -> Status {
+    std::error_code ec;
+    if (output.has_parent_path()) std::filesystem::create_directories(output.parent_path(), ec);
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) return Status::IOError("cannot write ", tmp.string());
     int64_t received = 0;
