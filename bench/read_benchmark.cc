@@ -59,11 +59,12 @@ struct Fixture {
     auto* f = new Fixture();
     f->dir = OrDie(TempDir::Make("teatree-bench-read-"));
     FunctionRegistry functions = FunctionRegistry::WithBuiltins();
-    OrDie(functions.Register(
-        {.name = "make_big",
-         .sql = "SELECT range AS id, (range * 1.5)::DOUBLE AS amount, (range % 1000)::INTEGER AS region, "
-                "range * 7 AS weight FROM range(" + std::to_string(kRows) + ")",
-         .write = FunctionWrite{.table = "big"}}));
+    OrDie(functions.Register({.name = "make_big",
+                              .sql = "SELECT range AS id, (range * 1.5)::DOUBLE AS amount, (range "
+                                     "% 1000)::INTEGER AS region, "
+                                     "range * 7 AS weight FROM range(" +
+                                     std::to_string(kRows) + ")",
+                              .write = FunctionWrite{.table = "big"}}));
     {
       auto engine = OrDie(DuckEngine::Open({.model_dir = ModelDir(f->dir->path(), "bench"),
                                             .model = "bench",
@@ -84,8 +85,8 @@ struct Fixture {
     f->models = std::make_unique<SingleModel>(
         OrDie(ModelReads::Replica({.data_dir = f->dir->path(), .model = "bench"})));
     f->flight_server = OrDie(FlightReadServer::Start({}, *f->models));
-    f->flight_client = OrDie(flight::FlightClient::Connect(
-        OrDie(flight::Location::Parse(f->flight_server->url()))));
+    f->flight_client = OrDie(
+        flight::FlightClient::Connect(OrDie(flight::Location::Parse(f->flight_server->url()))));
     f->http_server = OrDie(HttpReadServer::Start({}, *f->models));
     const std::string url = f->http_server->url();
     f->http_port = std::stoi(url.substr(url.rfind(':') + 1));
@@ -183,8 +184,7 @@ void BM_PointQueryLatency(benchmark::State& state) {
   };
   for (auto _ : state) {
     for (int i = 0; i < 1000; ++i) {
-      const std::string sql =
-          "SELECT * FROM big WHERE id = " + std::to_string(random() % kRows);
+      const std::string sql = "SELECT * FROM big WHERE id = " + std::to_string(random() % kRows);
       raw_ms.push_back(time_ms([&] { OrDie(f.raw->QueryTable(sql).status()); }));
       reader_ms.push_back(time_ms([&] {
         auto read = OrDie(reader->Read({.sql = sql}));
@@ -225,9 +225,9 @@ void BM_ResultOverHttpJsonHttpArrowAndFlight(benchmark::State& state) {
       json_mb += static_cast<double>(response->body.size()) / 1e6;
     });
     arrow_watch.Time([&] {
-      auto response = http.Post("/v1/models/bench/query",
-                                {{"Accept", "application/vnd.apache.arrow.stream"}}, body,
-                                "application/json");
+      auto response =
+          http.Post("/v1/models/bench/query", {{"Accept", "application/vnd.apache.arrow.stream"}},
+                    body, "application/json");
       if (!response || response->status != 200) OrDie(Status::IOError("HTTP Arrow query failed"));
       arrow_mb += static_cast<double>(response->body.size()) / 1e6;
     });
