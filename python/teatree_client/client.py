@@ -1,0 +1,454 @@
+"""The Teatree client: submit requests over NATS JetStream, read over Arrow Flight."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import nats.errors
+import nats.js.api
+import nats.js.errors
+import pyarrow as pa
+from nats.aio.client import Client as NatsConnection
+
+from ._loop import LoopThread
+from .codec import check_model, check_request_id, encode_request
+from .errors import TeatreeError
+from .notes import (
+    NOTE_STREAM,
+    Outcome,
+    assemble_pages,
+    note_subject,
+    parse_note,
+    request_note_subject,
+)
+from .reads import FlightReads, QueryResult
+
+if TYPE_CHECKING:
+    import polars
+    from nats.aio.subscription import Subscription
+
+REQUEST_STREAM = "TEATREE_REQ"
+#: Seconds `Client.connect` tries to reach the NATS server.
+NATS_CONNECT_TIMEOUT = 5.0
+
+
+def _served_urls(data_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """What `teatree serve` wrote into `<data_dir>/serve.json` (empty if there is none)."""
+    if data_dir is None:
+        return {}
+    try:
+        served = json.loads((Path(data_dir) / "serve.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return served if isinstance(served, dict) else {}
+
+
+def _read_pem(tls_root_certs: bytes | str | os.PathLike[str] | None) -> bytes | None:
+    if tls_root_certs is None or isinstance(tls_root_certs, bytes):
+        return tls_root_certs
+    try:
+        return Path(tls_root_certs).read_bytes()
+    except OSError as error:
+        raise TeatreeError(
+            f"cannot read the TLS root certificates {tls_root_certs}: {error}"
+        ) from error
+
+
+class Client:
+    """A connection to a Teatree server. Make one with `Client.connect`.
+
+    Writes are requests submitted to the queue (NATS JetStream); their outcomes and the
+    model's notifications come back over NATS. Reads go to the Arrow Flight read server.
+
+    nats-py is asyncio-only: the client runs its own event loop in a background thread and
+    every method blocks until done, so it needs no `await` and works beside any other event
+    loop. One client may be used from several threads. Close it (or use `with`) when done.
+    """
+
+    def __init__(
+        self,
+        nats_url: str | None,
+        reads: FlightReads | None,
+        model: str | None,
+        nats_options: Mapping[str, Any],
+    ) -> None:
+        """Use `Client.connect` instead."""
+        self.nats_url = nats_url
+        self.model = model
+        self._reads = reads
+        self._loop = LoopThread()
+        self._nats: NatsConnection | None = None
+        if nats_url is not None:
+            try:
+                self._nats = self._loop.run(self._connect_nats(nats_url, nats_options))
+            except BaseException:
+                self.close()
+                raise
+
+    @classmethod
+    def connect(
+        cls,
+        data_dir: str | os.PathLike[str] | None = None,
+        nats_url: str | None = None,
+        flight_url: str | None = None,
+        token: str | None = None,
+        tls_root_certs: bytes | str | os.PathLike[str] | None = None,
+        *,
+        model: str | None = None,
+        nats_options: Mapping[str, Any] | None = None,
+    ) -> Client:
+        """Connects to a Teatree server.
+
+        Args:
+            data_dir: the data directory of a running `teatree serve`; the URLs not given
+                are read from its `serve.json`.
+            nats_url: the NATS server taking requests, e.g. `nats://127.0.0.1:4222`.
+            flight_url: the Arrow Flight read server, e.g. `grpc://127.0.0.1:8815` or
+                `grpc+tls://…`.
+            token: a bearer token from the server's `--token-file`, sent on every read.
+            tls_root_certs: PEM root certificates (bytes, or a file path) to trust for
+                `grpc+tls` read servers.
+            model: the model of submitted requests that name none.
+            nats_options: more keyword arguments for `nats.connect` (credentials, TLS).
+
+        A client with only one of the two URLs can only write or only read.
+        """
+        served = _served_urls(data_dir)
+        nats_url = nats_url or served.get("nats_url")
+        flight_url = flight_url or served.get("flight_url")
+        if nats_url is None and flight_url is None:
+            where = f"{Path(data_dir) / 'serve.json'} is missing" if data_dir else "no data_dir"
+            raise TeatreeError(
+                f"no Teatree server to connect to ({where}): start one with "
+                "`teatree serve --data-dir DIR` and pass data_dir=DIR, or give nats_url "
+                "and flight_url"
+            )
+        if model is not None:
+            check_model(model)
+        reads = FlightReads(flight_url, token, _read_pem(tls_root_certs)) if flight_url else None
+        return cls(nats_url, reads, model, nats_options or {})
+
+    # -- Lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the NATS and Flight connections and stops the event loop; idempotent."""
+        if self._nats is not None:
+            nats_connection, self._nats = self._nats, None
+            with contextlib.suppress(Exception):  # Closing anyway.
+                self._loop.run(nats_connection.close())
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
+        self._loop.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- Requests -------------------------------------------------------------------------
+
+    def submit(self, request: Mapping[str, Any]) -> str:
+        """Submits a request and returns its request_id once JetStream has stored it.
+
+        `request` is a dict as in docs/requests.md, e.g. `{"op": "append", "table":
+        "orders", "rows": [[1, 9.5, "eu"]]}`. Missing `model` is the client's `model`;
+        missing `request_id` is a random one. Rows may be a list of lists or of dicts, or a
+        pyarrow Table / polars DataFrame (sent as Arrow IPC). From the return on the request
+        is not lost; submitting the same request_id again never applies it twice.
+        """
+        model, request_id, body = encode_request(request, self.model)
+        self._loop.run(self._publish(model, request_id, body))
+        return request_id
+
+    def wait(self, model: str, request_id: str, timeout: float = 60) -> Outcome:
+        """Waits for the outcome of a submitted request, however long ago it was submitted
+        (within the hour the server keeps notifications).
+
+        Returns the Outcome, applied or rejected (`Outcome.check()` raises on the latter);
+        raises TeatreeError when none arrives within `timeout` seconds.
+        """
+        subject = request_note_subject(check_model(model), check_request_id(request_id))
+
+        async def replay_and_collect() -> Outcome:
+            subscription = await self._replay(subject)
+            try:
+                return await self._collect(subscription, model, request_id, timeout)
+            finally:
+                await _unsubscribe(subscription)
+
+        return self._loop.run(replay_and_collect())
+
+    def submit_and_wait(self, request: Mapping[str, Any], timeout: float = 60) -> Outcome:
+        """Submits a request (as `submit`) and waits for its outcome (as `wait`)."""
+        model, request_id, body = encode_request(request, self.model)
+
+        async def submit_and_collect() -> Outcome | None:
+            # Listening before submitting cannot miss the outcome.
+            connection = self._connection()
+            subscription = await connection.subscribe(request_note_subject(model, request_id))
+            try:
+                if await self._publish(model, request_id, body):
+                    return None  # Stored before: its outcome may be out already.
+                return await self._collect(subscription, model, request_id, timeout)
+            finally:
+                await _unsubscribe(subscription)
+
+        outcome = self._loop.run(submit_and_collect())
+        return outcome if outcome is not None else self.wait(model, request_id, timeout)
+
+    def watch(self, model: str, timeout: float | None = None) -> Watch:
+        """Follows a model's notifications from now on: an iterator of dicts, each an
+        outcome (`{"type": "outcome", ...}`) or `{"type": "version_published", "model",
+        "version"}`.
+
+        With `timeout`, iteration ends after that many seconds without a notification.
+        The subscription is in place when `watch` returns; close it (or use `with`).
+        """
+        subject = note_subject(check_model(model))
+        subscription = self._loop.run(self._connection().subscribe(subject))
+        return Watch(self._loop, subscription, timeout)
+
+    # -- Reads ----------------------------------------------------------------------------
+
+    def query(
+        self,
+        model: str,
+        sql: str | None = None,
+        function: str | None = None,
+        args: Mapping[str, Any] | None = None,
+        at_version: int | None = None,
+    ) -> QueryResult:
+        """Runs one read-only SELECT (`sql`) or a read function (`function` with `args`) on
+        a model and returns its rows (`.table`, a pyarrow Table) with the version they were
+        read at (`.version`).
+
+        Without `at_version` the read sees the newest committed data (at the model's
+        manager when it runs); with it, that published version. A statement other than a
+        SELECT, or a read the server refuses, raises TeatreeError with the server's reason.
+        """
+        if (sql is None) == (function is None):
+            raise TeatreeError("give either sql or function")
+        ticket: dict[str, Any] = {"model": check_model(model)}
+        if sql is not None:
+            ticket["sql"] = sql
+        else:
+            ticket["function"] = function
+            ticket["args"] = dict(args or {})
+        if at_version is not None:
+            ticket["at_version"] = at_version
+        return self._flight().query(ticket)
+
+    def query_polars(
+        self,
+        model: str,
+        sql: str | None = None,
+        function: str | None = None,
+        args: Mapping[str, Any] | None = None,
+        at_version: int | None = None,
+    ) -> polars.DataFrame:
+        """`query`, returning a polars DataFrame (needs the `polars` extra)."""
+        return self.query(model, sql, function, args, at_version).to_polars()
+
+    def tables(self, model: str) -> dict[str, int]:
+        """The model's tables with their row counts, in its newest published version."""
+        return self._flight().tables(check_model(model))
+
+    def versions(self, model: str) -> list[dict[str, int]]:
+        """The model's retained version files: `[{"version": N, "bytes": B}, ...]`."""
+        return self._flight().versions(check_model(model))
+
+    def pull(
+        self, model: str, output: str | os.PathLike[str], version: int | None = None
+    ) -> dict[str, Any]:
+        """Downloads a version file (the newest when `version` is None) to `output`, a
+        DuckDB file any DuckDB opens read-only. Its size and SHA-256 are checked before it
+        replaces `output`. Returns `{"model", "version", "bytes", "sha256"}`.
+        """
+        return self._flight().pull(check_model(model), output, version)
+
+    # -- Internals ------------------------------------------------------------------------
+
+    def _flight(self) -> FlightReads:
+        if self._loop.closed:
+            raise TeatreeError("the client is closed")
+        if self._reads is None:
+            raise TeatreeError(
+                "this client has no read server: give flight_url, or the data_dir of a "
+                "running teatree serve"
+            )
+        return self._reads
+
+    def _connection(self) -> NatsConnection:
+        if self._loop.closed:
+            raise TeatreeError("the client is closed")
+        if self._nats is None:
+            raise TeatreeError(
+                "this client has no NATS server: give nats_url, or the data_dir of a "
+                "running teatree serve"
+            )
+        return self._nats
+
+    @staticmethod
+    async def _connect_nats(url: str, options: Mapping[str, Any]) -> NatsConnection:
+        """Connects, giving up after NATS_CONNECT_TIMEOUT seconds (nats-py alone would keep
+        trying for minutes); once connected, nats-py reconnects as it does by default."""
+        last_error: list[Exception] = []
+
+        async def remember(error: Exception) -> None:
+            """Connection trouble shows as errors of the calls that meet it."""
+            last_error[:] = [error]
+
+        connection = NatsConnection()
+        try:
+            await asyncio.wait_for(
+                connection.connect(url, **{"error_cb": remember, **options}),
+                NATS_CONNECT_TIMEOUT,
+            )
+        except Exception as error:
+            with contextlib.suppress(Exception):
+                await connection.close()
+            cause = last_error[0] if last_error else error
+            raise TeatreeError(f"cannot connect to NATS at {url}: {cause!r}") from error
+        return connection
+
+    async def _publish(self, model: str, request_id: str, body: bytes) -> bool:
+        """Publishes a request; True if JetStream had stored it already (a duplicate)."""
+        subject = f"teatree.req.{model}"
+        what = f"request {request_id} for model {model}"
+        try:
+            ack = (
+                await self._connection()
+                .jetstream()
+                .publish(
+                    subject,
+                    body,
+                    stream=REQUEST_STREAM,
+                    headers={"Nats-Msg-Id": f"{model}/{request_id}"},
+                )
+            )
+        except nats.js.errors.NoStreamResponseError as error:
+            raise TeatreeError(
+                f"no JetStream stream takes {subject}: is teatree serve running at {self.nats_url}?"
+            ) from error
+        except nats.errors.TimeoutError as error:
+            raise TeatreeError(
+                f"JetStream did not acknowledge {what} in time: it may or may not be stored; "
+                "submit it again with the same request_id (duplicates are dropped)"
+            ) from error
+        except nats.js.errors.APIError as error:
+            raise TeatreeError(f"cannot submit {what}: {error.description}") from error
+        except nats.errors.Error as error:
+            raise TeatreeError(f"cannot submit {what}: {error!r}") from error
+        return bool(ack.duplicate)
+
+    async def _replay(self, subject: str) -> Subscription:
+        """A subscription to what the note stream holds on `subject`, then live messages."""
+        try:
+            return (
+                await self._connection()
+                .jetstream()
+                .subscribe(
+                    subject,
+                    stream=NOTE_STREAM,
+                    ordered_consumer=True,
+                    deliver_policy=nats.js.api.DeliverPolicy.ALL,
+                )
+            )
+        except nats.errors.Error as error:
+            raise TeatreeError(
+                f"cannot replay notifications of {subject} (is the stream {NOTE_STREAM} "
+                f"there? teatree serve makes it): {error!r}"
+            ) from error
+
+    @staticmethod
+    async def _collect(
+        subscription: Subscription, model: str, request_id: str, timeout: float
+    ) -> Outcome:
+        """Reads a request's result pages and outcome from its subscription."""
+        pages: list[dict[str, Any]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            try:
+                message = await subscription.next_msg(timeout=left)
+            except nats.errors.TimeoutError:
+                break
+            except nats.errors.Error as error:
+                raise TeatreeError(
+                    f"lost the notifications of request {request_id} of model {model}: {error!r}"
+                ) from error
+            note = parse_note(message.data)
+            if note is None:
+                continue
+            if note.get("type") == "page":
+                pages.append(note)
+            elif note.get("type") == "outcome":
+                result: pa.Table | None = None
+                if note.get("pages", 0) > 0:
+                    result = assemble_pages(pages)
+                return Outcome(note, result)
+        raise TeatreeError(
+            f"no outcome for request {request_id} of model {model} within {timeout:g} s: is a "
+            "manager running for it (teatree status)? The request is queued and will be "
+            "applied when one is"
+        )
+
+
+async def _unsubscribe(subscription: Subscription) -> None:
+    """Ends a subscription; one whose connection is closed has ended already."""
+    with contextlib.suppress(nats.errors.Error):
+        await subscription.unsubscribe()
+
+
+class Watch(Iterator[dict[str, Any]]):
+    """Notifications of one model as they come; see `Client.watch`."""
+
+    def __init__(self, loop: LoopThread, subscription: Subscription, timeout: float | None) -> None:
+        self._loop = loop
+        self._subscription: Subscription | None = subscription
+        self._timeout = timeout
+
+    def __next__(self) -> dict[str, Any]:
+        while self._subscription is not None:
+            try:
+                message = self._loop.run(self._subscription.next_msg(timeout=self._timeout))
+            except nats.errors.TimeoutError:
+                break
+            except nats.errors.Error as error:
+                raise TeatreeError(f"cannot receive a notification: {error!r}") from error
+            note = parse_note(message.data)
+            if note is not None:
+                return note
+        raise StopIteration
+
+    def close(self) -> None:
+        """Ends the subscription; idempotent."""
+        if self._subscription is not None:
+            subscription, self._subscription = self._subscription, None
+            if not self._loop.closed:  # Else it ended with the client.
+                self._loop.run(_unsubscribe(subscription))
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
