@@ -16,6 +16,7 @@
 #include "teatree/manager/model_manager.h"
 #include "teatree/read/model_directory.h"
 #include "teatree/read/read_client.h"
+#include "teatree/read/read_servers.h"
 #include "teatree/service/read_commands.h"
 
 namespace teatree::testing {
@@ -80,9 +81,9 @@ TEST_F(ReadPathTest, ManagersServeLiveReadsThatAFrontServerPointsTo) {
   // A front server over the data directory answers with the manager's location.
   WaitForVersionFile("sales");
   DataDirReplicas replicas({.data_dir = data_}, [&](const std::string&) { return endpoint; });
-  auto front = FlightReadServer::Start({}, replicas).ValueOrDie();
+  auto front = ReadServers::Start({.http_port = -1}, replicas).ValueOrDie();
   auto raw = arrow::flight::FlightClient::Connect(
-                 arrow::flight::Location::Parse(front->url()).ValueOrDie())
+                 arrow::flight::Location::Parse(front->flight_url()).ValueOrDie())
                  .ValueOrDie();
   auto info = raw->GetFlightInfo(arrow::flight::FlightDescriptor::Command(
                                      R"({"model":"sales","sql":"SELECT 1"})"))
@@ -91,10 +92,22 @@ TEST_F(ReadPathTest, ManagersServeLiveReadsThatAFrontServerPointsTo) {
   ASSERT_EQ(info->endpoints()[0].locations.size(), 1u);
   EXPECT_EQ(info->endpoints()[0].locations[0].ToString(), endpoint);
   ASSERT_TRUE(Run(Append("sales", "a2", 2)).applied());
-  auto through_front = ReadClient::Connect({.url = front->url()}).ValueOrDie();
+  auto through_front = ReadClient::Connect({.url = front->flight_url()}).ValueOrDie();
   auto followed = through_front->Query({.model = "sales", .sql = "SELECT count(*) FROM orders"});
   ASSERT_TRUE(followed.ok()) << followed.status().ToString();
   EXPECT_EQ(followed->table->column(0)->GetScalar(0).ValueOrDie()->ToString(), "2");
+
+  // A table created a moment ago is in no version file yet: the front server passes the
+  // read (its schema and its rows) on to the manager.
+  ASSERT_TRUE(Run(R"({"request_id":"t2","model":"sales","op":"create_table","table":"fresh",)"
+                  R"("schema":[{"name":"n","type":"BIGINT"}]})")
+                  .applied());
+  auto fresh = through_front->Query({.model = "sales", .sql = "SELECT count(*) FROM fresh"});
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  auto direct_get =
+      raw->DoGet(arrow::flight::Ticket{R"({"model":"sales","sql":"SELECT count(*) FROM fresh"})"});
+  ASSERT_TRUE(direct_get.ok()) << direct_get.status().ToString();
+  EXPECT_TRUE((*direct_get)->ToTable().ok());
 }
 
 TEST_F(ReadPathTest, HttpSubmitsRequestsAndStreamsTheirNotifications) {

@@ -14,6 +14,7 @@
 #include "teatree/common/file_util.h"
 #include "teatree/common/sql_quote.h"
 #include "teatree/read/access_tokens.h"
+#include "teatree/read/live_forwarder.h"
 #include "teatree/read/model_directory.h"
 #include "teatree/read/read_ticket.h"
 
@@ -254,13 +255,14 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
     return Status::OK();
   }
 
-  Status GetFlightInfo(const flight::ServerCallContext&, const flight::FlightDescriptor& request,
+  Status GetFlightInfo(const flight::ServerCallContext& context,
+                       const flight::FlightDescriptor& request,
                        std::unique_ptr<flight::FlightInfo>* info) override {
     ARROW_ASSIGN_OR_RAISE(auto ticket, TicketOf(request));
-    ARROW_ASSIGN_OR_RAISE(auto schema, Describe(ticket));
+    std::string live;
+    ARROW_ASSIGN_OR_RAISE(auto schema, Describe(ticket, context, &live));
     flight::FlightEndpoint endpoint = EndpointFor(ticket);
     // A live read belongs to the model's manager when it runs elsewhere.
-    const std::string live = ticket.at_version ? "" : models_.LiveEndpoint(ticket.model);
     if (!live.empty()) {
       ARROW_ASSIGN_OR_RAISE(auto location, flight::Location::Parse(live));
       endpoint.locations.push_back(std::move(location));
@@ -271,10 +273,11 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
     return Status::OK();
   }
 
-  Status GetSchema(const flight::ServerCallContext&, const flight::FlightDescriptor& request,
+  Status GetSchema(const flight::ServerCallContext& context,
+                   const flight::FlightDescriptor& request,
                    std::unique_ptr<flight::SchemaResult>* result) override {
     ARROW_ASSIGN_OR_RAISE(auto ticket, TicketOf(request));
-    ARROW_ASSIGN_OR_RAISE(auto schema, Describe(ticket));
+    ARROW_ASSIGN_OR_RAISE(auto schema, Describe(ticket, context, nullptr));
     ARROW_ASSIGN_OR_RAISE(*result, flight::SchemaResult::Make(*schema));
     return Status::OK();
   }
@@ -282,6 +285,14 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
   Status DoGet(const flight::ServerCallContext& context, const flight::Ticket& request,
                std::unique_ptr<flight::FlightDataStream>* stream) override {
     ARROW_ASSIGN_OR_RAISE(auto ticket, ReadTicket::Parse(request.ticket));
+    if (options_.live != nullptr) {
+      ARROW_ASSIGN_OR_RAISE(auto forwarded, options_.live->Read(ticket, Authorization(context)));
+      if (forwarded) {
+        *stream = std::make_unique<flight::RecordBatchStream>(
+            std::make_shared<FlightBatches>(std::move(*forwarded)));
+        return Status::OK();
+      }
+    }
     ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(ticket.model));
     ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(ticket.at_version));
     ReadRequest read = RequestOf(ticket, options_.limits);
@@ -341,7 +352,24 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
   }
 
  private:
-  Result<std::shared_ptr<arrow::Schema>> Describe(const ReadTicket& ticket) {
+  static std::string Authorization(const flight::ServerCallContext& context) {
+    const auto& headers = context.incoming_headers();
+    auto it = headers.find("authorization");
+    return it == headers.end() ? "" : std::string(it->second);
+  }
+
+  /// The schema of a read: from the model's manager when the read is live there (its URL
+  /// goes to `live`), else from this server's copy.
+  Result<std::shared_ptr<arrow::Schema>> Describe(const ReadTicket& ticket,
+                                                  const flight::ServerCallContext& context,
+                                                  std::string* live) {
+    if (options_.live != nullptr) {
+      ARROW_ASSIGN_OR_RAISE(auto schema, options_.live->Describe(ticket, Authorization(context)));
+      if (schema) {
+        if (live != nullptr) *live = options_.live->EndpointFor(ticket);
+        return schema;
+      }
+    }
     ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(ticket.model));
     ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(ticket.at_version));
     return reader->Describe(RequestOf(ticket, options_.limits));

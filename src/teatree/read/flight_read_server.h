@@ -9,6 +9,7 @@
 
 namespace teatree {
 
+class LiveForwarder;
 class ModelDirectory;
 
 /// Where and how a read server listens (Flight and HTTP alike).
@@ -33,10 +34,11 @@ inline constexpr const char* kVersionMetadataKey = "teatree.version";
 /// - ListFlights: every table of every model, with its row count (descriptor path
 ///   [model, table]).
 /// - GetFlightInfo / GetSchema: for a command descriptor holding a ReadTicket's JSON, or a
-///   path [model] / [model, table]; a live read of a model whose manager runs elsewhere
-///   points its endpoint at that manager.
+///   path [model, table]; a live read of a model whose manager runs elsewhere is described
+///   by that manager, and its endpoint points there.
 /// - DoGet: a ReadTicket; streams the record batches straight from DuckDB, with the version
-///   read under kVersionMetadataKey in the schema's metadata.
+///   read under kVersionMetadataKey in the schema's metadata. A live read of a model whose
+///   manager runs elsewhere is passed on to it (Options::live).
 /// - DoAction "versions" {"model"} lists the retained version files; "pull" {"model",
 ///   "version"?} sends {"model","version","bytes","sha256"} and then the file in chunks.
 /// Start() serves in background threads until Shutdown() or destruction.
@@ -45,6 +47,8 @@ class FlightReadServer {
   struct Options {
     ListenOptions listen;
     ReadLimits limits;
+    /// Where live reads go when the model's manager runs elsewhere; null: read here.
+    LiveForwarder* live = nullptr;
   };
   /// `models` must outlive the server.
   static Result<std::unique_ptr<FlightReadServer>> Start(const Options& options,

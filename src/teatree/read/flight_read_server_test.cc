@@ -37,12 +37,10 @@ TEST_F(FlightReadServerTest, DoGetReturnsWhatDuckDbReturnsWithTheVersion) {
   const std::string sql = "SELECT * FROM orders ORDER BY id";
   auto result = client->Query({.model = "sales", .sql = sql}).ValueOrDie();
   auto file = VersionFilePath(dir_->path(), "sales", 2);
-  auto direct = DuckDatabase::Open({.path = file.string(), .read_only = true})
-                    .ValueOrDie()
-                    ->Connect()
-                    .ValueOrDie()
-                    ->QueryTable(sql)
-                    .ValueOrDie();
+  auto direct_db = DuckDatabase::Open({.path = file.string(), .read_only = true}).ValueOrDie();
+  auto direct_connection = direct_db->Connect().ValueOrDie();
+  ASSERT_TRUE(direct_connection->Execute("SET TimeZone = 'UTC'").ok());
+  auto direct = direct_connection->QueryTable(sql).ValueOrDie();
   EXPECT_TRUE(result.table->Equals(*direct)) << result.table->ToString() << direct->ToString();
   EXPECT_EQ(result.version, 2);
   auto top = client->Query({.model = "sales",

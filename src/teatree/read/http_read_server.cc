@@ -14,6 +14,7 @@
 #include "teatree/bus/subjects.h"
 #include "teatree/common/table_format.h"
 #include "teatree/read/access_tokens.h"
+#include "teatree/read/live_forwarder.h"
 #include "teatree/read/metrics.h"
 #include "teatree/read/model_directory.h"
 #include "teatree/read/read_ticket.h"
@@ -134,6 +135,11 @@ struct HttpReadServer::Impl {
     auto ticket = ReadTicket::Parse(body.dump());
     if (!ticket.ok()) return SendStatus(response, ticket.status());
     auto stream = [&]() -> Result<ReadStream> {
+      if (options.live != nullptr) {
+        ARROW_ASSIGN_OR_RAISE(
+            auto forwarded, options.live->Read(*ticket, request.get_header_value("Authorization")));
+        if (forwarded) return std::move(*forwarded);
+      }
       ARROW_ASSIGN_OR_RAISE(auto reads, models->Find(model));
       ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(ticket->at_version));
       return reader->Read({.sql = ticket->sql,

@@ -10,6 +10,7 @@
 
 namespace teatree {
 
+class LiveForwarder;
 class ModelDirectory;
 class NatsConnection;
 class RequestQueue;
@@ -38,6 +39,8 @@ class HttpReadServer {
     RequestQueue* queue = nullptr;
     /// Readiness; empty: ready once listening.
     std::function<bool()> ready;
+    /// Where live reads go when the model's manager runs elsewhere; null: read here.
+    LiveForwarder* live = nullptr;
   };
   /// `models` (and nats, queue) must outlive the server.
   static Result<std::unique_ptr<HttpReadServer>> Start(const Options& options,

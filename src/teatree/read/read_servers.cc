@@ -4,19 +4,24 @@ namespace teatree {
 
 Result<std::unique_ptr<ReadServers>> ReadServers::Start(const ReadServingOptions& options,
                                                         ModelDirectory& models, HttpExtras extras) {
-  ARROW_ASSIGN_OR_RAISE(auto flight,
-                        FlightReadServer::Start({options.listen, options.limits}, models));
-  std::unique_ptr<HttpReadServer> http;
+  auto servers = std::unique_ptr<ReadServers>(new ReadServers());
+  // Managers serve TLS with the same certificate as the server that started them.
+  servers->live_ = std::make_unique<LiveForwarder>(models, options.listen.tls_cert);
+  ARROW_ASSIGN_OR_RAISE(servers->flight_, FlightReadServer::Start({.listen = options.listen,
+                                                                   .limits = options.limits,
+                                                                   .live = servers->live_.get()},
+                                                                  models));
   if (options.http_port >= 0) {
     HttpReadServer::Options http_options{.listen = options.listen,
                                          .limits = options.limits,
                                          .nats = extras.nats,
                                          .queue = extras.queue,
-                                         .ready = std::move(extras.ready)};
+                                         .ready = std::move(extras.ready),
+                                         .live = servers->live_.get()};
     http_options.listen.port = options.http_port;
-    ARROW_ASSIGN_OR_RAISE(http, HttpReadServer::Start(http_options, models));
+    ARROW_ASSIGN_OR_RAISE(servers->http_, HttpReadServer::Start(http_options, models));
   }
-  return std::unique_ptr<ReadServers>(new ReadServers(std::move(flight), std::move(http)));
+  return servers;
 }
 
 }  // namespace teatree

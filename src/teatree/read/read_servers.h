@@ -8,6 +8,7 @@
 #include "teatree/engine/duckdb/duckdb_reader.h"
 #include "teatree/read/flight_read_server.h"
 #include "teatree/read/http_read_server.h"
+#include "teatree/read/live_forwarder.h"
 
 namespace teatree {
 
@@ -45,8 +46,8 @@ class ReadServers {
   std::string http_url() const { return http_ ? http_->url() : ""; }
 
  private:
-  ReadServers(std::unique_ptr<FlightReadServer> flight, std::unique_ptr<HttpReadServer> http)
-      : flight_(std::move(flight)), http_(std::move(http)) {}
+  ReadServers() = default;
+  std::unique_ptr<LiveForwarder> live_;  // Used by both servers: declared before them.
   std::unique_ptr<FlightReadServer> flight_;
   std::unique_ptr<HttpReadServer> http_;
 };

@@ -60,7 +60,7 @@ std::string ConfineFileAccessSql(const std::vector<fs::path>& input_dirs) {
     allowed += (allowed.empty() ? "" : ", ") + SqlStringLiteral(path);
   }
   return "SET allowed_directories = [" + allowed + "]; SET enable_external_access = false; " +
-         "SET lock_configuration = true;";
+         kReadSettingsSql;
 }
 
 }  // namespace

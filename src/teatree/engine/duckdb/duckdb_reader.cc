@@ -327,9 +327,13 @@ DuckReader::~DuckReader() = default;
 Result<std::shared_ptr<DuckReader>> DuckReader::OpenFile(const std::filesystem::path& file,
                                                          const DuckReaderOptions& options) {
   DuckDatabaseOptions db_options{.path = file.string(), .read_only = true};
-  db_options.settings = {{"enable_external_access", "false"}, {"lock_configuration", "true"}};
+  db_options.settings = {{"enable_external_access", "false"}};
   if (!options.memory_limit.empty()) db_options.settings["memory_limit"] = options.memory_limit;
   ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open(db_options));
+  {
+    ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
+    ARROW_RETURN_NOT_OK(connection->Execute(kReadSettingsSql));
+  }
   auto reader = Make(std::move(db), options);
   // Nothing changes a version file: its version is read once.
   ARROW_ASSIGN_OR_RAISE(auto session, Session::Begin(*reader->impl_->pool, 0));

@@ -21,6 +21,11 @@ namespace teatree {
 class DuckDatabase;
 class FunctionRegistry;
 
+/// What every database the read path reads sets once open: times with zones in UTC, as they
+/// were written, whatever the host's zone; then no setting can change.
+inline constexpr const char* kReadSettingsSql =
+    "SET GLOBAL TimeZone = 'UTC'; SET lock_configuration = true;";
+
 /// Bounds on one read.
 struct ReadLimits {
   /// A read still running after this long is interrupted (zero: no limit). Counts from the
