@@ -164,6 +164,8 @@ def test_query_matches_duckdb_on_the_pulled_version(
 
     with duckdb.connect(str(output), read_only=True) as connection:
         assert connection.sql("SELECT count(*) FROM orders").fetchone() == (len(EXPECTED),)
+        # DuckDB shows zoned times in the session's zone; Teatree's reads use UTC.
+        connection.execute("SET TimeZone = 'UTC'")
         expected = connection.sql("SELECT * FROM orders ORDER BY id").fetch_arrow_table()
     got = client.query("sales", "SELECT * FROM orders ORDER BY id", at_version=header["version"])
     assert got.version == header["version"]
