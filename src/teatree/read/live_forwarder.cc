@@ -15,8 +15,7 @@ namespace {
 /// A manager that is gone (or not there yet) shows as unavailable: read locally then.
 bool Unreachable(const Status& status) {
   auto detail = flight::FlightStatusDetail::UnwrapStatus(status);
-  return status.IsIOError() ||
-         (detail && detail->code() == flight::FlightStatusCode::Unavailable);
+  return status.IsIOError() || (detail && detail->code() == flight::FlightStatusCode::Unavailable);
 }
 
 flight::FlightCallOptions CallWith(const std::string& authorization) {
@@ -56,7 +55,7 @@ Result<flight::FlightClient*> LiveForwarder::ClientFor(const std::string& url) {
 }
 
 Result<std::optional<ReadStream>> LiveForwarder::Read(const ReadTicket& ticket,
-                                                     const std::string& authorization) {
+                                                      const std::string& authorization) {
   const std::string url = EndpointFor(ticket);
   if (url.empty()) return std::nullopt;
   auto client = ClientFor(url);
@@ -88,7 +87,7 @@ Result<std::optional<ReadStream>> LiveForwarder::Read(const ReadTicket& ticket,
 }
 
 Result<std::shared_ptr<arrow::Schema>> LiveForwarder::Describe(const ReadTicket& ticket,
-                                                              const std::string& authorization) {
+                                                               const std::string& authorization) {
   const std::string url = EndpointFor(ticket);
   if (url.empty()) return nullptr;
   auto client = ClientFor(url);
