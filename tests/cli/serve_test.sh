@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # teatree serve as a user runs it: start, a second serve refused, submit and wait, status,
-# SIGTERM stops everything, and clients then say there is no server.
+# query and pull, SIGTERM stops everything, and clients then say there is no server.
 set -euo pipefail
 teatree=${1:?usage: serve_test.sh path/to/teatree}
 data=$(mktemp -d /tmp/teatree-serve-test-XXXXXX)
@@ -33,6 +33,25 @@ out=$("$teatree" submit -d "$data" --model shop query --sql 'SELECT sum(amount) 
 grep -q "6.5" <<<"$out" || fail "query: $out"
 out=$("$teatree" status -d "$data")
 grep -q "^shop .*manager .*pid" <<<"$out" || fail "status: $out"
+grep -q "every model (teatree serve): grpc://127.0.0.1:" <<<"$out" || fail "status endpoints: $out"
+grep -q "every model (teatree serve): http://127.0.0.1:" <<<"$out" || fail "status endpoints: $out"
+
+# Reads over Flight: the live model through serve, in every format; writes refused; a pull.
+out=$("$teatree" query -d "$data" --model shop "SELECT sum(amount) AS total FROM orders")
+grep -q "6.5" <<<"$out" && grep -q "(model shop at version 2)" <<<"$out" || fail "query: $out"
+out=$("$teatree" query -d "$data" --model shop --format csv "SELECT id, amount FROM orders ORDER BY id")
+[[ "$out" == $'"id","amount"\n1,2.5\n2,4' ]] || fail "query csv: $out"
+out=$("$teatree" query -d "$data" --model shop --format json "SELECT id FROM orders ORDER BY id")
+[[ "$(tr -d '\n' <<<"$out")" == '[{"id":1},{"id":2}]' ]] || fail "query json: $out"
+out=$("$teatree" query -d "$data" --model shop "DELETE FROM orders" 2>&1) && fail "a write was read"
+grep -q "only SELECT is allowed, not DELETE" <<<"$out" || fail "write: $out"
+out=$("$teatree" query -d "$data" --model shop --format parquet "SELECT 1" 2>&1) && fail "bad format"
+grep -q "use table, csv, json or arrow" <<<"$out" || fail "format: $out"
+for _ in $(seq 100); do ls "$data"/models/shop/versions/v2.duckdb >/dev/null 2>&1 && break; sleep 0.1; done
+"$teatree" pull -d "$data" --model shop -o "$data/laptop/shop.duckdb" 2>/dev/null | grep -q "version 2" ||
+  fail "pull"
+out=$("$teatree" inspect "$data/laptop/shop.duckdb" "SELECT count(*) AS n FROM orders")
+grep -qx " *2" <<<"$out" || fail "pulled file: $out"
 
 kill -TERM "$serve"
 wait "$serve" || fail "serve exited with $? after SIGTERM: $(cat "$data/serve.out")"

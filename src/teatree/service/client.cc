@@ -36,6 +36,10 @@ Result<std::string> ServedFlightUrl(const std::filesystem::path& data_dir) {
   return ServedUrl(data_dir, "flight_url", "--url grpc://host:port");
 }
 
+Result<std::string> ServedHttpUrl(const std::filesystem::path& data_dir) {
+  return ServedUrl(data_dir, "http_url", "the server's HTTP URL");
+}
+
 Result<std::unique_ptr<ReadClient>> ConnectReads(ReadClientOptions options,
                                                  const std::filesystem::path& data_dir) {
   if (options.url.empty()) {

@@ -90,6 +90,8 @@ Result<std::string> ServedNatsUrl(const std::filesystem::path& data_dir);
 /// The Flight URL of the read path `teatree serve` wrote into `data_dir`, or an error saying
 /// to start it or to pass --url.
 Result<std::string> ServedFlightUrl(const std::filesystem::path& data_dir);
+/// The HTTP URL of the read path `teatree serve` wrote into `data_dir` ("" without HTTP).
+Result<std::string> ServedHttpUrl(const std::filesystem::path& data_dir);
 /// A read client for `options` (its url from serve.json in `data_dir` when empty).
 Result<std::unique_ptr<ReadClient>> ConnectReads(ReadClientOptions options,
                                                  const std::filesystem::path& data_dir);

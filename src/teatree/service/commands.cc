@@ -333,6 +333,9 @@ Status RunStatus(const ClientOptions& options, const std::string& control_url, s
   if (auto served = ServedFlightUrl(options.data_dir); served.ok()) {
     endpoints.push_back("every model (teatree serve): " + *served);
   }
+  if (auto served = ServedHttpUrl(options.data_dir); served.ok() && !served->empty()) {
+    endpoints.push_back("every model (teatree serve): " + *served);
+  }
   for (const auto& model : models) {
     ARROW_ASSIGN_OR_RAISE(auto backlog, client->queue().Backlog(model.id));
     ARROW_ASSIGN_OR_RAISE(auto lease, Lease::Inspect(client->connection(), model.id));
@@ -349,8 +352,10 @@ Status RunStatus(const ClientOptions& options, const std::string& control_url, s
                           LastNote(client->connection(), ManagerStatusSubject(model.id)));
     auto state = note ? nlohmann::json::parse(note->body, nullptr, false) : nlohmann::json();
     if (!state.is_object()) continue;
-    if (!state.value("flight_url", "").empty()) {
-      endpoints.push_back(model.id + " (live, its manager): " + state.value("flight_url", ""));
+    for (const char* url : {"flight_url", "http_url"}) {
+      if (!state.value(url, "").empty()) {
+        endpoints.push_back(model.id + " (live, its manager): " + state.value(url, ""));
+      }
     }
     const int64_t catalog = state.value("catalog_backlog", int64_t{0});
     const int64_t archive = state.value("archive_backlog", int64_t{0});
@@ -361,7 +366,7 @@ Status RunStatus(const ClientOptions& options, const std::string& control_url, s
     }
   }
   for (const auto& line : held_back) out << line << "\n";
-  if (!endpoints.empty()) out << "read endpoints (Arrow Flight):\n";
+  if (!endpoints.empty()) out << "read endpoints (Arrow Flight, HTTP):\n";
   for (const auto& line : endpoints) out << "  " << line << "\n";
   if (models.empty()) out << "(no models yet)\n";
   return Status::OK();
