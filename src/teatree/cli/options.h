@@ -11,7 +11,8 @@
 
 namespace teatree::cli {
 
-/// --data-dir, --control, --archive, --input-dir, --functions: where a model's files live.
+/// --data-dir, --control, --archive, --input-dir, --functions, --memory-limit: where a
+/// model's files live and what it may use.
 void AddModelOptions(CLI::App& command, ManagerOptions& options);
 
 /// --nats and its authentication and TLS flags.

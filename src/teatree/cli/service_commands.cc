@@ -55,6 +55,8 @@ std::vector<std::string> ManagerArgs(const ManagerOptions& models, size_t batch_
   if (!models.functions_file.empty()) {
     args.insert(args.end(), {"--functions", models.functions_file.string()});
   }
+  if (!models.memory_limit.empty())
+    args.insert(args.end(), {"--memory-limit", models.memory_limit});
   return args;
 }
 

@@ -96,6 +96,35 @@ TEST_F(FlightReadServerTest, RefusedAndFailingReadsSayWhyAndTheServerGoesOn) {
   EXPECT_EQ(count->table->GetColumnByName("n")->GetScalar(0).ValueOrDie()->ToString(), "2");
 }
 
+TEST_F(FlightReadServerTest, AClientThatGoesAwayStopsItsQuery) {
+  // One read connection: a query still running would hold it from the next read.
+  SingleModel replica(
+      ModelReads::Replica(
+          {.data_dir = dir_->path(), .model = "sales", .reader = {.connections = 1}})
+          .ValueOrDie());
+  auto server = FlightReadServer::Start({}, replica).ValueOrDie();
+  auto raw = arrow::flight::FlightClient::Connect(
+                 arrow::flight::Location::Parse(server->url()).ValueOrDie())
+                 .ValueOrDie();
+  arrow::flight::FlightCallOptions impatient;
+  impatient.timeout = arrow::flight::TimeoutDuration{0.3};
+  auto runaway = raw->DoGet(
+      impatient,
+      arrow::flight::Ticket{R"({"model":"sales","sql":"SELECT count(*) FROM range(100000000) a, )"
+                            R"(range(100000000) b WHERE a.range + b.range = -1"})"});
+  Status gone = runaway.ok() ? (*runaway)->ToTable().status() : runaway.status();
+  EXPECT_FALSE(gone.ok());
+  // The server saw the client leave and interrupted its query (the time limit is a minute).
+  arrow::flight::FlightCallOptions patient;
+  patient.timeout = arrow::flight::TimeoutDuration{10};
+  auto next = raw->DoGet(
+      patient, arrow::flight::Ticket{R"({"model":"sales","sql":"SELECT count(*) FROM orders"})"});
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  auto rows = (*next)->ToTable();
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ((*rows)->column(0)->GetScalar(0).ValueOrDie()->ToString(), "2");
+}
+
 TEST_F(FlightReadServerTest, AtVersionReadsARetainedVersionFile) {
   StartServer();
   Apply(
