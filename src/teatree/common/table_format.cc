@@ -64,21 +64,19 @@ nlohmann::json CellJson(const arrow::Scalar& scalar) {
   return scalar.ToString();
 }
 
-Result<std::string> ToJsonRows(const arrow::Table& table) {
-  std::string out = "[";
-  const auto& fields = table.schema()->fields();
-  for (const auto& batch : arrow::TableBatchReader(table)) {
-    ARROW_ASSIGN_OR_RAISE(auto rows, batch);
-    for (int64_t row = 0; row < rows->num_rows(); ++row) {
-      nlohmann::ordered_json object = nlohmann::ordered_json::object();
-      for (int column = 0; column < rows->num_columns(); ++column) {
-        ARROW_ASSIGN_OR_RAISE(auto cell, rows->column(column)->GetScalar(row));
-        object[fields[column]->name()] = CellJson(*cell);
-      }
-      out += (out.size() > 1 ? ",\n" : "\n") + object.dump();
+/// Rows as JSON objects, one per line, each line after the first preceded by a comma.
+Result<std::string> JsonRows(const arrow::RecordBatch& rows, bool first) {
+  std::string out;
+  const auto& fields = rows.schema()->fields();
+  for (int64_t row = 0; row < rows.num_rows(); ++row) {
+    nlohmann::ordered_json object = nlohmann::ordered_json::object();
+    for (int column = 0; column < rows.num_columns(); ++column) {
+      ARROW_ASSIGN_OR_RAISE(auto cell, rows.column(column)->GetScalar(row));
+      object[fields[column]->name()] = CellJson(*cell);
     }
+    out += (first && row == 0 ? "\n" : ",\n") + object.dump();
   }
-  return out + "\n]\n";
+  return out;
 }
 
 /// Nested columns (lists), which CSV has no type for, as text such as [a, b].
@@ -99,25 +97,94 @@ Result<std::shared_ptr<arrow::Table>> NestedAsText(const arrow::Table& table) {
   return arrow::Table::Make(arrow::schema(fields), columns, table.num_rows());
 }
 
-Result<std::string> ToCsv(const arrow::Table& table) {
+/// Rows as CSV, with the header row before the first.
+Result<std::string> CsvRows(const std::shared_ptr<arrow::RecordBatch>& rows, bool first) {
   ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::BufferOutputStream::Create());
-  ARROW_ASSIGN_OR_RAISE(auto flat, NestedAsText(table));
-  ARROW_RETURN_NOT_OK(
-      arrow::csv::WriteCSV(*flat, arrow::csv::WriteOptions::Defaults(), sink.get()));
-  ARROW_ASSIGN_OR_RAISE(auto buffer, sink->Finish());
-  return buffer->ToString();
-}
-
-Result<std::string> ToArrowStream(const arrow::Table& table) {
-  ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::BufferOutputStream::Create());
-  ARROW_ASSIGN_OR_RAISE(auto writer, arrow::ipc::MakeStreamWriter(sink, table.schema()));
-  ARROW_RETURN_NOT_OK(writer->WriteTable(table));
-  ARROW_RETURN_NOT_OK(writer->Close());
+  ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches({rows}));
+  ARROW_ASSIGN_OR_RAISE(auto flat, NestedAsText(*table));
+  auto options = arrow::csv::WriteOptions::Defaults();
+  options.include_header = first;
+  ARROW_RETURN_NOT_OK(arrow::csv::WriteCSV(*flat, options, sink.get()));
   ARROW_ASSIGN_OR_RAISE(auto buffer, sink->Finish());
   return buffer->ToString();
 }
 
 }  // namespace
+
+struct ResultWriter::State {
+  ResultFormat format;
+  std::shared_ptr<arrow::Schema> schema;
+  bool first = true;
+  arrow::RecordBatchVector held;  // kTable: aligned text needs every row first.
+  std::shared_ptr<arrow::io::BufferOutputStream> sink;  // kArrow
+  std::shared_ptr<arrow::ipc::RecordBatchWriter> ipc;   // kArrow
+
+  /// What the IPC writer produced since the last call.
+  Result<std::string> TakeIpc() {
+    ARROW_ASSIGN_OR_RAISE(auto bytes, sink->Finish());
+    ARROW_RETURN_NOT_OK(sink->Reset());
+    return bytes->ToString();
+  }
+};
+
+ResultWriter::ResultWriter(std::unique_ptr<State> state) : state_(std::move(state)) {}
+ResultWriter::~ResultWriter() = default;
+
+Result<std::unique_ptr<ResultWriter>> ResultWriter::Make(
+    ResultFormat format, const std::shared_ptr<arrow::Schema>& schema) {
+  auto state = std::make_unique<State>();
+  state->format = format;
+  state->schema = schema;
+  if (format == ResultFormat::kArrow) {
+    ARROW_ASSIGN_OR_RAISE(state->sink, arrow::io::BufferOutputStream::Create());
+    ARROW_ASSIGN_OR_RAISE(state->ipc, arrow::ipc::MakeStreamWriter(state->sink, schema));
+  }
+  return std::unique_ptr<ResultWriter>(new ResultWriter(std::move(state)));
+}
+
+Result<std::string> ResultWriter::Write(const std::shared_ptr<arrow::RecordBatch>& rows) {
+  State& s = *state_;
+  const bool first = s.first;
+  s.first = false;
+  switch (s.format) {
+    case ResultFormat::kTable:
+      s.held.push_back(rows);
+      return std::string();
+    case ResultFormat::kCsv:
+      return CsvRows(rows, first);
+    case ResultFormat::kJson: {
+      ARROW_ASSIGN_OR_RAISE(auto text, JsonRows(*rows, first));
+      return (first ? "[" : "") + text;
+    }
+    case ResultFormat::kArrow:
+      ARROW_RETURN_NOT_OK(s.ipc->WriteRecordBatch(*rows));
+      return s.TakeIpc();
+  }
+  return Status::Invalid("unknown result format");
+}
+
+Result<std::string> ResultWriter::Finish() {
+  State& s = *state_;
+  switch (s.format) {
+    case ResultFormat::kTable: {
+      ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(s.schema, s.held));
+      return FormatTable(*table, table->num_rows());
+    }
+    case ResultFormat::kCsv:
+      if (!s.first) return std::string();
+      // No rows: the header alone.
+      {
+        ARROW_ASSIGN_OR_RAISE(auto empty, arrow::RecordBatch::MakeEmpty(s.schema));
+        return CsvRows(empty, true);
+      }
+    case ResultFormat::kJson:
+      return s.first ? std::string("[]\n") : std::string("\n]\n");
+    case ResultFormat::kArrow:
+      ARROW_RETURN_NOT_OK(s.ipc->Close());
+      return s.TakeIpc();
+  }
+  return Status::Invalid("unknown result format");
+}
 
 Result<ResultFormat> ParseResultFormat(std::string_view name) {
   if (name == "table") return ResultFormat::kTable;
@@ -128,17 +195,15 @@ Result<ResultFormat> ParseResultFormat(std::string_view name) {
 }
 
 Result<std::string> WriteResult(const arrow::Table& table, ResultFormat format) {
-  switch (format) {
-    case ResultFormat::kTable:
-      return FormatTable(table, table.num_rows());
-    case ResultFormat::kCsv:
-      return ToCsv(table);
-    case ResultFormat::kJson:
-      return ToJsonRows(table);
-    case ResultFormat::kArrow:
-      return ToArrowStream(table);
+  ARROW_ASSIGN_OR_RAISE(auto writer, ResultWriter::Make(format, table.schema()));
+  std::string out;
+  for (const auto& batch : arrow::TableBatchReader(table)) {
+    ARROW_ASSIGN_OR_RAISE(auto rows, batch);
+    ARROW_ASSIGN_OR_RAISE(auto text, writer->Write(rows));
+    out += text;
   }
-  return Status::Invalid("unknown result format");
+  ARROW_ASSIGN_OR_RAISE(auto tail, writer->Finish());
+  return out + tail;
 }
 
 Result<std::string> FormatTable(const arrow::Table& table, int64_t max_rows) {

@@ -1,8 +1,6 @@
 #include "teatree/read/http_read_server.h"
 
 #include <arrow/api.h>
-#include <arrow/io/memory.h>
-#include <arrow/ipc/writer.h>
 #include <httplib.h>
 
 #include <nlohmann/json.hpp>
@@ -53,40 +51,30 @@ ResultFormat FormatFor(const std::string& accept) {
   return ResultFormat::kJson;
 }
 
-/// Streams a read as an Arrow IPC stream, one message per record batch.
-class ArrowStreamBody {
+/// Streams a read in a ResultFormat as the client takes it, batch by batch.
+class ResultBody {
  public:
-  static Result<std::shared_ptr<ArrowStreamBody>> Make(ReadStream stream) {
-    auto body = std::make_shared<ArrowStreamBody>();
+  static Result<std::shared_ptr<ResultBody>> Make(ReadStream stream, ResultFormat format) {
+    auto body = std::make_shared<ResultBody>();
     body->rows_ = std::move(stream.reader);
-    ARROW_ASSIGN_OR_RAISE(body->sink_, arrow::io::BufferOutputStream::Create());
-    ARROW_ASSIGN_OR_RAISE(body->writer_,
-                          arrow::ipc::MakeStreamWriter(body->sink_, body->rows_->schema()));
+    ARROW_ASSIGN_OR_RAISE(body->writer_, ResultWriter::Make(format, body->rows_->schema()));
     return body;
   }
 
-  /// Writes the next batch (or the end of the stream); false when it failed or is done.
+  /// Sends the next batch (or the end); false when the read failed or the client left,
+  /// which cuts the response (the status line is sent already) and ends the read.
   bool WriteNext(httplib::DataSink& sink) {
     std::shared_ptr<arrow::RecordBatch> batch;
-    Status status = rows_->ReadNext(&batch);
-    if (!status.ok()) return false;  // Headers are sent: cutting the stream is the signal.
-    status = batch ? writer_->WriteRecordBatch(*batch) : writer_->Close();
-    if (!status.ok()) return false;
-    auto bytes = sink_->Finish();
-    if (!bytes.ok() ||
-        !sink.write(reinterpret_cast<const char*>((*bytes)->data()), (*bytes)->size())) {
-      return false;
-    }
-    auto reset = sink_->Reset();
-    if (!reset.ok()) return false;
+    if (!rows_->ReadNext(&batch).ok()) return false;
+    auto text = batch ? writer_->Write(batch) : writer_->Finish();
+    if (!text.ok() || (!text->empty() && !sink.write(text->data(), text->size()))) return false;
     if (!batch) sink.done();
     return true;
   }
 
  private:
   std::unique_ptr<arrow::RecordBatchReader> rows_;
-  std::shared_ptr<arrow::io::BufferOutputStream> sink_;
-  std::shared_ptr<arrow::ipc::RecordBatchWriter> writer_;
+  std::unique_ptr<ResultWriter> writer_;
 };
 
 }  // namespace
@@ -153,23 +141,15 @@ struct HttpReadServer::Impl {
     }
     response.set_header("Teatree-Version", std::to_string(stream->version));
     const ResultFormat format = FormatFor(request.get_header_value("Accept"));
-    if (format == ResultFormat::kArrow) {
-      auto arrow_body = ArrowStreamBody::Make(std::move(*stream));
-      if (!arrow_body.ok()) return SendStatus(response, arrow_body.status());
-      Metrics::Process().CountRead("http", "ok");
-      response.set_chunked_content_provider(
-          kArrowStreamType,
-          [body = *arrow_body](size_t, httplib::DataSink& sink) { return body->WriteNext(sink); });
-      return;
-    }
-    auto text = [&]() -> Result<std::string> {
-      ARROW_ASSIGN_OR_RAISE(auto table, stream->reader->ToTable());
-      return WriteResult(*table, format);
-    }();
-    Metrics::Process().CountRead("http", text.ok() ? "ok" : "failed");
-    if (!text.ok()) return SendStatus(response, text.status());
-    response.set_content(std::move(*text),
-                         format == ResultFormat::kCsv ? "text/csv" : "application/json");
+    auto result = ResultBody::Make(std::move(*stream), format);
+    if (!result.ok()) return SendStatus(response, result.status());
+    Metrics::Process().CountRead("http", "ok");
+    const char* type = format == ResultFormat::kArrow ? kArrowStreamType
+                       : format == ResultFormat::kCsv ? "text/csv"
+                                                      : "application/json";
+    response.set_chunked_content_provider(
+        type,
+        [result = *result](size_t, httplib::DataSink& sink) { return result->WriteNext(sink); });
   }
 
   void Submit(const httplib::Request& request, httplib::Response& response) {
