@@ -1,0 +1,188 @@
+#include "teatree/engine/arrow/arrow_expression.h"
+
+#include <arrow/api.h>
+#include <arrow/compute/api.h>
+
+#include <map>
+
+#include "teatree/request/rows_to_arrow.h"
+
+namespace teatree {
+namespace cp = arrow::compute;
+namespace {
+
+/// A JSON literal as an Arrow scalar of `type` (null: the literal's own type), parsed the
+/// way the codec reads rows: "2026-01-02" is a DATE when `type` is DATE, and so on.
+Result<std::shared_ptr<arrow::Scalar>> LiteralScalar(const nlohmann::json& value,
+                                                     const std::optional<ColumnType>& type) {
+  if (type) {
+    TableSchema one{.name = "literal", .columns = {{"v", *type}}};
+    ARROW_ASSIGN_OR_RAISE(auto batch, RowsToRecordBatch(nlohmann::json::array({{value}}), one));
+    return batch->column(0)->GetScalar(0);
+  }
+  if (value.is_null()) return arrow::MakeNullScalar(arrow::null());
+  if (value.is_boolean()) return arrow::MakeScalar(value.get<bool>());
+  if (value.is_number_integer()) return arrow::MakeScalar(value.get<int64_t>());
+  if (value.is_number()) return arrow::MakeScalar(value.get<double>());
+  if (value.is_string()) return arrow::MakeScalar(value.get<std::string>());
+  return Status::Invalid("literal ", value.dump(), " has no scalar form");
+}
+
+bool IsComparison(const std::string& name) {
+  return name == "equal" || name == "not_equal" || name == "less" || name == "less_equal" ||
+         name == "greater" || name == "greater_equal";
+}
+
+/// The type a string literal takes beside `other` in a comparison: `other`'s when it is
+/// temporal (a string literal compared with a DATE is that DATE).
+Result<std::optional<ColumnType>> TemporalPartner(const Expression& other,
+                                                  const TableSchema& table) {
+  ARROW_ASSIGN_OR_RAISE(auto type, InferExpressionType(other, table));
+  if (type && type->is_temporal()) return type;
+  return std::nullopt;
+}
+
+Result<cp::Expression> Convert(const Expression& expression, const TableSchema& table);
+
+Result<std::vector<cp::Expression>> ConvertAll(const std::vector<Expression>& args,
+                                              const TableSchema& table) {
+  std::vector<cp::Expression> out;
+  for (const auto& arg : args) {
+    ARROW_ASSIGN_OR_RAISE(auto converted, Convert(arg, table));
+    out.push_back(std::move(converted));
+  }
+  return out;
+}
+
+/// A comparison, with a string literal on either side read as its partner's temporal type.
+Result<cp::Expression> Compare(const std::string& name, const std::vector<Expression>& args,
+                               std::vector<cp::Expression> sides, const TableSchema& table) {
+  for (size_t i = 0; i < 2; ++i) {
+    const Expression& side = args.at(i);
+    if (side.kind != Expression::Kind::kLiteral || !side.literal.is_string()) continue;
+    ARROW_ASSIGN_OR_RAISE(auto partner, TemporalPartner(args.at(1 - i), table));
+    if (!partner) continue;
+    ARROW_ASSIGN_OR_RAISE(auto scalar, LiteralScalar(side.literal, partner));
+    sides[i] = cp::literal(std::move(scalar));
+  }
+  return cp::call(name, std::move(sides));
+}
+
+/// is_in(value, [list]): the list cast to the value's type.
+Result<cp::Expression> IsIn(const std::vector<Expression>& args, const TableSchema& table) {
+  // Nothing is in an empty list, not even NULL (as the DuckDB engine reads it).
+  if (args.at(1).literal.empty()) return cp::literal(false);
+  ARROW_ASSIGN_OR_RAISE(auto value, Convert(args.at(0), table));
+  ARROW_ASSIGN_OR_RAISE(auto type, InferExpressionType(args.at(0), table));
+  if (!type) return cp::literal(arrow::MakeNullScalar(arrow::boolean()));
+  const TableSchema one{.name = "literal", .columns = {{"v", *type}}};
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& item : args.at(1).literal) rows.push_back({item});
+  ARROW_ASSIGN_OR_RAISE(auto set, RowsToRecordBatch(rows, one));
+  // SQL's IN: NULL for a NULL value, and for a value not found in a list holding NULL.
+  return cp::call("is_in", {std::move(value)},
+                  cp::SetLookupOptions(set->column(0),
+                                       cp::SetLookupOptions::NullMatchingBehavior::INCONCLUSIVE));
+}
+
+bool Is(const std::optional<ColumnType>& type, ColumnType::Kind kind) {
+  return type && type->kind == kind;
+}
+
+bool IsInteger(const std::optional<ColumnType>& type) {
+  return Is(type, ColumnType::Kind::kInteger) || Is(type, ColumnType::Kind::kBigint);
+}
+
+/// Arrow mixes DECIMAL with other numbers less freely than DuckDB; casts make the mix explicit
+/// the way DuckDB reads it: with a DOUBLE (or in a division) a DECIMAL is a DOUBLE; with an
+/// integer, the integer is a DECIMAL wide enough for any BIGINT.
+Result<std::vector<cp::Expression>> MixNumbers(const std::string& function,
+                                              const std::vector<Expression>& args,
+                                              std::vector<cp::Expression> converted,
+                                              const TableSchema& table) {
+  std::vector<std::optional<ColumnType>> types;
+  bool decimal = false, floating = false, integer = false;
+  for (const auto& arg : args) {
+    ARROW_ASSIGN_OR_RAISE(auto type, InferExpressionType(arg, table));
+    decimal |= Is(type, ColumnType::Kind::kDecimal);
+    floating |= Is(type, ColumnType::Kind::kDouble);
+    integer |= IsInteger(type);
+    types.push_back(std::move(type));
+  }
+  if (!decimal || (!floating && !integer && function != "divide")) return converted;
+  const bool as_double = floating || function == "divide";
+  for (size_t i = 0; i < converted.size(); ++i) {
+    if (as_double && Is(types[i], ColumnType::Kind::kDecimal)) {
+      converted[i] = cp::call("cast", {converted[i]}, cp::CastOptions::Safe(arrow::float64()));
+    } else if (!as_double && IsInteger(types[i])) {
+      converted[i] =
+          cp::call("cast", {converted[i]}, cp::CastOptions::Safe(arrow::decimal128(19, 0)));
+    }
+  }
+  return converted;
+}
+
+/// A NULL literal has no type of its own: beside other arguments it takes theirs (Arrow's
+/// kernels want one), else BOOLEAN.
+Result<std::vector<cp::Expression>> TypeNulls(const std::vector<Expression>& args,
+                                             std::vector<cp::Expression> converted,
+                                             const TableSchema& table) {
+  std::shared_ptr<arrow::DataType> sibling = arrow::boolean();
+  bool any_null = false;
+  for (const auto& arg : args) {
+    if (arg.kind == Expression::Kind::kLiteral && arg.literal.is_null()) {
+      any_null = true;
+      continue;
+    }
+    ARROW_ASSIGN_OR_RAISE(auto type, InferExpressionType(arg, table));
+    if (type && sibling->id() == arrow::Type::BOOL && type->kind != ColumnType::Kind::kBoolean) {
+      sibling = type->ToArrow();
+    }
+  }
+  if (!any_null) return converted;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i].kind == Expression::Kind::kLiteral && args[i].literal.is_null()) {
+      converted[i] = cp::literal(arrow::MakeNullScalar(sibling));
+    }
+  }
+  return converted;
+}
+
+Result<cp::Expression> Convert(const Expression& expression, const TableSchema& table) {
+  static const std::map<std::string, std::string> kRenamed = {
+      {"and", "and_kleene"},         {"or", "or_kleene"},
+      {"not", "invert"},             {"add", "add_checked"},
+      {"subtract", "subtract_checked"}, {"multiply", "multiply_checked"},
+      {"divide", "divide_checked"},  {"negate", "negate_checked"},
+      {"abs", "abs_checked"}};
+  switch (expression.kind) {
+    case Expression::Kind::kField:
+      return cp::field_ref(expression.name);
+    case Expression::Kind::kLiteral: {
+      ARROW_ASSIGN_OR_RAISE(auto scalar, LiteralScalar(expression.literal, std::nullopt));
+      return cp::literal(std::move(scalar));
+    }
+    case Expression::Kind::kCall:
+      break;
+  }
+  const std::string& name = expression.name;
+  if (name == "is_in") return IsIn(expression.args, table);
+  ARROW_ASSIGN_OR_RAISE(auto args, ConvertAll(expression.args, table));
+  ARROW_ASSIGN_OR_RAISE(args, TypeNulls(expression.args, std::move(args), table));
+  ARROW_ASSIGN_OR_RAISE(args, MixNumbers(name, expression.args, std::move(args), table));
+  if (IsComparison(name)) return Compare(name, expression.args, std::move(args), table);
+  if (name == "if_else") {
+    // SQL's CASE: a NULL condition takes the ELSE branch (Arrow's if_else would give NULL).
+    args[0] = cp::call("coalesce", {args[0], cp::literal(false)});
+  }
+  auto renamed = kRenamed.find(name);
+  return cp::call(renamed != kRenamed.end() ? renamed->second : name, std::move(args));
+}
+
+}  // namespace
+
+Result<cp::Expression> ToArrowExpression(const Expression& expression, const TableSchema& table) {
+  return Convert(expression, table);
+}
+
+}  // namespace teatree

@@ -1,0 +1,20 @@
+#pragma once
+
+#include <arrow/compute/expression.h>
+
+#include "teatree/common/status.h"
+#include "teatree/request/expression.h"
+#include "teatree/request/table_schema.h"
+
+namespace teatree {
+
+/// The request codec's expression as an Arrow compute expression over `table`'s columns,
+/// with the semantics expression.h states for both engines: and/or in three-valued logic
+/// (and_kleene/or_kleene), overflow-checked arithmetic (as DuckDB raises), integer division
+/// truncating, string literals compared with temporal columns read as those temporal values,
+/// is_in's list cast to its value's type. `expression` must have passed CheckExpression()
+/// against `table`. Not yet bound: bind it to `table.ToArrow()` before executing.
+Result<arrow::compute::Expression> ToArrowExpression(const Expression& expression,
+                                                     const TableSchema& table);
+
+}  // namespace teatree
