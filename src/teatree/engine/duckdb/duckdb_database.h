@@ -118,7 +118,9 @@ class DuckConnection {
   /// Runs inside the connection's open transaction, if any. Returns the rows appended.
   Result<int64_t> AppendArrow(const std::string& table, const arrow::RecordBatch& batch);
   /// Makes an Arrow stream scannable from SQL as the view `name`. The stream is consumed by
-  /// the first query that scans it and lives as long as the connection.
+  /// the first query that scans it and lives as long as the connection. Scan every column:
+  /// DuckDB 1.4 reads the wrong columns of such a view when a query uses only some of them
+  /// (e.g. `SELECT b FROM view` gets column a's data), so copy it whole (`SELECT *`) first.
   Status RegisterArrowView(const std::string& name,
                            std::shared_ptr<arrow::RecordBatchReader> reader);
   /// Makes `reader` scannable as the view `name` while `body` runs (it may scan it once),
