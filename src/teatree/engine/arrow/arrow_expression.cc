@@ -45,7 +45,7 @@ Result<std::optional<ColumnType>> TemporalPartner(const Expression& other,
 Result<cp::Expression> Convert(const Expression& expression, const TableSchema& table);
 
 Result<std::vector<cp::Expression>> ConvertAll(const std::vector<Expression>& args,
-                                              const TableSchema& table) {
+                                               const TableSchema& table) {
   std::vector<cp::Expression> out;
   for (const auto& arg : args) {
     ARROW_ASSIGN_OR_RAISE(auto converted, Convert(arg, table));
@@ -97,9 +97,9 @@ bool IsInteger(const std::optional<ColumnType>& type) {
 /// the way DuckDB reads it: with a DOUBLE (or in a division) a DECIMAL is a DOUBLE; with an
 /// integer, the integer is a DECIMAL wide enough for any BIGINT.
 Result<std::vector<cp::Expression>> MixNumbers(const std::string& function,
-                                              const std::vector<Expression>& args,
-                                              std::vector<cp::Expression> converted,
-                                              const TableSchema& table) {
+                                               const std::vector<Expression>& args,
+                                               std::vector<cp::Expression> converted,
+                                               const TableSchema& table) {
   std::vector<std::optional<ColumnType>> types;
   bool decimal = false, floating = false, integer = false;
   for (const auto& arg : args) {
@@ -125,8 +125,8 @@ Result<std::vector<cp::Expression>> MixNumbers(const std::string& function,
 /// A NULL literal has no type of its own: beside other arguments it takes theirs (Arrow's
 /// kernels want one), else BOOLEAN.
 Result<std::vector<cp::Expression>> TypeNulls(const std::vector<Expression>& args,
-                                             std::vector<cp::Expression> converted,
-                                             const TableSchema& table) {
+                                              std::vector<cp::Expression> converted,
+                                              const TableSchema& table) {
   std::shared_ptr<arrow::DataType> sibling = arrow::boolean();
   bool any_null = false;
   for (const auto& arg : args) {
@@ -149,12 +149,15 @@ Result<std::vector<cp::Expression>> TypeNulls(const std::vector<Expression>& arg
 }
 
 Result<cp::Expression> Convert(const Expression& expression, const TableSchema& table) {
-  static const std::map<std::string, std::string> kRenamed = {
-      {"and", "and_kleene"},         {"or", "or_kleene"},
-      {"not", "invert"},             {"add", "add_checked"},
-      {"subtract", "subtract_checked"}, {"multiply", "multiply_checked"},
-      {"divide", "divide_checked"},  {"negate", "negate_checked"},
-      {"abs", "abs_checked"}};
+  static const std::map<std::string, std::string> kRenamed = {{"and", "and_kleene"},
+                                                              {"or", "or_kleene"},
+                                                              {"not", "invert"},
+                                                              {"add", "add_checked"},
+                                                              {"subtract", "subtract_checked"},
+                                                              {"multiply", "multiply_checked"},
+                                                              {"divide", "divide_checked"},
+                                                              {"negate", "negate_checked"},
+                                                              {"abs", "abs_checked"}};
   switch (expression.kind) {
     case Expression::Kind::kField:
       return cp::field_ref(expression.name);

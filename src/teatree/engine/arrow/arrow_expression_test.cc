@@ -24,7 +24,7 @@ class ArrowExpressionTest : public ::testing::Test {
         {"name":"amount","type":"DECIMAL(12,2)"},{"name":"price","type":"DOUBLE"},
         {"name":"name","type":"VARCHAR"},{"name":"day","type":"DATE"},
         {"name":"at","type":"TIMESTAMPTZ"},{"name":"flag","type":"BOOLEAN"}])j"),
-                                     nlohmann::json::array({"id"}))
+                                   nlohmann::json::array({"id"}))
                  .ValueOrDie();
     rows_ = RowsToRecordBatch(nlohmann::json::parse(R"([
         [1, 5, "12.50", 2.5, "a", "2026-01-01", "2026-01-01T10:00:00Z", true],
@@ -32,7 +32,7 @@ class ArrowExpressionTest : public ::testing::Test {
         [3, null, null, null, null, null, null, null],
         [4, 7, "100.00", 0.0, "B", "2026-02-01", "2026-03-01T00:00:00Z", null]])"),
                               table_)
-                  .ValueOrDie();
+                .ValueOrDie();
   }
 
   /// Each value of a result as text both engines agree on: numbers as doubles.
@@ -57,10 +57,10 @@ class ArrowExpressionTest : public ::testing::Test {
     EXPECT_TRUE(bound.ok()) << expression.ToString() << ": " << bound.status().ToString();
     auto result = cp::ExecuteScalarExpression(*bound, cp::ExecBatch(*rows_));
     EXPECT_TRUE(result.ok()) << expression.ToString() << ": " << result.status().ToString();
-    auto array = result->is_array() ? result->make_array()
-                                    : arrow::MakeArrayFromScalar(*result->scalar(),
-                                                                 rows_->num_rows())
-                                          .ValueOrDie();
+    auto array =
+        result->is_array()
+            ? result->make_array()
+            : arrow::MakeArrayFromScalar(*result->scalar(), rows_->num_rows()).ValueOrDie();
     return Normalize(*array);
   }
 
@@ -137,10 +137,10 @@ TEST_F(ArrowExpressionTest, EveryFunctionGivesWhatDuckDbGives) {
 }
 
 TEST_F(ArrowExpressionTest, OverflowIsAnErrorAsInDuckDb) {
-  auto expression = ParseExpression(nlohmann::json::parse(
-                                        R"({"call":"multiply","args":[{"field":"id"},)"
-                                        R"({"literal":9223372036854775807}]})"))
-                        .ValueOrDie();
+  auto expression =
+      ParseExpression(nlohmann::json::parse(R"({"call":"multiply","args":[{"field":"id"},)"
+                                            R"({"literal":9223372036854775807}]})"))
+          .ValueOrDie();
   auto bound = ToArrowExpression(expression, table_).ValueOrDie().Bind(*rows_->schema());
   ASSERT_TRUE(bound.ok());
   auto result = cp::ExecuteScalarExpression(*bound, cp::ExecBatch(*rows_));

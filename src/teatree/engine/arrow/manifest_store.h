@@ -1,0 +1,99 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "teatree/common/status.h"
+#include "teatree/request/table_schema.h"
+
+namespace arrow {
+class Table;
+namespace dataset {
+class Dataset;
+}  // namespace dataset
+}  // namespace arrow
+
+namespace teatree {
+
+/// Statistics of one column of a data file, for skipping files a predicate cannot match.
+struct ColumnStats {
+  /// The smallest and largest non-NULL values as JSON (numbers, strings, or the text of
+  /// decimals and times); null when the column holds only NULLs or has no ordering (lists).
+  nlohmann::json min;
+  nlohmann::json max;
+  int64_t nulls = 0;
+};
+
+/// One immutable Parquet file of a table: datasets/<table>/<name>.parquet.
+struct DataFile {
+  /// Relative to the model directory.
+  std::string path;
+  int64_t rows = 0;
+  int64_t bytes = 0;
+  std::map<std::string, ColumnStats> stats;
+};
+
+/// A table in a version: its schema and the files holding its rows.
+struct TableManifest {
+  TableSchema schema;
+  std::vector<DataFile> files;
+  int64_t rows() const;
+};
+
+/// What a version of an Arrow-engine model is: its tables and their files.
+struct Manifest {
+  int64_t version = 0;
+  std::map<std::string, TableManifest> tables;
+
+  nlohmann::json ToJson() const;
+  static Result<Manifest> FromJson(const nlohmann::json& json);
+};
+
+/// The storage of an Arrow-engine model under its directory: immutable Parquet data files in
+/// datasets/<table>/ and one manifest per version in manifests/v<N>.json. Publishing a version
+/// writes only its manifest (a temporary file, fsync, rename, fsync of the directory), so its
+/// cost follows the change, not the model's size; a crash leaves the last published manifest
+/// whole and no half-written file referenced. Not thread-safe: one writer.
+class ManifestStore {
+ public:
+  /// Opens (or creates) the store of the model in `model_dir`; removes temporary files a
+  /// crash left behind.
+  static Result<std::unique_ptr<ManifestStore>> Open(const std::filesystem::path& model_dir);
+
+  /// The newest published manifest (version 0 and no tables when none is).
+  const Manifest& newest() const { return newest_; }
+  /// Manifest `version`, or a KeyError when it is not kept.
+  Result<Manifest> Load(int64_t version) const;
+  /// The versions with a manifest, ascending.
+  Result<std::vector<int64_t>> Versions() const;
+
+  /// Writes `rows` (whose schema is `table`'s) as a new data file of `table`, durably, with
+  /// its statistics. Nothing references it until a manifest does.
+  Result<DataFile> WriteDataFile(const TableSchema& table, const arrow::Table& rows);
+  /// Publishes `manifest` (its version must be above the newest) and makes it the newest.
+  Status Publish(Manifest manifest);
+  /// Removes manifests older than the newest `keep_versions`, then the data files no kept
+  /// manifest references. Returns the number of files removed.
+  Result<int64_t> CollectGarbage(int keep_versions);
+
+  /// A dataset over a table's files, for scans with filters and projections pushed down.
+  Result<std::shared_ptr<arrow::dataset::Dataset>> OpenDataset(const TableManifest& table) const;
+
+  const std::filesystem::path& model_dir() const { return model_dir_; }
+
+ private:
+  explicit ManifestStore(std::filesystem::path model_dir) : model_dir_(std::move(model_dir)) {}
+  std::filesystem::path ManifestPath(int64_t version) const;
+
+  std::filesystem::path model_dir_;
+  Manifest newest_;
+  uint64_t next_file_ = 0;
+};
+
+}  // namespace teatree
