@@ -121,7 +121,8 @@ Result<std::unique_ptr<ManifestStore>> ManifestStore::Open(const fs::path& model
   std::error_code ec;
   for (const char* dir : {kManifests, kDatasets}) {
     fs::create_directories(model_dir / dir, ec);
-    if (ec) return Status::IOError("cannot create ", (model_dir / dir).string(), ": ", ec.message());
+    if (ec)
+      return Status::IOError("cannot create ", (model_dir / dir).string(), ": ", ec.message());
   }
   auto store = std::unique_ptr<ManifestStore>(new ManifestStore(model_dir));
   // Temporaries are what a crash interrupted: nothing references them.
@@ -164,7 +165,8 @@ Result<Manifest> ManifestStore::Load(int64_t version) const {
   ARROW_ASSIGN_OR_RAISE(auto text, ReadFileToString(path));
   auto json = nlohmann::json::parse(text, nullptr, false);
   auto manifest = Manifest::FromJson(json);
-  if (!manifest.ok()) return manifest.status().WithMessage(path.string(), ": ", manifest.status().message());
+  if (!manifest.ok())
+    return manifest.status().WithMessage(path.string(), ": ", manifest.status().message());
   return manifest;
 }
 
@@ -241,8 +243,8 @@ Result<std::shared_ptr<arrow::dataset::Dataset>> ManifestStore::OpenDataset(
   std::vector<std::string> paths;
   for (const auto& file : table.files) paths.push_back((model_dir_ / file.path).string());
   auto format = std::make_shared<arrow::dataset::ParquetFileFormat>();
-  ARROW_ASSIGN_OR_RAISE(auto factory, arrow::dataset::FileSystemDatasetFactory::Make(
-                                          filesystem, paths, format, {}));
+  ARROW_ASSIGN_OR_RAISE(
+      auto factory, arrow::dataset::FileSystemDatasetFactory::Make(filesystem, paths, format, {}));
   return factory->Finish(table.schema.ToArrow());
 }
 
