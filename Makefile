@@ -12,7 +12,7 @@ export TEATREE_CACHE ?= $(HOME)/.cache/teatree
 PRESET ?= release
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
-SOURCES = $(shell git ls-files '*.cc' '*.h' 2>/dev/null || find src bench -name '*.cc' -o -name '*.h')
+SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.cc' '*.h' 2>/dev/null || find src bench -name '*.cc' -o -name '*.h')
 
 .PHONY: all bootstrap configure build demo test bench format format-check lint clean
 
