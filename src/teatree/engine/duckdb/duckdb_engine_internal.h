@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "teatree/engine/duckdb/duckdb_database.h"
+#include "teatree/engine/duckdb/model_sql.h"
 #include "teatree/engine/engine.h"
 #include "teatree/functions/function_registry.h"
 #include "teatree/request/request.h"
@@ -74,8 +75,5 @@ struct FunctionSql {
 /// `args` must be complete and checked (BindArguments); `tables` are the model's tables.
 Result<FunctionSql> FunctionCallSql(const SqlFunction& function, const nlohmann::json& args,
                                     const std::vector<std::string>& tables);
-
-/// SQL that creates Teatree's bookkeeping tables if missing.
-extern const char* const kBookkeepingSql;
 
 }  // namespace teatree

@@ -3,6 +3,7 @@
 
 #include "teatree/common/sql_quote.h"
 #include "teatree/engine/duckdb/duckdb_engine_internal.h"
+#include "teatree/engine/duckdb/model_sql.h"
 #include "teatree/engine/duckdb/sql_expression.h"
 #include "teatree/engine/source_reader.h"
 
@@ -40,17 +41,6 @@ std::string KeyColumns(const TableSchema& schema) {
   std::string out;
   for (const auto& key : schema.primary_key) out += (out.empty() ? "" : ", ") + SqlIdentifier(key);
   return out;
-}
-
-std::string CreateTableSql(const TableSchema& schema) {
-  std::string sql = "CREATE TABLE " + SqlIdentifier(schema.name) + " (";
-  for (size_t i = 0; i < schema.columns.size(); ++i) {
-    const auto& column = schema.columns[i];
-    sql += (i ? ", " : "") + SqlIdentifier(column.name) + " " + column.type.ToString() +
-           (schema.IsKey(column.name) ? " NOT NULL" : "");
-  }
-  if (!schema.primary_key.empty()) sql += ", PRIMARY KEY (" + KeyColumns(schema) + ")";
-  return sql + ")";
 }
 
 Result<const TableSchema*> FindTable(const ModelState& state, const Request& request) {
@@ -347,6 +337,17 @@ Result<int64_t> ExecuteAppendRun(const OpContext& context,
   for (const PlannedRequest* planned : run) batches.push_back(planned->rows);
   ARROW_ASSIGN_OR_RAISE(auto rows, arrow::ConcatenateRecordBatches(batches));
   return context.writer->AppendArrow(run.front()->request->table, *rows);
+}
+
+std::string CreateTableSql(const TableSchema& schema) {
+  std::string sql = "CREATE TABLE " + SqlIdentifier(schema.name) + " (";
+  for (size_t i = 0; i < schema.columns.size(); ++i) {
+    const auto& column = schema.columns[i];
+    sql += (i ? ", " : "") + SqlIdentifier(column.name) + " " + column.type.ToString() +
+           (schema.IsKey(column.name) ? " NOT NULL" : "");
+  }
+  if (!schema.primary_key.empty()) sql += ", PRIMARY KEY (" + KeyColumns(schema) + ")";
+  return sql + ")";
 }
 
 }  // namespace teatree

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <filesystem>
+#include <memory>
+
+#include "teatree/common/status.h"
+#include "teatree/engine/arrow/manifest_store.h"
+#include "teatree/engine/duckdb/duckdb_reader.h"
+
+namespace teatree {
+
+/// The read path over one version of an Arrow-engine model, so users keep SQL: an in-memory
+/// DuckDB whose views read the version's Parquet files (filters and projections pushed into
+/// the Parquet scan), with Teatree's bookkeeping tables, served by a DuckReader exactly like a
+/// DuckDB model (the same statement check, limits and streaming). DuckDB may read files only
+/// under the model's datasets/ directory; a user's SQL may not name files at all.
+Result<std::shared_ptr<DuckReader>> OpenVersionReader(const ManifestStore& store,
+                                                      const Manifest& manifest,
+                                                      const DuckReaderOptions& options);
+
+/// Writes one version of an Arrow-engine model as a self-contained DuckDB file at `target`
+/// (which must not exist): every table copied in, and the bookkeeping tables, so that it
+/// opens in any DuckDB client and `teatree pull` ships it like a DuckDB version file.
+Status ExportVersionFile(const ManifestStore& store, const Manifest& manifest,
+                         const std::filesystem::path& target);
+
+}  // namespace teatree

@@ -1,0 +1,93 @@
+#include "teatree/engine/arrow/version_reads.h"
+
+#include <arrow/api.h>
+#include <gtest/gtest.h>
+
+#include "teatree/common/temp_dir.h"
+#include "teatree/engine/duckdb/duckdb_database.h"
+#include "teatree/engine/duckdb/duckdb_engine.h"
+#include "teatree/request/rows_to_arrow.h"
+
+namespace teatree {
+namespace {
+
+class VersionReadsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir::Make("teatree-version-reads-test-").ValueOrDie();
+    store_ = ManifestStore::Open(dir_->path()).ValueOrDie();
+    orders_ = TableSchema::FromJson("orders", nlohmann::json::parse(R"j([
+        {"name":"id","type":"BIGINT"},{"name":"amount","type":"DECIMAL(12,2)"},
+        {"name":"stamp","type":"TIMESTAMPTZ"},{"name":"tags","type":"VARCHAR[]"}])j"),
+                                    nlohmann::json::array({"id"}))
+                  .ValueOrDie();
+    empty_ = TableSchema::FromJson(
+                 "empty", nlohmann::json::parse(R"([{"name":"n","type":"INTEGER"}])"), nullptr)
+                 .ValueOrDie();
+    Manifest manifest{.version = 4};
+    for (const char* rows : {R"([[1,"12.50","2026-01-02T03:04:05+02:00",["a","b"]]])",
+                             R"([[2,null,null,null],[3,"0.01","2026-06-30T23:59:59Z",[]]])"}) {
+      auto batch = RowsToRecordBatch(nlohmann::json::parse(rows), orders_).ValueOrDie();
+      auto table = arrow::Table::FromRecordBatches({batch}).ValueOrDie();
+      manifest.tables["orders"].schema = orders_;
+      manifest.tables["orders"].files.push_back(
+          store_->WriteDataFile(orders_, *table).ValueOrDie());
+    }
+    manifest.tables["empty"].schema = empty_;
+    ASSERT_TRUE(store_->Publish(manifest).ok());
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<ManifestStore> store_;
+  TableSchema orders_, empty_;
+};
+
+TEST_F(VersionReadsTest, SqlReadsAnArrowModelLikeADuckDbModel) {
+  auto reader = OpenVersionReader(*store_, store_->newest(), {}).ValueOrDie();
+  auto read =
+      reader->Read({.sql = "SELECT id, amount, stamp, tags FROM orders ORDER BY id"}).ValueOrDie();
+  EXPECT_EQ(read.version, 4);
+  auto rows = read.reader->ToTable().ValueOrDie();
+  ASSERT_EQ(rows->num_rows(), 3);
+  EXPECT_EQ(rows->schema()->field(1)->type()->ToString(), "decimal128(12, 2)");
+  EXPECT_EQ(rows->schema()->field(2)->type()->ToString(), "timestamp[us, tz=UTC]");
+  EXPECT_EQ(rows->column(1)->GetScalar(0).ValueOrDie()->ToString(), "12.50");
+  EXPECT_EQ(rows->column(2)->GetScalar(0).ValueOrDie()->ToString(), "2026-01-02 01:04:05.000000Z");
+  auto sum = reader->Read({.sql = "SELECT sum(amount) FROM orders WHERE id > 1"}).ValueOrDie();
+  EXPECT_EQ(sum.reader->ToTable().ValueOrDie()->column(0)->GetScalar(0).ValueOrDie()->ToString(),
+            "0.01");
+  int64_t version = 0;
+  auto tables = reader->ListTables(&version).ValueOrDie();
+  ASSERT_EQ(tables.size(), 2u);
+  EXPECT_EQ(tables[0].name, "empty");
+  EXPECT_EQ(tables[0].rows, 0);
+  EXPECT_EQ(tables[1].rows, 3);
+  EXPECT_EQ(version, 4);
+  // The files behind the views are the server's business, not the user's.
+  const std::string file =
+      (dir_->path() / store_->newest().tables.at("orders").files[0].path).string();
+  for (const std::string& sql : {"SELECT * FROM read_parquet('" + file + "')",
+                                 "SELECT * FROM '" + file + "'", std::string("DROP VIEW orders")}) {
+    auto refused = reader->Read({.sql = sql});
+    ASSERT_FALSE(refused.ok()) << sql;
+    EXPECT_NE(refused.status().message().find("refused"), std::string::npos)
+        << refused.status().ToString();
+  }
+}
+
+TEST_F(VersionReadsTest, AVersionExportsAsADuckDbFileAnyClientOpens) {
+  const auto target = dir_->path() / "out" / "v4.duckdb";
+  std::filesystem::create_directories(target.parent_path());
+  ASSERT_TRUE(ExportVersionFile(*store_, store_->newest(), target).ok());
+  EXPECT_EQ(DuckEngine::ReadFileVersion(target).ValueOrDie(), 4);
+  auto file = DuckReader::OpenFile(target, {}).ValueOrDie();
+  auto live = OpenVersionReader(*store_, store_->newest(), {}).ValueOrDie();
+  const std::string sql = "SELECT * FROM orders ORDER BY id";
+  auto exported = file->Read({.sql = sql}).ValueOrDie().reader->ToTable().ValueOrDie();
+  auto scanned = live->Read({.sql = sql}).ValueOrDie().reader->ToTable().ValueOrDie();
+  EXPECT_TRUE(exported->Equals(*scanned)) << exported->ToString() << scanned->ToString();
+  EXPECT_FALSE(ExportVersionFile(*store_, store_->newest(), target).ok());  // Never overwrites.
+}
+
+}  // namespace
+}  // namespace teatree
