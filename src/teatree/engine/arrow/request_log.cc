@@ -17,7 +17,7 @@ Status Errno(const char* what, const std::filesystem::path& path) {
   return Status::IOError("cannot ", what, " ", path.string(), ": ", std::strerror(errno));
 }
 
-std::string Line(const LoggedRequest& request) {
+std::string Line(const KnownRequest& request) {
   return nlohmann::json{{"hash", request.payload_hash}, {"outcome", request.outcome.ToJson()}}
              .dump() +
          "\n";
@@ -27,7 +27,7 @@ std::string Line(const LoggedRequest& request) {
 
 Result<std::unique_ptr<RequestLog>> RequestLog::Open(const std::filesystem::path& path,
                                                      int64_t published_version) {
-  std::map<std::string, LoggedRequest> known;
+  std::map<std::string, KnownRequest> known;
   std::string kept;
   bool dropped = false;
   {
@@ -43,7 +43,7 @@ Result<std::unique_ptr<RequestLog>> RequestLog::Open(const std::filesystem::path
       if (!json.is_object() || !json.contains("outcome")) {
         return Status::IOError("damaged request log ", path.string(), ": ", line.substr(0, 80));
       }
-      LoggedRequest request{json.value("hash", ""), RequestOutcome::FromJson(json["outcome"])};
+      KnownRequest request{json.value("hash", ""), RequestOutcome::FromJson(json["outcome"])};
       if (request.outcome.version > published_version) {
         dropped = true;  // Its batch's manifest never landed: the batch did not commit.
         continue;
@@ -62,12 +62,12 @@ Result<std::unique_ptr<RequestLog>> RequestLog::Open(const std::filesystem::path
 
 RequestLog::~RequestLog() { ::close(fd_); }
 
-const LoggedRequest* RequestLog::Find(const std::string& request_id) const {
+const KnownRequest* RequestLog::Find(const std::string& request_id) const {
   auto it = known_.find(request_id);
   return it == known_.end() ? nullptr : &it->second;
 }
 
-Status RequestLog::Append(const std::vector<LoggedRequest>& requests) {
+Status RequestLog::Append(const std::vector<KnownRequest>& requests) {
   std::string lines;
   for (const auto& request : requests) lines += Line(request);
   for (size_t done = 0; done < lines.size();) {

@@ -9,15 +9,9 @@
 #include <vector>
 
 #include "teatree/common/status.h"
-#include "teatree/engine/outcome.h"
+#include "teatree/engine/batch_screen.h"
 
 namespace teatree {
-
-/// A request the Arrow engine has answered: what it was (its payload hash) and its outcome.
-struct LoggedRequest {
-  std::string payload_hash;
-  RequestOutcome outcome;
-};
 
 /// The Arrow engine's memory of request ids, so that a redelivered request gets its stored
 /// outcome instead of applying twice: an append-only file of JSON lines beside the manifests.
@@ -33,16 +27,18 @@ class RequestLog {
   ~RequestLog();
 
   /// The request with this id, if one was answered.
-  const LoggedRequest* Find(const std::string& request_id) const;
+  const KnownRequest* Find(const std::string& request_id) const;
   /// Appends a batch's requests durably.
-  Status Append(const std::vector<LoggedRequest>& requests);
+  Status Append(const std::vector<KnownRequest>& requests);
+  /// Every answered request by id (what ScreenBatch() takes).
+  const std::map<std::string, KnownRequest>& known() const { return known_; }
   size_t size() const { return known_.size(); }
 
  private:
   RequestLog(std::filesystem::path path, int fd) : path_(std::move(path)), fd_(fd) {}
   std::filesystem::path path_;
   int fd_;  // Opened for appending.
-  std::map<std::string, LoggedRequest> known_;
+  std::map<std::string, KnownRequest> known_;
 };
 
 }  // namespace teatree

@@ -9,7 +9,7 @@
 namespace teatree {
 namespace {
 
-LoggedRequest Applied(const std::string& id, int64_t version) {
+KnownRequest Applied(const std::string& id, int64_t version) {
   RequestOutcome outcome{
       .request_id = id, .op = Op::kAppend, .status = "applied", .version = version, .rows = 2};
   return {"hash-" + id, outcome};
@@ -27,7 +27,7 @@ TEST(RequestLogTest, RemembersAnsweredRequestsAcrossReopening) {
   }
   auto log = RequestLog::Open(path, 2).ValueOrDie();
   EXPECT_EQ(log->size(), 3u);
-  const LoggedRequest* c = log->Find("c");
+  const KnownRequest* c = log->Find("c");
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(c->outcome.version, 2);
   EXPECT_EQ(c->outcome.rows, 2);

@@ -11,6 +11,7 @@
 #include "teatree/common/bloom_filter.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/sql_quote.h"
+#include "teatree/engine/batch_screen.h"
 #include "teatree/engine/duckdb/duckdb_engine_internal.h"
 #include "teatree/engine/duckdb/duckdb_reader.h"
 
@@ -22,10 +23,6 @@ namespace fs = std::filesystem;
 constexpr int kReaderConnections = 2;
 
 /// What the model's request table says about an id seen before.
-struct KnownRequest {
-  std::string payload_hash;
-  RequestOutcome outcome;
-};
 
 double MillisecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
@@ -285,16 +282,6 @@ Status DuckEngine::WriteVersionFile(const Snapshot& snapshot, const fs::path& ta
 namespace teatree {
 namespace {
 
-RequestOutcome Rejected(const Request& request, int64_t version, std::string error) {
-  RequestOutcome outcome;
-  outcome.request_id = request.request_id;
-  outcome.op = request.op;
-  outcome.status = "rejected";
-  outcome.version = version;
-  outcome.error = std::move(error);
-  return outcome;
-}
-
 /// The appends from planned[k] on that can run as one: consecutive, accepted, to the same
 /// table, and not in `unmerged`. Just planned[k] when it cannot be merged.
 std::vector<const PlannedRequest*> AppendRun(const std::vector<PlannedRequest>& planned, size_t k,
@@ -319,35 +306,10 @@ Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
   ARROW_ASSIGN_OR_RAISE(auto known, impl.LookupKnown(batch));
 
   // Duplicates and misaddressed requests are answered without touching the model.
-  std::map<std::string, size_t> first_in_batch;
-  std::vector<std::pair<size_t, size_t>> repeats;  // (index, index of the first occurrence)
+  const ScreenedBatch screened =
+      ScreenBatch(batch, impl.options.model, impl.version, known, result.outcomes);
   std::vector<PlannedRequest> planned;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const Request& request = batch[i];
-    const std::string reused = "request_id " + request.request_id +
-                               " was already used for a different request: give each request "
-                               "its own id";
-    if (request.model != impl.options.model) {
-      result.outcomes[i] = Rejected(request, impl.version,
-                                    "request for model " + request.model +
-                                        " reached the manager of model " + impl.options.model);
-    } else if (auto it = known.find(request.request_id); it != known.end()) {
-      result.outcomes[i] = it->second.payload_hash == request.payload_hash
-                               ? it->second.outcome
-                               : Rejected(request, impl.version, reused);
-      result.outcomes[i].duplicate = it->second.payload_hash == request.payload_hash;
-    } else if (auto first = first_in_batch.find(request.request_id);
-               first != first_in_batch.end()) {
-      if (batch[first->second].payload_hash == request.payload_hash) {
-        repeats.emplace_back(i, first->second);
-      } else {
-        result.outcomes[i] = Rejected(request, impl.version, reused);
-      }
-    } else {
-      first_in_batch[request.request_id] = i;
-      planned.push_back({.index = i, .request = &request});
-    }
-  }
+  for (size_t i : screened.fresh) planned.push_back({.index = i, .request = &batch[i]});
 
   OpContext context = impl.Context();
   {
@@ -450,10 +412,7 @@ Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
     result.new_version = changed;
     break;
   }
-  for (const auto& [index, first] : repeats) {
-    result.outcomes[index] = result.outcomes[first];
-    result.outcomes[index].duplicate = true;
-  }
+  FinishRepeats(screened, result.outcomes);
   result.version = impl.version;
   return result;
 }

@@ -1,0 +1,56 @@
+#include "teatree/engine/batch_screen.h"
+
+namespace teatree {
+
+RequestOutcome Rejected(const Request& request, int64_t version, std::string error) {
+  RequestOutcome outcome;
+  outcome.request_id = request.request_id;
+  outcome.op = request.op;
+  outcome.status = "rejected";
+  outcome.version = version;
+  outcome.error = std::move(error);
+  return outcome;
+}
+
+ScreenedBatch ScreenBatch(const std::vector<Request>& batch, const std::string& model,
+                          int64_t version, const std::map<std::string, KnownRequest>& known,
+                          std::vector<RequestOutcome>& outcomes) {
+  ScreenedBatch screened;
+  std::map<std::string, size_t> first_in_batch;
+  outcomes.resize(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Request& request = batch[i];
+    const std::string reused = "request_id " + request.request_id +
+                               " was already used for a different request: give each request "
+                               "its own id";
+    if (request.model != model) {
+      outcomes[i] =
+          Rejected(request, version,
+                   "request for model " + request.model + " reached the manager of model " + model);
+    } else if (auto it = known.find(request.request_id); it != known.end()) {
+      const bool same = it->second.payload_hash == request.payload_hash;
+      outcomes[i] = same ? it->second.outcome : Rejected(request, version, reused);
+      outcomes[i].duplicate = same;
+    } else if (auto first = first_in_batch.find(request.request_id);
+               first != first_in_batch.end()) {
+      if (batch[first->second].payload_hash == request.payload_hash) {
+        screened.repeats.emplace_back(i, first->second);
+      } else {
+        outcomes[i] = Rejected(request, version, reused);
+      }
+    } else {
+      first_in_batch[request.request_id] = i;
+      screened.fresh.push_back(i);
+    }
+  }
+  return screened;
+}
+
+void FinishRepeats(const ScreenedBatch& screened, std::vector<RequestOutcome>& outcomes) {
+  for (const auto& [index, first] : screened.repeats) {
+    outcomes[index] = outcomes[first];
+    outcomes[index].duplicate = true;
+  }
+}
+
+}  // namespace teatree
