@@ -11,11 +11,29 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "teatree/common/arrow_runtime.h"
+
 namespace teatree::bench {
+
+/// The main of every benchmark: Arrow set up, the benchmarks run with Google Benchmark's
+/// flags, `teardown` (for state that must go before Arrow does), Arrow shut down.
+inline int RunBenchmarks(int argc, char** argv, const std::function<void()>& teardown = {}) {
+  if (Status status = InitializeArrow(); !status.ok()) {
+    std::fprintf(stderr, "benchmark setup failed: %s\n", status.ToString().c_str());
+    return 1;
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  if (teardown) teardown();
+  ShutdownArrow();
+  return 0;
+}
 
 /// Benchmarks stop at the first failure: a figure from a broken run means nothing.
 inline void OrDie(const arrow::Status& status) {

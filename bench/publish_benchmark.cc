@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "bench/manager_bench_util.h"
-#include "teatree/common/arrow_runtime.h"
 #include "teatree/common/file_util.h"
 #include "teatree/engine/duckdb/duckdb_engine.h"
 
@@ -252,7 +251,6 @@ void RegisterBenchmarks(bool with_1gb) {
 }  // namespace teatree::bench
 
 int main(int argc, char** argv) {
-  teatree::bench::OrDie(teatree::InitializeArrow());
   bool with_1gb = true;
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
@@ -264,9 +262,5 @@ int main(int argc, char** argv) {
   }
   argc = kept;
   teatree::bench::RegisterBenchmarks(with_1gb);
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  teatree::ShutdownArrow();
-  return 0;
+  return teatree::bench::RunBenchmarks(argc, argv);
 }

@@ -251,11 +251,5 @@ BENCHMARK(BM_ResultOverHttpJsonHttpArrowAndFlight)
 }  // namespace teatree::bench
 
 int main(int argc, char** argv) {
-  teatree::bench::OrDie(teatree::InitializeArrow());
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  teatree::bench::Fixture::Destroy();
-  teatree::ShutdownArrow();
-  return 0;
+  return teatree::bench::RunBenchmarks(argc, argv, [] { teatree::bench::Fixture::Destroy(); });
 }
