@@ -8,7 +8,6 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import nats.errors
@@ -17,6 +16,7 @@ import nats.js.errors
 import pyarrow as pa
 from nats.aio.client import Client as NatsConnection
 
+from ._closing import ClosesOnExit
 from ._loop import LoopThread
 from .codec import check_model, check_request_id, encode_request
 from .errors import TeatreeError
@@ -61,7 +61,7 @@ def _read_pem(tls_root_certs: bytes | str | os.PathLike[str] | None) -> bytes | 
         ) from error
 
 
-class Client:
+class Client(ClosesOnExit):
     """A connection to a Teatree server. Make one with `Client.connect`.
 
     Writes are requests submitted to the queue (NATS JetStream); their outcomes and the
@@ -148,16 +148,6 @@ class Client:
             self._reads = None
         self._loop.close()
 
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- Requests -------------------------------------------------------------------------
 
@@ -414,7 +404,7 @@ async def _unsubscribe(subscription: Subscription) -> None:
         await subscription.unsubscribe()
 
 
-class Watch(Iterator[dict[str, Any]]):
+class Watch(Iterator[dict[str, Any]], ClosesOnExit):
     """Notifications of one model as they come; see `Client.watch`."""
 
     def __init__(self, loop: LoopThread, subscription: Subscription, timeout: float | None) -> None:
@@ -441,14 +431,3 @@ class Watch(Iterator[dict[str, Any]]):
             subscription, self._subscription = self._subscription, None
             if not self._loop.closed:  # Else it ended with the client.
                 self._loop.run(_unsubscribe(subscription))
-
-    def __enter__(self) -> Watch:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
