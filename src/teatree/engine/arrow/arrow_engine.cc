@@ -1,0 +1,226 @@
+#include "teatree/engine/arrow/arrow_engine.h"
+
+#include <arrow/api.h>
+
+#include <chrono>
+#include <mutex>
+
+#include "teatree/common/sql_quote.h"
+#include "teatree/engine/arrow/manifest_store.h"
+#include "teatree/engine/arrow/request_log.h"
+#include "teatree/engine/arrow/version_reads.h"
+#include "teatree/engine/batch_screen.h"
+#include "teatree/engine/duckdb/duckdb_database.h"
+#include "teatree/engine/source_reader.h"
+
+namespace teatree {
+namespace fs = std::filesystem;
+namespace {
+
+/// What executing one request did.
+struct Applied {
+  int64_t rows = 0;
+  bool changed = false;
+  std::shared_ptr<arrow::Table> result;
+};
+
+std::string KeyList(const TableSchema& schema) {
+  std::string keys;
+  for (const auto& key : schema.primary_key)
+    keys += (keys.empty() ? "" : ", ") + SqlIdentifier(key);
+  return keys;
+}
+
+/// Refuses rows whose key repeats among them or is already in `table`'s files.
+Status CheckKeys(const ManifestStore& store, const TableManifest& table,
+                 const std::shared_ptr<arrow::RecordBatch>& rows) {
+  const TableSchema& schema = table.schema;
+  if (schema.primary_key.empty() || rows->num_rows() == 0) return Status::OK();
+  ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open({}));
+  ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
+  ARROW_ASSIGN_OR_RAISE(auto reader, arrow::RecordBatchReader::Make({rows}));
+  // Copied whole: DuckDB 1.4 misreads a registered stream scanned for some columns only.
+  ARROW_RETURN_NOT_OK(connection->WithArrowView("_teatree_input", reader, [&] {
+    return connection->Execute("CREATE TABLE incoming AS SELECT * FROM _teatree_input");
+  }));
+  const std::string keys = KeyList(schema);
+  std::string existing;
+  for (const auto& file : table.files) {
+    existing +=
+        (existing.empty() ? "" : ", ") + SqlStringLiteral((store.model_dir() / file.path).string());
+  }
+  std::string sql = "SELECT concat_ws(', ', " + keys + ") FROM incoming GROUP BY " + keys +
+                    " HAVING count(*) > 1";
+  if (!existing.empty()) {
+    sql += " UNION ALL SELECT concat_ws(', ', " + keys + ") FROM incoming JOIN (SELECT " + keys +
+           " FROM read_parquet([" + existing + "])) USING (" + keys + ")";
+  }
+  ARROW_ASSIGN_OR_RAISE(auto duplicates,
+                        connection->QueryTable("SELECT * FROM (" + sql + ") LIMIT 1"));
+  if (duplicates->num_rows() == 0) return Status::OK();
+  ARROW_ASSIGN_OR_RAISE(auto key, duplicates->column(0)->GetScalar(0));
+  return Status::Invalid("duplicate key \"", key->ToString(), "\" in table ", schema.name,
+                         " (a row with this key exists: use upsert to replace it)");
+}
+
+}  // namespace
+
+struct ArrowEngine::Impl {
+  EngineOptions options;
+  std::unique_ptr<ManifestStore> store;  // The writer's; WriteVersionFile only loads from it.
+  std::unique_ptr<RequestLog> log;
+  // State below is protected by mutex: reads of the newest version, from any thread.
+  mutable std::mutex mutex;
+  Manifest newest;
+  std::shared_ptr<DuckReader> reader;  // Of `newest`, made on first use.
+
+  Result<Applied> Execute(const Request& request, Manifest& next);
+  Result<std::shared_ptr<DuckReader>> NewestReader() {
+    std::lock_guard lock(mutex);
+    if (!reader) {
+      ARROW_ASSIGN_OR_RAISE(reader, OpenVersionReader(*store, newest, {}));
+    }
+    return reader;
+  }
+};
+
+Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& next) {
+  switch (request.op) {
+    case Op::kCreateTable: {
+      if (!request.schema) return Status::Invalid("create_table needs a schema");
+      if (next.tables.count(request.table)) {
+        return Status::Invalid("table ", request.table, " exists already");
+      }
+      next.tables[request.table] = TableManifest{.schema = *request.schema};
+      return Applied{.changed = true};
+    }
+    case Op::kAppend: {
+      auto it = next.tables.find(request.table);
+      if (it == next.tables.end()) {
+        return Status::Invalid("table ", request.table,
+                               " does not exist: create it first with create_table");
+      }
+      TableManifest& table = it->second;
+      ARROW_ASSIGN_OR_RAISE(auto rows, RequestRows(request, table.schema, options.input_dirs));
+      ARROW_RETURN_NOT_OK(CheckKeys(*store, table, rows));
+      ARROW_ASSIGN_OR_RAISE(auto as_table, arrow::Table::FromRecordBatches({rows}));
+      ARROW_ASSIGN_OR_RAISE(auto file, store->WriteDataFile(table.schema, *as_table));
+      table.files.push_back(std::move(file));
+      return Applied{.rows = rows->num_rows(), .changed = true};
+    }
+    case Op::kQuery: {
+      // A query sees the requests before it in the batch, as on the DuckDB engine.
+      ARROW_ASSIGN_OR_RAISE(auto version_reader, OpenVersionReader(*store, next, {}));
+      ARROW_ASSIGN_OR_RAISE(auto read, version_reader->Read({.sql = request.sql}));
+      ARROW_ASSIGN_OR_RAISE(auto result, read.reader->ToTable());
+      return Applied{.rows = result->num_rows(), .result = std::move(result)};
+    }
+    case Op::kSnapshot:
+      return Applied{};
+    default:
+      return Status::NotImplemented(OpName(request.op),
+                                    " is not supported by the Arrow engine yet: use a model on "
+                                    "the DuckDB engine for it");
+  }
+}
+
+ArrowEngine::ArrowEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ArrowEngine::~ArrowEngine() = default;
+
+Result<std::unique_ptr<ArrowEngine>> ArrowEngine::Open(const EngineOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  ARROW_ASSIGN_OR_RAISE(impl->store, ManifestStore::Open(options.model_dir));
+  impl->newest = impl->store->newest();
+  ARROW_ASSIGN_OR_RAISE(
+      impl->log, RequestLog::Open(options.model_dir / "requests.jsonl", impl->newest.version));
+  return std::unique_ptr<ArrowEngine>(new ArrowEngine(std::move(impl)));
+}
+
+Result<BatchResult> ArrowEngine::ApplyBatch(const std::vector<Request>& batch) {
+  Impl& impl = *impl_;
+  const int64_t version = impl.store->newest().version;
+  BatchResult result;
+  const ScreenedBatch screened =
+      ScreenBatch(batch, impl.options.model, version, impl.log->known(), result.outcomes);
+  Manifest next = impl.store->newest();
+  next.version = version + 1;
+  bool changed = false;
+  for (size_t i : screened.fresh) {
+    const Request& request = batch[i];
+    const auto start = std::chrono::steady_clock::now();
+    auto applied = impl.Execute(request, next);
+    RequestOutcome& outcome = result.outcomes[i];
+    if (!applied.ok()) {
+      outcome = Rejected(request, 0, applied.status().message());
+      continue;
+    }
+    outcome = {.request_id = request.request_id,
+               .op = request.op,
+               .status = "applied",
+               .rows = applied->rows,
+               .duration_ms = std::chrono::duration<double, std::milli>(
+                                  std::chrono::steady_clock::now() - start)
+                                  .count(),
+               .result = std::move(applied->result)};
+    changed = changed || applied->changed;
+    result.publish_requested = result.publish_requested || request.op == Op::kSnapshot;
+  }
+  const int64_t new_version = changed ? next.version : version;
+  std::vector<KnownRequest> logged;
+  for (size_t i : screened.fresh) {
+    result.outcomes[i].version = new_version;
+    KnownRequest known{batch[i].payload_hash, result.outcomes[i]};
+    known.outcome.result.reset();  // Results are not stored.
+    logged.push_back(std::move(known));
+  }
+  // Logged first, then the manifest: the manifest is the commit.
+  ARROW_RETURN_NOT_OK(impl.log->Append(logged));
+  if (changed) {
+    Status published = impl.store->Publish(next);
+    if (!published.ok()) {
+      // Forget what the log holds of this batch: it did not commit.
+      ARROW_ASSIGN_OR_RAISE(impl.log,
+                            RequestLog::Open(impl.options.model_dir / "requests.jsonl", version));
+      return published.WithMessage("batch not committed: ", published.message());
+    }
+    std::lock_guard lock(impl.mutex);
+    impl.newest = impl.store->newest();
+    impl.reader.reset();
+  }
+  FinishRepeats(screened, result.outcomes);
+  result.version = new_version;
+  result.new_version = changed;
+  return result;
+}
+
+int64_t ArrowEngine::version() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->newest.version;
+}
+
+Result<std::shared_ptr<arrow::Table>> ArrowEngine::Query(const std::string& sql) {
+  ARROW_ASSIGN_OR_RAISE(auto reader, impl_->NewestReader());
+  ARROW_ASSIGN_OR_RAISE(auto read, reader->Read({.sql = sql}));
+  return read.reader->ToTable();
+}
+
+Result<std::vector<std::string>> ArrowEngine::Tables() {
+  std::lock_guard lock(impl_->mutex);
+  std::vector<std::string> names;
+  for (const auto& [name, table] : impl_->newest.tables) names.push_back(name);
+  return names;
+}
+
+Result<Snapshot> ArrowEngine::PrepareSnapshot() {
+  return Snapshot{.version = version(),
+                  .source = impl_->options.model_dir / "manifests" /
+                            ("v" + std::to_string(version()) + ".json")};
+}
+
+Status ArrowEngine::WriteVersionFile(const Snapshot& snapshot, const fs::path& target) {
+  ARROW_ASSIGN_OR_RAISE(auto manifest, impl_->store->Load(snapshot.version));
+  return ExportVersionFile(*impl_->store, manifest, target);
+}
+
+}  // namespace teatree

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <memory>
+
+#include "teatree/engine/engine.h"
+
+namespace teatree {
+
+/// The Arrow engine: a model as immutable Parquet data files and one manifest per version
+/// (ManifestStore), its request ids in a RequestLog beside them, read with SQL through DuckDB
+/// views over the files (OpenVersionReader). A batch writes its data files, logs its
+/// requests, then publishes its manifest: the manifest is the commit, so a crash at any step
+/// leaves the last version whole and a redelivered request applied once.
+/// So far it applies create_table, append (primary keys checked), query and snapshot; the
+/// other ops are refused until they are built. Thread-safety as described on Engine.
+class ArrowEngine final : public Engine {
+ public:
+  static Result<std::unique_ptr<ArrowEngine>> Open(const EngineOptions& options);
+  ~ArrowEngine() override;
+
+  Result<BatchResult> ApplyBatch(const std::vector<Request>& batch) override;
+  int64_t version() const override;
+  Result<std::shared_ptr<arrow::Table>> Query(const std::string& sql) override;
+  Result<std::vector<std::string>> Tables() override;
+  /// The newest manifest: versions are immutable, so nothing needs freezing.
+  Result<Snapshot> PrepareSnapshot() override;
+  /// Exports the snapshot's version as a self-contained DuckDB file.
+  Status WriteVersionFile(const Snapshot& snapshot, const std::filesystem::path& target) override;
+
+ private:
+  struct Impl;
+  explicit ArrowEngine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace teatree

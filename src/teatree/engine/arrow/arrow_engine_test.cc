@@ -1,0 +1,145 @@
+// The two engines take the same requests and answer the same queries: each batch below goes
+// to a DuckDB-engine model and to an Arrow-engine model, and their outcomes, versions and
+// query results must agree.
+#include "teatree/engine/arrow/arrow_engine.h"
+
+#include <arrow/api.h>
+#include <gtest/gtest.h>
+
+#include "teatree/common/temp_dir.h"
+#include "teatree/engine/duckdb/duckdb_engine.h"
+#include "teatree/engine/duckdb/duckdb_reader.h"
+#include "teatree/request/codec.h"
+
+namespace teatree {
+namespace {
+
+class EnginesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir::Make("teatree-engines-test-").ValueOrDie();
+    std::filesystem::create_directories(dir_->path() / "input");
+    duck_ = DuckEngine::Open(Options("duck")).ValueOrDie();
+    ReopenArrow();
+  }
+
+  EngineOptions Options(const std::string& name) {
+    return {
+        .model_dir = dir_->path() / name, .model = "sales", .input_dirs = {dir_->path() / "input"}};
+  }
+
+  void ReopenArrow() {
+    arrow_.reset();
+    arrow_ = ArrowEngine::Open(Options("arrow")).ValueOrDie();
+  }
+
+  /// Applies the batch to both engines; expects the same statuses, versions and rows.
+  std::vector<RequestOutcome> Apply(const std::vector<std::string>& lines) {
+    std::vector<Request> batch;
+    for (const auto& line : lines) batch.push_back(DecodeRequest(line).ValueOrDie());
+    auto duck = duck_->ApplyBatch(batch).ValueOrDie();
+    auto arrow = arrow_->ApplyBatch(batch).ValueOrDie();
+    EXPECT_EQ(arrow.version, duck.version);
+    EXPECT_EQ(arrow.new_version, duck.new_version);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const auto& d = duck.outcomes[i];
+      const auto& a = arrow.outcomes[i];
+      EXPECT_EQ(a.status, d.status)
+          << lines[i] << "\nduckdb: " << d.error << "\narrow: " << a.error;
+      EXPECT_EQ(a.version, d.version) << lines[i];
+      EXPECT_EQ(a.rows, d.rows) << lines[i];
+      EXPECT_EQ(a.duplicate, d.duplicate) << lines[i];
+      if (d.result && a.result) {
+        EXPECT_TRUE(a.result->Equals(*d.result)) << lines[i];
+      }
+    }
+    return arrow.outcomes;
+  }
+
+  void ExpectSameRows(const std::string& sql) {
+    auto duck = duck_->Query(sql).ValueOrDie();
+    auto arrow = arrow_->Query(sql).ValueOrDie();
+    EXPECT_TRUE(arrow->Equals(*duck)) << sql << "\narrow:\n"
+                                      << arrow->ToString() << "duckdb:\n"
+                                      << duck->ToString();
+  }
+
+  std::unique_ptr<TempDir> dir_;
+  std::unique_ptr<DuckEngine> duck_;
+  std::unique_ptr<ArrowEngine> arrow_;
+};
+
+const char* kCreate =
+    R"({"request_id":"c1","model":"sales","op":"create_table","table":"orders","schema":[)"
+    R"j({"name":"id","type":"BIGINT"},{"name":"amount","type":"DECIMAL(12,2)"},)j"
+    R"({"name":"stamp","type":"TIMESTAMPTZ"},{"name":"tags","type":"VARCHAR[]"}],)"
+    R"("primary_key":["id"]})";
+
+TEST_F(EnginesTest, CreateAppendAndQueryAgreeAcrossEngines) {
+  Apply({kCreate});
+  Apply(
+      {R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[)"
+       R"([1,"12.50","2026-01-02T03:04:05+02:00",["a","b"]],[2,null,null,null]]})",
+       R"({"request_id":"a2","model":"sales","op":"append","table":"orders","rows":[)"
+       R"([3,"0.01","2026-06-30T23:59:59Z",[]]]})",
+       R"({"request_id":"q1","model":"sales","op":"query","sql":"SELECT count(*) AS n FROM orders"})"});
+  ExpectSameRows("SELECT * FROM orders ORDER BY id");
+  ExpectSameRows("SELECT sum(amount) AS total, max(stamp) AS last FROM orders");
+  // Bad input is refused the same way and changes nothing.
+  auto refused = Apply({
+      R"({"request_id":"b1","model":"sales","op":"append","table":"nope","rows":[[1,"1",null,null]]})",
+      R"({"request_id":"b2","model":"sales","op":"append","table":"orders","rows":[[3,"5.00",null,null]]})",
+      R"({"request_id":"b3","model":"sales","op":"append","table":"orders","rows":[[9,"x",null,null]]})",
+      R"({"request_id":"b4","model":"sales","op":"append","table":"orders","rows":[[7,"1",null,null],[7,"2",null,null]]})",
+      R"({"request_id":"b5","model":"sales","op":"create_table","table":"orders","schema":[{"name":"x","type":"INTEGER"}]})",
+  });
+  EXPECT_NE(refused[1].error.find("duplicate key \"3\""), std::string::npos) << refused[1].error;
+  EXPECT_NE(refused[3].error.find("duplicate key \"7\""), std::string::npos) << refused[3].error;
+  ExpectSameRows("SELECT * FROM orders ORDER BY id");
+}
+
+TEST_F(EnginesTest, EachRequestAppliesOnceAcrossBatchesAndRestarts) {
+  const std::string append =
+      R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,"1.00",null,null]]})";
+  Apply({kCreate, append, append});  // The repeat within the batch is a duplicate.
+  ReopenArrow();
+  auto again = Apply({append});
+  EXPECT_TRUE(again[0].duplicate);
+  auto reused = Apply(
+      {R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[2,"2.00",null,null]]})"});
+  EXPECT_NE(reused[0].error.find("was already used for a different request"), std::string::npos);
+  ExpectSameRows("SELECT * FROM orders ORDER BY id");
+  EXPECT_EQ(arrow_->version(), duck_->version());
+  EXPECT_EQ(arrow_->Tables().ValueOrDie(), duck_->Tables().ValueOrDie());
+}
+
+TEST_F(EnginesTest, AnArrowVersionShipsAsADuckDbFile) {
+  Apply(
+      {kCreate,
+       R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,"1.00",null,["x"]]]})"});
+  auto snapshot = arrow_->PrepareSnapshot().ValueOrDie();
+  const auto target = dir_->path() / "v.duckdb";
+  ASSERT_TRUE(arrow_->WriteVersionFile(snapshot, target).ok());
+  EXPECT_EQ(DuckEngine::ReadFileVersion(target).ValueOrDie(), snapshot.version);
+  auto file = DuckReader::OpenFile(target, {}).ValueOrDie();
+  auto rows =
+      file->Read({.sql = "SELECT * FROM orders"}).ValueOrDie().reader->ToTable().ValueOrDie();
+  EXPECT_TRUE(rows->Equals(*arrow_->Query("SELECT * FROM orders").ValueOrDie()));
+}
+
+TEST_F(EnginesTest, OpsNotBuiltYetAreRefusedClearly) {
+  Apply({kCreate});
+  std::vector<Request> batch = {
+      DecodeRequest(
+          R"({"request_id":"d1","model":"sales","op":"delete","table":"orders","where":{"literal":true}})")
+          .ValueOrDie()};
+  auto result = arrow_->ApplyBatch(batch).ValueOrDie();
+  EXPECT_EQ(result.outcomes[0].status, "rejected");
+  EXPECT_NE(result.outcomes[0].error.find("delete is not supported by the Arrow engine yet"),
+            std::string::npos)
+      << result.outcomes[0].error;
+  EXPECT_FALSE(result.new_version);
+}
+
+}  // namespace
+}  // namespace teatree
