@@ -72,7 +72,13 @@ class FlightBatches final : public arrow::RecordBatchReader {
   Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
     if (!started_) {
       started_ = true;
-      ARROW_ASSIGN_OR_RAISE(*out, Gather());
+      auto first = Gather();
+      if (!first.ok()) {
+        finished_ = true;  // No thread runs: a later call must not wait for one.
+        status_ = first.status();
+        return status_;
+      }
+      *out = std::move(*first);
       if (*out != nullptr && (*out)->num_rows() >= kRows) {
         reader_ = std::thread([this] { ReadAhead(); });
       } else {
