@@ -22,6 +22,7 @@ namespace teatree {
 namespace {
 
 constexpr const char* kArrowStreamType = "application/vnd.apache.arrow.stream";
+constexpr size_t kHttpThreads = 64;
 
 int HttpStatusOf(const Status& status) {
   if (status.IsKeyError()) return 404;
@@ -294,6 +295,8 @@ Result<std::unique_ptr<HttpReadServer>> HttpReadServer::Start(const Options& opt
   if (!listen.token_file.empty()) {
     ARROW_ASSIGN_OR_RAISE(impl->tokens, AccessTokens::Load(listen.token_file));
   }
+  // A notification stream holds a thread for as long as its client listens: room for many.
+  impl->server->new_task_queue = [] { return new httplib::ThreadPool(kHttpThreads); };
   impl->Route();
   int port = listen.port;
   if (port == 0) {
