@@ -1,11 +1,13 @@
 #include "teatree/engine/arrow/arrow_engine.h"
 
 #include <arrow/api.h>
+#include <arrow/compute/api.h>
 
 #include <chrono>
 #include <mutex>
 
 #include "teatree/common/sql_quote.h"
+#include "teatree/engine/arrow/arrow_expression.h"
 #include "teatree/engine/arrow/manifest_store.h"
 #include "teatree/engine/arrow/request_log.h"
 #include "teatree/engine/arrow/version_reads.h"
@@ -63,6 +65,40 @@ Status CheckKeys(const ManifestStore& store, const TableManifest& table,
                          " (a row with this key exists: use upsert to replace it)");
 }
 
+/// Deletes the rows where `predicate` is true (not false, not NULL), rewriting only the files
+/// that hold such rows (copy-on-write); returns the number of rows deleted.
+Result<int64_t> DeleteWhere(ManifestStore& store, const Expression& predicate,
+                            TableManifest& table) {
+  namespace cp = arrow::compute;
+  ARROW_ASSIGN_OR_RAISE(auto condition, ToArrowExpression(predicate, table.schema));
+  const cp::Expression keep =
+      cp::call("invert", {cp::call("coalesce", {std::move(condition), cp::literal(false)})});
+  ARROW_ASSIGN_OR_RAISE(auto bound, keep.Bind(*table.schema.ToArrow()));
+  int64_t deleted = 0;
+  std::vector<DataFile> files;
+  for (const auto& file : table.files) {
+    ARROW_ASSIGN_OR_RAISE(auto rows, store.ReadDataFile(file));
+    ARROW_ASSIGN_OR_RAISE(auto combined, rows->CombineChunksToBatch());
+    ARROW_ASSIGN_OR_RAISE(auto mask, cp::ExecuteScalarExpression(bound, cp::ExecBatch(*combined)));
+    if (mask.is_scalar()) {  // A predicate of no column ({"literal": true}).
+      ARROW_ASSIGN_OR_RAISE(mask, arrow::MakeArrayFromScalar(*mask.scalar(), combined->num_rows()));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto kept, cp::Filter(combined, mask));
+    const auto remaining = kept.record_batch();
+    if (remaining->num_rows() == combined->num_rows()) {
+      files.push_back(file);  // Nothing to delete here: the file stays as it is.
+      continue;
+    }
+    deleted += combined->num_rows() - remaining->num_rows();
+    if (remaining->num_rows() == 0) continue;
+    ARROW_ASSIGN_OR_RAISE(auto as_table, arrow::Table::FromRecordBatches({remaining}));
+    ARROW_ASSIGN_OR_RAISE(auto rewritten, store.WriteDataFile(table.schema, *as_table));
+    files.push_back(std::move(rewritten));
+  }
+  table.files = std::move(files);
+  return deleted;
+}
+
 }  // namespace
 
 struct ArrowEngine::Impl {
@@ -107,6 +143,15 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
       ARROW_ASSIGN_OR_RAISE(auto file, store->WriteDataFile(table.schema, *as_table));
       table.files.push_back(std::move(file));
       return Applied{.rows = rows->num_rows(), .changed = true};
+    }
+    case Op::kDelete: {
+      auto it = next.tables.find(request.table);
+      if (it == next.tables.end()) {
+        return Status::Invalid("table ", request.table, " does not exist");
+      }
+      ARROW_RETURN_NOT_OK(CheckPredicate(*request.where, it->second.schema));
+      ARROW_ASSIGN_OR_RAISE(int64_t deleted, DeleteWhere(*store, *request.where, it->second));
+      return Applied{.rows = deleted, .changed = true};
     }
     case Op::kQuery: {
       // A query sees the requests before it in the batch, as on the DuckDB engine.

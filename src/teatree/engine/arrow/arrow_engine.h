@@ -11,8 +11,9 @@ namespace teatree {
 /// views over the files (OpenVersionReader). A batch writes its data files, logs its
 /// requests, then publishes its manifest: the manifest is the commit, so a crash at any step
 /// leaves the last version whole and a redelivered request applied once.
-/// So far it applies create_table, append (primary keys checked), query and snapshot; the
-/// other ops are refused until they are built. Thread-safety as described on Engine.
+/// So far it applies create_table, append (primary keys checked), delete (rewriting only the
+/// files that hold deleted rows), query and snapshot; the other ops are refused until they
+/// are built. Thread-safety as described on Engine.
 class ArrowEngine final : public Engine {
  public:
   static Result<std::unique_ptr<ArrowEngine>> Open(const EngineOptions& options);

@@ -98,6 +98,28 @@ TEST_F(EnginesTest, CreateAppendAndQueryAgreeAcrossEngines) {
   ExpectSameRows("SELECT * FROM orders ORDER BY id");
 }
 
+TEST_F(EnginesTest, DeleteByPredicateAgreesAcrossEngines) {
+  Apply({kCreate});
+  Apply(
+      {R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[)"
+       R"([1,"12.50",null,null],[2,null,null,null],[3,"0.01",null,["x"]]]})",
+       R"({"request_id":"a2","model":"sales","op":"append","table":"orders","rows":[[4,"7.00",null,null]]})"});
+  auto deleted = Apply({
+      R"({"request_id":"d1","model":"sales","op":"delete","table":"orders",)"
+      R"("where":{"call":"greater","args":[{"field":"amount"},{"literal":5}]}})",
+      R"({"request_id":"d2","model":"sales","op":"delete","table":"orders",)"
+      R"("where":{"call":"equal","args":[{"field":"id"},{"literal":99}]}})",
+      R"({"request_id":"d3","model":"sales","op":"delete","table":"orders",)"
+      R"("where":{"call":"greater","args":[{"field":"nope"},{"literal":5}]}})",
+  });
+  EXPECT_EQ(deleted[0].rows, 2);  // 12.50 and 7.00; the NULL amount stays.
+  EXPECT_EQ(deleted[1].rows, 0);
+  ExpectSameRows("SELECT * FROM orders ORDER BY id");
+  Apply(
+      {R"({"request_id":"d4","model":"sales","op":"delete","table":"orders","where":{"literal":true}})"});
+  ExpectSameRows("SELECT count(*) AS n FROM orders");
+}
+
 TEST_F(EnginesTest, EachRequestAppliesOnceAcrossBatchesAndRestarts) {
   const std::string append =
       R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,"1.00",null,null]]})";
@@ -131,11 +153,11 @@ TEST_F(EnginesTest, OpsNotBuiltYetAreRefusedClearly) {
   Apply({kCreate});
   std::vector<Request> batch = {
       DecodeRequest(
-          R"({"request_id":"d1","model":"sales","op":"delete","table":"orders","where":{"literal":true}})")
+          R"({"request_id":"u1","model":"sales","op":"update","table":"orders","set":{"amount":{"literal":1}}})")
           .ValueOrDie()};
   auto result = arrow_->ApplyBatch(batch).ValueOrDie();
   EXPECT_EQ(result.outcomes[0].status, "rejected");
-  EXPECT_NE(result.outcomes[0].error.find("delete is not supported by the Arrow engine yet"),
+  EXPECT_NE(result.outcomes[0].error.find("update is not supported by the Arrow engine yet"),
             std::string::npos)
       << result.outcomes[0].error;
   EXPECT_FALSE(result.new_version);

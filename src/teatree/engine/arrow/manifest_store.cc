@@ -5,6 +5,7 @@
 #include <arrow/dataset/api.h>
 #include <arrow/filesystem/localfs.h>
 #include <arrow/io/file.h>
+#include <parquet/arrow/reader.h>
 #include <parquet/arrow/writer.h>
 
 #include <algorithm>
@@ -197,6 +198,13 @@ Result<DataFile> ManifestStore::WriteDataFile(const TableSchema& table, const ar
     ARROW_ASSIGN_OR_RAISE(file.stats[rows.schema()->field(i)->name()], StatsOf(rows.column(i)));
   }
   return file;
+}
+
+Result<std::shared_ptr<arrow::Table>> ManifestStore::ReadDataFile(const DataFile& file) const {
+  ARROW_ASSIGN_OR_RAISE(auto input,
+                        arrow::io::ReadableFile::Open((model_dir_ / file.path).string()));
+  ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(input, arrow::default_memory_pool()));
+  return reader->ReadTable();
 }
 
 Status ManifestStore::Publish(Manifest manifest) {

@@ -76,6 +76,8 @@ class ManifestStore {
   /// Writes `rows` (whose schema is `table`'s) as a new data file of `table`, durably, with
   /// its statistics. Nothing references it until a manifest does.
   Result<DataFile> WriteDataFile(const TableSchema& table, const arrow::Table& rows);
+  /// The rows of a data file.
+  Result<std::shared_ptr<arrow::Table>> ReadDataFile(const DataFile& file) const;
   /// Publishes `manifest` (its version must be above the newest) and makes it the newest.
   Status Publish(Manifest manifest);
   /// Removes manifests older than the newest `keep_versions`, then the data files no kept
