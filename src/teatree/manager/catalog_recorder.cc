@@ -86,7 +86,8 @@ Status CatalogRecorder::Flush(std::chrono::milliseconds timeout) {
 
 int64_t CatalogRecorder::pending() const {
   std::lock_guard lock(mutex_);
-  return static_cast<int64_t>(requests_.size() + content_.size()) + (model_dirty_ ? 1 : 0);
+  return static_cast<int64_t>(requests_.size() + content_.size()) + (model_dirty_ ? 1 : 0) +
+         in_flight_;
 }
 
 Status CatalogRecorder::Write(const ModelRecord& model,
@@ -113,9 +114,12 @@ void CatalogRecorder::Run() {
     requests_.clear();
     content_.clear();
     model_dirty_ = false;
+    // Still pending while being written: a failed round comes back.
+    in_flight_ = static_cast<int64_t>(requests.size() + content.size()) + 1;
     lock.unlock();
     Status status = Write(model, requests, content);
     lock.lock();
+    in_flight_ = 0;
     if (status.ok()) {
       if (!last_error_.ok()) spdlog::info("model {}: control catalog reachable again", model.id);
       last_error_ = Status::OK();

@@ -61,6 +61,7 @@ class CatalogRecorder {
   bool model_dirty_ = false;
   std::vector<RequestLogRecord> requests_;
   std::vector<ContentRecord> content_;
+  int64_t in_flight_ = 0;  // Updates of the round being written, counted by pending().
   int64_t submitted_ = 0;  // Rounds' worth of updates handed over…
   int64_t recorded_ = 0;   // …and how many of them are in the catalog.
   Status last_error_;
