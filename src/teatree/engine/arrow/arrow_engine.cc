@@ -99,6 +99,75 @@ Result<int64_t> DeleteWhere(ManifestStore& store, const Expression& predicate,
   return deleted;
 }
 
+/// Updates the rows where `request.where` is true (all rows without one), rewriting only the
+/// files that hold such rows; returns the number of rows updated. Key columns cannot be set
+/// yet: that needs the key check across files that appends have.
+Result<int64_t> UpdateWhere(ManifestStore& store, const Request& request, TableManifest& table) {
+  namespace cp = arrow::compute;
+  const TableSchema& schema = table.schema;
+  cp::Expression hit = cp::literal(true);
+  if (request.where) {
+    ARROW_ASSIGN_OR_RAISE(auto condition, ToArrowExpression(*request.where, schema));
+    hit = cp::call("coalesce", {std::move(condition), cp::literal(false)});
+  }
+  std::vector<cp::Expression> columns;
+  std::vector<std::string> names;
+  for (const auto& column : schema.columns) {
+    cp::Expression value = cp::field_ref(column.name);
+    for (const auto& [name, expression] : request.set) {
+      if (name != column.name) continue;
+      if (schema.IsKey(name)) {
+        return Status::NotImplemented("setting key column ", name,
+                                      " is not supported by the Arrow engine yet");
+      }
+      ARROW_ASSIGN_OR_RAISE(auto assigned, ToArrowValue(expression, column.type, schema));
+      value = cp::call("if_else", {hit, std::move(assigned), std::move(value)});
+    }
+    columns.push_back(std::move(value));
+    names.push_back(column.name);
+  }
+  const auto arrow_schema = schema.ToArrow();
+  ARROW_ASSIGN_OR_RAISE(auto bound_hit, hit.Bind(*arrow_schema));
+  ARROW_ASSIGN_OR_RAISE(auto bound_row,
+                        cp::call("make_struct", std::move(columns), cp::MakeStructOptions(names))
+                            .Bind(*arrow_schema));
+  int64_t updated = 0;
+  std::vector<DataFile> files;
+  for (const auto& file : table.files) {
+    ARROW_ASSIGN_OR_RAISE(auto rows, store.ReadDataFile(file));
+    ARROW_ASSIGN_OR_RAISE(auto combined, rows->CombineChunksToBatch());
+    ARROW_ASSIGN_OR_RAISE(auto hits,
+                          cp::ExecuteScalarExpression(bound_hit, cp::ExecBatch(*combined)));
+    if (hits.is_scalar()) {  // A predicate of no column, or none at all.
+      ARROW_ASSIGN_OR_RAISE(hits, arrow::MakeArrayFromScalar(*hits.scalar(), combined->num_rows()));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto count, cp::Sum(hits));
+    const auto& sum = count.scalar_as<arrow::UInt64Scalar>();
+    const int64_t matched = sum.is_valid ? static_cast<int64_t>(sum.value) : 0;
+    if (matched == 0) {
+      files.push_back(file);
+      continue;
+    }
+    updated += matched;
+    ARROW_ASSIGN_OR_RAISE(auto row,
+                          cp::ExecuteScalarExpression(bound_row, cp::ExecBatch(*combined)));
+    std::shared_ptr<arrow::Array> structs;
+    if (row.is_array()) {
+      structs = row.make_array();
+    } else {
+      ARROW_ASSIGN_OR_RAISE(structs,
+                            arrow::MakeArrayFromScalar(*row.scalar(), combined->num_rows()));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto next, arrow::RecordBatch::FromStructArray(structs));
+    ARROW_ASSIGN_OR_RAISE(next, next->ReplaceSchema(arrow_schema));
+    ARROW_ASSIGN_OR_RAISE(auto as_table, arrow::Table::FromRecordBatches({next}));
+    ARROW_ASSIGN_OR_RAISE(auto rewritten, store.WriteDataFile(schema, *as_table));
+    files.push_back(std::move(rewritten));
+  }
+  table.files = std::move(files);
+  return updated;
+}
+
 }  // namespace
 
 struct ArrowEngine::Impl {
@@ -152,6 +221,18 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
       ARROW_RETURN_NOT_OK(CheckPredicate(*request.where, it->second.schema));
       ARROW_ASSIGN_OR_RAISE(int64_t deleted, DeleteWhere(*store, *request.where, it->second));
       return Applied{.rows = deleted, .changed = true};
+    }
+    case Op::kUpdate: {
+      auto it = next.tables.find(request.table);
+      if (it == next.tables.end()) {
+        return Status::Invalid("table ", request.table, " does not exist");
+      }
+      for (const auto& [column, value] : request.set) {
+        ARROW_RETURN_NOT_OK(CheckSetExpression(column, value, it->second.schema));
+      }
+      if (request.where) ARROW_RETURN_NOT_OK(CheckPredicate(*request.where, it->second.schema));
+      ARROW_ASSIGN_OR_RAISE(int64_t updated, UpdateWhere(*store, request, it->second));
+      return Applied{.rows = updated, .changed = true};
     }
     case Op::kQuery: {
       // A query sees the requests before it in the batch, as on the DuckDB engine.

@@ -120,6 +120,31 @@ TEST_F(EnginesTest, DeleteByPredicateAgreesAcrossEngines) {
   ExpectSameRows("SELECT count(*) AS n FROM orders");
 }
 
+TEST_F(EnginesTest, UpdateAgreesAcrossEngines) {
+  Apply({kCreate});
+  Apply(
+      {R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[)"
+       R"([1,"12.50",null,null],[2,null,null,null],[3,"0.01",null,["x"]]]})",
+       R"({"request_id":"a2","model":"sales","op":"append","table":"orders","rows":[[4,"7.00",null,null]]})"});
+  Apply({
+      R"({"request_id":"u1","model":"sales","op":"update","table":"orders",)"
+      R"("set":{"amount":{"call":"multiply","args":[{"field":"amount"},{"literal":2}]}},)"
+      R"("where":{"call":"greater","args":[{"field":"amount"},{"literal":5}]}})",
+      R"({"request_id":"u2","model":"sales","op":"update","table":"orders",)"
+      R"("set":{"stamp":{"literal":"2026-03-01T12:00:00Z"},"tags":{"literal":null}},)"
+      R"("where":{"call":"equal","args":[{"field":"id"},{"literal":3}]}})",
+      R"({"request_id":"u3","model":"sales","op":"update","table":"orders",)"
+      R"("set":{"amount":{"literal":"1.25"}},"where":{"call":"is_null","args":[{"field":"amount"}]}})",
+      R"({"request_id":"u4","model":"sales","op":"update","table":"orders",)"
+      R"("set":{"amount":{"literal":"9"}},"where":{"call":"equal","args":[{"field":"id"},{"literal":99}]}})",
+      R"({"request_id":"u5","model":"sales","op":"update","table":"orders","set":{"nope":{"literal":1}}})",
+  });
+  ExpectSameRows("SELECT * FROM orders ORDER BY id");
+  Apply({R"({"request_id":"u6","model":"sales","op":"update","table":"orders",)"
+         R"("set":{"amount":{"call":"add","args":[{"field":"amount"},{"literal":1}]}}})"});
+  ExpectSameRows("SELECT * FROM orders ORDER BY id");
+}
+
 TEST_F(EnginesTest, EachRequestAppliesOnceAcrossBatchesAndRestarts) {
   const std::string append =
       R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,"1.00",null,null]]})";
@@ -153,11 +178,11 @@ TEST_F(EnginesTest, OpsNotBuiltYetAreRefusedClearly) {
   Apply({kCreate});
   std::vector<Request> batch = {
       DecodeRequest(
-          R"({"request_id":"u1","model":"sales","op":"update","table":"orders","set":{"amount":{"literal":1}}})")
+          R"({"request_id":"p1","model":"sales","op":"upsert","table":"orders","rows":[[1,"1.00",null,null]]})")
           .ValueOrDie()};
   auto result = arrow_->ApplyBatch(batch).ValueOrDie();
   EXPECT_EQ(result.outcomes[0].status, "rejected");
-  EXPECT_NE(result.outcomes[0].error.find("update is not supported by the Arrow engine yet"),
+  EXPECT_NE(result.outcomes[0].error.find("upsert is not supported by the Arrow engine yet"),
             std::string::npos)
       << result.outcomes[0].error;
   EXPECT_FALSE(result.new_version);

@@ -188,4 +188,14 @@ Result<cp::Expression> ToArrowExpression(const Expression& expression, const Tab
   return Convert(expression, table);
 }
 
+Result<cp::Expression> ToArrowValue(const Expression& value, const ColumnType& target,
+                                    const TableSchema& table) {
+  if (value.kind == Expression::Kind::kLiteral) {
+    ARROW_ASSIGN_OR_RAISE(auto scalar, LiteralScalar(value.literal, target));
+    return cp::literal(std::move(scalar));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto computed, Convert(value, table));
+  return cp::call("cast", {std::move(computed)}, cp::CastOptions::Safe(target.ToArrow()));
+}
+
 }  // namespace teatree

@@ -17,4 +17,11 @@ namespace teatree {
 Result<arrow::compute::Expression> ToArrowExpression(const Expression& expression,
                                                      const TableSchema& table);
 
+/// The value an update assigns to a column of type `target`, as an expression of exactly that
+/// type: a literal read the way the codec reads rows (so "2026-01-02" is a DATE and "12.50" a
+/// DECIMAL), anything else computed and cast (safely: no truncation or overflow). `value` must
+/// have passed CheckSetExpression().
+Result<arrow::compute::Expression> ToArrowValue(const Expression& value, const ColumnType& target,
+                                                const TableSchema& table);
+
 }  // namespace teatree
