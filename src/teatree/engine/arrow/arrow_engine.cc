@@ -65,6 +65,15 @@ Status CheckKeys(const ManifestStore& store, const TableManifest& table,
                          " (a row with this key exists: use upsert to replace it)");
 }
 
+/// The value ranges a file's statistics prove for its columns without NULLs.
+std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> Ranges(const DataFile& file) {
+  std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> ranges;
+  for (const auto& [column, stats] : file.stats) {
+    if (stats.nulls == 0) ranges[column] = {stats.min, stats.max};
+  }
+  return ranges;
+}
+
 /// Deletes the rows where `predicate` is true (not false, not NULL), rewriting only the files
 /// that hold such rows (copy-on-write); returns the number of rows deleted.
 Result<int64_t> DeleteWhere(ManifestStore& store, const Expression& predicate,
@@ -77,6 +86,11 @@ Result<int64_t> DeleteWhere(ManifestStore& store, const Expression& predicate,
   int64_t deleted = 0;
   std::vector<DataFile> files;
   for (const auto& file : table.files) {
+    ARROW_ASSIGN_OR_RAISE(bool may_match, MayMatch(predicate, table.schema, Ranges(file)));
+    if (!may_match) {  // Its statistics rule it out: not even read.
+      files.push_back(file);
+      continue;
+    }
     ARROW_ASSIGN_OR_RAISE(auto rows, store.ReadDataFile(file));
     ARROW_ASSIGN_OR_RAISE(auto combined, rows->CombineChunksToBatch());
     ARROW_ASSIGN_OR_RAISE(auto mask, cp::ExecuteScalarExpression(bound, cp::ExecBatch(*combined)));
@@ -134,6 +148,13 @@ Result<int64_t> UpdateWhere(ManifestStore& store, const Request& request, TableM
   int64_t updated = 0;
   std::vector<DataFile> files;
   for (const auto& file : table.files) {
+    if (request.where) {
+      ARROW_ASSIGN_OR_RAISE(bool may_match, MayMatch(*request.where, schema, Ranges(file)));
+      if (!may_match) {  // Its statistics rule it out: not even read.
+        files.push_back(file);
+        continue;
+      }
+    }
     ARROW_ASSIGN_OR_RAISE(auto rows, store.ReadDataFile(file));
     ARROW_ASSIGN_OR_RAISE(auto combined, rows->CombineChunksToBatch());
     ARROW_ASSIGN_OR_RAISE(auto hits,

@@ -188,6 +188,38 @@ Result<cp::Expression> ToArrowExpression(const Expression& expression, const Tab
   return Convert(expression, table);
 }
 
+Result<bool> MayMatch(
+    const Expression& predicate, const TableSchema& table,
+    const std::map<std::string, std::pair<nlohmann::json, nlohmann::json>>& ranges) {
+  std::vector<cp::Expression> known;
+  for (const auto& column : table.columns) {
+    auto range = ranges.find(column.name);
+    if (range == ranges.end() || range->second.first.is_null() || range->second.second.is_null() ||
+        column.type.kind == ColumnType::Kind::kDouble ||
+        column.type.kind == ColumnType::Kind::kList) {
+      continue;
+    }
+    auto low = LiteralScalar(range->second.first, column.type);
+    auto high = LiteralScalar(range->second.second, column.type);
+    if (!low.ok() || !high.ok()) continue;  // A bound that does not read back proves nothing.
+    known.push_back(cp::call("greater_equal", {cp::field_ref(column.name), cp::literal(*low)}));
+    known.push_back(cp::call("less_equal", {cp::field_ref(column.name), cp::literal(*high)}));
+  }
+  if (known.empty()) return true;
+  const auto schema = table.ToArrow();
+  ARROW_ASSIGN_OR_RAISE(auto condition, Convert(predicate, table));
+  ARROW_ASSIGN_OR_RAISE(condition, condition.Bind(*schema));
+  ARROW_ASSIGN_OR_RAISE(auto guarantee, cp::and_(std::move(known)).Bind(*schema));
+  ARROW_ASSIGN_OR_RAISE(auto simplified, cp::SimplifyWithGuarantee(condition, guarantee));
+  // Only TRUE selects a row: a predicate that is FALSE or NULL for every row selects none.
+  if (const auto* value = simplified.literal(); value != nullptr && value->is_scalar()) {
+    const auto& scalar = *value->scalar();
+    return scalar.is_valid && scalar.type->id() == arrow::Type::BOOL &&
+           static_cast<const arrow::BooleanScalar&>(scalar).value;
+  }
+  return true;
+}
+
 Result<cp::Expression> ToArrowValue(const Expression& value, const ColumnType& target,
                                     const TableSchema& table) {
   if (value.kind == Expression::Kind::kLiteral) {

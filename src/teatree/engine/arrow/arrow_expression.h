@@ -2,6 +2,11 @@
 
 #include <arrow/compute/expression.h>
 
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+
 #include "teatree/common/status.h"
 #include "teatree/request/expression.h"
 #include "teatree/request/table_schema.h"
@@ -23,5 +28,13 @@ Result<arrow::compute::Expression> ToArrowExpression(const Expression& expressio
 /// have passed CheckSetExpression().
 Result<arrow::compute::Expression> ToArrowValue(const Expression& value, const ColumnType& target,
                                                 const TableSchema& table);
+
+/// Whether a row of a data file whose column statistics are `stats` (column -> {min, max,
+/// nulls}, see ColumnStats) can make `predicate` true: false only when the statistics prove
+/// that none can, so a file that need not be read or rewritten is skipped. Columns with
+/// NULLs and floating-point columns (NaN has no place in min/max) prove nothing.
+Result<bool> MayMatch(
+    const Expression& predicate, const TableSchema& table,
+    const std::map<std::string, std::pair<nlohmann::json, nlohmann::json>>& ranges);
 
 }  // namespace teatree

@@ -149,3 +149,29 @@ TEST_F(ArrowExpressionTest, OverflowIsAnErrorAsInDuckDb) {
 
 }  // namespace
 }  // namespace teatree
+
+namespace teatree {
+namespace {
+
+TEST_F(ArrowExpressionTest, StatisticsRuleOutOnlyFilesNoRowOfWhichCanMatch) {
+  const std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> ranges = {
+      {"id", {1, 4}}, {"day", {"2026-01-01", "2026-02-01"}}, {"price", {-1.25, 2.5}}};
+  auto may = [&](const std::string& json) {
+    auto expression = ParseExpression(nlohmann::json::parse(json)).ValueOrDie();
+    return MayMatch(expression, table_, ranges).ValueOrDie();
+  };
+  EXPECT_FALSE(may(R"({"call":"equal","args":[{"field":"id"},{"literal":7}]})"));
+  EXPECT_FALSE(may(R"({"call":"greater","args":[{"field":"day"},{"literal":"2026-03-01"}]})"));
+  EXPECT_FALSE(may(R"({"call":"and","args":[{"call":"less","args":[{"field":"id"},{"literal":1}]},)"
+                   R"({"field":"flag"}]})"));
+  EXPECT_TRUE(may(R"({"call":"equal","args":[{"field":"id"},{"literal":2}]})"));
+  EXPECT_TRUE(may(R"({"call":"or","args":[{"call":"equal","args":[{"field":"id"},{"literal":7}]},)"
+                  R"({"call":"is_null","args":[{"field":"name"}]}]})"));
+  // Floating-point bounds prove nothing (NaN sits outside any min/max).
+  EXPECT_TRUE(may(R"({"call":"greater","args":[{"field":"price"},{"literal":1000}]})"));
+  // Without statistics for a column, nothing is ruled out.
+  EXPECT_TRUE(may(R"({"call":"equal","args":[{"field":"n"},{"literal":12345}]})"));
+}
+
+}  // namespace
+}  // namespace teatree
