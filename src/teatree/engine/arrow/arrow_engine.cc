@@ -4,6 +4,7 @@
 #include <arrow/compute/api.h>
 
 #include <chrono>
+#include <functional>
 #include <mutex>
 
 #include "teatree/common/sql_quote.h"
@@ -74,56 +75,82 @@ std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> Ranges(const Da
   return ranges;
 }
 
-/// Deletes the rows where `predicate` is true (not false, not NULL), rewriting only the files
-/// that hold such rows (copy-on-write); returns the number of rows deleted.
-Result<int64_t> DeleteWhere(ManifestStore& store, const Expression& predicate,
-                            TableManifest& table) {
-  namespace cp = arrow::compute;
-  ARROW_ASSIGN_OR_RAISE(auto condition, ToArrowExpression(predicate, table.schema));
-  const cp::Expression keep =
-      cp::call("invert", {cp::call("coalesce", {std::move(condition), cp::literal(false)})});
-  ARROW_ASSIGN_OR_RAISE(auto bound, keep.Bind(*table.schema.ToArrow()));
-  int64_t deleted = 0;
+namespace cp = arrow::compute;
+
+/// `expression` evaluated over `rows` as an array (a constant one is repeated).
+Result<std::shared_ptr<arrow::Array>> Evaluate(const cp::Expression& bound,
+                                               const arrow::RecordBatch& rows) {
+  ARROW_ASSIGN_OR_RAISE(auto value, cp::ExecuteScalarExpression(bound, cp::ExecBatch(rows)));
+  if (value.is_array()) return value.make_array();
+  return arrow::MakeArrayFromScalar(*value.scalar(), rows.num_rows());
+}
+
+/// A file's rows after a change, or null when the change leaves the file as it is.
+using FileChange = std::function<Result<std::shared_ptr<arrow::RecordBatch>>(
+    const std::shared_ptr<arrow::RecordBatch>& rows, int64_t* affected)>;
+
+/// Copy-on-write over `table`'s files: a file whose statistics prove that `predicate`
+/// (absent: every row) selects none of its rows is not even read; the others go through
+/// `change`, and each one it changes is replaced by a new file of its rows (or dropped, when
+/// none are left). Returns the rows `change` affected.
+Result<int64_t> RewriteFiles(ManifestStore& store, const std::optional<Expression>& predicate,
+                             TableManifest& table, const FileChange& change) {
+  int64_t affected = 0;
   std::vector<DataFile> files;
   for (const auto& file : table.files) {
-    ARROW_ASSIGN_OR_RAISE(bool may_match, MayMatch(predicate, table.schema, Ranges(file)));
-    if (!may_match) {  // Its statistics rule it out: not even read.
+    bool may_match = true;
+    if (predicate) {
+      ARROW_ASSIGN_OR_RAISE(may_match, MayMatch(*predicate, table.schema, Ranges(file)));
+    }
+    std::shared_ptr<arrow::RecordBatch> changed;
+    if (may_match) {
+      ARROW_ASSIGN_OR_RAISE(auto rows, store.ReadDataFile(file));
+      ARROW_ASSIGN_OR_RAISE(auto combined, rows->CombineChunksToBatch());
+      ARROW_ASSIGN_OR_RAISE(changed, change(combined, &affected));
+    }
+    if (!changed) {
       files.push_back(file);
       continue;
     }
-    ARROW_ASSIGN_OR_RAISE(auto rows, store.ReadDataFile(file));
-    ARROW_ASSIGN_OR_RAISE(auto combined, rows->CombineChunksToBatch());
-    ARROW_ASSIGN_OR_RAISE(auto mask, cp::ExecuteScalarExpression(bound, cp::ExecBatch(*combined)));
-    if (mask.is_scalar()) {  // A predicate of no column ({"literal": true}).
-      ARROW_ASSIGN_OR_RAISE(mask, arrow::MakeArrayFromScalar(*mask.scalar(), combined->num_rows()));
-    }
-    ARROW_ASSIGN_OR_RAISE(auto kept, cp::Filter(combined, mask));
-    const auto remaining = kept.record_batch();
-    if (remaining->num_rows() == combined->num_rows()) {
-      files.push_back(file);  // Nothing to delete here: the file stays as it is.
-      continue;
-    }
-    deleted += combined->num_rows() - remaining->num_rows();
-    if (remaining->num_rows() == 0) continue;
-    ARROW_ASSIGN_OR_RAISE(auto as_table, arrow::Table::FromRecordBatches({remaining}));
+    if (changed->num_rows() == 0) continue;
+    ARROW_ASSIGN_OR_RAISE(auto as_table, arrow::Table::FromRecordBatches({changed}));
     ARROW_ASSIGN_OR_RAISE(auto rewritten, store.WriteDataFile(table.schema, *as_table));
     files.push_back(std::move(rewritten));
   }
   table.files = std::move(files);
-  return deleted;
+  return affected;
 }
 
-/// Updates the rows where `request.where` is true (all rows without one), rewriting only the
-/// files that hold such rows; returns the number of rows updated. Key columns cannot be set
-/// yet: that needs the key check across files that appends have.
-Result<int64_t> UpdateWhere(ManifestStore& store, const Request& request, TableManifest& table) {
-  namespace cp = arrow::compute;
-  const TableSchema& schema = table.schema;
-  cp::Expression hit = cp::literal(true);
-  if (request.where) {
-    ARROW_ASSIGN_OR_RAISE(auto condition, ToArrowExpression(*request.where, schema));
-    hit = cp::call("coalesce", {std::move(condition), cp::literal(false)});
-  }
+/// Where a predicate is TRUE (not FALSE, not NULL); every row without one.
+Result<cp::Expression> Selected(const std::optional<Expression>& predicate,
+                                const TableSchema& schema) {
+  if (!predicate) return cp::literal(true);
+  ARROW_ASSIGN_OR_RAISE(auto condition, ToArrowExpression(*predicate, schema));
+  return cp::call("coalesce", {std::move(condition), cp::literal(false)});
+}
+
+/// Deletes the rows `predicate` selects; returns how many.
+Result<int64_t> DeleteWhere(ManifestStore& store, const Expression& predicate,
+                            TableManifest& table) {
+  ARROW_ASSIGN_OR_RAISE(auto selected, Selected(predicate, table.schema));
+  ARROW_ASSIGN_OR_RAISE(auto keep,
+                        cp::call("invert", {std::move(selected)}).Bind(*table.schema.ToArrow()));
+  return RewriteFiles(store, predicate, table,
+                      [&](const std::shared_ptr<arrow::RecordBatch>& rows,
+                          int64_t* affected) -> Result<std::shared_ptr<arrow::RecordBatch>> {
+                        ARROW_ASSIGN_OR_RAISE(auto mask, Evaluate(keep, *rows));
+                        ARROW_ASSIGN_OR_RAISE(auto kept, cp::Filter(rows, mask));
+                        const auto remaining = kept.record_batch();
+                        if (remaining->num_rows() == rows->num_rows()) return nullptr;
+                        *affected += rows->num_rows() - remaining->num_rows();
+                        return remaining;
+                      });
+}
+
+/// The rows of `schema` after `request`'s set, where `selected` is true: one struct of the
+/// columns, each set column chosen per row between its new and its old value.
+Result<cp::Expression> UpdatedRow(const Request& request, const TableSchema& schema,
+                                  const cp::Expression& selected) {
   std::vector<cp::Expression> columns;
   std::vector<std::string> names;
   for (const auto& column : schema.columns) {
@@ -135,58 +162,36 @@ Result<int64_t> UpdateWhere(ManifestStore& store, const Request& request, TableM
                                       " is not supported by the Arrow engine yet");
       }
       ARROW_ASSIGN_OR_RAISE(auto assigned, ToArrowValue(expression, column.type, schema));
-      value = cp::call("if_else", {hit, std::move(assigned), std::move(value)});
+      value = cp::call("if_else", {selected, std::move(assigned), std::move(value)});
     }
     columns.push_back(std::move(value));
     names.push_back(column.name);
   }
-  const auto arrow_schema = schema.ToArrow();
-  ARROW_ASSIGN_OR_RAISE(auto bound_hit, hit.Bind(*arrow_schema));
-  ARROW_ASSIGN_OR_RAISE(auto bound_row,
-                        cp::call("make_struct", std::move(columns), cp::MakeStructOptions(names))
-                            .Bind(*arrow_schema));
-  int64_t updated = 0;
-  std::vector<DataFile> files;
-  for (const auto& file : table.files) {
-    if (request.where) {
-      ARROW_ASSIGN_OR_RAISE(bool may_match, MayMatch(*request.where, schema, Ranges(file)));
-      if (!may_match) {  // Its statistics rule it out: not even read.
-        files.push_back(file);
-        continue;
-      }
-    }
-    ARROW_ASSIGN_OR_RAISE(auto rows, store.ReadDataFile(file));
-    ARROW_ASSIGN_OR_RAISE(auto combined, rows->CombineChunksToBatch());
-    ARROW_ASSIGN_OR_RAISE(auto hits,
-                          cp::ExecuteScalarExpression(bound_hit, cp::ExecBatch(*combined)));
-    if (hits.is_scalar()) {  // A predicate of no column, or none at all.
-      ARROW_ASSIGN_OR_RAISE(hits, arrow::MakeArrayFromScalar(*hits.scalar(), combined->num_rows()));
-    }
-    ARROW_ASSIGN_OR_RAISE(auto count, cp::Sum(hits));
-    const auto& sum = count.scalar_as<arrow::UInt64Scalar>();
-    const int64_t matched = sum.is_valid ? static_cast<int64_t>(sum.value) : 0;
-    if (matched == 0) {
-      files.push_back(file);
-      continue;
-    }
-    updated += matched;
-    ARROW_ASSIGN_OR_RAISE(auto row,
-                          cp::ExecuteScalarExpression(bound_row, cp::ExecBatch(*combined)));
-    std::shared_ptr<arrow::Array> structs;
-    if (row.is_array()) {
-      structs = row.make_array();
-    } else {
-      ARROW_ASSIGN_OR_RAISE(structs,
-                            arrow::MakeArrayFromScalar(*row.scalar(), combined->num_rows()));
-    }
-    ARROW_ASSIGN_OR_RAISE(auto next, arrow::RecordBatch::FromStructArray(structs));
-    ARROW_ASSIGN_OR_RAISE(next, next->ReplaceSchema(arrow_schema));
-    ARROW_ASSIGN_OR_RAISE(auto as_table, arrow::Table::FromRecordBatches({next}));
-    ARROW_ASSIGN_OR_RAISE(auto rewritten, store.WriteDataFile(schema, *as_table));
-    files.push_back(std::move(rewritten));
-  }
-  table.files = std::move(files);
-  return updated;
+  return cp::call("make_struct", std::move(columns), cp::MakeStructOptions(names));
+}
+
+/// Updates the rows `request.where` selects; returns how many. Key columns cannot be set
+/// yet: that needs the key check across files that appends have.
+Result<int64_t> UpdateWhere(ManifestStore& store, const Request& request, TableManifest& table) {
+  const auto schema = table.schema.ToArrow();
+  ARROW_ASSIGN_OR_RAISE(auto selected, Selected(request.where, table.schema));
+  ARROW_ASSIGN_OR_RAISE(auto updated_row, UpdatedRow(request, table.schema, selected));
+  ARROW_ASSIGN_OR_RAISE(auto hit, selected.Bind(*schema));
+  ARROW_ASSIGN_OR_RAISE(auto row, updated_row.Bind(*schema));
+  return RewriteFiles(store, request.where, table,
+                      [&](const std::shared_ptr<arrow::RecordBatch>& rows,
+                          int64_t* affected) -> Result<std::shared_ptr<arrow::RecordBatch>> {
+                        ARROW_ASSIGN_OR_RAISE(auto hits, Evaluate(hit, *rows));
+                        ARROW_ASSIGN_OR_RAISE(auto count, cp::Sum(hits));
+                        const auto& sum = count.scalar_as<arrow::UInt64Scalar>();
+                        const int64_t matched = sum.is_valid ? static_cast<int64_t>(sum.value) : 0;
+                        if (matched == 0) return nullptr;
+                        *affected += matched;
+                        ARROW_ASSIGN_OR_RAISE(auto structs, Evaluate(row, *rows));
+                        ARROW_ASSIGN_OR_RAISE(auto next,
+                                              arrow::RecordBatch::FromStructArray(structs));
+                        return next->ReplaceSchema(schema);
+                      });
 }
 
 }  // namespace
