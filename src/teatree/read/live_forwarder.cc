@@ -2,10 +2,8 @@
 
 #include <arrow/api.h>
 #include <arrow/flight/api.h>
-#include <arrow/util/key_value_metadata.h>
 
-#include "teatree/common/file_util.h"
-#include "teatree/read/flight_read_server.h"
+#include "teatree/read/flight_client_internal.h"
 #include "teatree/read/model_directory.h"
 
 namespace teatree {
@@ -39,12 +37,7 @@ Result<flight::FlightClient*> LiveForwarder::ClientFor(const std::string& url) {
   std::lock_guard lock(mutex_);
   auto& client = clients_[url];
   if (!client) {
-    ARROW_ASSIGN_OR_RAISE(auto location, flight::Location::Parse(url));
-    auto options = flight::FlightClientOptions::Defaults();
-    if (!tls_root_.empty()) {
-      ARROW_ASSIGN_OR_RAISE(options.tls_root_certs, ReadFileToString(tls_root_));
-    }
-    auto connected = flight::FlightClient::Connect(location, options);
+    auto connected = ConnectFlight(url, tls_root_);
     if (!connected.ok()) {
       clients_.erase(url);
       return connected.status();
@@ -66,11 +59,7 @@ Result<std::optional<ReadStream>> LiveForwarder::Read(const ReadTicket& ticket,
     return stream.status();
   }
   ARROW_ASSIGN_OR_RAISE(auto schema, (*stream)->GetSchema());
-  ReadStream forwarded;
-  if (auto metadata = schema->metadata()) {
-    auto version = metadata->Get(kVersionMetadataKey);
-    if (version.ok()) forwarded.version = std::stoll(*version);
-  }
+  ReadStream forwarded{.version = VersionOf(*schema)};
   ARROW_ASSIGN_OR_RAISE(auto reader, flight::MakeRecordBatchReader(std::move(*stream)));
   // The reader shares the stream; a unique_ptr is what ReadStream carries.
   struct Owned final : arrow::RecordBatchReader {

@@ -7,8 +7,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "teatree/common/file_util.h"
 #include "teatree/manager/commands.h"
+#include "teatree/read/flight_client_internal.h"
 #include "teatree/read/flight_read_server.h"
 
 namespace teatree {
@@ -23,12 +23,7 @@ struct ReadClient::Impl {
   Result<flight::FlightClient*> ClientFor(const std::string& url) {
     auto& client = clients[url];
     if (!client) {
-      ARROW_ASSIGN_OR_RAISE(auto location, flight::Location::Parse(url));
-      flight::FlightClientOptions client_options = flight::FlightClientOptions::Defaults();
-      if (!options.tls_root.empty()) {
-        ARROW_ASSIGN_OR_RAISE(client_options.tls_root_certs, ReadFileToString(options.tls_root));
-      }
-      auto connected = flight::FlightClient::Connect(location, client_options);
+      auto connected = ConnectFlight(url, options.tls_root);
       if (!connected.ok()) {
         clients.erase(url);
         return connected.status().WithMessage("cannot reach the read server at ", url, ": ",
@@ -83,10 +78,7 @@ Result<QueryResult> ReadClient::Query(const ReadTicket& ticket) {
   QueryResult result;
   ARROW_ASSIGN_OR_RAISE(result.table, (*stream)->ToTable());
   ARROW_ASSIGN_OR_RAISE(auto schema, (*stream)->GetSchema());
-  if (auto metadata = schema->metadata()) {
-    auto version = metadata->Get(kVersionMetadataKey);
-    if (version.ok()) result.version = std::stoll(*version);
-  }
+  result.version = VersionOf(*schema);
   result.table = result.table->ReplaceSchemaMetadata(nullptr);
   return result;
 }

@@ -66,6 +66,16 @@ Status CheckKeys(const ManifestStore& store, const TableManifest& table,
                          " (a row with this key exists: use upsert to replace it)");
 }
 
+/// The table a request names, in the version being built.
+Result<TableManifest*> FindTable(Manifest& next, const Request& request) {
+  auto it = next.tables.find(request.table);
+  if (it == next.tables.end()) {
+    return Status::Invalid("table ", request.table,
+                           " does not exist: create it first with create_table");
+  }
+  return &it->second;
+}
+
 /// The value ranges a file's statistics prove for its columns without NULLs.
 std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> Ranges(const DataFile& file) {
   std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> ranges;
@@ -226,12 +236,8 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
       return Applied{.changed = true};
     }
     case Op::kAppend: {
-      auto it = next.tables.find(request.table);
-      if (it == next.tables.end()) {
-        return Status::Invalid("table ", request.table,
-                               " does not exist: create it first with create_table");
-      }
-      TableManifest& table = it->second;
+      ARROW_ASSIGN_OR_RAISE(TableManifest * found, FindTable(next, request));
+      TableManifest& table = *found;
       ARROW_ASSIGN_OR_RAISE(auto rows, RequestRows(request, table.schema, options.input_dirs));
       ARROW_RETURN_NOT_OK(CheckKeys(*store, table, rows));
       ARROW_ASSIGN_OR_RAISE(auto as_table, arrow::Table::FromRecordBatches({rows}));
@@ -240,24 +246,18 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
       return Applied{.rows = rows->num_rows(), .changed = true};
     }
     case Op::kDelete: {
-      auto it = next.tables.find(request.table);
-      if (it == next.tables.end()) {
-        return Status::Invalid("table ", request.table, " does not exist");
-      }
-      ARROW_RETURN_NOT_OK(CheckPredicate(*request.where, it->second.schema));
-      ARROW_ASSIGN_OR_RAISE(int64_t deleted, DeleteWhere(*store, *request.where, it->second));
+      ARROW_ASSIGN_OR_RAISE(TableManifest * table, FindTable(next, request));
+      ARROW_RETURN_NOT_OK(CheckPredicate(*request.where, table->schema));
+      ARROW_ASSIGN_OR_RAISE(int64_t deleted, DeleteWhere(*store, *request.where, *table));
       return Applied{.rows = deleted, .changed = true};
     }
     case Op::kUpdate: {
-      auto it = next.tables.find(request.table);
-      if (it == next.tables.end()) {
-        return Status::Invalid("table ", request.table, " does not exist");
-      }
+      ARROW_ASSIGN_OR_RAISE(TableManifest * table, FindTable(next, request));
       for (const auto& [column, value] : request.set) {
-        ARROW_RETURN_NOT_OK(CheckSetExpression(column, value, it->second.schema));
+        ARROW_RETURN_NOT_OK(CheckSetExpression(column, value, table->schema));
       }
-      if (request.where) ARROW_RETURN_NOT_OK(CheckPredicate(*request.where, it->second.schema));
-      ARROW_ASSIGN_OR_RAISE(int64_t updated, UpdateWhere(*store, request, it->second));
+      if (request.where) ARROW_RETURN_NOT_OK(CheckPredicate(*request.where, table->schema));
+      ARROW_ASSIGN_OR_RAISE(int64_t updated, UpdateWhere(*store, request, *table));
       return Applied{.rows = updated, .changed = true};
     }
     case Op::kQuery: {
