@@ -112,7 +112,7 @@ inline Result<int64_t> CountRows(Engine& engine) {
   ARROW_ASSIGN_OR_RAISE(auto scalar, table->column(0)->GetScalar(0));
   return std::static_pointer_cast<arrow::Int64Scalar>(scalar)->value;
 }
-inline Result<int64_t> CountRows(ModelManager& manager) { return CountRows(manager.engine()); }
+inline Result<int64_t> CountRows(ModelManager& manager) { return CountRows(*manager.engine()); }
 
 /// A model `bench` with the empty table `t`, in its own temporary data directory.
 class BenchModel {

@@ -53,6 +53,29 @@ for _ in $(seq 100); do ls "$data"/models/shop/versions/v2.duckdb >/dev/null 2>&
 out=$("$teatree" inspect "$data/laptop/shop.duckdb" "SELECT count(*) AS n FROM orders")
 grep -qx " *2" <<<"$out" || fail "pulled file: $out"
 
+# A model on the Arrow engine, chosen by its first create_table: the same requests and reads.
+out=$("$teatree" submit -d "$data" --model ledger create_table --table entries --engine arrow \
+  --schema '[{"name":"id","type":"BIGINT"},{"name":"amount","type":"DECIMAL(10,2)"}]' \
+  --primary-key id --wait)
+grep -q "create_table applied" <<<"$out" || fail "arrow create_table: $out"
+"$teatree" submit -d "$data" --model ledger append --table entries \
+  --rows '[[1,"2.50"],[2,"4.00"],[3,"1.25"]]' --wait | grep -q "applied .*rows=3" || fail "arrow append"
+out=$("$teatree" submit -d "$data" --model ledger append --table entries --rows '[[3,"9"]]' --wait)
+grep -q 'rejected .*duplicate key "3"' <<<"$out" || fail "arrow duplicate: $out"
+"$teatree" submit -d "$data" --model ledger delete --table entries \
+  --where '{"call":"equal","args":[{"field":"id"},{"literal":2}]}' --wait | grep -q "applied .*rows=1" || fail "arrow delete"
+out=$("$teatree" submit -d "$data" --model ledger create_table --table more --engine duckdb \
+  --schema '[{"name":"id","type":"BIGINT"}]' --wait)
+grep -q "rejected .*uses the arrow engine" <<<"$out" || fail "engine switch: $out"
+out=$("$teatree" query -d "$data" --model ledger "SELECT sum(amount) AS total FROM entries")
+grep -q "3.75" <<<"$out" && grep -q "(model ledger at version 3)" <<<"$out" || fail "arrow query: $out"
+grep -q "^ledger  *arrow " <<<"$("$teatree" status -d "$data")" || fail "status: no arrow engine"
+for _ in $(seq 100); do ls "$data"/models/ledger/versions/v3.duckdb >/dev/null 2>&1 && break; sleep 0.1; done
+"$teatree" pull -d "$data" --model ledger -o "$data/laptop/ledger.duckdb" 2>/dev/null |
+  grep -q "version 3" || fail "arrow pull"
+out=$("$teatree" inspect "$data/laptop/ledger.duckdb" "SELECT count(*) AS n FROM entries")
+grep -qx " *2" <<<"$out" || fail "pulled arrow file: $out"
+
 kill -TERM "$serve"
 wait "$serve" || fail "serve exited with $? after SIGTERM: $(cat "$data/serve.out")"
 serve=""

@@ -27,7 +27,7 @@ struct Flags {
   std::vector<std::string> dispatcher_manager_args;
   // clients
   SubmitOptions submit;
-  std::string op, table, rows, schema, primary_key, set, where, sql, function, args, id;
+  std::string op, table, rows, schema, primary_key, engine, set, where, sql, function, args, id;
   int64_t page_rows = 0, timeout_s = 60;
   ClientOptions watch_client, status_client;
   std::string watch_model, status_control;
@@ -72,6 +72,7 @@ Result<nlohmann::json> SugarRequest(const Flags& f) {
   };
   if (!f.id.empty()) request["request_id"] = f.id;
   if (!f.table.empty()) request["table"] = f.table;
+  if (!f.engine.empty()) request["engine"] = f.engine;
   if (!f.sql.empty()) request["sql"] = f.sql;
   if (!f.function.empty()) request["function"] = f.function;
   if (f.page_rows > 0) request["page_rows"] = f.page_rows;
@@ -181,6 +182,9 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
   submit->add_option("--rows", f->rows, "rows as JSON: [[1,2.0,\"eu\"]] or [{\"id\":1}]");
   submit->add_option("--schema", f->schema, "create_table schema as JSON");
   submit->add_option("--primary-key", f->primary_key, "create_table key columns, comma-separated");
+  submit->add_option("--engine", f->engine,
+                     "create_table of a new model: its engine, duckdb (the default) or arrow "
+                     "(Parquet datasets computed on with Arrow)");
   submit->add_option("--set", f->set, "update: {\"column\": expression} as JSON");
   submit->add_option("--where", f->where, "update/delete: predicate expression as JSON");
   submit->add_option("--sql", f->sql, "query: one SELECT");

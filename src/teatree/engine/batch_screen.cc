@@ -2,6 +2,13 @@
 
 namespace teatree {
 
+Status CheckEngineChoice(const Request& request, std::string_view engine) {
+  if (request.engine.empty() || request.engine == engine) return Status::OK();
+  return Status::Invalid("model ", request.model, " uses the ", engine, " engine; engine \"",
+                         request.engine,
+                         "\" can only be chosen by the first create_table of a new model");
+}
+
 RequestOutcome Rejected(const Request& request, int64_t version, std::string error) {
   RequestOutcome outcome;
   outcome.request_id = request.request_id;

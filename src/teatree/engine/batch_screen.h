@@ -3,9 +3,11 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "teatree/common/status.h"
 #include "teatree/engine/outcome.h"
 #include "teatree/request/request.h"
 
@@ -36,6 +38,10 @@ ScreenedBatch ScreenBatch(const std::vector<Request>& batch, const std::string& 
 
 /// Gives each repeat its first occurrence's outcome, marked duplicate.
 void FinishRepeats(const ScreenedBatch& screened, std::vector<RequestOutcome>& outcomes);
+
+/// Refuses a create_table that names an engine other than `engine`, the model's: the engine
+/// is chosen by a new model's first batch.
+Status CheckEngineChoice(const Request& request, std::string_view engine);
 
 /// The outcome of a request refused with `error` at `version`.
 RequestOutcome Rejected(const Request& request, int64_t version, std::string error);

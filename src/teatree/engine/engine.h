@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "teatree/common/status.h"
@@ -15,6 +16,7 @@ class Table;
 
 namespace teatree {
 
+class DuckReader;
 class FunctionRegistry;
 
 /// Where an engine keeps a model and what it may read.
@@ -54,8 +56,16 @@ class Engine {
   virtual Result<BatchResult> ApplyBatch(const std::vector<Request>& batch) = 0;
   /// The committed version.
   virtual int64_t version() const = 0;
+  /// "duckdb" or "arrow": what `create_table`'s `engine` names.
+  virtual std::string_view kind() const = 0;
   /// A read on the live model (sees every committed batch), as an Arrow table.
   virtual Result<std::shared_ptr<arrow::Table>> Query(const std::string& sql) = 0;
+  /// The read path on the live model, as of the newest committed batch: the same checks,
+  /// limits and streaming as a version file. Never waits for the writer.
+  virtual Result<std::shared_ptr<DuckReader>> LiveReader() = 0;
+  /// The stored outcomes of the requests committed at `version` or later (what the control
+  /// catalog may have missed in a crash).
+  virtual Result<std::vector<RequestOutcome>> OutcomesSince(int64_t version) = 0;
   /// The user tables, sorted.
   virtual Result<std::vector<std::string>> Tables() = 0;
   /// Makes the committed state copyable (e.g. checkpoints); writer only.

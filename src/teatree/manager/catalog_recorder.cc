@@ -38,20 +38,26 @@ CatalogRecorder::~CatalogRecorder() {
 }
 
 void CatalogRecorder::SetEndpoint(const std::string& endpoint) {
+  UpdateModel([&](ModelRecord& model) { model.manager_endpoint = endpoint; });
+}
+
+void CatalogRecorder::SetEngine(const std::string& engine) {
+  UpdateModel([&](ModelRecord& model) { model.engine = engine; });
+}
+
+void CatalogRecorder::UpdateModel(const std::function<void(ModelRecord&)>& change) {
   std::lock_guard lock(mutex_);
-  model_.manager_endpoint = endpoint;
+  change(model_);
   model_dirty_ = true;
   ++submitted_;
   wake_.notify_one();
 }
 
 void CatalogRecorder::SetState(const std::string& status, int64_t current_version) {
-  std::lock_guard lock(mutex_);
-  model_.status = status;
-  model_.current_version = current_version;
-  model_dirty_ = true;
-  ++submitted_;
-  wake_.notify_one();
+  UpdateModel([&](ModelRecord& model) {
+    model.status = status;
+    model.current_version = current_version;
+  });
 }
 
 void CatalogRecorder::Published(int64_t version, std::vector<ContentRecord> content) {

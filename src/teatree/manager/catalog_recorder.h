@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -31,6 +32,8 @@ class CatalogRecorder {
 
   /// The model's status and newest committed version.
   void SetState(const std::string& status, int64_t current_version);
+  /// The model's engine ("duckdb" or "arrow").
+  void SetEngine(const std::string& engine);
   /// Where the model's manager serves reads (recorded as manager_endpoint); "" when none.
   void SetEndpoint(const std::string& endpoint);
   /// A version was published, with the content rows describing it.
@@ -45,6 +48,8 @@ class CatalogRecorder {
   int64_t pending() const;
 
  private:
+  /// Applies `change` to the model's row and schedules writing it.
+  void UpdateModel(const std::function<void(ModelRecord&)>& change);
   void Run();
   /// Writes one round; on failure the caller puts it back.
   Status Write(const ModelRecord& model, const std::vector<RequestLogRecord>& requests,

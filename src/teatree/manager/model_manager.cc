@@ -4,10 +4,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
+#include <optional>
 
 #include "teatree/archive/archive.h"
 #include "teatree/control/control_store.h"
+#include "teatree/engine/arrow/arrow_engine.h"
 #include "teatree/engine/duckdb/duckdb_engine.h"
 #include "teatree/functions/function_registry.h"
 #include "teatree/manager/catalog_recorder.h"
@@ -77,41 +80,91 @@ Result<std::vector<int64_t>> ListVersionFiles(const fs::path& data_dir, const st
   return versions;
 }
 
+namespace {
+
+/// The engine a model's directory holds; nothing for a new model.
+std::optional<std::string> StoredEngine(const fs::path& model_dir, const std::string& model) {
+  std::error_code ec;
+  if (fs::exists(model_dir / "manifests", ec)) return "arrow";
+  if (fs::exists(model_dir / "rw" / (model + ".duckdb"), ec)) return "duckdb";
+  return std::nullopt;
+}
+
+/// The engine a new model's first batch chooses: the first create_table that names one,
+/// else the DuckDB engine.
+std::string ChosenEngine(const std::vector<Request>& batch) {
+  for (const auto& request : batch) {
+    if (request.op == Op::kCreateTable && !request.engine.empty()) return request.engine;
+  }
+  return "duckdb";
+}
+
+Result<std::unique_ptr<Engine>> OpenEngine(const std::string& kind, const EngineOptions& options) {
+  if (kind == "arrow") return ArrowEngine::Open(options);
+  return DuckEngine::Open(options);
+}
+
+}  // namespace
+
 struct ModelManager::Impl {
   ManagerOptions options;
   FunctionRegistry functions = FunctionRegistry::WithBuiltins();
   std::unique_ptr<ControlStore> control;
   std::unique_ptr<CatalogRecorder> catalog;  // Writes to `control`, off the writer's path.
   std::unique_ptr<Archive> archive;
-  std::unique_ptr<Engine> engine;
   std::mutex writer_mutex;  // Serializes the single writer: Apply() and snapshots.
-  std::unique_ptr<VersionPublisher> publisher;
+  // A new model has no engine until its first batch chooses one; both are set once (under
+  // writer_mutex) and read from any thread through the atomic pointers.
+  std::unique_ptr<Engine> engine_owner;
+  std::unique_ptr<VersionPublisher> publisher_owner;
+  std::atomic<Engine*> engine{nullptr};
+  std::atomic<VersionPublisher*> publisher{nullptr};
   bool closed = false;
 
   /// Hands the model's state (and the batch's outcomes) to the catalog recorder. The model
   /// file is the source of truth: what the catalog misses is repaired at the next start.
   void UpdateCatalog(const std::string& status, const BatchResult* batch) {
-    catalog->SetState(status, engine->version());
+    catalog->SetState(status, CurrentVersion());
     if (batch != nullptr) catalog->LogRequests(LogRecords(options.model, *batch));
   }
+  int64_t CurrentVersion() const {
+    const Engine* current = engine.load();
+    return current == nullptr ? 0 : current->version();
+  }
 
-  /// `since`: the newest version the catalog knew of at start.
+  /// Opens the model's engine and starts publishing its versions; `since`: the newest
+  /// version the catalog knew of at start.
+  Status StartEngine(const std::string& kind, int64_t since);
   Status Reconcile(int64_t published, int64_t since);
 };
+
+Status ModelManager::Impl::StartEngine(const std::string& kind, int64_t since) {
+  ARROW_ASSIGN_OR_RAISE(engine_owner,
+                        OpenEngine(kind, {.model_dir = ModelDir(options.data_dir, options.model),
+                                          .model = options.model,
+                                          .input_dirs = options.input_dirs,
+                                          .functions = &functions,
+                                          .threads = options.threads,
+                                          .memory_limit = options.memory_limit}));
+  catalog->SetEngine(kind);
+  ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(options.data_dir, options.model));
+  const int64_t published = versions.empty() ? 0 : versions.back();
+  publisher_owner = std::make_unique<VersionPublisher>(
+      PublisherOptions{options.data_dir, options.model, options.retention_grace,
+                       options.publish_interval, options.on_published, options.mirror_versions},
+      *engine_owner, writer_mutex, *catalog, archive.get(), published);
+  engine = engine_owner.get();
+  publisher = publisher_owner.get();
+  ARROW_RETURN_NOT_OK(Reconcile(published, since));
+  publisher_owner->Start();
+  return Status::OK();
+}
 
 Status ModelManager::Impl::Reconcile(int64_t published, int64_t since) {
   // Requests committed after the catalog last heard of the model (a crash between the
   // commit and the catalog update) are logged again; logging is idempotent.
-
-  ARROW_ASSIGN_OR_RAISE(auto stored, engine->Query("SELECT outcome FROM _teatree_requests "
-                                                   "WHERE version >= " +
-                                                   std::to_string(since)));
   BatchResult replay;
-  for (int64_t i = 0; i < stored->num_rows(); ++i) {
-    ARROW_ASSIGN_OR_RAISE(auto scalar, stored->column(0)->GetScalar(i));
-    auto json = nlohmann::json::parse(scalar->ToString(), nullptr, false);
-    if (!json.is_discarded()) replay.outcomes.push_back(RequestOutcome::FromJson(json));
-  }
+  ARROW_ASSIGN_OR_RAISE(replay.outcomes, engine.load()->OutcomesSince(since));
   UpdateCatalog("idle", &replay);
   if (published == 0) return Status::OK();
   ARROW_ASSIGN_OR_RAISE(auto content, control->ListContent(options.model));
@@ -120,7 +173,7 @@ Status ModelManager::Impl::Reconcile(int64_t published, int64_t since) {
   });
   if (!recorded) {
     spdlog::info("model {}: archiving and recording version {} again", options.model, published);
-    ARROW_RETURN_NOT_OK(publisher->Finish(published));
+    ARROW_RETURN_NOT_OK(publisher.load()->Finish(published));
   }
   return Status::OK();
 }
@@ -163,48 +216,42 @@ Result<std::unique_ptr<ModelManager>> ModelManager::Open(const ManagerOptions& o
                    usable.message());
     }
   }
-  ARROW_ASSIGN_OR_RAISE(impl->engine, DuckEngine::Open({.model_dir = model_dir,
-                                                        .model = o.model,
-                                                        .input_dirs = o.input_dirs,
-                                                        .functions = &impl->functions,
-                                                        .threads = o.threads,
-                                                        .memory_limit = o.memory_limit}));
-  ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(o.data_dir, o.model));
-  const int64_t published = versions.empty() ? 0 : versions.back();
   ARROW_ASSIGN_OR_RAISE(auto known, impl->control->GetModel(o.model));
   ModelRecord start = known.value_or(ModelRecord{.id = o.model});
-  start.engine = "duckdb";
   start.manager_endpoint.clear();  // Until this manager serves reads.
   const int64_t catalog_version = start.current_version;
+  const auto stored = StoredEngine(model_dir, o.model);
   impl->catalog = std::make_unique<CatalogRecorder>(*impl->control, std::move(start));
-  impl->publisher = std::make_unique<VersionPublisher>(
-      PublisherOptions{o.data_dir, o.model, o.retention_grace, o.publish_interval, o.on_published,
-                       o.mirror_versions},
-      *impl->engine, impl->writer_mutex, *impl->catalog, impl->archive.get(), published);
-  ARROW_RETURN_NOT_OK(impl->Reconcile(published, catalog_version));
-  impl->publisher->Start();
+  if (stored) ARROW_RETURN_NOT_OK(impl->StartEngine(*stored, catalog_version));
   return std::unique_ptr<ModelManager>(new ModelManager(std::move(impl)));
 }
 
 Result<BatchResult> ModelManager::Apply(const std::vector<Request>& batch) {
   std::lock_guard writer(impl_->writer_mutex);
   if (impl_->closed) return Status::Invalid("model ", impl_->options.model, " is closed");
+  if (impl_->engine == nullptr) {
+    ARROW_RETURN_NOT_OK(impl_->StartEngine(ChosenEngine(batch), 0));
+  }
   impl_->UpdateCatalog("applying", nullptr);
-  auto result = impl_->engine->ApplyBatch(batch);
+  auto result = impl_->engine.load()->ApplyBatch(batch);
   if (!result.ok()) {
     impl_->UpdateCatalog("error", nullptr);
     return result;
   }
   impl_->UpdateCatalog("idle", &*result);
   if (result->new_version || result->publish_requested) {
-    impl_->publisher->Notify(result->publish_requested);
+    impl_->publisher.load()->Notify(result->publish_requested);
   }
   return result;
 }
 
 Status ModelManager::WaitPublished(int64_t version, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  ARROW_RETURN_NOT_OK(impl_->publisher->WaitPublished(version, timeout));
+  VersionPublisher* publisher = impl_->publisher;
+  if (publisher == nullptr && version > 0) {
+    return Status::Invalid("model ", impl_->options.model, " has no version ", version);
+  }
+  if (publisher != nullptr) ARROW_RETURN_NOT_OK(publisher->WaitPublished(version, timeout));
   return impl_->catalog->Flush(std::chrono::duration_cast<std::chrono::milliseconds>(
       deadline - std::chrono::steady_clock::now()));
 }
@@ -215,7 +262,7 @@ void ModelManager::LogRejected(const std::string& request_id, const std::string&
                                 .model = impl_->options.model,
                                 .op = op,
                                 .status = "rejected",
-                                .version = impl_->engine->version(),
+                                .version = impl_->CurrentVersion(),
                                 .error = error}});
 }
 
@@ -233,7 +280,8 @@ Status ModelManager::Close() {
     if (impl_->closed) return Status::OK();
     impl_->closed = true;
   }
-  Status status = impl_->publisher->Stop();
+  VersionPublisher* publisher = impl_->publisher;
+  Status status = publisher == nullptr ? Status::OK() : publisher->Stop();
   impl_->catalog->SetEndpoint("");
   impl_->UpdateCatalog("stopped", nullptr);
   Status recorded = impl_->catalog->Flush(kCatalogFlushOnClose);
@@ -246,11 +294,30 @@ Status ModelManager::Close() {
   return status;
 }
 
-int64_t ModelManager::version() const { return impl_->engine->version(); }
-int64_t ModelManager::published_version() const { return impl_->publisher->published(); }
+int64_t ModelManager::version() const { return impl_->CurrentVersion(); }
+
+int64_t ModelManager::published_version() const {
+  const VersionPublisher* publisher = impl_->publisher;
+  return publisher == nullptr ? 0 : publisher->published();
+}
+
 int64_t ModelManager::catalog_backlog() const { return impl_->catalog->pending(); }
-int64_t ModelManager::archive_backlog() const { return impl_->publisher->unfinished(); }
-Engine& ModelManager::engine() { return *impl_->engine; }
+
+int64_t ModelManager::archive_backlog() const {
+  const VersionPublisher* publisher = impl_->publisher;
+  return publisher == nullptr ? 0 : publisher->unfinished();
+}
+
+Engine* ModelManager::engine() { return impl_->engine; }
+
+Result<std::shared_ptr<DuckReader>> ModelManager::LiveReader() {
+  Engine* engine = impl_->engine;
+  if (engine == nullptr) {
+    return Status::KeyError("model ", impl_->options.model,
+                            " has no tables yet: create one with create_table");
+  }
+  return engine->LiveReader();
+}
 const ManagerOptions& ModelManager::options() const { return impl_->options; }
 
 }  // namespace teatree

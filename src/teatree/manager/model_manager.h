@@ -12,8 +12,9 @@
 
 namespace teatree {
 
-class Engine;
 class ControlStore;
+class DuckReader;
+class Engine;
 
 struct ManagerOptions {
   /// The data directory: models/, archive/, input/, control.sqlite live here.
@@ -43,7 +44,8 @@ struct ManagerOptions {
   std::function<void(int64_t version)> on_published;
 };
 
-/// Owns one model: its engine (the single writer), the version publisher and the catalog
+/// Owns one model: its engine (the single writer, DuckEngine or ArrowEngine as the model's
+/// directory says; a new model's first batch chooses), the version publisher and the catalog
 /// recorder. Apply() may be called from any thread (calls are serialized: one writer);
 /// versions are published by a background thread, off the writer's path. Open() reconciles
 /// the catalog with the model's own file, which is the source of truth, removes temporary
@@ -81,7 +83,12 @@ class ModelManager {
   /// not archived yet: what `teatree status` shows as held back.
   int64_t catalog_backlog() const;
   int64_t archive_backlog() const;
-  Engine& engine();
+  /// The model's engine; null for a new model until its first batch chooses one
+  /// (create_table's `engine`; the DuckDB engine by default).
+  Engine* engine();
+  /// The live model's reader (Engine::LiveReader()); a KeyError for a new model without an
+  /// engine yet.
+  Result<std::shared_ptr<DuckReader>> LiveReader();
   const ManagerOptions& options() const;
 
  private:

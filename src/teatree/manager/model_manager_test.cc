@@ -71,7 +71,7 @@ class ModelManagerTest : public ::testing::Test {
   /// the catalog's models and content.
   std::string State() {
     std::string state = "version " + std::to_string(manager_->version()) + "\n";
-    auto rows = manager_->engine().Query("SELECT * FROM orders ORDER BY id").ValueOrDie();
+    auto rows = manager_->engine()->Query("SELECT * FROM orders ORDER BY id").ValueOrDie();
     state += rows->ToString();
     for (int64_t v : ListVersionFiles(data_, "sales").ValueOrDie()) {
       state += "file v" + std::to_string(v) + " " +

@@ -9,7 +9,7 @@ namespace teatree {
 
 struct ModelReads::Impl {
   ModelReadsOptions options;
-  std::shared_ptr<DuckReader> live;  // Null in a replica.
+  LiveReaderSource live;  // Empty in a replica.
   // State below is protected by mutex.
   mutable std::mutex mutex;
   std::shared_ptr<DuckReader> newest;  // A replica's current version file.
@@ -64,7 +64,7 @@ ModelReads::ModelReads(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ModelReads::~ModelReads() = default;
 
 std::unique_ptr<ModelReads> ModelReads::Live(const ModelReadsOptions& options,
-                                             std::shared_ptr<DuckReader> live) {
+                                             LiveReaderSource live) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->live = std::move(live);
@@ -86,7 +86,7 @@ const std::string& ModelReads::model() const { return impl_->options.model; }
 Result<std::shared_ptr<DuckReader>> ModelReads::At(std::optional<int64_t> version) {
   std::lock_guard lock(impl_->mutex);
   if (version) return impl_->Open(*version);
-  if (impl_->live) return impl_->live;
+  if (impl_->live) return impl_->live();
   if (std::chrono::steady_clock::now() - impl_->last_refresh >= impl_->options.refresh_interval) {
     ARROW_RETURN_NOT_OK(impl_->RefreshLocked());
   }

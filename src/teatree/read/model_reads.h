@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +30,9 @@ struct VersionFileInfo {
   int64_t bytes = 0;
 };
 
+/// The live model's reader as of now (Engine::LiveReader()).
+using LiveReaderSource = std::function<Result<std::shared_ptr<DuckReader>>()>;
+
 /// Where the reads of one model come from: the live model (in its manager) or, in a replica,
 /// the newest published version file, which Refresh() moves forward; any retained version
 /// file by number (at_version). A version file stays open while reads of it run, even after
@@ -36,9 +40,8 @@ struct VersionFileInfo {
 /// Thread-safe.
 class ModelReads {
  public:
-  /// Reads of the live model through `live` (the engine's reader).
-  static std::unique_ptr<ModelReads> Live(const ModelReadsOptions& options,
-                                          std::shared_ptr<DuckReader> live);
+  /// Reads of the live model through the reader `live` gives.
+  static std::unique_ptr<ModelReads> Live(const ModelReadsOptions& options, LiveReaderSource live);
   /// Reads of the newest version file; fails when the model has none yet.
   static Result<std::unique_ptr<ModelReads>> Replica(const ModelReadsOptions& options);
   ~ModelReads();

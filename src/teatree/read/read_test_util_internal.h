@@ -33,9 +33,8 @@ class LiveModelFixture : public ::testing::Test {
           R"("primary_key":["id"]})");
     Apply(R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[)"
           R"([1,"12.50","2026-01-02T03:04:05+02:00",["a","b"]],[2,null,null,null]]})");
-    auto& engine = dynamic_cast<DuckEngine&>(manager_->engine());
-    models_ = std::make_unique<SingleModel>(
-        ModelReads::Live({.data_dir = dir_->path(), .model = "sales"}, engine.reader()));
+    models_ = std::make_unique<SingleModel>(ModelReads::Live(
+        {.data_dir = dir_->path(), .model = "sales"}, [this] { return manager_->LiveReader(); }));
   }
 
   void TearDown() override {

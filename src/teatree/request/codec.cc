@@ -258,8 +258,7 @@ Status DecodeCreateTable(const json& request, Request* out) {
       TableSchema::FromJson(out->table, *Find(request, "schema"), key ? *key : json()));
   out->schema = std::move(schema);
   ARROW_ASSIGN_OR_RAISE(out->engine, StringField(request, "engine"));
-  if (out->engine.empty()) out->engine = "duckdb";
-  if (out->engine != "duckdb" && out->engine != "arrow") {
+  if (!out->engine.empty() && out->engine != "duckdb" && out->engine != "arrow") {
     return Status::Invalid("engine ", Quoted(out->engine),
                            " is not supported: use \"duckdb\" (the default) or \"arrow\"");
   }
@@ -475,8 +474,7 @@ json CanonicalJson(const Request& request, bool with_id) {
     out["schema"] = std::move(schema["schema"]);
     out["primary_key"] = std::move(schema["primary_key"]);
   }
-  if (request.op == Op::kCreateTable)
-    out["engine"] = request.engine.empty() ? "duckdb" : request.engine;
+  if (!request.engine.empty()) out["engine"] = request.engine;
   if (!request.rows.is_null()) out["rows"] = request.rows;
   if (!request.rows_ipc.empty()) out["rows_ipc"] = arrow::util::base64_encode(request.rows_ipc);
   if (request.source) {

@@ -59,7 +59,7 @@ TEST(CodecTest, DecodesCreateTable) {
   EXPECT_EQ(request.schema->ColumnNames(), "id, amount, region");
   EXPECT_EQ(request.schema->columns[0].type.ToString(), "BIGINT");
   EXPECT_EQ(request.schema->primary_key, std::vector<std::string>{"id"});
-  EXPECT_EQ(request.engine, "duckdb");
+  EXPECT_EQ(request.engine, "");  // The model's engine.
   EXPECT_EQ(request.payload_hash.size(), 64u);
 }
 
@@ -156,7 +156,7 @@ TEST(CodecTest, EncodingIsCanonical) {
   Request a = Decode(R"({"op":"create_table","table":"t","model":"m","request_id":"x",
       "schema":[{"type":"bigint","name":"id"}]})");
   EXPECT_EQ(EncodeRequest(a),
-            R"({"engine":"duckdb","model":"m","op":"create_table","primary_key":[],)"
+            R"({"model":"m","op":"create_table","primary_key":[],)"
             R"("request_id":"x","schema":[{"name":"id","type":"BIGINT"}],"table":"t"})");
 }
 

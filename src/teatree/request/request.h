@@ -58,7 +58,8 @@ struct Request {
   std::string table;
   /// create_table: the columns and primary key (schema->name == table).
   std::optional<TableSchema> schema;
-  /// create_table: "duckdb" (the default) or "arrow".
+  /// create_table: "duckdb" or "arrow"; chooses the engine of a new model (the DuckDB engine
+  /// when the first create_table names none). Empty: the model's engine.
   std::string engine;
   /// append/upsert: an array of arrays (values in column order) or of objects (by column
   /// name); null when absent. Exactly one of rows, rows_ipc and source is given.

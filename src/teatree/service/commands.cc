@@ -325,8 +325,9 @@ Status RunStatus(const ClientOptions& options, const std::string& control_url, s
       models.push_back({.id = model, .status = "unknown"});
     }
   }
-  out << std::left << std::setw(20) << "model" << std::setw(10) << "status" << std::setw(10)
-      << "version" << std::setw(11) << "published" << std::setw(9) << "backlog"
+  out << std::left << std::setw(20) << "model" << std::setw(8) << "engine" << std::setw(10)
+      << "status" << std::setw(10) << "version" << std::setw(11) << "published" << std::setw(9)
+      << "backlog"
       << "manager (lease)\n";
   std::vector<std::string> held_back;
   std::vector<std::string> endpoints;
@@ -339,9 +340,9 @@ Status RunStatus(const ClientOptions& options, const std::string& control_url, s
   for (const auto& model : models) {
     ARROW_ASSIGN_OR_RAISE(auto backlog, client->queue().Backlog(model.id));
     ARROW_ASSIGN_OR_RAISE(auto lease, Lease::Inspect(client->connection(), model.id));
-    out << std::setw(20) << model.id << std::setw(10) << model.status << std::setw(10)
-        << model.current_version << std::setw(11) << model.published_version << std::setw(9)
-        << backlog
+    out << std::setw(20) << model.id << std::setw(8) << model.engine << std::setw(10)
+        << model.status << std::setw(10) << model.current_version << std::setw(11)
+        << model.published_version << std::setw(9) << backlog
         << (lease ? lease->holder + " (expires in " + std::to_string(lease->expires_in.count()) +
                         " ms)"
                   : std::string("none"))

@@ -427,9 +427,8 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
     if (loop_for_notes != nullptr) loop_for_notes->NotifyPublished(version);
   };
   ARROW_ASSIGN_OR_RAISE(auto manager, ModelManager::Open(manager_options));
-  auto& engine = dynamic_cast<DuckEngine&>(manager->engine());
-  SingleModel live(
-      ModelReads::Live({.data_dir = options.manager.data_dir, .model = model}, engine.reader()));
+  SingleModel live(ModelReads::Live({.data_dir = options.manager.data_dir, .model = model},
+                                    [&manager] { return manager->LiveReader(); }));
   ARROW_ASSIGN_OR_RAISE(
       auto read_servers,
       ReadServers::Start(options.read, live, {.nats = nats.get(), .queue = queue.get()}));

@@ -216,10 +216,13 @@ struct ArrowEngine::Impl {
   std::shared_ptr<DuckReader> reader;  // Of `newest`, made on first use.
 
   Result<Applied> Execute(const Request& request, Manifest& next);
+  DuckReaderOptions ReaderOptions() const {
+    return {.functions = options.functions, .memory_limit = options.memory_limit};
+  }
   Result<std::shared_ptr<DuckReader>> NewestReader() {
     std::lock_guard lock(mutex);
     if (!reader) {
-      ARROW_ASSIGN_OR_RAISE(reader, OpenVersionReader(*store, newest, {}));
+      ARROW_ASSIGN_OR_RAISE(reader, OpenVersionReader(*store, newest, ReaderOptions()));
     }
     return reader;
   }
@@ -229,6 +232,7 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
   switch (request.op) {
     case Op::kCreateTable: {
       if (!request.schema) return Status::Invalid("create_table needs a schema");
+      ARROW_RETURN_NOT_OK(CheckEngineChoice(request, "arrow"));
       if (next.tables.count(request.table)) {
         return Status::Invalid("table ", request.table, " exists already");
       }
@@ -262,7 +266,7 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
     }
     case Op::kQuery: {
       // A query sees the requests before it in the batch, as on the DuckDB engine.
-      ARROW_ASSIGN_OR_RAISE(auto version_reader, OpenVersionReader(*store, next, {}));
+      ARROW_ASSIGN_OR_RAISE(auto version_reader, OpenVersionReader(*store, next, ReaderOptions()));
       ARROW_ASSIGN_OR_RAISE(auto read, version_reader->Read({.sql = request.sql}));
       ARROW_ASSIGN_OR_RAISE(auto result, read.reader->ToTable());
       return Applied{.rows = result->num_rows(), .result = std::move(result)};
@@ -355,6 +359,16 @@ Result<std::shared_ptr<arrow::Table>> ArrowEngine::Query(const std::string& sql)
   ARROW_ASSIGN_OR_RAISE(auto reader, impl_->NewestReader());
   ARROW_ASSIGN_OR_RAISE(auto read, reader->Read({.sql = sql}));
   return read.reader->ToTable();
+}
+
+Result<std::shared_ptr<DuckReader>> ArrowEngine::LiveReader() { return impl_->NewestReader(); }
+
+Result<std::vector<RequestOutcome>> ArrowEngine::OutcomesSince(int64_t version) {
+  std::vector<RequestOutcome> outcomes;
+  for (const auto& [id, known] : impl_->log->known()) {
+    if (known.outcome.version >= version) outcomes.push_back(known.outcome);
+  }
+  return outcomes;
 }
 
 Result<std::vector<std::string>> ArrowEngine::Tables() {

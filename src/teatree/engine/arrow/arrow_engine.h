@@ -21,7 +21,12 @@ class ArrowEngine final : public Engine {
 
   Result<BatchResult> ApplyBatch(const std::vector<Request>& batch) override;
   int64_t version() const override;
+  std::string_view kind() const override { return "arrow"; }
   Result<std::shared_ptr<arrow::Table>> Query(const std::string& sql) override;
+  /// Reads the newest manifest's files (OpenVersionReader); a read keeps the version it
+  /// started on.
+  Result<std::shared_ptr<DuckReader>> LiveReader() override;
+  Result<std::vector<RequestOutcome>> OutcomesSince(int64_t version) override;
   Result<std::vector<std::string>> Tables() override;
   /// The newest manifest: versions are immutable, so nothing needs freezing.
   Result<Snapshot> PrepareSnapshot() override;

@@ -233,7 +233,20 @@ Result<std::unique_ptr<DuckEngine>> DuckEngine::Open(const EngineOptions& option
 }
 
 int64_t DuckEngine::version() const { return impl_->version; }
-std::shared_ptr<DuckReader> DuckEngine::reader() const { return impl_->reader; }
+Result<std::shared_ptr<DuckReader>> DuckEngine::LiveReader() { return impl_->reader; }
+
+Result<std::vector<RequestOutcome>> DuckEngine::OutcomesSince(int64_t version) {
+  ARROW_ASSIGN_OR_RAISE(
+      auto stored,
+      Query("SELECT outcome FROM _teatree_requests WHERE version >= " + std::to_string(version)));
+  std::vector<RequestOutcome> outcomes;
+  for (int64_t i = 0; i < stored->num_rows(); ++i) {
+    ARROW_ASSIGN_OR_RAISE(auto scalar, stored->column(0)->GetScalar(i));
+    auto json = nlohmann::json::parse(scalar->ToString(), nullptr, false);
+    if (!json.is_discarded()) outcomes.push_back(RequestOutcome::FromJson(json));
+  }
+  return outcomes;
+}
 
 const fs::path& DuckEngine::path() const { return impl_->path; }
 

@@ -22,13 +22,16 @@ class DuckEngine final : public Engine {
 
   Result<BatchResult> ApplyBatch(const std::vector<Request>& batch) override;
   int64_t version() const override;
+  std::string_view kind() const override { return "duckdb"; }
   Result<std::shared_ptr<arrow::Table>> Query(const std::string& sql) override;
+  /// Reads through a pool of connections to the model's file: they see every committed
+  /// batch.
+  Result<std::shared_ptr<DuckReader>> LiveReader() override;
+  Result<std::vector<RequestOutcome>> OutcomesSince(int64_t version) override;
   Result<std::vector<std::string>> Tables() override;
   Result<Snapshot> PrepareSnapshot() override;
   Status WriteVersionFile(const Snapshot& snapshot, const std::filesystem::path& target) override;
 
-  /// The read path on the live model: sees every committed batch, never waits for the writer.
-  std::shared_ptr<DuckReader> reader() const;
   /// The read-write file.
   const std::filesystem::path& path() const;
   /// Reads the version recorded inside a DuckDB model or version file.

@@ -2,6 +2,7 @@
 #include <arrow/api.h>
 
 #include "teatree/common/sql_quote.h"
+#include "teatree/engine/batch_screen.h"
 #include "teatree/engine/duckdb/duckdb_engine_internal.h"
 #include "teatree/engine/duckdb/model_sql.h"
 #include "teatree/engine/duckdb/sql_expression.h"
@@ -95,10 +96,7 @@ Status Validate(const OpContext& context, ModelState& state, PlannedRequest& pla
       if (state.tables.count(request.table) != 0) {
         return Status::Invalid("table ", request.table, " already exists in model ", request.model);
       }
-      if (!request.engine.empty() && request.engine != "duckdb") {
-        return Status::Invalid("model ", request.model, " uses the duckdb engine; engine \"",
-                               request.engine, "\" can only be chosen for a new model");
-      }
+      ARROW_RETURN_NOT_OK(CheckEngineChoice(request, "duckdb"));
       state.tables[request.table] = *request.schema;
       return Status::OK();
     }

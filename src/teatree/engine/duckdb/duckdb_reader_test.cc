@@ -64,7 +64,7 @@ TEST_F(DuckReaderTest, ResultsEqualDirectDuckDbResultsWithTheirTypes) {
   auto direct = direct_connection->QueryTable(sql).ValueOrDie();
   auto replica = DuckReader::OpenFile(file, {}).ValueOrDie();
   auto from_file = ReadAll(*replica, {.sql = sql});
-  auto live = ReadAll(*engine_->reader(), {.sql = sql});
+  auto live = ReadAll(*engine_->LiveReader().ValueOrDie(), {.sql = sql});
   ASSERT_NE(from_file, nullptr);
   ASSERT_NE(live, nullptr);
   EXPECT_TRUE(from_file->Equals(*direct)) << from_file->ToString() << direct->ToString();
@@ -75,10 +75,11 @@ TEST_F(DuckReaderTest, ResultsEqualDirectDuckDbResultsWithTheirTypes) {
 }
 
 TEST_F(DuckReaderTest, ReportsTheVersionItReads) {
-  auto stream = engine_->reader()->Read({.sql = "SELECT count(*) FROM orders"}).ValueOrDie();
+  auto stream =
+      engine_->LiveReader().ValueOrDie()->Read({.sql = "SELECT count(*) FROM orders"}).ValueOrDie();
   EXPECT_EQ(stream.version, 2);
   int64_t version = 0;
-  auto tables = engine_->reader()->ListTables(&version).ValueOrDie();
+  auto tables = engine_->LiveReader().ValueOrDie()->ListTables(&version).ValueOrDie();
   ASSERT_EQ(tables.size(), 1u);
   EXPECT_EQ(tables[0].name, "orders");
   EXPECT_EQ(tables[0].rows, 3);
@@ -119,7 +120,7 @@ TEST_F(DuckReaderTest, EveryForbiddenStatementIsRefusedAndChangesNothing) {
       "SELECT * FROM orders WHERE id IN (SELECT a FROM read_csv('" + outside.string() + "'))",
       "WITH x AS (SELECT * FROM glob('/etc/*')) SELECT * FROM x",
   };
-  for (auto* reader : {engine_->reader().get()}) {
+  for (auto* reader : {engine_->LiveReader().ValueOrDie().get()}) {
     for (const auto& sql : forbidden) {
       auto stream = reader->Read({.sql = sql});
       ASSERT_FALSE(stream.ok()) << sql;
@@ -129,11 +130,12 @@ TEST_F(DuckReaderTest, EveryForbiddenStatementIsRefusedAndChangesNothing) {
   }
   EXPECT_FALSE(std::filesystem::exists(out));
   EXPECT_FALSE(std::filesystem::exists(dir_->path() / "export"));
-  auto rows = ReadAll(*engine_->reader(), {.sql = "SELECT count(*), count(region) FROM orders"});
+  auto rows = ReadAll(*engine_->LiveReader().ValueOrDie(),
+                      {.sql = "SELECT count(*), count(region) FROM orders"});
   EXPECT_EQ(rows->column(0)->GetScalar(0).ValueOrDie()->ToString(), "3");
   EXPECT_EQ(rows->column(1)->GetScalar(0).ValueOrDie()->ToString(), "2");
   // What reads is allowed: CTEs, subqueries, range, unnest, attached-free joins.
-  auto ok = ReadAll(*engine_->reader(),
+  auto ok = ReadAll(*engine_->LiveReader().ValueOrDie(),
                     {.sql = "WITH t AS (SELECT * FROM orders) SELECT count(*) FROM t, range(2) r, "
                             "(SELECT unnest([1, 2]) AS u) WHERE t.id IN (SELECT id FROM orders)"});
   ASSERT_NE(ok, nullptr);
@@ -166,7 +168,7 @@ TEST_F(DuckReaderTest, AClientThatGoesAwayCancelsItsQuery) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     gone = true;
   });
-  auto stream = engine_->reader()->Read(request);
+  auto stream = engine_->LiveReader().ValueOrDie()->Read(request);
   Status status = stream.ok() ? stream->reader->ToTable().status() : stream.status();
   leave.join();
   EXPECT_TRUE(status.IsCancelled()) << status.ToString();
@@ -175,24 +177,27 @@ TEST_F(DuckReaderTest, AClientThatGoesAwayCancelsItsQuery) {
 TEST_F(DuckReaderTest, AResultPastTheSizeLimitFails) {
   ReadRequest request{.sql = "SELECT range AS n FROM range(1000000)"};
   request.limits.max_result_bytes = 100000;
-  auto stream = engine_->reader()->Read(request).ValueOrDie();
+  auto stream = engine_->LiveReader().ValueOrDie()->Read(request).ValueOrDie();
   Status status = stream.reader->ToTable().status();
   EXPECT_NE(status.message().find("larger than the limit of 100000 bytes"), std::string::npos)
       << status.ToString();
 }
 
 TEST_F(DuckReaderTest, ReadFunctionsRunAndWritingFunctionsAreRefused) {
-  auto rows = ReadAll(*engine_->reader(), {.function = "row_counts"});
+  auto rows = ReadAll(*engine_->LiveReader().ValueOrDie(), {.function = "row_counts"});
   ASSERT_NE(rows, nullptr);
   EXPECT_EQ(rows->num_rows(), 1);
   auto top =
-      ReadAll(*engine_->reader(),
+      ReadAll(*engine_->LiveReader().ValueOrDie(),
               {.function = "top_n", .args = {{"table", "orders"}, {"column", "id"}, {"n", 1}}});
   ASSERT_NE(top, nullptr);
   EXPECT_EQ(top->num_rows(), 1);
-  auto unknown = engine_->reader()->Read({.function = "nope"});
+  auto unknown = engine_->LiveReader().ValueOrDie()->Read({.function = "nope"});
   EXPECT_NE(unknown.status().message().find("not registered"), std::string::npos);
-  auto schema = engine_->reader()->Describe({.sql = "SELECT id, amount FROM orders"}).ValueOrDie();
+  auto schema = engine_->LiveReader()
+                    .ValueOrDie()
+                    ->Describe({.sql = "SELECT id, amount FROM orders"})
+                    .ValueOrDie();
   EXPECT_EQ(schema->ToString(), "id: int64\namount: decimal128(12, 2)");
 }
 
