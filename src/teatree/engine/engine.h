@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -33,6 +34,9 @@ struct EngineOptions {
   int threads = 0;
   /// The engine's memory limit, e.g. "4GB"; empty: its default.
   std::string memory_limit;
+  /// How long the files of a superseded version stay for the reads still using them (the
+  /// Arrow engine's data files and manifests).
+  std::chrono::milliseconds retention = std::chrono::seconds(60);
 };
 
 /// A version frozen for publication: PrepareSnapshot() returns it under the writer lock,

@@ -145,7 +145,8 @@ Status ModelManager::Impl::StartEngine(const std::string& kind, int64_t since) {
                                           .input_dirs = options.input_dirs,
                                           .functions = &functions,
                                           .threads = options.threads,
-                                          .memory_limit = options.memory_limit}));
+                                          .memory_limit = options.memory_limit,
+                                          .retention = options.retention_grace}));
   catalog->SetEngine(kind);
   ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(options.data_dir, options.model));
   const int64_t published = versions.empty() ? 0 : versions.back();

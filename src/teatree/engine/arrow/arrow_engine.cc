@@ -2,6 +2,7 @@
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <functional>
@@ -13,7 +14,6 @@
 #include "teatree/engine/arrow/request_log.h"
 #include "teatree/engine/arrow/version_reads.h"
 #include "teatree/engine/batch_screen.h"
-#include "teatree/engine/duckdb/duckdb_database.h"
 #include "teatree/engine/source_reader.h"
 
 namespace teatree {
@@ -27,43 +27,148 @@ struct Applied {
   std::shared_ptr<arrow::Table> result;
 };
 
-std::string KeyList(const TableSchema& schema) {
-  std::string keys;
-  for (const auto& key : schema.primary_key)
-    keys += (keys.empty() ? "" : ", ") + SqlIdentifier(key);
-  return keys;
+/// The value ranges a file's statistics prove for its columns without NULLs.
+std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> Ranges(const DataFile& file) {
+  std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> ranges;
+  for (const auto& [column, stats] : file.stats) {
+    if (stats.nulls == 0) ranges[column] = {stats.min, stats.max};
+  }
+  return ranges;
 }
 
-/// Refuses rows whose key repeats among them or is already in `table`'s files.
+/// True where each key column lies within the range `stats` gives for it: a file whose
+/// statistics rule this out shares no key with rows of those statistics. Nothing when the
+/// statistics bound no key column.
+std::optional<Expression> KeyRange(const TableSchema& schema,
+                                   const std::map<std::string, ColumnStats>& stats) {
+  std::vector<Expression> bounds;
+  for (const auto& key : schema.primary_key) {
+    auto it = stats.find(key);
+    if (it == stats.end() || it->second.min.is_null() || it->second.max.is_null()) continue;
+    bounds.push_back(Expression::Call(
+        "greater_equal", {Expression::Field(key), Expression::Literal(it->second.min)}));
+    bounds.push_back(Expression::Call(
+        "less_equal", {Expression::Field(key), Expression::Literal(it->second.max)}));
+  }
+  if (bounds.empty()) return std::nullopt;
+  return Expression::Call("and", std::move(bounds));
+}
+
+namespace cp = arrow::compute;
+
+/// Each row's key as one array: the key column itself, or, for a key of several columns,
+/// their text joined by a unit separator.
+Result<std::shared_ptr<arrow::Array>> KeysOf(const arrow::Table& rows, const TableSchema& schema) {
+  std::vector<arrow::Datum> parts;
+  for (const auto& key : schema.primary_key) {
+    auto column = rows.GetColumnByName(key);
+    if (column == nullptr) return Status::Invalid("key column ", key, " is missing");
+    if (schema.primary_key.size() == 1) {
+      if (column->num_chunks() == 1) return column->chunk(0);
+      return arrow::Concatenate(column->chunks());
+    }
+    ARROW_ASSIGN_OR_RAISE(auto text, cp::Cast(column, arrow::utf8()));
+    parts.push_back(std::move(text));
+  }
+  parts.emplace_back(std::make_shared<arrow::StringScalar>("\x1f"));
+  ARROW_ASSIGN_OR_RAISE(auto joined, cp::CallFunction("binary_join_element_wise", parts));
+  if (joined.is_array()) return joined.make_array();
+  return arrow::Concatenate(joined.chunked_array()->chunks());
+}
+
+/// The key of `keys[i]` as a message shows it: "3", or "eu, 7" for a key of two columns.
+std::string KeyText(const arrow::Array& keys, int64_t i) {
+  auto scalar = keys.GetScalar(i);
+  std::string text = scalar.ok() ? (*scalar)->ToString() : "?";
+  for (size_t at; (at = text.find('\x1f')) != std::string::npos;) text.replace(at, 1, ", ");
+  return text;
+}
+
+Status DuplicateKey(const arrow::Array& keys, int64_t i, const TableSchema& schema) {
+  return Status::Invalid("duplicate key \"", KeyText(keys, i), "\" in table ", schema.name,
+                         " (a row with this key exists: use upsert to replace it)");
+}
+
+/// Refuses rows whose key is NULL or repeats among them, among the rows appended earlier in
+/// the batch (`pending`), or in `table`'s files, with Arrow compute hash lookups. Files whose
+/// key statistics cannot hold the rows' keys are not read, so appending ever higher keys
+/// reads no file.
 Status CheckKeys(const ManifestStore& store, const TableManifest& table,
+                 const std::vector<std::shared_ptr<arrow::RecordBatch>>& pending,
                  const std::shared_ptr<arrow::RecordBatch>& rows) {
   const TableSchema& schema = table.schema;
   if (schema.primary_key.empty() || rows->num_rows() == 0) return Status::OK();
-  ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open({}));
-  ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
-  ARROW_ASSIGN_OR_RAISE(auto reader, arrow::RecordBatchReader::Make({rows}));
-  // Copied whole: DuckDB 1.4 misreads a registered stream scanned for some columns only.
-  ARROW_RETURN_NOT_OK(connection->WithArrowView("_teatree_input", reader, [&] {
-    return connection->Execute("CREATE TABLE incoming AS SELECT * FROM _teatree_input");
-  }));
-  const std::string keys = KeyList(schema);
-  std::string existing;
+  for (const auto& key : schema.primary_key) {
+    if (rows->GetColumnByName(key)->null_count() > 0) {
+      return Status::Invalid("key column ", key, " of table ", schema.name,
+                             " cannot be NULL: give every row a value for it");
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto incoming, arrow::Table::FromRecordBatches({rows}));
+  ARROW_ASSIGN_OR_RAISE(auto keys, KeysOf(*incoming, schema));
+  ARROW_ASSIGN_OR_RAISE(auto counts, cp::ValueCounts(keys));
+  const auto& repeats = *std::static_pointer_cast<arrow::Int64Array>(counts->field(1));
+  for (int64_t i = 0; i < repeats.length(); ++i) {
+    if (repeats.Value(i) > 1) return DuplicateKey(*counts->field(0), i, schema);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto stats, ColumnStatsOf(*incoming));
+  const auto range = KeyRange(schema, stats);
+  arrow::ArrayVector earlier;
+  if (!pending.empty()) {
+    ARROW_ASSIGN_OR_RAISE(auto appended, arrow::Table::FromRecordBatches(pending));
+    ARROW_ASSIGN_OR_RAISE(earlier.emplace_back(), KeysOf(*appended, schema));
+  }
   for (const auto& file : table.files) {
-    existing +=
-        (existing.empty() ? "" : ", ") + SqlStringLiteral((store.model_dir() / file.path).string());
+    if (range) {
+      auto may_match = MayMatch(*range, schema, Ranges(file));
+      if (may_match.ok() && !*may_match) continue;
+    }
+    ARROW_ASSIGN_OR_RAISE(auto stored, store.ReadDataFile(file, schema.primary_key));
+    ARROW_ASSIGN_OR_RAISE(earlier.emplace_back(), KeysOf(*stored, schema));
   }
-  std::string sql = "SELECT concat_ws(', ', " + keys + ") FROM incoming GROUP BY " + keys +
-                    " HAVING count(*) > 1";
-  if (!existing.empty()) {
-    sql += " UNION ALL SELECT concat_ws(', ', " + keys + ") FROM incoming JOIN (SELECT " + keys +
-           " FROM read_parquet([" + existing + "])) USING (" + keys + ")";
+  if (earlier.empty()) return Status::OK();
+  ARROW_ASSIGN_OR_RAISE(auto known, arrow::Concatenate(earlier));
+  ARROW_ASSIGN_OR_RAISE(auto found, cp::IsIn(keys, cp::SetLookupOptions(known)));
+  const auto& hits = *found.array_as<arrow::BooleanArray>();
+  for (int64_t i = 0; i < hits.length(); ++i) {
+    if (hits.Value(i)) return DuplicateKey(*keys, i, schema);
   }
-  ARROW_ASSIGN_OR_RAISE(auto duplicates,
-                        connection->QueryTable("SELECT * FROM (" + sql + ") LIMIT 1"));
-  if (duplicates->num_rows() == 0) return Status::OK();
-  ARROW_ASSIGN_OR_RAISE(auto key, duplicates->column(0)->GetScalar(0));
-  return Status::Invalid("duplicate key \"", key->ToString(), "\" in table ", schema.name,
-                         " (a row with this key exists: use upsert to replace it)");
+  return Status::OK();
+}
+
+/// Files below this size are small: a stream of small appends makes many of them.
+constexpr int64_t kSmallFileBytes = 8 << 20;
+/// A table's small files are merged into one once there are this many.
+constexpr int64_t kCompactAt = 16;
+
+/// Merges `table`'s small files into one once there are kCompactAt of them, so that the file
+/// count of a table fed by small appends stays bounded. The merged file takes the place of
+/// the first small one; the others stay on disk until no kept manifest references them.
+Status CompactSmallFiles(ManifestStore& store, TableManifest& table) {
+  auto small = [](const DataFile& file) { return file.bytes < kSmallFileBytes; };
+  if (std::count_if(table.files.begin(), table.files.end(), small) < kCompactAt) {
+    return Status::OK();
+  }
+  std::vector<std::shared_ptr<arrow::Table>> parts;
+  for (const auto& file : table.files) {
+    if (!small(file)) continue;
+    ARROW_ASSIGN_OR_RAISE(auto rows, store.ReadDataFile(file));
+    parts.push_back(std::move(rows));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto merged, arrow::ConcatenateTables(parts));
+  ARROW_ASSIGN_OR_RAISE(auto file, store.WriteDataFile(table.schema, *merged));
+  std::vector<DataFile> files;
+  bool placed = false;
+  for (auto& old : table.files) {
+    if (!small(old)) {
+      files.push_back(std::move(old));
+    } else if (!placed) {
+      files.push_back(file);
+      placed = true;
+    }
+  }
+  table.files = std::move(files);
+  return Status::OK();
 }
 
 /// The table a request names, in the version being built.
@@ -75,17 +180,6 @@ Result<TableManifest*> FindTable(Manifest& next, const Request& request) {
   }
   return &it->second;
 }
-
-/// The value ranges a file's statistics prove for its columns without NULLs.
-std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> Ranges(const DataFile& file) {
-  std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> ranges;
-  for (const auto& [column, stats] : file.stats) {
-    if (stats.nulls == 0) ranges[column] = {stats.min, stats.max};
-  }
-  return ranges;
-}
-
-namespace cp = arrow::compute;
 
 /// `expression` evaluated over `rows` as an array (a constant one is repeated).
 Result<std::shared_ptr<arrow::Array>> Evaluate(const cp::Expression& bound,
@@ -215,7 +309,27 @@ struct ArrowEngine::Impl {
   Manifest newest;
   std::shared_ptr<DuckReader> reader;  // Of `newest`, made on first use.
 
+  // Rows appended by the batch being applied, by table: written as one file per table when
+  // the batch ends or a request other than an append comes.
+  std::map<std::string, std::vector<std::shared_ptr<arrow::RecordBatch>>> pending;
+
   Result<Applied> Execute(const Request& request, Manifest& next);
+  /// Writes the pending appends into `next`, one file per table, and compacts those tables.
+  Status FlushAppends(Manifest& next);
+
+  std::chrono::steady_clock::time_point last_collection;
+  /// Removes superseded versions past the retention window and their files, at most once a
+  /// second; a failure only delays it.
+  void CollectGarbage() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_collection < std::chrono::seconds(1)) return;
+    last_collection = now;
+    auto removed = store->CollectGarbage(options.retention);
+    if (!removed.ok()) {
+      spdlog::warn("model {}: old data files stay for now: {}", options.model,
+                   removed.status().message());
+    }
+  }
   DuckReaderOptions ReaderOptions() const {
     return {.functions = options.functions, .memory_limit = options.memory_limit};
   }
@@ -228,7 +342,21 @@ struct ArrowEngine::Impl {
   }
 };
 
+Status ArrowEngine::Impl::FlushAppends(Manifest& next) {
+  auto appended = std::move(pending);
+  pending.clear();
+  for (const auto& [name, batches] : appended) {
+    TableManifest& table = next.tables.at(name);
+    ARROW_ASSIGN_OR_RAISE(auto rows, arrow::Table::FromRecordBatches(batches));
+    ARROW_ASSIGN_OR_RAISE(auto file, store->WriteDataFile(table.schema, *rows));
+    table.files.push_back(std::move(file));
+    ARROW_RETURN_NOT_OK(CompactSmallFiles(*store, table));
+  }
+  return Status::OK();
+}
+
 Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& next) {
+  if (request.op != Op::kAppend) ARROW_RETURN_NOT_OK(FlushAppends(next));
   switch (request.op) {
     case Op::kCreateTable: {
       if (!request.schema) return Status::Invalid("create_table needs a schema");
@@ -243,10 +371,9 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
       ARROW_ASSIGN_OR_RAISE(TableManifest * found, FindTable(next, request));
       TableManifest& table = *found;
       ARROW_ASSIGN_OR_RAISE(auto rows, RequestRows(request, table.schema, options.input_dirs));
-      ARROW_RETURN_NOT_OK(CheckKeys(*store, table, rows));
-      ARROW_ASSIGN_OR_RAISE(auto as_table, arrow::Table::FromRecordBatches({rows}));
-      ARROW_ASSIGN_OR_RAISE(auto file, store->WriteDataFile(table.schema, *as_table));
-      table.files.push_back(std::move(file));
+      auto& appended = pending[request.table];
+      ARROW_RETURN_NOT_OK(CheckKeys(*store, table, appended, rows));
+      if (rows->num_rows() > 0) appended.push_back(rows);
       return Applied{.rows = rows->num_rows(), .changed = true};
     }
     case Op::kDelete: {
@@ -301,6 +428,7 @@ Result<BatchResult> ArrowEngine::ApplyBatch(const std::vector<Request>& batch) {
       ScreenBatch(batch, impl.options.model, version, impl.log->known(), result.outcomes);
   Manifest next = impl.store->newest();
   next.version = version + 1;
+  impl.pending.clear();
   bool changed = false;
   for (size_t i : screened.fresh) {
     const Request& request = batch[i];
@@ -322,6 +450,9 @@ Result<BatchResult> ArrowEngine::ApplyBatch(const std::vector<Request>& batch) {
     changed = changed || applied->changed;
     result.publish_requested = result.publish_requested || request.op == Op::kSnapshot;
   }
+  if (Status flushed = impl.FlushAppends(next); !flushed.ok()) {
+    return flushed.WithMessage("batch not committed: ", flushed.message());
+  }
   const int64_t new_version = changed ? next.version : version;
   std::vector<KnownRequest> logged;
   for (size_t i : screened.fresh) {
@@ -340,9 +471,12 @@ Result<BatchResult> ArrowEngine::ApplyBatch(const std::vector<Request>& batch) {
                             RequestLog::Open(impl.options.model_dir / "requests.jsonl", version));
       return published.WithMessage("batch not committed: ", published.message());
     }
-    std::lock_guard lock(impl.mutex);
-    impl.newest = impl.store->newest();
-    impl.reader.reset();
+    {
+      std::lock_guard lock(impl.mutex);
+      impl.newest = impl.store->newest();
+      impl.reader.reset();
+    }
+    impl.CollectGarbage();
   }
   FinishRepeats(screened, result.outcomes);
   result.version = new_version;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "teatree/common/temp_dir.h"
+#include "teatree/engine/arrow/manifest_store.h"
 #include "teatree/engine/duckdb/duckdb_engine.h"
 #include "teatree/engine/duckdb/duckdb_reader.h"
 #include "teatree/request/codec.h"
@@ -143,6 +144,52 @@ TEST_F(EnginesTest, UpdateAgreesAcrossEngines) {
   Apply({R"({"request_id":"u6","model":"sales","op":"update","table":"orders",)"
          R"("set":{"amount":{"call":"add","args":[{"field":"amount"},{"literal":1}]}}})"});
   ExpectSameRows("SELECT * FROM orders ORDER BY id");
+}
+
+TEST_F(EnginesTest, KeysOfSeveralColumnsAndNullKeysAgreeAcrossEngines) {
+  Apply(
+      {R"({"request_id":"c2","model":"sales","op":"create_table","table":"stock","schema":[)"
+       R"({"name":"shop","type":"VARCHAR"},{"name":"day","type":"DATE"},{"name":"n","type":"INTEGER"}],)"
+       R"("primary_key":["shop","day"]})"});
+  auto outcomes = Apply({
+      R"({"request_id":"k1","model":"sales","op":"append","table":"stock","rows":[["a","2026-01-01",1],["a","2026-01-02",2],["b","2026-01-01",3]]})",
+      R"({"request_id":"k2","model":"sales","op":"append","table":"stock","rows":[["b","2026-01-01",4]]})",
+      R"({"request_id":"k3","model":"sales","op":"append","table":"stock","rows":[[null,"2026-01-01",5]]})",
+      R"({"request_id":"k4","model":"sales","op":"append","table":"stock","rows":[["c","2026-01-01",6],["c","2026-01-01",7]]})",
+  });
+  EXPECT_NE(outcomes[1].error.find("duplicate key \"b, 2026-01-01\""), std::string::npos)
+      << outcomes[1].error;
+  Apply(
+      {R"({"request_id":"k5","model":"sales","op":"append","table":"stock","rows":[["a","2026-01-01",8]]})",
+       R"({"request_id":"k6","model":"sales","op":"append","table":"stock","rows":[["a","2026-01-03",9]]})"});
+  ExpectSameRows("SELECT * FROM stock ORDER BY shop, day");
+}
+
+std::string AppendLine(int id) {
+  return R"({"request_id":"s)" + std::to_string(id) +
+         R"(","model":"sales","op":"append","table":"orders","rows":[[)" + std::to_string(id) +
+         R"(,"1.00",null,null]]})";
+}
+
+TEST_F(EnginesTest, SmallAppendsKeepTheFileCountBounded) {
+  Apply({kCreate});
+  int id = 0;
+  for (int batch = 0; batch < 60; ++batch) {
+    std::vector<std::string> lines;
+    for (int i = 0; i < 4; ++i) lines.push_back(AppendLine(id++));
+    // A key appended earlier in the same batch is a duplicate too.
+    lines.push_back(R"({"request_id":"dup)" + std::to_string(batch) +
+                    R"(","model":"sales","op":"append","table":"orders","rows":[[)" +
+                    std::to_string(id - 1) + R"(,"2.00",null,null]]})");
+    auto outcomes = Apply(lines);
+    EXPECT_NE(outcomes.back().error.find("duplicate key"), std::string::npos);
+  }
+  ExpectSameRows("SELECT count(*) AS n, sum(amount) AS total FROM orders");
+  ExpectSameRows("SELECT * FROM orders ORDER BY id");
+  auto store = ManifestStore::Open(dir_->path() / "arrow").ValueOrDie();
+  const auto& files = store->newest().tables.at("orders").files;
+  EXPECT_LE(files.size(), 16u) << "60 batches of appends, merged as they come";
+  EXPECT_EQ(store->newest().tables.at("orders").rows(), 240);
 }
 
 TEST_F(EnginesTest, EachRequestAppliesOnceAcrossBatchesAndRestarts) {

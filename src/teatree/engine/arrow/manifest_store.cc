@@ -61,6 +61,14 @@ Result<ColumnStats> StatsOf(const std::shared_ptr<arrow::ChunkedArray>& column) 
 
 }  // namespace
 
+Result<std::map<std::string, ColumnStats>> ColumnStatsOf(const arrow::Table& rows) {
+  std::map<std::string, ColumnStats> stats;
+  for (int i = 0; i < rows.num_columns(); ++i) {
+    ARROW_ASSIGN_OR_RAISE(stats[rows.schema()->field(i)->name()], StatsOf(rows.column(i)));
+  }
+  return stats;
+}
+
 int64_t TableManifest::rows() const {
   int64_t rows = 0;
   for (const auto& file : files) rows += file.rows;
@@ -194,17 +202,25 @@ Result<DataFile> ManifestStore::WriteDataFile(const TableSchema& table, const ar
   DataFile file{.path = (fs::path(kDatasets) / table.name / name).string(),
                 .rows = rows.num_rows(),
                 .bytes = static_cast<int64_t>(fs::file_size(dir / name, ec))};
-  for (int i = 0; i < rows.num_columns(); ++i) {
-    ARROW_ASSIGN_OR_RAISE(file.stats[rows.schema()->field(i)->name()], StatsOf(rows.column(i)));
-  }
+  ARROW_ASSIGN_OR_RAISE(file.stats, ColumnStatsOf(rows));
   return file;
 }
 
-Result<std::shared_ptr<arrow::Table>> ManifestStore::ReadDataFile(const DataFile& file) const {
+Result<std::shared_ptr<arrow::Table>> ManifestStore::ReadDataFile(
+    const DataFile& file, const std::vector<std::string>& columns) const {
   ARROW_ASSIGN_OR_RAISE(auto input,
                         arrow::io::ReadableFile::Open((model_dir_ / file.path).string()));
   ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(input, arrow::default_memory_pool()));
-  return reader->ReadTable();
+  if (columns.empty()) return reader->ReadTable();
+  std::shared_ptr<arrow::Schema> schema;
+  ARROW_RETURN_NOT_OK(reader->GetSchema(&schema));
+  std::vector<int> indices;
+  for (const auto& name : columns) {
+    const int index = schema->GetFieldIndex(name);
+    if (index < 0) return Status::Invalid(file.path, " has no column ", name);
+    indices.push_back(index);
+  }
+  return reader->ReadTable(indices);
 }
 
 Status ManifestStore::Publish(Manifest manifest) {
@@ -218,15 +234,19 @@ Status ManifestStore::Publish(Manifest manifest) {
   return Status::OK();
 }
 
-Result<int64_t> ManifestStore::CollectGarbage(int keep_versions) {
+Result<int64_t> ManifestStore::CollectGarbage(std::chrono::milliseconds retention) {
   ARROW_ASSIGN_OR_RAISE(auto versions, Versions());
   std::error_code ec;
-  const size_t keep = std::max(1, keep_versions);
+  const auto cutoff = fs::file_time_type::clock::now() - retention;
   std::set<std::string> referenced;
   for (size_t i = 0; i < versions.size(); ++i) {
-    if (i + keep < versions.size()) {
-      fs::remove(ManifestPath(versions[i]), ec);
-      continue;
+    // A version was superseded when the next one's manifest was written.
+    if (i + 1 < versions.size()) {
+      const auto superseded = fs::last_write_time(ManifestPath(versions[i + 1]), ec);
+      if (!ec && superseded < cutoff) {
+        fs::remove(ManifestPath(versions[i]), ec);
+        continue;
+      }
     }
     ARROW_ASSIGN_OR_RAISE(auto manifest, Load(versions[i]));
     for (const auto& [name, table] : manifest.tables) {

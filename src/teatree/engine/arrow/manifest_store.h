@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -29,6 +30,9 @@ struct ColumnStats {
   nlohmann::json max;
   int64_t nulls = 0;
 };
+
+/// The statistics of each column of `rows`, by name.
+Result<std::map<std::string, ColumnStats>> ColumnStatsOf(const arrow::Table& rows);
 
 /// One immutable Parquet file of a table: datasets/<table>/<name>.parquet.
 struct DataFile {
@@ -76,13 +80,16 @@ class ManifestStore {
   /// Writes `rows` (whose schema is `table`'s) as a new data file of `table`, durably, with
   /// its statistics. Nothing references it until a manifest does.
   Result<DataFile> WriteDataFile(const TableSchema& table, const arrow::Table& rows);
-  /// The rows of a data file.
-  Result<std::shared_ptr<arrow::Table>> ReadDataFile(const DataFile& file) const;
+  /// The rows of a data file: all its columns, or only `columns`.
+  Result<std::shared_ptr<arrow::Table>> ReadDataFile(
+      const DataFile& file, const std::vector<std::string>& columns = {}) const;
   /// Publishes `manifest` (its version must be above the newest) and makes it the newest.
   Status Publish(Manifest manifest);
-  /// Removes manifests older than the newest `keep_versions`, then the data files no kept
-  /// manifest references. Returns the number of files removed.
-  Result<int64_t> CollectGarbage(int keep_versions);
+  /// Removes the manifests of versions superseded more than `retention` ago (never the
+  /// newest), then the data files no remaining manifest references. Returns the number of
+  /// data files removed. Writer only: a data file written for a batch not yet published
+  /// would count as unreferenced.
+  Result<int64_t> CollectGarbage(std::chrono::milliseconds retention);
 
   /// A dataset over a table's files, for scans with filters and projections pushed down.
   Result<std::shared_ptr<arrow::dataset::Dataset>> OpenDataset(const TableManifest& table) const;

@@ -109,11 +109,14 @@ TEST_F(ManifestStoreTest, GarbageCollectionKeepsWhatRetainedVersionsReference) {
   Publish(2, {second});  // A rewrite: the first file is no longer in the newest version.
   auto third = store_->WriteDataFile(orders_, *Rows(R"([[2,"2.00","us",[]]])")).ValueOrDie();
   Publish(3, {second, third});
-  EXPECT_EQ(store_->CollectGarbage(2).ValueOrDie(), 1);
+  // Within the retention window every version stays, with its files.
+  EXPECT_EQ(store_->CollectGarbage(std::chrono::hours(1)).ValueOrDie(), 0);
+  EXPECT_EQ(store_->Versions().ValueOrDie(), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(store_->CollectGarbage(std::chrono::milliseconds(0)).ValueOrDie(), 1);
   EXPECT_FALSE(fs::exists(dir_->path() / first.path));
   EXPECT_TRUE(fs::exists(dir_->path() / second.path));
   EXPECT_TRUE(fs::exists(dir_->path() / third.path));
-  EXPECT_EQ(store_->Versions().ValueOrDie(), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(store_->Versions().ValueOrDie(), (std::vector<int64_t>{3}));
 }
 
 }  // namespace
