@@ -1,5 +1,7 @@
 #include "teatree/engine/batch_screen.h"
 
+#include "teatree/request/expression.h"
+
 namespace teatree {
 
 Status CheckEngineChoice(const Request& request, std::string_view engine) {
@@ -7,6 +9,28 @@ Status CheckEngineChoice(const Request& request, std::string_view engine) {
   return Status::Invalid("model ", request.model, " uses the ", engine, " engine; engine \"",
                          request.engine,
                          "\" can only be chosen by the first create_table of a new model");
+}
+
+Status CheckUpdate(const TableSchema& table, const Request& request) {
+  if (request.set.empty()) return Status::Invalid("update needs at least one column in set");
+  for (const auto& [column, expression] : request.set) {
+    if (table.FindColumn(column) == nullptr) {
+      return Status::Invalid("update sets column \"", column, "\" which table ", table.name,
+                             " does not have (its columns: ", table.ColumnNames(), ")");
+    }
+    if (table.IsKey(column)) {
+      return Status::Invalid("update cannot change key column \"", column,
+                             "\": delete the row and append it with the new key");
+    }
+    ARROW_RETURN_NOT_OK(CheckSetExpression(column, expression, table));
+  }
+  return Status::OK();
+}
+
+Status CheckUpsertKey(const TableSchema& table) {
+  if (!table.primary_key.empty()) return Status::OK();
+  return Status::Invalid("upsert needs a primary key, and table ", table.name,
+                         " has none: use append, or create the table with primary_key");
 }
 
 RequestOutcome Rejected(const Request& request, int64_t version, std::string error) {

@@ -43,6 +43,13 @@ void FinishRepeats(const ScreenedBatch& screened, std::vector<RequestOutcome>& o
 /// is chosen by a new model's first batch.
 Status CheckEngineChoice(const Request& request, std::string_view engine);
 
+/// Refuses an update whose set names no column, a column `table` lacks, a key column, or
+/// an expression of the wrong type.
+Status CheckUpdate(const TableSchema& table, const Request& request);
+
+/// Refuses an upsert into a table without a primary key.
+Status CheckUpsertKey(const TableSchema& table);
+
 /// The outcome of a request refused with `error` at `version`.
 RequestOutcome Rejected(const Request& request, int64_t version, std::string error);
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <unordered_set>
 
 #include "teatree/common/sql_quote.h"
 #include "teatree/engine/arrow/arrow_expression.h"
@@ -89,6 +90,26 @@ Status DuplicateKey(const arrow::Array& keys, int64_t i, const TableSchema& sche
                          " (a row with this key exists: use upsert to replace it)");
 }
 
+/// Refuses keys that occur more than once.
+Status RefuseRepeatedKeys(const arrow::Array& keys, const TableSchema& schema) {
+  ARROW_ASSIGN_OR_RAISE(auto counts, cp::ValueCounts(keys));
+  const auto& repeats = *std::static_pointer_cast<arrow::Int64Array>(counts->field(1));
+  for (int64_t i = 0; i < repeats.length(); ++i) {
+    if (repeats.Value(i) > 1) return DuplicateKey(*counts->field(0), i, schema);
+  }
+  return Status::OK();
+}
+
+Status RefuseNullKeys(const arrow::RecordBatch& rows, const TableSchema& schema) {
+  for (const auto& key : schema.primary_key) {
+    if (rows.GetColumnByName(key)->null_count() > 0) {
+      return Status::Invalid("key column ", key, " of table ", schema.name,
+                             " cannot be NULL: give every row a value for it");
+    }
+  }
+  return Status::OK();
+}
+
 /// Refuses rows whose key is NULL or repeats among them, among the rows appended earlier in
 /// the batch (`pending`), or in `table`'s files, with Arrow compute hash lookups. Files whose
 /// key statistics cannot hold the rows' keys are not read, so appending ever higher keys
@@ -98,19 +119,10 @@ Status CheckKeys(const ManifestStore& store, const TableManifest& table,
                  const std::shared_ptr<arrow::RecordBatch>& rows) {
   const TableSchema& schema = table.schema;
   if (schema.primary_key.empty() || rows->num_rows() == 0) return Status::OK();
-  for (const auto& key : schema.primary_key) {
-    if (rows->GetColumnByName(key)->null_count() > 0) {
-      return Status::Invalid("key column ", key, " of table ", schema.name,
-                             " cannot be NULL: give every row a value for it");
-    }
-  }
+  ARROW_RETURN_NOT_OK(RefuseNullKeys(*rows, schema));
   ARROW_ASSIGN_OR_RAISE(auto incoming, arrow::Table::FromRecordBatches({rows}));
   ARROW_ASSIGN_OR_RAISE(auto keys, KeysOf(*incoming, schema));
-  ARROW_ASSIGN_OR_RAISE(auto counts, cp::ValueCounts(keys));
-  const auto& repeats = *std::static_pointer_cast<arrow::Int64Array>(counts->field(1));
-  for (int64_t i = 0; i < repeats.length(); ++i) {
-    if (repeats.Value(i) > 1) return DuplicateKey(*counts->field(0), i, schema);
-  }
+  ARROW_RETURN_NOT_OK(RefuseRepeatedKeys(*keys, schema));
   ARROW_ASSIGN_OR_RAISE(auto stats, ColumnStatsOf(*incoming));
   const auto range = KeyRange(schema, stats);
   arrow::ArrayVector earlier;
@@ -134,6 +146,22 @@ Status CheckKeys(const ManifestStore& store, const TableManifest& table,
     if (hits.Value(i)) return DuplicateKey(*keys, i, schema);
   }
   return Status::OK();
+}
+
+/// The rows whose key does not occur again later among them: the last row of each key wins,
+/// as if the rows were applied one after another.
+Result<std::shared_ptr<arrow::RecordBatch>> LastRowPerKey(
+    const std::shared_ptr<arrow::RecordBatch>& rows, const arrow::Array& keys) {
+  ARROW_ASSIGN_OR_RAISE(auto distinct, cp::Unique(keys));
+  if (distinct->length() == keys.length()) return rows;
+  std::unordered_set<std::string> seen;
+  std::vector<bool> keep(keys.length());
+  for (int64_t i = keys.length() - 1; i >= 0; --i) keep[i] = seen.insert(KeyText(keys, i)).second;
+  arrow::BooleanBuilder mask;
+  ARROW_RETURN_NOT_OK(mask.AppendValues(keep));
+  ARROW_ASSIGN_OR_RAISE(auto selection, mask.Finish());
+  ARROW_ASSIGN_OR_RAISE(auto kept, cp::Filter(rows, selection));
+  return kept.record_batch();
 }
 
 /// Files below this size are small: a stream of small appends makes many of them.
@@ -233,6 +261,46 @@ Result<cp::Expression> Selected(const std::optional<Expression>& predicate,
   return cp::call("coalesce", {std::move(condition), cp::literal(false)});
 }
 
+/// What an upsert did: the rows to add (one per key) and how many rows they replace.
+struct Upserted {
+  std::shared_ptr<arrow::RecordBatch> rows;
+  int64_t replaced = 0;
+};
+
+/// Upsert by key as copy-on-write: removes from `table`'s files the rows whose key `rows`
+/// brings again (files whose key statistics rule that out are not read) and returns the rows
+/// to add, the last one of each key.
+Result<Upserted> UpsertRows(ManifestStore& store, TableManifest& table,
+                            std::shared_ptr<arrow::RecordBatch> rows) {
+  const TableSchema& schema = table.schema;
+  ARROW_RETURN_NOT_OK(CheckUpsertKey(schema));
+  ARROW_RETURN_NOT_OK(RefuseNullKeys(*rows, schema));
+  ARROW_ASSIGN_OR_RAISE(auto incoming, arrow::Table::FromRecordBatches({rows}));
+  ARROW_ASSIGN_OR_RAISE(auto keys, KeysOf(*incoming, schema));
+  ARROW_ASSIGN_OR_RAISE(rows, LastRowPerKey(rows, *keys));
+  ARROW_ASSIGN_OR_RAISE(incoming, arrow::Table::FromRecordBatches({rows}));
+  ARROW_ASSIGN_OR_RAISE(keys, KeysOf(*incoming, schema));
+  ARROW_ASSIGN_OR_RAISE(auto stats, ColumnStatsOf(*incoming));
+  const cp::SetLookupOptions lookup(keys);
+  ARROW_ASSIGN_OR_RAISE(
+      int64_t replaced,
+      RewriteFiles(store, KeyRange(schema, stats), table,
+                   [&](const std::shared_ptr<arrow::RecordBatch>& stored,
+                       int64_t* affected) -> Result<std::shared_ptr<arrow::RecordBatch>> {
+                     ARROW_ASSIGN_OR_RAISE(auto as_table,
+                                           arrow::Table::FromRecordBatches({stored}));
+                     ARROW_ASSIGN_OR_RAISE(auto stored_keys, KeysOf(*as_table, schema));
+                     ARROW_ASSIGN_OR_RAISE(auto hits, cp::IsIn(stored_keys, lookup));
+                     ARROW_ASSIGN_OR_RAISE(auto kept_mask, cp::Invert(hits));
+                     ARROW_ASSIGN_OR_RAISE(auto kept, cp::Filter(stored, kept_mask));
+                     const auto remaining = kept.record_batch();
+                     if (remaining->num_rows() == stored->num_rows()) return nullptr;
+                     *affected += stored->num_rows() - remaining->num_rows();
+                     return remaining;
+                   }));
+  return Upserted{std::move(rows), replaced};
+}
+
 /// Deletes the rows `predicate` selects; returns how many.
 Result<int64_t> DeleteWhere(ManifestStore& store, const Expression& predicate,
                             TableManifest& table) {
@@ -261,10 +329,6 @@ Result<cp::Expression> UpdatedRow(const Request& request, const TableSchema& sch
     cp::Expression value = cp::field_ref(column.name);
     for (const auto& [name, expression] : request.set) {
       if (name != column.name) continue;
-      if (schema.IsKey(name)) {
-        return Status::NotImplemented("setting key column ", name,
-                                      " is not supported by the Arrow engine yet");
-      }
       ARROW_ASSIGN_OR_RAISE(auto assigned, ToArrowValue(expression, column.type, schema));
       value = cp::call("if_else", {selected, std::move(assigned), std::move(value)});
     }
@@ -274,8 +338,7 @@ Result<cp::Expression> UpdatedRow(const Request& request, const TableSchema& sch
   return cp::call("make_struct", std::move(columns), cp::MakeStructOptions(names));
 }
 
-/// Updates the rows `request.where` selects; returns how many. Key columns cannot be set
-/// yet: that needs the key check across files that appends have.
+/// Updates the rows `request.where` selects; returns how many.
 Result<int64_t> UpdateWhere(ManifestStore& store, const Request& request, TableManifest& table) {
   const auto schema = table.schema.ToArrow();
   ARROW_ASSIGN_OR_RAISE(auto selected, Selected(request.where, table.schema));
@@ -286,11 +349,10 @@ Result<int64_t> UpdateWhere(ManifestStore& store, const Request& request, TableM
                       [&](const std::shared_ptr<arrow::RecordBatch>& rows,
                           int64_t* affected) -> Result<std::shared_ptr<arrow::RecordBatch>> {
                         ARROW_ASSIGN_OR_RAISE(auto hits, Evaluate(hit, *rows));
-                        ARROW_ASSIGN_OR_RAISE(auto count, cp::Sum(hits));
-                        const auto& sum = count.scalar_as<arrow::UInt64Scalar>();
-                        const int64_t matched = sum.is_valid ? static_cast<int64_t>(sum.value) : 0;
-                        if (matched == 0) return nullptr;
-                        *affected += matched;
+                        ARROW_ASSIGN_OR_RAISE(auto sum, cp::Sum(hits));
+                        const auto& matched = sum.scalar_as<arrow::UInt64Scalar>();
+                        if (!matched.is_valid || matched.value == 0) return nullptr;
+                        *affected += static_cast<int64_t>(matched.value);
                         ARROW_ASSIGN_OR_RAISE(auto structs, Evaluate(row, *rows));
                         ARROW_ASSIGN_OR_RAISE(auto next,
                                               arrow::RecordBatch::FromStructArray(structs));
@@ -346,6 +408,7 @@ Status ArrowEngine::Impl::FlushAppends(Manifest& next) {
   auto appended = std::move(pending);
   pending.clear();
   for (const auto& [name, batches] : appended) {
+    if (batches.empty()) continue;  // Every append to it was refused.
     TableManifest& table = next.tables.at(name);
     ARROW_ASSIGN_OR_RAISE(auto rows, arrow::Table::FromRecordBatches(batches));
     ARROW_ASSIGN_OR_RAISE(auto file, store->WriteDataFile(table.schema, *rows));
@@ -376,6 +439,17 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
       if (rows->num_rows() > 0) appended.push_back(rows);
       return Applied{.rows = rows->num_rows(), .changed = true};
     }
+    case Op::kUpsert: {
+      ARROW_ASSIGN_OR_RAISE(TableManifest * table, FindTable(next, request));
+      ARROW_ASSIGN_OR_RAISE(auto rows, RequestRows(request, table->schema, options.input_dirs));
+      ARROW_ASSIGN_OR_RAISE(auto upserted, UpsertRows(*store, *table, std::move(rows)));
+      const int64_t count = upserted.rows->num_rows();
+      if (count > 0) pending[request.table].push_back(std::move(upserted.rows));
+      // As DuckDB counts it: rows inserted or updated; a table of key columns only has
+      // nothing to update, so only new keys count.
+      const bool keys_only = table->schema.primary_key.size() == table->schema.columns.size();
+      return Applied{.rows = keys_only ? count - upserted.replaced : count, .changed = true};
+    }
     case Op::kDelete: {
       ARROW_ASSIGN_OR_RAISE(TableManifest * table, FindTable(next, request));
       ARROW_RETURN_NOT_OK(CheckPredicate(*request.where, table->schema));
@@ -384,9 +458,7 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
     }
     case Op::kUpdate: {
       ARROW_ASSIGN_OR_RAISE(TableManifest * table, FindTable(next, request));
-      for (const auto& [column, value] : request.set) {
-        ARROW_RETURN_NOT_OK(CheckSetExpression(column, value, table->schema));
-      }
+      ARROW_RETURN_NOT_OK(CheckUpdate(table->schema, request));
       if (request.where) ARROW_RETURN_NOT_OK(CheckPredicate(*request.where, table->schema));
       ARROW_ASSIGN_OR_RAISE(int64_t updated, UpdateWhere(*store, request, *table));
       return Applied{.rows = updated, .changed = true};

@@ -11,9 +11,11 @@ namespace teatree {
 /// views over the files (OpenVersionReader). A batch writes its data files, logs its
 /// requests, then publishes its manifest: the manifest is the commit, so a crash at any step
 /// leaves the last version whole and a redelivered request applied once.
-/// So far it applies create_table, append (primary keys checked), delete (rewriting only the
-/// files that hold deleted rows), query and snapshot; the other ops are refused until they
-/// are built. Thread-safety as described on Engine.
+/// Appends of a batch become one file per table (primary keys checked with hash lookups over
+/// the files whose key statistics allow a clash), and a table's small files are merged once
+/// there are 16. Upsert, update and delete rewrite only the files whose statistics allow an
+/// affected row (copy-on-write). Superseded versions and the files only they reference are
+/// removed after the retention window. Thread-safety as described on Engine.
 class ArrowEngine final : public Engine {
  public:
   static Result<std::unique_ptr<ArrowEngine>> Open(const EngineOptions& options);

@@ -165,6 +165,46 @@ TEST_F(EnginesTest, KeysOfSeveralColumnsAndNullKeysAgreeAcrossEngines) {
   ExpectSameRows("SELECT * FROM stock ORDER BY shop, day");
 }
 
+TEST_F(EnginesTest, UpsertsAndKeyUpdatesAgreeAcrossEngines) {
+  Apply(
+      {kCreate,
+       R"({"request_id":"n1","model":"sales","op":"create_table","table":"notes","schema":[{"name":"x","type":"INTEGER"}]})",
+       R"({"request_id":"k1","model":"sales","op":"create_table","table":"tags","schema":[{"name":"tag","type":"VARCHAR"}],"primary_key":["tag"]})"});
+  Apply(
+      {R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[)"
+       R"([1,"12.50",null,null],[2,null,null,["x"]],[3,"0.01",null,null]]})",
+       R"({"request_id":"a2","model":"sales","op":"append","table":"orders","rows":[[40,"7.00",null,null]]})",
+       R"({"request_id":"t1","model":"sales","op":"append","table":"tags","rows":[["a"],["b"]]})"});
+  auto upserted = Apply({
+      // An existing key and a new one; the last row of a repeated key wins.
+      R"({"request_id":"p1","model":"sales","op":"upsert","table":"orders","rows":[)"
+      R"([2,"5.00","2026-02-03T00:00:00Z",null],[5,"1.00",null,["y"]],[2,"6.00",null,["z"]]]})",
+      R"({"request_id":"p2","model":"sales","op":"upsert","table":"orders","rows":[[40,null,null,null]]})",
+      R"({"request_id":"p3","model":"sales","op":"upsert","table":"notes","rows":[[1]]})",
+      R"({"request_id":"p4","model":"sales","op":"upsert","table":"tags","rows":[["b"],["c"]]})",
+      R"({"request_id":"p5","model":"sales","op":"upsert","table":"orders","rows":[[null,"1.00",null,null]]})",
+      // An append after an upsert in the same batch sees the upserted keys.
+      R"({"request_id":"p6","model":"sales","op":"append","table":"orders","rows":[[5,"1.00",null,null]]})",
+  });
+  EXPECT_EQ(upserted[0].rows, 2);
+  EXPECT_NE(upserted[2].error.find("upsert needs a primary key"), std::string::npos);
+  ExpectSameRows("SELECT * FROM orders ORDER BY id");
+  ExpectSameRows("SELECT * FROM tags ORDER BY tag");
+  auto key_updates = Apply({
+      R"({"request_id":"u1","model":"sales","op":"update","table":"orders",)"
+      R"("set":{"id":{"call":"add","args":[{"field":"id"},{"literal":100}]}},)"
+      R"("where":{"call":"less","args":[{"field":"id"},{"literal":3}]}})",
+      R"({"request_id":"u2","model":"sales","op":"update","table":"orders",)"
+      R"("set":{"id":{"literal":3}},"where":{"call":"equal","args":[{"field":"id"},{"literal":40}]}})",
+      R"({"request_id":"u3","model":"sales","op":"update","table":"orders",)"
+      R"("set":{"id":{"literal":null}},"where":{"call":"equal","args":[{"field":"id"},{"literal":40}]}})",
+      R"({"request_id":"u4","model":"sales","op":"update","table":"orders",)"
+      R"("set":{"id":{"literal":41}},"where":{"call":"equal","args":[{"field":"id"},{"literal":40}]}})",
+  });
+  EXPECT_NE(key_updates[0].error.find("cannot change key column"), std::string::npos);
+  ExpectSameRows("SELECT * FROM orders ORDER BY id");
+}
+
 std::string AppendLine(int id) {
   return R"({"request_id":"s)" + std::to_string(id) +
          R"(","model":"sales","op":"append","table":"orders","rows":[[)" + std::to_string(id) +
@@ -225,11 +265,11 @@ TEST_F(EnginesTest, OpsNotBuiltYetAreRefusedClearly) {
   Apply({kCreate});
   std::vector<Request> batch = {
       DecodeRequest(
-          R"({"request_id":"p1","model":"sales","op":"upsert","table":"orders","rows":[[1,"1.00",null,null]]})")
+          R"({"request_id":"p1","model":"sales","op":"attach","name":"x","path":"x.duckdb"})")
           .ValueOrDie()};
   auto result = arrow_->ApplyBatch(batch).ValueOrDie();
   EXPECT_EQ(result.outcomes[0].status, "rejected");
-  EXPECT_NE(result.outcomes[0].error.find("upsert is not supported by the Arrow engine yet"),
+  EXPECT_NE(result.outcomes[0].error.find("attach is not supported by the Arrow engine yet"),
             std::string::npos)
       << result.outcomes[0].error;
   EXPECT_FALSE(result.new_version);

@@ -53,22 +53,6 @@ Result<const TableSchema*> FindTable(const ModelState& state, const Request& req
   return &it->second;
 }
 
-Status ValidateUpdate(const TableSchema& schema, const Request& request) {
-  if (request.set.empty()) return Status::Invalid("update needs at least one column in set");
-  for (const auto& [column, expression] : request.set) {
-    if (schema.FindColumn(column) == nullptr) {
-      return Status::Invalid("update sets column \"", column, "\" which table ", schema.name,
-                             " does not have (its columns: ", schema.ColumnNames(), ")");
-    }
-    if (schema.IsKey(column)) {
-      return Status::Invalid("update cannot change key column \"", column,
-                             "\": delete the row and append it with the new key");
-    }
-    ARROW_RETURN_NOT_OK(CheckSetExpression(column, expression, schema));
-  }
-  return Status::OK();
-}
-
 Status ValidatePredicate(const TableSchema& schema, const std::optional<Expression>& where) {
   return where ? CheckPredicate(*where, schema) : Status::OK();
 }
@@ -103,17 +87,14 @@ Status Validate(const OpContext& context, ModelState& state, PlannedRequest& pla
     case Op::kAppend:
     case Op::kUpsert: {
       ARROW_ASSIGN_OR_RAISE(auto schema, FindTable(state, request));
-      if (request.op == Op::kUpsert && schema->primary_key.empty()) {
-        return Status::Invalid("upsert needs a primary key, and table ", request.table,
-                               " has none: use append, or create the table with primary_key");
-      }
+      if (request.op == Op::kUpsert) ARROW_RETURN_NOT_OK(CheckUpsertKey(*schema));
       ARROW_ASSIGN_OR_RAISE(planned.rows,
                             RequestRows(request, *schema, context.options->input_dirs));
       return Status::OK();
     }
     case Op::kUpdate: {
       ARROW_ASSIGN_OR_RAISE(auto schema, FindTable(state, request));
-      ARROW_RETURN_NOT_OK(ValidateUpdate(*schema, request));
+      ARROW_RETURN_NOT_OK(CheckUpdate(*schema, request));
       return ValidatePredicate(*schema, request.where);
     }
     case Op::kDelete: {
