@@ -11,6 +11,10 @@ nlohmann::json RequestOutcome::ToJson() const {
                          {"duration_ms", duration_ms}};
   if (!error.empty()) json["error"] = error;
   if (duplicate) json["duplicate"] = true;
+  if (!steps.empty()) {
+    json["steps"] = nlohmann::json::array();
+    for (const auto& step : steps) json["steps"].push_back(step.ToJson());
+  }
   return json;
 }
 
@@ -23,6 +27,9 @@ RequestOutcome RequestOutcome::FromJson(const nlohmann::json& json) {
   outcome.rows = json.value("rows", int64_t{0});
   outcome.duration_ms = json.value("duration_ms", 0.0);
   outcome.error = json.value("error", "");
+  if (json.contains("steps") && json["steps"].is_array()) {
+    for (const auto& step : json["steps"]) outcome.steps.push_back(Step::FromJson(step));
+  }
   return outcome;
 }
 

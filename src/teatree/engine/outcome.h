@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "teatree/common/steps.h"
 #include "teatree/request/request.h"
 
 namespace arrow {
@@ -27,12 +28,14 @@ struct RequestOutcome {
   int64_t rows = 0;
   double duration_ms = 0;
   std::string error;
+  /// The stages of applying it, in order (see Step); stored and notified with the outcome.
+  std::vector<Step> steps;
   /// Result rows of a query or of a function that returns data; not stored, so a duplicate
   /// of such a request has none.
   std::shared_ptr<arrow::Table> result;
 
   bool applied() const { return status == "applied"; }
-  /// {request_id, op, status, version, rows, duration_ms, error?}
+  /// {request_id, op, status, version, rows, duration_ms, error?, steps?: [{name, ms, rows}]}
   nlohmann::json ToJson() const;
   /// The stored form, from ToJson(); `result` is not stored.
   static RequestOutcome FromJson(const nlohmann::json& json);

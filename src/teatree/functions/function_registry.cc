@@ -1,9 +1,13 @@
 #include "teatree/functions/function_registry.h"
 
+#include <dlfcn.h>
+
 #include <fstream>
 #include <sstream>
 
 #include "teatree/common/sql_quote.h"
+#include "teatree/functions/native_builtins.h"
+#include "teatree/functions/plugin.h"
 #include "teatree/request/names.h"
 
 namespace teatree {
@@ -50,12 +54,12 @@ Result<FunctionParam> ParseParam(const nlohmann::json& json, const std::string& 
   return param;
 }
 
-Result<SqlFunction> ParseFunction(const nlohmann::json& json, const std::string& origin) {
+Result<ModelFunction> ParseFunction(const nlohmann::json& json, const std::string& origin) {
   if (!json.is_object() || !json.contains("name") || !json["name"].is_string() ||
       !json.contains("sql") || !json["sql"].is_string()) {
     return Status::Invalid(origin, ": each function needs a \"name\" and its \"sql\"");
   }
-  SqlFunction function;
+  ModelFunction function;
   function.name = json["name"].get<std::string>();
   function.sql = json["sql"].get<std::string>();
   const std::string where = origin + ": function " + function.name;
@@ -143,13 +147,17 @@ FunctionRegistry FunctionRegistry::WithBuiltins() {
          return "SELECT * FROM " + table + " ORDER BY " + SqlIdentifier(column) +
                 (args["descending"].get<bool>() ? " DESC" : " ASC") + " LIMIT $n";
        }});
+  for (auto& function : NativeBuiltins()) (void)registry.Register(std::move(function));
   return registry;
 }
 
-Status FunctionRegistry::Register(SqlFunction function) {
+Status FunctionRegistry::Register(ModelFunction function) {
   ARROW_RETURN_NOT_OK(ValidateName("function", function.name));
-  if (function.sql.empty() == !function.builder) {
-    return Status::Invalid("function ", function.name, " needs either sql or a builder");
+  const int bodies = !function.sql.empty() + static_cast<bool>(function.builder) +
+                     static_cast<bool>(function.native);
+  if (bodies != 1) {
+    return Status::Invalid("function ", function.name,
+                           " needs exactly one of sql, a builder or a native body");
   }
   for (const auto& param : function.params) {
     ARROW_RETURN_NOT_OK(ValidateName("parameter", param.name));
@@ -162,6 +170,35 @@ Status FunctionRegistry::Register(SqlFunction function) {
   }
   std::string name = function.name;
   functions_.emplace(std::move(name), std::move(function));
+  return Status::OK();
+}
+
+Status FunctionRegistry::LoadPlugin(const std::filesystem::path& library) {
+  const std::string path = library.string();
+  // Never closed: the registered functions run the library's code until the process ends.
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) return Status::IOError("cannot load plugin ", path, ": ", dlerror());
+  auto* abi = reinterpret_cast<int (*)()>(dlsym(handle, kPluginAbiSymbol));
+  auto* functions = reinterpret_cast<void (*)(std::vector<ModelFunction>*)>(
+      dlsym(handle, kPluginFunctionsSymbol));
+  if (abi == nullptr || functions == nullptr) {
+    return Status::Invalid(path, " is not a Teatree plugin: it does not define ", kPluginAbiSymbol,
+                           " and ", kPluginFunctionsSymbol,
+                           " (define them with TEATREE_PLUGIN from teatree/functions/plugin.h)");
+  }
+  if (abi() != kPluginAbiVersion) {
+    return Status::Invalid("plugin ", path, " was built for plugin ABI version ", abi(),
+                           "; this server speaks version ", kPluginAbiVersion,
+                           ": rebuild it against this server's headers");
+  }
+  std::vector<ModelFunction> defined;
+  functions(&defined);
+  for (auto& function : defined) {
+    Status registered = Register(std::move(function));
+    if (!registered.ok()) {
+      return registered.WithMessage("plugin ", path, ": ", registered.message());
+    }
+  }
   return Status::OK();
 }
 
@@ -188,9 +225,16 @@ Status FunctionRegistry::LoadJson(const nlohmann::json& json, const std::string&
   return Status::OK();
 }
 
-const SqlFunction* FunctionRegistry::Find(const std::string& name) const {
+const ModelFunction* FunctionRegistry::Find(const std::string& name) const {
   auto it = functions_.find(name);
   return it == functions_.end() ? nullptr : &it->second;
+}
+
+Result<const ModelFunction*> FunctionRegistry::Lookup(const std::string& name) const {
+  if (const ModelFunction* function = Find(name)) return function;
+  std::string names;
+  for (const auto& known : Names()) names += (names.empty() ? "" : ", ") + known;
+  return Status::Invalid("function ", name, " is not registered (known: ", names, ")");
 }
 
 std::vector<std::string> FunctionRegistry::Names() const {
@@ -199,7 +243,7 @@ std::vector<std::string> FunctionRegistry::Names() const {
   return names;
 }
 
-Result<nlohmann::json> BindArguments(const SqlFunction& function, const nlohmann::json& args) {
+Result<nlohmann::json> BindArguments(const ModelFunction& function, const nlohmann::json& args) {
   if (!args.is_null() && !args.is_object()) {
     return Status::Invalid("args of ", function.name, " must be an object of name: value");
   }

@@ -2,6 +2,7 @@
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
+#include <arrow/dataset/api.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -16,6 +17,7 @@
 #include "teatree/engine/arrow/version_reads.h"
 #include "teatree/engine/batch_screen.h"
 #include "teatree/engine/source_reader.h"
+#include "teatree/functions/function_registry.h"
 
 namespace teatree {
 namespace fs = std::filesystem;
@@ -360,6 +362,29 @@ Result<int64_t> UpdateWhere(ManifestStore& store, const Request& request, TableM
                       });
 }
 
+/// `rows` with `schema`: each column, by position, cast to its type (safely).
+Result<std::shared_ptr<arrow::RecordBatch>> ConformTo(
+    const arrow::Table& rows, const std::shared_ptr<arrow::Schema>& target) {
+  const arrow::Schema& schema = *target;
+  ARROW_ASSIGN_OR_RAISE(auto combined, rows.CombineChunksToBatch());
+  arrow::ArrayVector columns;
+  for (int i = 0; i < schema.num_fields(); ++i) {
+    const auto& type = schema.field(i)->type();
+    if (combined->column(i)->type()->Equals(type)) {
+      columns.push_back(combined->column(i));
+      continue;
+    }
+    auto cast = cp::Cast(*combined->column(i), type);
+    if (!cast.ok()) {
+      return Status::Invalid("column ", schema.field(i)->name(), " cannot take the function's ",
+                             combined->column(i)->type()->ToString(),
+                             " values: ", cast.status().message());
+    }
+    columns.push_back(*cast);
+  }
+  return arrow::RecordBatch::Make(target, combined->num_rows(), columns);
+}
+
 }  // namespace
 
 struct ArrowEngine::Impl {
@@ -375,9 +400,16 @@ struct ArrowEngine::Impl {
   // the batch ends or a request other than an append comes.
   std::map<std::string, std::vector<std::shared_ptr<arrow::RecordBatch>>> pending;
 
-  Result<Applied> Execute(const Request& request, Manifest& next);
+  /// Applies one request to `next`, recording its stages in `steps`; on an error `next` is as
+  /// it was.
+  Result<Applied> Execute(const Request& request, Manifest& next, StepRecorder& steps);
+  Result<Applied> Invoke(const Request& request, Manifest& next, StepRecorder& steps);
+  /// Writes a function's result into the table `write` names: replacing it (or creating it)
+  /// with the result's columns, or appending to it.
+  Result<int64_t> WriteResult(const FunctionWrite& write,
+                              const std::shared_ptr<arrow::Table>& result, Manifest& next);
   /// Writes the pending appends into `next`, one file per table, and compacts those tables.
-  Status FlushAppends(Manifest& next);
+  Status FlushAppends(Manifest& next, StepRecorder& steps);
 
   std::chrono::steady_clock::time_point last_collection;
   /// Removes superseded versions past the retention window and their files, at most once a
@@ -392,6 +424,10 @@ struct ArrowEngine::Impl {
                    removed.status().message());
     }
   }
+  FunctionRegistry builtins = FunctionRegistry::WithBuiltins();
+  const FunctionRegistry& Functions() const {
+    return options.functions != nullptr ? *options.functions : builtins;
+  }
   DuckReaderOptions ReaderOptions() const {
     return {.functions = options.functions, .memory_limit = options.memory_limit};
   }
@@ -404,22 +440,112 @@ struct ArrowEngine::Impl {
   }
 };
 
-Status ArrowEngine::Impl::FlushAppends(Manifest& next) {
+Status ArrowEngine::Impl::FlushAppends(Manifest& next, StepRecorder& steps) {
   auto appended = std::move(pending);
   pending.clear();
   for (const auto& [name, batches] : appended) {
     if (batches.empty()) continue;  // Every append to it was refused.
+    const auto start = StepRecorder::Clock::now();
     TableManifest& table = next.tables.at(name);
     ARROW_ASSIGN_OR_RAISE(auto rows, arrow::Table::FromRecordBatches(batches));
     ARROW_ASSIGN_OR_RAISE(auto file, store->WriteDataFile(table.schema, *rows));
     table.files.push_back(std::move(file));
+    steps.Record("write " + name, start, rows->num_rows());
+    const auto compaction = StepRecorder::Clock::now();
+    const size_t files = table.files.size();
     ARROW_RETURN_NOT_OK(CompactSmallFiles(*store, table));
+    if (table.files.size() != files) steps.Record("compact " + name, compaction, table.rows());
   }
   return Status::OK();
 }
 
-Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& next) {
-  if (request.op != Op::kAppend) ARROW_RETURN_NOT_OK(FlushAppends(next));
+/// Native functions on the Arrow engine: a table is a dataset over its Parquet files, so a
+/// scan reads only the columns it needs and skips row groups its filter rules out.
+class ArrowFunctionContext final : public FunctionContext {
+ public:
+  ArrowFunctionContext(const ManifestStore& store, const Manifest& manifest, nlohmann::json args,
+                       StepRecorder& steps)
+      : FunctionContext(std::move(args), steps), store_(store), manifest_(manifest) {}
+
+  std::vector<std::string> Tables() const override {
+    std::vector<std::string> names;
+    for (const auto& [name, table] : manifest_.tables) names.push_back(name);
+    return names;
+  }
+
+  Result<std::shared_ptr<arrow::dataset::Dataset>> Table(const std::string& name) override {
+    auto it = manifest_.tables.find(name);
+    if (it == manifest_.tables.end()) {
+      return Status::Invalid("table ", name, " does not exist in this model");
+    }
+    return store_.OpenDataset(it->second);
+  }
+
+ private:
+  const ManifestStore& store_;
+  const Manifest& manifest_;
+};
+
+Result<int64_t> ArrowEngine::Impl::WriteResult(const FunctionWrite& write,
+                                               const std::shared_ptr<arrow::Table>& result,
+                                               Manifest& next) {
+  auto it = next.tables.find(write.table);
+  if (it != next.tables.end() && !write.replace) {
+    // Appended by position, each column cast to the table's type, keys checked.
+    TableManifest& table = it->second;
+    if (result->num_columns() != static_cast<int>(table.schema.columns.size())) {
+      return Status::Invalid("the function gives ", result->num_columns(), " columns and table ",
+                             write.table, " has ", table.schema.columns.size());
+    }
+    ARROW_ASSIGN_OR_RAISE(auto rows, ConformTo(*result, table.schema.ToArrow()));
+    auto& appended = pending[write.table];
+    ARROW_RETURN_NOT_OK(CheckKeys(*store, table, appended, rows));
+    if (rows->num_rows() > 0) appended.push_back(rows);
+    return rows->num_rows();
+  }
+  TableSchema schema;
+  schema.name = write.table;
+  for (const auto& field : result->schema()->fields()) {
+    ARROW_ASSIGN_OR_RAISE(auto type, ColumnTypeFromArrow(*field->type()));
+    schema.columns.push_back({field->name(), type});
+  }
+  ARROW_ASSIGN_OR_RAISE(auto rows, ConformTo(*result, schema.ToArrow()));
+  TableManifest table{.schema = schema};
+  if (rows->num_rows() > 0) {
+    ARROW_ASSIGN_OR_RAISE(auto as_table, arrow::Table::FromRecordBatches({rows}));
+    ARROW_ASSIGN_OR_RAISE(table.files.emplace_back(), store->WriteDataFile(schema, *as_table));
+  }
+  next.tables[write.table] = std::move(table);
+  return rows->num_rows();
+}
+
+Result<Applied> ArrowEngine::Impl::Invoke(const Request& request, Manifest& next,
+                                          StepRecorder& steps) {
+  ARROW_ASSIGN_OR_RAISE(const ModelFunction* function, Functions().Lookup(request.function));
+  ARROW_ASSIGN_OR_RAISE(auto args, BindArguments(*function, request.args));
+  std::shared_ptr<arrow::Table> result;
+  if (function->native) {
+    ArrowFunctionContext context(*store, next, args, steps);
+    ARROW_ASSIGN_OR_RAISE(result, function->native(context));
+  } else {
+    // SQL functions read the version being built through DuckDB, as queries do.
+    const auto start = StepRecorder::Clock::now();
+    ARROW_ASSIGN_OR_RAISE(auto reader, OpenVersionReader(*store, next, ReaderOptions()));
+    ARROW_ASSIGN_OR_RAISE(auto read, reader->Read({.function = request.function,
+                                                   .args = args,
+                                                   .writing = function->write.has_value()}));
+    ARROW_ASSIGN_OR_RAISE(result, read.reader->ToTable());
+    steps.Record("query", start, result->num_rows());
+  }
+  if (!function->write) return Applied{.rows = result->num_rows(), .result = std::move(result)};
+  const auto start = StepRecorder::Clock::now();
+  ARROW_ASSIGN_OR_RAISE(int64_t written, WriteResult(*function->write, result, next));
+  steps.Record("write " + function->write->table, start, written);
+  return Applied{.rows = written, .changed = true};
+}
+
+Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& next,
+                                           StepRecorder& steps) {
   switch (request.op) {
     case Op::kCreateTable: {
       if (!request.schema) return Status::Invalid("create_table needs a schema");
@@ -434,15 +560,19 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
       ARROW_ASSIGN_OR_RAISE(TableManifest * found, FindTable(next, request));
       TableManifest& table = *found;
       ARROW_ASSIGN_OR_RAISE(auto rows, RequestRows(request, table.schema, options.input_dirs));
+      const auto start = StepRecorder::Clock::now();
       auto& appended = pending[request.table];
       ARROW_RETURN_NOT_OK(CheckKeys(*store, table, appended, rows));
       if (rows->num_rows() > 0) appended.push_back(rows);
+      steps.Record("check keys", start, rows->num_rows());
       return Applied{.rows = rows->num_rows(), .changed = true};
     }
     case Op::kUpsert: {
       ARROW_ASSIGN_OR_RAISE(TableManifest * table, FindTable(next, request));
       ARROW_ASSIGN_OR_RAISE(auto rows, RequestRows(request, table->schema, options.input_dirs));
+      const auto start = StepRecorder::Clock::now();
       ARROW_ASSIGN_OR_RAISE(auto upserted, UpsertRows(*store, *table, std::move(rows)));
+      steps.Record("rewrite", start, upserted.replaced);
       const int64_t count = upserted.rows->num_rows();
       if (count > 0) pending[request.table].push_back(std::move(upserted.rows));
       // As DuckDB counts it: rows inserted or updated; a table of key columns only has
@@ -453,23 +583,31 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
     case Op::kDelete: {
       ARROW_ASSIGN_OR_RAISE(TableManifest * table, FindTable(next, request));
       ARROW_RETURN_NOT_OK(CheckPredicate(*request.where, table->schema));
+      const auto start = StepRecorder::Clock::now();
       ARROW_ASSIGN_OR_RAISE(int64_t deleted, DeleteWhere(*store, *request.where, *table));
+      steps.Record("rewrite", start, deleted);
       return Applied{.rows = deleted, .changed = true};
     }
     case Op::kUpdate: {
       ARROW_ASSIGN_OR_RAISE(TableManifest * table, FindTable(next, request));
       ARROW_RETURN_NOT_OK(CheckUpdate(table->schema, request));
       if (request.where) ARROW_RETURN_NOT_OK(CheckPredicate(*request.where, table->schema));
+      const auto start = StepRecorder::Clock::now();
       ARROW_ASSIGN_OR_RAISE(int64_t updated, UpdateWhere(*store, request, *table));
+      steps.Record("rewrite", start, updated);
       return Applied{.rows = updated, .changed = true};
     }
     case Op::kQuery: {
       // A query sees the requests before it in the batch, as on the DuckDB engine.
+      const auto start = StepRecorder::Clock::now();
       ARROW_ASSIGN_OR_RAISE(auto version_reader, OpenVersionReader(*store, next, ReaderOptions()));
       ARROW_ASSIGN_OR_RAISE(auto read, version_reader->Read({.sql = request.sql}));
       ARROW_ASSIGN_OR_RAISE(auto result, read.reader->ToTable());
+      steps.Record("query", start, result->num_rows());
       return Applied{.rows = result->num_rows(), .result = std::move(result)};
     }
+    case Op::kInvoke:
+      return Invoke(request, next, steps);
     case Op::kSnapshot:
       return Applied{};
     default:
@@ -502,10 +640,18 @@ Result<BatchResult> ArrowEngine::ApplyBatch(const std::vector<Request>& batch) {
   next.version = version + 1;
   impl.pending.clear();
   bool changed = false;
+  StepRecorder batch_steps;  // What the batch does for all its requests: writes, publishing.
   for (size_t i : screened.fresh) {
     const Request& request = batch[i];
+    if (request.op != Op::kAppend) {
+      // Earlier appends are written first: what comes next may read or rewrite them.
+      if (Status flushed = impl.FlushAppends(next, batch_steps); !flushed.ok()) {
+        return flushed.WithMessage("batch not committed: ", flushed.message());
+      }
+    }
     const auto start = std::chrono::steady_clock::now();
-    auto applied = impl.Execute(request, next);
+    StepRecorder steps;
+    auto applied = impl.Execute(request, next, steps);
     RequestOutcome& outcome = result.outcomes[i];
     if (!applied.ok()) {
       outcome = Rejected(request, 0, applied.status().message());
@@ -518,11 +664,12 @@ Result<BatchResult> ArrowEngine::ApplyBatch(const std::vector<Request>& batch) {
                .duration_ms = std::chrono::duration<double, std::milli>(
                                   std::chrono::steady_clock::now() - start)
                                   .count(),
+               .steps = steps.Take(),
                .result = std::move(applied->result)};
     changed = changed || applied->changed;
     result.publish_requested = result.publish_requested || request.op == Op::kSnapshot;
   }
-  if (Status flushed = impl.FlushAppends(next); !flushed.ok()) {
+  if (Status flushed = impl.FlushAppends(next, batch_steps); !flushed.ok()) {
     return flushed.WithMessage("batch not committed: ", flushed.message());
   }
   const int64_t new_version = changed ? next.version : version;
@@ -534,9 +681,13 @@ Result<BatchResult> ArrowEngine::ApplyBatch(const std::vector<Request>& batch) {
     logged.push_back(std::move(known));
   }
   // Logged first, then the manifest: the manifest is the commit.
+  auto start = StepRecorder::Clock::now();
   ARROW_RETURN_NOT_OK(impl.log->Append(logged));
+  batch_steps.Record("log requests", start, static_cast<int64_t>(logged.size()));
   if (changed) {
+    start = StepRecorder::Clock::now();
     Status published = impl.store->Publish(next);
+    batch_steps.Record("publish", start, next.version);
     if (!published.ok()) {
       // Forget what the log holds of this batch: it did not commit.
       ARROW_ASSIGN_OR_RAISE(impl.log,
@@ -549,6 +700,12 @@ Result<BatchResult> ArrowEngine::ApplyBatch(const std::vector<Request>& batch) {
       impl.reader.reset();
     }
     impl.CollectGarbage();
+  }
+  for (size_t i : screened.fresh) {
+    auto& steps = result.outcomes[i].steps;
+    if (result.outcomes[i].applied()) {
+      steps.insert(steps.end(), batch_steps.steps().begin(), batch_steps.steps().end());
+    }
   }
   FinishRepeats(screened, result.outcomes);
   result.version = new_version;

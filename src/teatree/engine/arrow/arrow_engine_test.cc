@@ -4,16 +4,36 @@
 #include "teatree/engine/arrow/arrow_engine.h"
 
 #include <arrow/api.h>
+#include <arrow/compute/api.h>
 #include <gtest/gtest.h>
 
 #include "teatree/common/temp_dir.h"
 #include "teatree/engine/arrow/manifest_store.h"
 #include "teatree/engine/duckdb/duckdb_engine.h"
 #include "teatree/engine/duckdb/duckdb_reader.h"
+#include "teatree/functions/function_registry.h"
 #include "teatree/request/codec.h"
 
 namespace teatree {
 namespace {
+
+/// Runs the registered function `name` inside another native function.
+Result<std::shared_ptr<arrow::Table>> RunNamed(FunctionContext& context, const std::string& name,
+                                               const nlohmann::json& args) {
+  static const FunctionRegistry builtins = FunctionRegistry::WithBuiltins();
+  ARROW_ASSIGN_OR_RAISE(const ModelFunction* function, builtins.Lookup(name));
+  ARROW_ASSIGN_OR_RAISE(auto bound, BindArguments(*function, args));
+  struct Forward final : FunctionContext {
+    Forward(FunctionContext& outer, nlohmann::json args)
+        : FunctionContext(std::move(args), outer.steps()), outer(outer) {}
+    std::vector<std::string> Tables() const override { return outer.Tables(); }
+    Result<std::shared_ptr<arrow::dataset::Dataset>> Table(const std::string& table) override {
+      return outer.Table(table);
+    }
+    FunctionContext& outer;
+  } forward(context, bound);
+  return function->native(forward);
+}
 
 class EnginesTest : public ::testing::Test {
  protected:
@@ -25,8 +45,10 @@ class EnginesTest : public ::testing::Test {
   }
 
   EngineOptions Options(const std::string& name) {
-    return {
-        .model_dir = dir_->path() / name, .model = "sales", .input_dirs = {dir_->path() / "input"}};
+    return {.model_dir = dir_->path() / name,
+            .model = "sales",
+            .input_dirs = {dir_->path() / "input"},
+            .functions = &functions_};
   }
 
   void ReopenArrow() {
@@ -65,6 +87,44 @@ class EnginesTest : public ::testing::Test {
                                       << duck->ToString();
   }
 
+  /// The result of `line` (an invoke or query) on each engine, sorted by every column.
+  std::pair<std::shared_ptr<arrow::Table>, std::shared_ptr<arrow::Table>> Results(
+      const std::string& line) {
+    std::vector<Request> batch = {DecodeRequest(line).ValueOrDie()};
+    auto duck = duck_->ApplyBatch(batch).ValueOrDie().outcomes[0];
+    auto arrow = arrow_->ApplyBatch(batch).ValueOrDie().outcomes[0];
+    EXPECT_TRUE(duck.applied()) << duck.error;
+    EXPECT_TRUE(arrow.applied()) << arrow.error;
+    return {Sorted(duck.result), Sorted(arrow.result)};
+  }
+
+  static std::shared_ptr<arrow::Table> Sorted(const std::shared_ptr<arrow::Table>& table) {
+    if (!table) return nullptr;
+    std::vector<arrow::compute::SortKey> keys;
+    for (int i = 0; i < table->num_columns(); ++i) {
+      if (table->column(i)->type()->id() == arrow::Type::LIST) continue;
+      keys.emplace_back(arrow::FieldRef(i), arrow::compute::SortOrder::Ascending,
+                        arrow::compute::NullPlacement::AtEnd);
+    }
+    auto order = arrow::compute::SortIndices(arrow::Datum(table), arrow::compute::SortOptions(keys))
+                     .ValueOrDie();
+    return arrow::compute::Take(table, order).ValueOrDie().table()->CombineChunks().ValueOrDie();
+  }
+
+  /// Expects `native` (a function result on each engine) to equal `sql` run by DuckDB.
+  void ExpectSameAsSql(const std::string& invoke, const std::string& sql) {
+    auto [duck, arrow] = Results(invoke);
+    auto expected = Sorted(duck_->Query(sql).ValueOrDie());
+    ASSERT_TRUE(duck && arrow);
+    EXPECT_TRUE(duck->Equals(*expected)) << invoke << "\nnative on duckdb:\n"
+                                         << duck->ToString() << "sql:\n"
+                                         << expected->ToString();
+    EXPECT_TRUE(arrow->Equals(*expected)) << invoke << "\nnative on arrow:\n"
+                                          << arrow->ToString() << "sql:\n"
+                                          << expected->ToString();
+  }
+
+  FunctionRegistry functions_ = FunctionRegistry::WithBuiltins();
   std::unique_ptr<TempDir> dir_;
   std::unique_ptr<DuckEngine> duck_;
   std::unique_ptr<ArrowEngine> arrow_;
@@ -203,6 +263,78 @@ TEST_F(EnginesTest, UpsertsAndKeyUpdatesAgreeAcrossEngines) {
   });
   EXPECT_NE(key_updates[0].error.find("cannot change key column"), std::string::npos);
   ExpectSameRows("SELECT * FROM orders ORDER BY id");
+}
+
+const char* kShop[] = {
+    R"({"request_id":"s1","model":"sales","op":"create_table","table":"sold","schema":[)"
+    R"({"name":"id","type":"BIGINT"},{"name":"region","type":"VARCHAR"},{"name":"day","type":"DATE"},)"
+    R"({"name":"amount","type":"DOUBLE"}],"primary_key":["id"]})",
+    R"({"request_id":"s2","model":"sales","op":"create_table","table":"regions","schema":[)"
+    R"({"name":"region","type":"VARCHAR"},{"name":"manager","type":"VARCHAR"}],"primary_key":["region"]})",
+    R"({"request_id":"s3","model":"sales","op":"append","table":"sold","rows":[)"
+    R"([1,"eu","2026-01-01",1.5],[2,"eu","2026-01-02",2.5],[3,"eu","2026-01-03",null],)"
+    R"([4,"eu","2026-01-04",4],[5,"us","2026-01-01",10],[6,"us","2026-01-03",20.5],)"
+    R"([7,null,"2026-01-01",7],[8,"apac","2026-01-02",null]]})",
+    R"({"request_id":"s4","model":"sales","op":"append","table":"regions","rows":[)"
+    R"(["eu","Ana"],["us","Bo"],["latam","Cy"]]})"};
+
+TEST_F(EnginesTest, NativeFunctionsGiveWhatSqlGivesOnBothEngines) {
+  Apply({std::begin(kShop), std::end(kShop)});
+  ExpectSameAsSql(R"({"request_id":"f1","model":"sales","op":"invoke","function":"rollup",)"
+                  R"("args":{"table":"sold","keys":"region, day","value":"amount"}})",
+                  "SELECT region, day, count(*) AS rows, sum(amount) AS sum, avg(amount) AS mean, "
+                  "min(amount) AS min, max(amount) AS max FROM sold GROUP BY ROLLUP (region, day)");
+  ExpectSameAsSql(
+      R"({"request_id":"f2","model":"sales","op":"invoke","function":"rolling",)"
+      R"("args":{"table":"sold","order_by":"day","value":"amount","window":2,"partition_by":"region"}})",
+      "SELECT region, day, amount, sum(amount) OVER w AS rolling_sum, avg(amount) OVER w AS "
+      "rolling_mean FROM sold WINDOW w AS (PARTITION BY region ORDER BY day ROWS BETWEEN 1 "
+      "PRECEDING AND CURRENT ROW)");
+  ExpectSameAsSql(R"({"request_id":"f3","model":"sales","op":"invoke","function":"enrich",)"
+                  R"("args":{"table":"sold","lookup":"regions","on":"region"}})",
+                  "SELECT s.*, r.manager FROM sold s LEFT JOIN regions r USING (region)");
+  // SQL functions run on the Arrow engine too.
+  ExpectSameAsSql(R"({"request_id":"f4","model":"sales","op":"invoke","function":"row_counts"})",
+                  "SELECT 'regions' AS \"table\", 3::BIGINT AS \"rows\" UNION ALL "
+                  "SELECT 'sold', 8");
+  // Bad arguments are refused alike.
+  auto refused = Apply({
+      R"({"request_id":"f5","model":"sales","op":"invoke","function":"rollup","args":{"table":"sold","keys":"nope","value":"amount"}})",
+      R"({"request_id":"f6","model":"sales","op":"invoke","function":"rollup","args":{"table":"gone","keys":"region","value":"amount"}})",
+      R"({"request_id":"f7","model":"sales","op":"invoke","function":"rolling","args":{"table":"sold","order_by":"day","value":"amount","window":0}})",
+      R"({"request_id":"f8","model":"sales","op":"invoke","function":"missing"})",
+  });
+  EXPECT_NE(refused[0].error.find("table sold has no column nope"), std::string::npos)
+      << refused[0].error;
+  EXPECT_NE(refused[3].error.find("is not registered"), std::string::npos);
+}
+
+TEST_F(EnginesTest, FunctionsThatWriteTablesAgreeAcrossEngines) {
+  ASSERT_TRUE(
+      functions_
+          .Register({.name = "region_totals",
+                     .native =
+                         [](FunctionContext& context) {
+                           return RunNamed(
+                               context, "rollup",
+                               {{"table", "sold"}, {"keys", "region"}, {"value", "amount"}});
+                         },
+                     .write = FunctionWrite{"totals", true}})
+          .ok());
+  ASSERT_TRUE(functions_
+                  .LoadJson(nlohmann::json::parse(R"({"functions":[{"name":"keep_big","sql":
+                    "SELECT * FROM sold WHERE amount > 5","write":{"table":"big","mode":"append"}}]})"),
+                            "test")
+                  .ok());
+  duck_ = DuckEngine::Open(Options("duck")).ValueOrDie();
+  ReopenArrow();
+  Apply({std::begin(kShop), std::end(kShop)});
+  Apply({R"({"request_id":"w1","model":"sales","op":"invoke","function":"region_totals"})",
+         R"({"request_id":"w2","model":"sales","op":"invoke","function":"keep_big"})",
+         R"({"request_id":"w3","model":"sales","op":"invoke","function":"keep_big"})"});
+  ExpectSameRows("SELECT * FROM totals ORDER BY region NULLS LAST");
+  ExpectSameRows("SELECT * FROM big ORDER BY id");
+  EXPECT_EQ(arrow_->Tables().ValueOrDie(), duck_->Tables().ValueOrDie());
 }
 
 std::string AppendLine(int id) {

@@ -398,6 +398,10 @@ Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
       outcome.rows = executed[k].rows;
       outcome.duration_ms = durations[k];
       outcome.result = executed[k].result;
+      outcome.steps = executed[k].steps;
+      if (outcome.steps.empty()) {
+        outcome.steps.push_back({"execute", durations[k], executed[k].rows});
+      }
       result.publish_requested = result.publish_requested || p.request->op == Op::kSnapshot;
     }
     Status status = impl.RecordRequests(planned, result.outcomes);

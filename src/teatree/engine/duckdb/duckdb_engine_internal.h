@@ -32,7 +32,7 @@ struct PlannedRequest {
   size_t index = 0;
   const Request* request = nullptr;
   std::shared_ptr<arrow::RecordBatch> rows;  // append, upsert
-  const SqlFunction* function = nullptr;     // invoke
+  const ModelFunction* function = nullptr;   // invoke
   nlohmann::json args;                       // invoke: complete, checked arguments
   std::filesystem::path attach_path;         // attach
   std::string rejection;                     // non-empty: refused, recorded as rejected
@@ -43,6 +43,8 @@ struct Executed {
   int64_t rows = 0;
   bool changed_data = false;
   std::shared_ptr<arrow::Table> result;
+  /// The stages a native function recorded; empty for a single-statement op.
+  std::vector<Step> steps;
 };
 
 /// What the ops need besides the request.
@@ -73,7 +75,7 @@ struct FunctionSql {
   DuckParams params;
 };
 /// `args` must be complete and checked (BindArguments); `tables` are the model's tables.
-Result<FunctionSql> FunctionCallSql(const SqlFunction& function, const nlohmann::json& args,
+Result<FunctionSql> FunctionCallSql(const ModelFunction& function, const nlohmann::json& args,
                                     const std::vector<std::string>& tables);
 
 }  // namespace teatree

@@ -301,14 +301,8 @@ Result<FunctionSql> DuckReader::Impl::Plan(Session& session, const ReadRequest& 
   FunctionSql call{request.sql, {}};
   if (!request.function.empty()) {
     const FunctionRegistry& registry = options.functions ? *options.functions : builtins;
-    const SqlFunction* function = registry.Find(request.function);
-    if (function == nullptr) {
-      std::string names;
-      for (const auto& name : registry.Names()) names += (names.empty() ? "" : ", ") + name;
-      return Status::Invalid("function ", request.function, " is not registered (known: ", names,
-                             ")");
-    }
-    if (function->write) {
+    ARROW_ASSIGN_OR_RAISE(const ModelFunction* function, registry.Lookup(request.function));
+    if (function->write && !request.writing) {
       return Status::Invalid("function ", request.function, " writes table ",
                              function->write->table,
                              ": invoke it through the request queue (teatree submit ... invoke)");

@@ -43,6 +43,9 @@ struct ReadRequest {
   ReadLimits limits;
   /// Polled while the read runs; returning true stops it (e.g. the client went away).
   std::function<bool()> cancelled;
+  /// The engine runs a function that writes a table (invoke) and writes its result itself;
+  /// a read refuses such functions otherwise.
+  bool writing = false;
 };
 
 /// A read's result as it streams, and the model version it reads.
