@@ -1,0 +1,162 @@
+// Compute on 10,000,000 rows: the native built-ins (Acero) beside the same question in DuckDB
+// SQL, measured in the same run on the same data.
+//  - rollup: GROUP BY ROLLUP (region, day) with count, sum, avg, min and max of amount.
+//  - join: every fact row enriched with two columns of a 100,000-row customer table (left
+//    join on the customer key).
+// Teatree's figure is `invoke` of the native function on an Arrow-engine model (reading the
+// model's Parquet files); the baseline is `query` of the SQL on a DuckDB-engine model. Also
+// shown: the native function on the DuckDB engine and the SQL on the Arrow engine (DuckDB
+// reading the Parquet files). Every figure includes materialising the result as Arrow.
+#include <arrow/api.h>
+
+#include <cstdio>
+
+#include "bench/bench_util.h"
+#include "teatree/common/temp_dir.h"
+#include "teatree/engine/arrow/arrow_engine.h"
+#include "teatree/engine/duckdb/duckdb_database.h"
+#include "teatree/engine/duckdb/duckdb_engine.h"
+#include "teatree/request/codec.h"
+
+namespace teatree::bench {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr int64_t kFacts = 10'000'000;
+constexpr int64_t kCustomers = 100'000;
+
+Request Decode(const nlohmann::json& json) { return OrDie(DecodeRequest(json.dump())); }
+
+/// The two models, on each engine, with the same rows (written once as Parquet by DuckDB and
+/// appended from there).
+struct Models {
+  std::unique_ptr<TempDir> dir = OrDie(TempDir::Make("teatree-bench-compute-"));
+  std::unique_ptr<DuckEngine> duck;
+  std::unique_ptr<ArrowEngine> arrow;
+
+  Models() {
+    const fs::path input = dir->path() / "input";
+    fs::create_directories(input);
+    {
+      auto db = OrDie(DuckDatabase::Open({}));
+      auto connection = OrDie(db->Connect());
+      OrDie(connection->Execute(
+          "COPY (SELECT i AS id, (i * 7919) % " + std::to_string(kCustomers) +
+          " AS customer, 'region-' || (i % 50) AS region, DATE '2026-01-01' + (i % 365)::INTEGER "
+          "AS day, ((i * 31) % 10007) / 4.0 AS amount FROM range(" +
+          std::to_string(kFacts) + ") t(i)) TO '" + (input / "facts.parquet").string() +
+          "' (FORMAT parquet)"));
+      OrDie(connection->Execute(
+          "COPY (SELECT i AS customer, 'segment-' || (i % 12) AS segment, (i % 1000) / 10.0 AS "
+          "score FROM range(" +
+          std::to_string(kCustomers) + ") t(i)) TO '" + (input / "customers.parquet").string() +
+          "' (FORMAT parquet)"));
+    }
+    const std::vector<Request> load = {
+        Decode(nlohmann::json::parse(
+            R"({"request_id":"c1","model":"bench","op":"create_table","table":"facts","schema":[
+              {"name":"id","type":"BIGINT"},{"name":"customer","type":"BIGINT"},
+              {"name":"region","type":"VARCHAR"},{"name":"day","type":"DATE"},
+              {"name":"amount","type":"DOUBLE"}]})")),
+        Decode(nlohmann::json::parse(
+            R"({"request_id":"c2","model":"bench","op":"create_table","table":"customers","schema":[
+              {"name":"customer","type":"BIGINT"},{"name":"segment","type":"VARCHAR"},
+              {"name":"score","type":"DOUBLE"}],"primary_key":["customer"]})")),
+        Decode(nlohmann::json::parse(
+            R"({"request_id":"a1","model":"bench","op":"append","table":"facts",
+                "source":{"format":"parquet","path":"facts.parquet"}})")),
+        Decode(nlohmann::json::parse(
+            R"({"request_id":"a2","model":"bench","op":"append","table":"customers",
+                "source":{"format":"parquet","path":"customers.parquet"}})"))};
+    duck = OrDie(DuckEngine::Open(
+        {.model_dir = dir->path() / "duck", .model = "bench", .input_dirs = {input}}));
+    arrow = OrDie(ArrowEngine::Open(
+        {.model_dir = dir->path() / "arrow", .model = "bench", .input_dirs = {input}}));
+    for (Engine* engine : {static_cast<Engine*>(duck.get()), static_cast<Engine*>(arrow.get())}) {
+      auto result = OrDie(engine->ApplyBatch(load));
+      for (const auto& outcome : result.outcomes) {
+        if (!outcome.applied()) OrDie(Status::Invalid(outcome.error));
+      }
+    }
+  }
+};
+
+Models& Shared() {
+  static Models models;
+  return models;
+}
+
+/// Applies one request (a fresh id each time, so it really runs) and returns its outcome.
+RequestOutcome Run(Engine& engine, nlohmann::json request, int iteration) {
+  request["request_id"] = request.value("request_id", "r") + std::to_string(iteration);
+  request["model"] = "bench";
+  auto result = OrDie(engine.ApplyBatch({Decode(request)}));
+  const RequestOutcome& outcome = result.outcomes[0];
+  if (!outcome.applied()) OrDie(Status::Invalid(outcome.error));
+  return outcome;
+}
+
+/// Times `native` (an invoke) and `sql` (a query) on both engines; prints the native
+/// function's steps on the Arrow engine once.
+void Compare(benchmark::State& state, const nlohmann::json& native, const std::string& sql) {
+  Models& models = Shared();
+  const nlohmann::json query = {
+      {"request_id", "sql-" + native.value("function", "")}, {"op", "query"}, {"sql", sql}};
+  Stopwatch acero_arrow, acero_duck, duckdb_duck, duckdb_arrow;
+  int64_t rows = 0;
+  int iteration = 0;
+  std::vector<Step> steps;
+  for (auto _ : state) {
+    ++iteration;
+    acero_arrow.Time([&] {
+      auto outcome = Run(*models.arrow, native, iteration);
+      rows = outcome.rows;
+      steps = outcome.steps;
+    });
+    acero_duck.Time([&] { Run(*models.duck, native, iteration); });
+    duckdb_duck.Time([&] {
+      if (Run(*models.duck, query, iteration).rows != rows) {
+        OrDie(Status::Invalid("the SQL and the native function disagree on the row count"));
+      }
+    });
+    duckdb_arrow.Time([&] { Run(*models.arrow, query, iteration); });
+  }
+  const double n = static_cast<double>(state.iterations());
+  state.counters["result_rows"] = static_cast<double>(rows);
+  state.counters["acero_arrow_engine_ms"] = acero_arrow.seconds() * 1000 / n;
+  state.counters["acero_duckdb_engine_ms"] = acero_duck.seconds() * 1000 / n;
+  state.counters["duckdb_sql_ms"] = duckdb_duck.seconds() * 1000 / n;
+  state.counters["duckdb_sql_on_parquet_ms"] = duckdb_arrow.seconds() * 1000 / n;
+  state.counters["acero_over_duckdb"] = acero_arrow.seconds() / duckdb_duck.seconds();
+  std::string breakdown;
+  for (const auto& step : steps) {
+    breakdown += "  " + step.name + " " + std::to_string(static_cast<int>(step.ms)) + " ms, " +
+                 std::to_string(step.rows) + " rows\n";
+  }
+  std::fprintf(stderr, "%s on the Arrow engine, steps of the last run:\n%s",
+               native.value("function", "").c_str(), breakdown.c_str());
+}
+
+void BM_RollupTenMillionRows(benchmark::State& state) {
+  Compare(state,
+          {{"request_id", "rollup"},
+           {"op", "invoke"},
+           {"function", "rollup"},
+           {"args", {{"table", "facts"}, {"keys", "region, day"}, {"value", "amount"}}}},
+          "SELECT region, day, count(*) AS rows, sum(amount) AS sum, avg(amount) AS mean, "
+          "min(amount) AS min, max(amount) AS max FROM facts GROUP BY ROLLUP (region, day)");
+}
+BENCHMARK(BM_RollupTenMillionRows)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_JoinTenMillionRows(benchmark::State& state) {
+  Compare(state,
+          {{"request_id", "enrich"},
+           {"op", "invoke"},
+           {"function", "enrich"},
+           {"args", {{"table", "facts"}, {"lookup", "customers"}, {"on", "customer"}}}},
+          "SELECT f.*, c.segment, c.score FROM facts f LEFT JOIN customers c USING (customer)");
+}
+BENCHMARK(BM_JoinTenMillionRows)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+}  // namespace teatree::bench
