@@ -69,6 +69,12 @@ out=$("$teatree" submit -d "$data" --model ledger create_table --table more --en
 grep -q "rejected .*uses the arrow engine" <<<"$out" || fail "engine switch: $out"
 out=$("$teatree" query -d "$data" --model ledger "SELECT sum(amount) AS total FROM entries")
 grep -q "3.75" <<<"$out" && grep -q "(model ledger at version 3)" <<<"$out" || fail "arrow query: $out"
+out=$("$teatree" submit -d "$data" --model ledger invoke --function rollup \
+  --args '{"table":"entries","keys":"id","value":"amount"}' --wait)
+grep -q "invoke .*applied .*rows=3" <<<"$out" && grep -q "3.75" <<<"$out" || fail "arrow invoke: $out"
+out=$("$teatree" query -d "$data" --model ledger --format csv --function rollup \
+  --args '{"table":"entries","keys":"id","value":"amount"}')
+grep -q '^3,1,1.25,' <<<"$out" || fail "arrow function read: $out"
 grep -q "^ledger  *arrow " <<<"$("$teatree" status -d "$data")" || fail "status: no arrow engine"
 for _ in $(seq 100); do ls "$data"/models/ledger/versions/v3.duckdb >/dev/null 2>&1 && break; sleep 0.1; done
 "$teatree" pull -d "$data" --model ledger -o "$data/laptop/ledger.duckdb" 2>/dev/null |

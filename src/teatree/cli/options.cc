@@ -17,6 +17,9 @@ void AddModelOptions(CLI::App& command, ManagerOptions& options) {
                    "--from-archive)");
   command.add_option("--functions", options.functions_file,
                      "JSON file of SQL functions for invoke (besides the built-ins)");
+  command.add_option("--plugin", options.plugins,
+                     "shared library of native functions for invoke and reads (repeatable; "
+                     "see docs/functions.md)");
   command.add_option("--memory-limit", options.memory_limit,
                      "DuckDB memory limit of a model (its writer and live reads), e.g. 4GB");
 }

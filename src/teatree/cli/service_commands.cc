@@ -55,6 +55,7 @@ std::vector<std::string> ManagerArgs(const ManagerOptions& models, size_t batch_
   if (!models.functions_file.empty()) {
     args.insert(args.end(), {"--functions", models.functions_file.string()});
   }
+  for (const auto& plugin : models.plugins) args.insert(args.end(), {"--plugin", plugin.string()});
   if (!models.memory_limit.empty())
     args.insert(args.end(), {"--memory-limit", models.memory_limit});
   return args;

@@ -198,6 +198,7 @@ Result<std::unique_ptr<ModelManager>> ModelManager::Open(const ManagerOptions& o
   if (!o.functions_file.empty()) {
     ARROW_RETURN_NOT_OK(impl->functions.LoadFile(o.functions_file));
   }
+  for (const auto& plugin : o.plugins) ARROW_RETURN_NOT_OK(impl->functions.LoadPlugin(plugin));
 
   const fs::path model_dir = ModelDir(o.data_dir, o.model);
   std::error_code ec;

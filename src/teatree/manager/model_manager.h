@@ -31,6 +31,8 @@ struct ManagerOptions {
   std::vector<std::filesystem::path> input_dirs;
   /// JSON file of SQL functions for `invoke`, besides the built-ins; may be empty.
   std::filesystem::path functions_file;
+  /// Shared libraries of native functions (see functions/plugin.h), loaded at open.
+  std::vector<std::filesystem::path> plugins;
   /// How long a superseded version file stays after the one before the newest.
   std::chrono::milliseconds retention_grace = std::chrono::seconds(60);
   /// At most one version publication per interval; `snapshot` requests publish at once.

@@ -459,33 +459,6 @@ Status ArrowEngine::Impl::FlushAppends(Manifest& next, StepRecorder& steps) {
   return Status::OK();
 }
 
-/// Native functions on the Arrow engine: a table is a dataset over its Parquet files, so a
-/// scan reads only the columns it needs and skips row groups its filter rules out.
-class ArrowFunctionContext final : public FunctionContext {
- public:
-  ArrowFunctionContext(const ManifestStore& store, const Manifest& manifest, nlohmann::json args,
-                       StepRecorder& steps)
-      : FunctionContext(std::move(args), steps), store_(store), manifest_(manifest) {}
-
-  std::vector<std::string> Tables() const override {
-    std::vector<std::string> names;
-    for (const auto& [name, table] : manifest_.tables) names.push_back(name);
-    return names;
-  }
-
-  Result<std::shared_ptr<arrow::dataset::Dataset>> Table(const std::string& name) override {
-    auto it = manifest_.tables.find(name);
-    if (it == manifest_.tables.end()) {
-      return Status::Invalid("table ", name, " does not exist in this model");
-    }
-    return store_.OpenDataset(it->second);
-  }
-
- private:
-  const ManifestStore& store_;
-  const Manifest& manifest_;
-};
-
 Result<int64_t> ArrowEngine::Impl::WriteResult(const FunctionWrite& write,
                                                const std::shared_ptr<arrow::Table>& result,
                                                Manifest& next) {
@@ -525,7 +498,7 @@ Result<Applied> ArrowEngine::Impl::Invoke(const Request& request, Manifest& next
   ARROW_ASSIGN_OR_RAISE(auto args, BindArguments(*function, request.args));
   std::shared_ptr<arrow::Table> result;
   if (function->native) {
-    ArrowFunctionContext context(*store, next, args, steps);
+    ManifestFunctionContext context(store->model_dir(), next, args, steps);
     ARROW_ASSIGN_OR_RAISE(result, function->native(context));
   } else {
     // SQL functions read the version being built through DuckDB, as queries do.

@@ -307,6 +307,16 @@ TEST_F(EnginesTest, NativeFunctionsGiveWhatSqlGivesOnBothEngines) {
   EXPECT_NE(refused[0].error.find("table sold has no column nope"), std::string::npos)
       << refused[0].error;
   EXPECT_NE(refused[3].error.find("is not registered"), std::string::npos);
+  // The read path runs native functions too, on both engines, with the same result.
+  const ReadRequest read{.function = "rollup",
+                         .args = {{"table", "sold"}, {"keys", "region"}, {"value", "amount"}}};
+  auto from_duck = duck_->LiveReader().ValueOrDie()->Read(read).ValueOrDie();
+  auto from_arrow = arrow_->LiveReader().ValueOrDie()->Read(read).ValueOrDie();
+  EXPECT_EQ(from_arrow.version, from_duck.version);
+  auto duck_rows = Sorted(from_duck.reader->ToTable().ValueOrDie());
+  auto arrow_rows = Sorted(from_arrow.reader->ToTable().ValueOrDie());
+  EXPECT_TRUE(arrow_rows->Equals(*duck_rows)) << arrow_rows->ToString() << duck_rows->ToString();
+  EXPECT_EQ(arrow_rows->num_rows(), 5);  // eu, us, apac, NULL, and the total.
 }
 
 TEST_F(EnginesTest, FunctionsThatWriteTablesAgreeAcrossEngines) {
@@ -335,6 +345,23 @@ TEST_F(EnginesTest, FunctionsThatWriteTablesAgreeAcrossEngines) {
   ExpectSameRows("SELECT * FROM totals ORDER BY region NULLS LAST");
   ExpectSameRows("SELECT * FROM big ORDER BY id");
   EXPECT_EQ(arrow_->Tables().ValueOrDie(), duck_->Tables().ValueOrDie());
+}
+
+TEST_F(EnginesTest, PluginFunctionsRunOnBothEngines) {
+  ASSERT_TRUE(functions_.LoadPlugin(TEATREE_SAMPLE_PLUGIN).ok());
+  Apply({std::begin(kShop), std::end(kShop)});
+  ExpectSameAsSql(
+      R"({"request_id":"p1","model":"sales","op":"invoke","function":"share_of_total",)"
+      R"("args":{"table":"sold","keys":"region","value":"amount"}})",
+      "SELECT region, sum(amount) AS sum, sum(amount) / (SELECT sum(amount) FROM sold) AS share "
+      "FROM sold GROUP BY region");
+  // The same plugin twice, one for another ABI, and no library at all: each refused clearly.
+  EXPECT_NE(functions_.LoadPlugin(TEATREE_SAMPLE_PLUGIN).message().find("registered twice"),
+            std::string::npos);
+  EXPECT_NE(functions_.LoadPlugin(TEATREE_OTHER_ABI_PLUGIN).message().find("ABI version 999"),
+            std::string::npos);
+  EXPECT_NE(functions_.LoadPlugin("/nonexistent/libx.so").message().find("cannot load plugin"),
+            std::string::npos);
 }
 
 std::string AppendLine(int id) {

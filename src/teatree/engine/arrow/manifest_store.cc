@@ -265,11 +265,11 @@ Result<int64_t> ManifestStore::CollectGarbage(std::chrono::milliseconds retentio
   return removed;
 }
 
-Result<std::shared_ptr<arrow::dataset::Dataset>> ManifestStore::OpenDataset(
-    const TableManifest& table) const {
+Result<std::shared_ptr<arrow::dataset::Dataset>> OpenTableDataset(const fs::path& model_dir,
+                                                                  const TableManifest& table) {
   auto filesystem = std::make_shared<arrow::fs::LocalFileSystem>();
   std::vector<std::string> paths;
-  for (const auto& file : table.files) paths.push_back((model_dir_ / file.path).string());
+  for (const auto& file : table.files) paths.push_back((model_dir / file.path).string());
   auto format = std::make_shared<arrow::dataset::ParquetFileFormat>();
   ARROW_ASSIGN_OR_RAISE(
       auto factory, arrow::dataset::FileSystemDatasetFactory::Make(filesystem, paths, format, {}));

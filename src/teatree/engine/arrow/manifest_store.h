@@ -59,6 +59,11 @@ struct Manifest {
   static Result<Manifest> FromJson(const nlohmann::json& json);
 };
 
+/// A dataset over a table's files (under `model_dir`), for scans with filters and projections
+/// pushed down.
+Result<std::shared_ptr<arrow::dataset::Dataset>> OpenTableDataset(
+    const std::filesystem::path& model_dir, const TableManifest& table);
+
 /// The storage of an Arrow-engine model under its directory: immutable Parquet data files in
 /// datasets/<table>/ and one manifest per version in manifests/v<N>.json. Publishing a version
 /// writes only its manifest (a temporary file, fsync, rename, fsync of the directory), so its
@@ -90,9 +95,6 @@ class ManifestStore {
   /// data files removed. Writer only: a data file written for a batch not yet published
   /// would count as unreferenced.
   Result<int64_t> CollectGarbage(std::chrono::milliseconds retention);
-
-  /// A dataset over a table's files, for scans with filters and projections pushed down.
-  Result<std::shared_ptr<arrow::dataset::Dataset>> OpenDataset(const TableManifest& table) const;
 
   const std::filesystem::path& model_dir() const { return model_dir_; }
 

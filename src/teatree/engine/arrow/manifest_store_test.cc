@@ -62,7 +62,7 @@ TEST_F(ManifestStoreTest, PublishedVersionsComeBackAfterReopeningWithTheirRowsAn
   ASSERT_EQ(newest.tables.count("orders"), 1u);
   EXPECT_EQ(newest.tables.at("orders").rows(), 3);
   EXPECT_EQ(newest.tables.at("orders").schema, orders_);
-  auto dataset = store_->OpenDataset(newest.tables.at("orders")).ValueOrDie();
+  auto dataset = OpenTableDataset(dir_->path(), newest.tables.at("orders")).ValueOrDie();
   auto scanned = dataset->NewScan().ValueOrDie()->Finish().ValueOrDie()->ToTable().ValueOrDie();
   EXPECT_TRUE(scanned->Equals(*rows)) << scanned->ToString() << rows->ToString();
 }

@@ -45,9 +45,29 @@ Status DefineVersion(DuckConnection& connection, const ManifestStore& store,
 
 }  // namespace
 
+std::vector<std::string> ManifestFunctionContext::Tables() const {
+  std::vector<std::string> names;
+  for (const auto& [name, table] : manifest_.tables) names.push_back(name);
+  return names;
+}
+
+Result<std::shared_ptr<arrow::dataset::Dataset>> ManifestFunctionContext::Table(
+    const std::string& name) {
+  auto it = manifest_.tables.find(name);
+  if (it == manifest_.tables.end()) {
+    return Status::Invalid("table ", name, " does not exist in this model");
+  }
+  return OpenTableDataset(model_dir_, it->second);
+}
+
 Result<std::shared_ptr<DuckReader>> OpenVersionReader(const ManifestStore& store,
                                                       const Manifest& manifest,
-                                                      const DuckReaderOptions& options) {
+                                                      const DuckReaderOptions& reader_options) {
+  DuckReaderOptions options = reader_options;
+  options.native_context = [model_dir = store.model_dir(), manifest](nlohmann::json args,
+                                                                     StepRecorder& steps) {
+    return std::make_unique<ManifestFunctionContext>(model_dir, manifest, std::move(args), steps);
+  };
   DuckDatabaseOptions db_options;
   if (!options.memory_limit.empty()) db_options.settings["memory_limit"] = options.memory_limit;
   ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open(db_options));

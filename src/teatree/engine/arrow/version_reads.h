@@ -9,10 +9,28 @@
 
 namespace teatree {
 
+/// Native functions on an Arrow-engine model: a table is a dataset over its Parquet files, so
+/// a scan reads only the columns it needs and skips row groups its filter rules out.
+class ManifestFunctionContext final : public FunctionContext {
+ public:
+  ManifestFunctionContext(std::filesystem::path model_dir, Manifest manifest, nlohmann::json args,
+                          StepRecorder& steps)
+      : FunctionContext(std::move(args), steps),
+        model_dir_(std::move(model_dir)),
+        manifest_(std::move(manifest)) {}
+  std::vector<std::string> Tables() const override;
+  Result<std::shared_ptr<arrow::dataset::Dataset>> Table(const std::string& name) override;
+
+ private:
+  std::filesystem::path model_dir_;
+  Manifest manifest_;
+};
+
 /// The read path over one version of an Arrow-engine model, so users keep SQL: an in-memory
 /// DuckDB whose views read the version's Parquet files (filters and projections pushed into
 /// the Parquet scan), with Teatree's bookkeeping tables, served by a DuckReader exactly like a
-/// DuckDB model (the same statement check, limits and streaming). DuckDB may read files only
+/// DuckDB model (the same statement check, limits and streaming); native functions scan the
+/// Parquet files (ManifestFunctionContext). DuckDB may read files only
 /// under the model's datasets/ directory; a user's SQL may not name files at all.
 Result<std::shared_ptr<DuckReader>> OpenVersionReader(const ManifestStore& store,
                                                       const Manifest& manifest,

@@ -70,6 +70,23 @@ Result<int64_t> ExecuteAppendRun(const OpContext& context,
 
 /// A function call as one statement: the function's SQL (built from the arguments for
 /// built-ins) and the arguments as its `$name` parameters.
+/// Native functions on a DuckDB database (the DuckDB engine's writer, a reader's session): a
+/// table is read whole through DuckDB's Arrow export into an in-memory dataset.
+class DuckFunctionContext final : public FunctionContext {
+ public:
+  DuckFunctionContext(DuckConnection& connection, std::vector<std::string> tables,
+                      nlohmann::json args, StepRecorder& steps)
+      : FunctionContext(std::move(args), steps),
+        connection_(connection),
+        tables_(std::move(tables)) {}
+  std::vector<std::string> Tables() const override { return tables_; }
+  Result<std::shared_ptr<arrow::dataset::Dataset>> Table(const std::string& name) override;
+
+ private:
+  DuckConnection& connection_;
+  std::vector<std::string> tables_;
+};
+
 struct FunctionSql {
   std::string sql;
   DuckParams params;

@@ -178,33 +178,6 @@ DuckParams ToDuckParams(const nlohmann::json& args) {
   return params;
 }
 
-/// Native functions on the DuckDB engine: a table is read whole through DuckDB's Arrow export
-/// into an in-memory dataset.
-class DuckFunctionContext final : public FunctionContext {
- public:
-  DuckFunctionContext(DuckConnection& writer, const ModelState& state, nlohmann::json args,
-                      StepRecorder& steps)
-      : FunctionContext(std::move(args), steps), writer_(writer), state_(state) {}
-
-  std::vector<std::string> Tables() const override {
-    std::vector<std::string> names;
-    for (const auto& [name, schema] : state_.tables) names.push_back(name);
-    return names;
-  }
-
-  Result<std::shared_ptr<arrow::dataset::Dataset>> Table(const std::string& name) override {
-    if (state_.tables.count(name) == 0) {
-      return Status::Invalid("table ", name, " does not exist in this model");
-    }
-    ARROW_ASSIGN_OR_RAISE(auto rows, writer_.QueryTable("SELECT * FROM " + SqlIdentifier(name)));
-    return std::make_shared<arrow::dataset::InMemoryDataset>(std::move(rows));
-  }
-
- private:
-  DuckConnection& writer_;
-  const ModelState& state_;
-};
-
 /// Runs `statement` (which reads `sql`) with a native function's result as `_teatree_result`
 /// when there is one.
 Result<std::shared_ptr<arrow::Table>> RunWithResult(DuckConnection& writer,
@@ -231,7 +204,9 @@ Result<Executed> Invoke(const OpContext& context, ModelState& state,
   std::shared_ptr<arrow::Table> native_result;
   if (function.native) {
     StepRecorder steps;
-    DuckFunctionContext native(writer, state, planned.args, steps);
+    std::vector<std::string> tables;
+    for (const auto& [name, schema] : state.tables) tables.push_back(name);
+    DuckFunctionContext native(writer, std::move(tables), planned.args, steps);
     ARROW_ASSIGN_OR_RAISE(native_result, function.native(native));
     executed.steps = steps.Take();
     // Copied whole: DuckDB 1.4 misreads a registered stream scanned for some columns only.
@@ -279,6 +254,15 @@ Result<Executed> Invoke(const OpContext& context, ModelState& state,
 }
 
 }  // namespace
+
+Result<std::shared_ptr<arrow::dataset::Dataset>> DuckFunctionContext::Table(
+    const std::string& name) {
+  if (std::find(tables_.begin(), tables_.end(), name) == tables_.end()) {
+    return Status::Invalid("table ", name, " does not exist in this model");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto rows, connection_.QueryTable("SELECT * FROM " + SqlIdentifier(name)));
+  return std::make_shared<arrow::dataset::InMemoryDataset>(std::move(rows));
+}
 
 Result<FunctionSql> FunctionCallSql(const ModelFunction& function, const nlohmann::json& args,
                                     const std::vector<std::string>& tables) {

@@ -290,9 +290,39 @@ struct DuckReader::Impl {
   std::unique_ptr<ConnectionPool> pool;
   int64_t fixed_version = 0;  // A version file's; 0 for the live model.
 
+  /// The function a read calls, if it may: a function that writes only for an engine.
+  Result<const ModelFunction*> FindFunction(const ReadRequest& request) const;
   /// The statement and parameters a read runs, checked read-only.
   Result<FunctionSql> Plan(Session& session, const ReadRequest& request);
+  /// Runs a native function for a read.
+  Result<std::shared_ptr<arrow::Table>> RunNative(Session& session, const ModelFunction& function,
+                                                  const ReadRequest& request) const;
 };
+
+Result<const ModelFunction*> DuckReader::Impl::FindFunction(const ReadRequest& request) const {
+  const FunctionRegistry& registry = options.functions ? *options.functions : builtins;
+  ARROW_ASSIGN_OR_RAISE(const ModelFunction* function, registry.Lookup(request.function));
+  if (function->write && !request.writing) {
+    return Status::Invalid("function ", request.function, " writes table ", function->write->table,
+                           ": invoke it through the request queue (teatree submit ... invoke)");
+  }
+  return function;
+}
+
+Result<std::shared_ptr<arrow::Table>> DuckReader::Impl::RunNative(
+    Session& session, const ModelFunction& function, const ReadRequest& request) const {
+  ARROW_ASSIGN_OR_RAISE(auto args, BindArguments(function, request.args));
+  StepRecorder steps;
+  std::unique_ptr<FunctionContext> context;
+  if (options.native_context) {
+    context = options.native_context(std::move(args), steps);
+  } else {
+    ARROW_ASSIGN_OR_RAISE(auto tables, UserTables(session.connection()));
+    context = std::make_unique<DuckFunctionContext>(session.connection(), std::move(tables),
+                                                    std::move(args), steps);
+  }
+  return function.native(*context);
+}
 
 Result<FunctionSql> DuckReader::Impl::Plan(Session& session, const ReadRequest& request) {
   if (request.sql.empty() == request.function.empty()) {
@@ -300,13 +330,7 @@ Result<FunctionSql> DuckReader::Impl::Plan(Session& session, const ReadRequest& 
   }
   FunctionSql call{request.sql, {}};
   if (!request.function.empty()) {
-    const FunctionRegistry& registry = options.functions ? *options.functions : builtins;
-    ARROW_ASSIGN_OR_RAISE(const ModelFunction* function, registry.Lookup(request.function));
-    if (function->write && !request.writing) {
-      return Status::Invalid("function ", request.function, " writes table ",
-                             function->write->table,
-                             ": invoke it through the request queue (teatree submit ... invoke)");
-    }
+    ARROW_ASSIGN_OR_RAISE(const ModelFunction* function, FindFunction(request));
     ARROW_ASSIGN_OR_RAISE(auto args, BindArguments(*function, request.args));
     ARROW_ASSIGN_OR_RAISE(auto tables, UserTables(session.connection()));
     ARROW_ASSIGN_OR_RAISE(call, FunctionCallSql(*function, args, tables));
@@ -345,6 +369,14 @@ std::shared_ptr<DuckReader> DuckReader::Make(std::shared_ptr<DuckDatabase> db,
 
 Result<ReadStream> DuckReader::Read(const ReadRequest& request) {
   ARROW_ASSIGN_OR_RAISE(auto session, Session::Begin(*impl_->pool, impl_->fixed_version));
+  if (!request.function.empty() && request.sql.empty()) {
+    ARROW_ASSIGN_OR_RAISE(const ModelFunction* function, impl_->FindFunction(request));
+    if (function->native) {
+      ARROW_ASSIGN_OR_RAISE(auto result, impl_->RunNative(*session, *function, request));
+      return ReadStream{.version = session->version(),
+                        .reader = std::make_unique<arrow::TableBatchReader>(std::move(result))};
+    }
+  }
   ARROW_ASSIGN_OR_RAISE(auto call, impl_->Plan(*session, request));
   ReadStream stream{.version = session->version()};
   auto read = std::make_unique<RunningRead>(shared_from_this(), std::move(session), request);
@@ -355,6 +387,14 @@ Result<ReadStream> DuckReader::Read(const ReadRequest& request) {
 
 Result<std::shared_ptr<arrow::Schema>> DuckReader::Describe(const ReadRequest& request) {
   ARROW_ASSIGN_OR_RAISE(auto session, Session::Begin(*impl_->pool, impl_->fixed_version));
+  if (!request.function.empty() && request.sql.empty()) {
+    ARROW_ASSIGN_OR_RAISE(const ModelFunction* function, impl_->FindFunction(request));
+    if (function->native) {
+      // A native function's columns are known once it ran.
+      ARROW_ASSIGN_OR_RAISE(auto result, impl_->RunNative(*session, *function, request));
+      return result->schema();
+    }
+  }
   ARROW_ASSIGN_OR_RAISE(auto call, impl_->Plan(*session, request));
   // Describe binds without parameter values: a parameter's type is what the query makes it.
   return session->connection().Describe(call.sql);

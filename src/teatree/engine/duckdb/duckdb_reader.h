@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "teatree/common/status.h"
+#include "teatree/functions/function_context.h"
 
 namespace arrow {
 class RecordBatchReader;
@@ -68,6 +69,10 @@ struct DuckReaderOptions {
   /// DuckDB's memory limit for a version file opened by OpenFile() (e.g. "2GB"); empty:
   /// DuckDB's default (80% of RAM).
   std::string memory_limit;
+  /// Where native functions read the model's tables; empty: through the read's own DuckDB
+  /// connection (each table read whole). The Arrow engine scans its Parquet files instead.
+  std::function<std::unique_ptr<FunctionContext>(nlohmann::json args, StepRecorder& steps)>
+      native_context;
 };
 
 /// Serves the read path of one model database, live or a published version file: each read
