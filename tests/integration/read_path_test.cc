@@ -146,6 +146,7 @@ TEST_F(ReadPathTest, HttpSubmitsRequestsAndStreamsTheirNotifications) {
   EXPECT_TRUE(seen) << events;
   EXPECT_NE(events.find("event: outcome"), std::string::npos);
   EXPECT_NE(events.find(R"("request_id":"h1")"), std::string::npos);
+  EXPECT_NE(events.find(R"("steps":[{"ms":)"), std::string::npos) << events;
   EXPECT_EQ(Scalar("sales", "SELECT count(*) FROM orders"), "2");
   auto metrics = http.Get("/metrics");
   EXPECT_NE(
@@ -153,6 +154,9 @@ TEST_F(ReadPathTest, HttpSubmitsRequestsAndStreamsTheirNotifications) {
       std::string::npos)
       << metrics->body;
   EXPECT_NE(metrics->body.find("teatree_apply_seconds_bucket"), std::string::npos);
+  EXPECT_NE(metrics->body.find(R"(teatree_step_seconds_count{model="sales",step="execute"})"),
+            std::string::npos)
+      << metrics->body;
 }
 
 TEST_F(ReadPathTest, AReplicaSwitchesVersionsUnderAQueryLoopWithoutFailedQueries) {

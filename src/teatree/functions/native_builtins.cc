@@ -68,8 +68,10 @@ std::vector<cp::Aggregate> RollupAggregates(bool finest, bool grouped, const std
             {hash + "min", nullptr, arrow::FieldRef(value), "min"},
             {hash + "max", nullptr, arrow::FieldRef(value), "max"}};
   }
-  return {{hash + "sum", nullptr, arrow::FieldRef("rows"), "rows"},
-          {hash + "sum", nullptr, arrow::FieldRef("values"), "values"},
+  // Counts add up to 0 over nothing (the grand total of an empty table), not to NULL.
+  auto counts = std::make_shared<cp::ScalarAggregateOptions>(/*skip_nulls=*/true, /*min_count=*/0);
+  return {{hash + "sum", counts, arrow::FieldRef("rows"), "rows"},
+          {hash + "sum", counts, arrow::FieldRef("values"), "values"},
           {hash + "sum", nullptr, arrow::FieldRef("sum"), "sum"},
           {hash + "min", nullptr, arrow::FieldRef("min"), "min"},
           {hash + "max", nullptr, arrow::FieldRef("max"), "max"}};

@@ -27,6 +27,18 @@ struct Metrics::Impl {
           .Name("teatree_publish_seconds")
           .Help("Time from a batch's commit to its version file being published")
           .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& steps =
+      prometheus::BuildHistogram()
+          .Name("teatree_step_seconds")
+          .Help(
+              "Time of each stage of applying a request or running a function (scan, "
+              "aggregate, join, write, publish...), by model and step")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& step_rows =
+      prometheus::BuildCounter()
+          .Name("teatree_step_rows_total")
+          .Help("Rows out of each stage, by model and step")
+          .Register(*registry);
   prometheus::Family<prometheus::Gauge>& backlog = prometheus::BuildGauge()
                                                        .Name("teatree_queue_backlog")
                                                        .Help("Requests waiting in the queue")
@@ -64,6 +76,14 @@ void Metrics::CountRequest(const std::string& model, const std::string& op,
 
 void Metrics::ObserveApply(const std::string& model, double seconds) {
   impl_->apply.Add({{"model", model}}, Impl::Buckets()).Observe(seconds);
+}
+
+void Metrics::ObserveStep(const std::string& model, const Step& step) {
+  // By kind ("scan", not "scan orders"): table names would make a series per table.
+  const std::string kind = step.name.substr(0, step.name.find(' '));
+  impl_->steps.Add({{"model", model}, {"step", kind}}, Impl::Buckets()).Observe(step.ms / 1000);
+  impl_->step_rows.Add({{"model", model}, {"step", kind}})
+      .Increment(static_cast<double>(step.rows));
 }
 
 void Metrics::ObservePublish(const std::string& model, double seconds) {

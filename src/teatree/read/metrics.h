@@ -5,12 +5,16 @@
 #include <memory>
 #include <string>
 
+#include "teatree/common/steps.h"
+
 namespace teatree {
 
 /// The process's Prometheus metrics, rendered by GET /metrics:
 ///   teatree_requests_total{model,op,status}       requests applied or rejected
 ///   teatree_apply_seconds{model}                  histogram: one batch's apply (commit included)
 ///   teatree_publish_seconds{model}                histogram: commit to version file published
+///   teatree_step_seconds{model,step}              histogram: a stage of a request (scan, join...)
+///   teatree_step_rows_total{model,step}           rows out of those stages
 ///   teatree_queue_backlog{model}                  requests waiting in the queue
 ///   teatree_model_version{model,state}            committed ("current") and "published"
 ///   teatree_reads_total{protocol,status}          reads served ("ok" or the error's kind)
@@ -22,6 +26,8 @@ class Metrics {
   void CountRequest(const std::string& model, const std::string& op, const std::string& status);
   void ObserveApply(const std::string& model, double seconds);
   void ObservePublish(const std::string& model, double seconds);
+  /// One stage of a request (RequestOutcome::steps).
+  void ObserveStep(const std::string& model, const Step& step);
   void SetBacklog(const std::string& model, int64_t requests);
   void SetVersions(const std::string& model, int64_t current, int64_t published);
   void CountRead(const std::string& protocol, const std::string& status);

@@ -228,7 +228,19 @@ class ServiceLoop {
     Metrics& metrics = Metrics::Process();
     metrics.ObserveApply(model_, std::chrono::duration<double>(took).count());
     for (size_t i = 0; i < batch.size() && i < result.outcomes.size(); ++i) {
-      metrics.CountRequest(model_, std::string(OpName(batch[i].op)), result.outcomes[i].status);
+      const RequestOutcome& outcome = result.outcomes[i];
+      metrics.CountRequest(model_, std::string(OpName(batch[i].op)), outcome.status);
+      if (outcome.duplicate) continue;
+      std::string steps;
+      for (const auto& step : outcome.steps) {
+        metrics.ObserveStep(model_, step);
+        steps += fmt::format("{}{} {:.1f} ms {} rows", steps.empty() ? "" : ", ", step.name,
+                             step.ms, step.rows);
+      }
+      // Functions are the heavy requests: their stages are worth a line each time.
+      const auto level = outcome.op == Op::kInvoke ? spdlog::level::info : spdlog::level::debug;
+      spdlog::log(level, "model {}: {} {} {} in {:.1f} ms: {}", model_, OpName(outcome.op),
+                  outcome.request_id, outcome.status, outcome.duration_ms, steps);
     }
     if (result.new_version) {
       std::lock_guard lock(committed_mutex_);

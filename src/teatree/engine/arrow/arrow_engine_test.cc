@@ -364,6 +364,25 @@ TEST_F(EnginesTest, PluginFunctionsRunOnBothEngines) {
             std::string::npos);
 }
 
+TEST_F(EnginesTest, EmptyTablesAgreeAcrossEngines) {
+  Apply({kCreate, kShop[1]});
+  auto outcomes = Apply({
+      R"({"request_id":"e1","model":"sales","op":"query","sql":"SELECT count(*) AS n, sum(amount) AS s FROM orders"})",
+      R"({"request_id":"e2","model":"sales","op":"delete","table":"orders","where":{"literal":true}})",
+      R"({"request_id":"e3","model":"sales","op":"update","table":"orders","set":{"amount":{"literal":"1"}}})",
+      R"({"request_id":"e4","model":"sales","op":"upsert","table":"regions","rows":[["eu","Ana"]]})",
+      R"({"request_id":"e5","model":"sales","op":"delete","table":"regions","where":{"literal":true}})",
+  });
+  EXPECT_EQ(outcomes[1].rows, 0);
+  ExpectSameRows("SELECT * FROM orders");
+  ExpectSameRows("SELECT * FROM regions");
+  ExpectSameAsSql(
+      R"({"request_id":"e6","model":"sales","op":"invoke","function":"rollup",)"
+      R"("args":{"table":"orders","keys":"id","value":"amount"}})",
+      "SELECT id, count(*) AS rows, sum(amount) AS sum, avg(amount) AS mean, min(amount) AS min, "
+      "max(amount) AS max FROM orders GROUP BY ROLLUP (id)");
+}
+
 std::string AppendLine(int id) {
   return R"({"request_id":"s)" + std::to_string(id) +
          R"(","model":"sales","op":"append","table":"orders","rows":[[)" + std::to_string(id) +
