@@ -221,7 +221,8 @@ TEST_F(EnginesTest, KeysOfSeveralColumnsAndNullKeysAgreeAcrossEngines) {
       << outcomes[1].error;
   Apply(
       {R"({"request_id":"k5","model":"sales","op":"append","table":"stock","rows":[["a","2026-01-01",8]]})",
-       R"({"request_id":"k6","model":"sales","op":"append","table":"stock","rows":[["a","2026-01-03",9]]})"});
+       R"({"request_id":"k6","model":"sales","op":"append","table":"stock","rows":[["a","2026-01-03",9]]})",
+       R"({"request_id":"k7","model":"sales","op":"upsert","table":"stock","rows":[["a","2026-01-02",10],["d","2026-01-02",11]]})"});
   ExpectSameRows("SELECT * FROM stock ORDER BY shop, day");
 }
 

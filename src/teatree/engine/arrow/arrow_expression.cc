@@ -179,7 +179,14 @@ Result<cp::Expression> Convert(const Expression& expression, const TableSchema& 
     args[0] = cp::call("coalesce", {args[0], cp::literal(false)});
   }
   auto renamed = kRenamed.find(name);
-  return cp::call(renamed != kRenamed.end() ? renamed->second : name, std::move(args));
+  const std::string function = renamed != kRenamed.end() ? renamed->second : name;
+  if (name == "and" || name == "or") {
+    // Arrow's and_kleene/or_kleene take two arguments: a longer list is folded.
+    cp::Expression folded = args[0];
+    for (size_t i = 1; i < args.size(); ++i) folded = cp::call(function, {folded, args[i]});
+    return folded;
+  }
+  return cp::call(function, std::move(args));
 }
 
 }  // namespace

@@ -103,6 +103,8 @@ TEST_F(ArrowExpressionTest, EveryFunctionGivesWhatDuckDbGives) {
       R"({"call":"or","args":[{"field":"flag"},{"call":"is_null","args":[{"field":"n"}]}]})",
       R"({"call":"or","args":[{"field":"flag"},{"literal":null}]})",
       R"({"call":"and","args":[{"field":"flag"},{"literal":null}]})",
+      R"({"call":"and","args":[{"field":"flag"},{"literal":true},{"call":"is_valid","args":[{"field":"n"}]}]})",
+      R"({"call":"or","args":[{"literal":false},{"field":"flag"},{"literal":null},{"call":"is_null","args":[{"field":"n"}]}]})",
       R"({"call":"not","args":[{"field":"flag"}]})",
       R"({"call":"invert","args":[{"field":"flag"}]})",
       R"({"call":"is_valid","args":[{"field":"amount"}]})",
