@@ -5,6 +5,7 @@
 #include <arrow/dataset/api.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <mutex>
@@ -412,13 +413,16 @@ struct ArrowEngine::Impl {
   Status FlushAppends(Manifest& next, StepRecorder& steps);
 
   std::chrono::steady_clock::time_point last_collection;
+  // The version WriteVersionFile() is exporting (0: none): its files stay however long it
+  // takes.
+  std::atomic<int64_t> exporting{0};
   /// Removes superseded versions past the retention window and their files, at most once a
   /// second; a failure only delays it.
   void CollectGarbage() {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_collection < std::chrono::seconds(1)) return;
     last_collection = now;
-    auto removed = store->CollectGarbage(options.retention);
+    auto removed = store->CollectGarbage(options.retention, exporting.load());
     if (!removed.ok()) {
       spdlog::warn("model {}: old data files stay for now: {}", options.model,
                    removed.status().message());
@@ -721,8 +725,13 @@ Result<Snapshot> ArrowEngine::PrepareSnapshot() {
 }
 
 Status ArrowEngine::WriteVersionFile(const Snapshot& snapshot, const fs::path& target) {
-  ARROW_ASSIGN_OR_RAISE(auto manifest, impl_->store->Load(snapshot.version));
-  return ExportVersionFile(*impl_->store, manifest, target);
+  impl_->exporting = snapshot.version;
+  Status exported = [&]() -> Status {
+    ARROW_ASSIGN_OR_RAISE(auto manifest, impl_->store->Load(snapshot.version));
+    return ExportVersionFile(*impl_->store, manifest, target);
+  }();
+  impl_->exporting = 0;
+  return exported;
 }
 
 }  // namespace teatree
