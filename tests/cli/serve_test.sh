@@ -81,6 +81,10 @@ for _ in $(seq 100); do ls "$data"/models/ledger/versions/v3.duckdb >/dev/null 2
   grep -q "version 3" || fail "arrow pull"
 out=$("$teatree" inspect "$data/laptop/ledger.duckdb" "SELECT count(*) AS n FROM entries")
 grep -qx " *2" <<<"$out" || fail "pulled arrow file: $out"
+# The version file on the server links the Parquet files; the pulled one stands alone.
+out=$("$teatree" inspect "$data/laptop/ledger.duckdb" \
+  "SELECT count(*) AS n FROM duckdb_views() WHERE NOT internal")
+grep -qx " *0" <<<"$out" || fail "pulled arrow file has views: $out"
 
 kill -TERM "$serve"
 wait "$serve" || fail "serve exited with $? after SIGTERM: $(cat "$data/serve.out")"

@@ -8,6 +8,7 @@
 #include "teatree/archive/archive.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/sql_quote.h"
+#include "teatree/engine/arrow/version_reads.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
 #include "teatree/engine/engine.h"
 #include "teatree/manager/catalog_recorder.h"
@@ -179,14 +180,32 @@ Status VersionPublisher::Finish(int64_t version) {
     }
     records.push_back(std::move(record));
   }
-  if (archive_ != nullptr && options_.mirror_versions) {
-    const std::string name = kMirroredVersionFile;
-    ARROW_RETURN_NOT_OK(archive_->PutFile(options_.model, version, name, file).status());
-    ARROW_RETURN_NOT_OK(
-        archive_->PutFile(options_.model, version, name + ".sha256", ChecksumPath(file)).status());
-  }
+  if (archive_ != nullptr && options_.mirror_versions) ARROW_RETURN_NOT_OK(Mirror(version, file));
   catalog_.Published(version, std::move(records));
   return Status::OK();
+}
+
+Status VersionPublisher::Mirror(int64_t version, const fs::path& file) {
+  // What leaves the machine is self-contained: an Arrow-engine version is exported for it.
+  ARROW_ASSIGN_OR_RAISE(auto shipped, ShippableVersionFile(file));
+  Status mirrored = [&]() -> Status {
+    fs::path checksum = ChecksumPath(file);
+    if (shipped.temporary) {
+      ARROW_ASSIGN_OR_RAISE(auto sha256, Sha256File(shipped.path));
+      checksum = shipped.path.string() + ".sha256";
+      ARROW_RETURN_NOT_OK(
+          WriteFileAtomically(checksum, sha256 + "  " + std::string(kMirroredVersionFile) + "\n"));
+    }
+    const std::string name = kMirroredVersionFile;
+    ARROW_RETURN_NOT_OK(archive_->PutFile(options_.model, version, name, shipped.path).status());
+    return archive_->PutFile(options_.model, version, name + ".sha256", checksum).status();
+  }();
+  if (shipped.temporary) {
+    std::error_code ignored;
+    fs::remove(shipped.path, ignored);
+    fs::remove(shipped.path.string() + ".sha256", ignored);
+  }
+  return mirrored;
 }
 
 Status VersionPublisher::RemoveExpiredVersions() {

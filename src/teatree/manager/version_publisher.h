@@ -69,6 +69,9 @@ class VersionPublisher {
   void Run();
   Status PublishOnce();
   Status RemoveExpiredVersions();
+  /// Copies version file `file` (self-contained: exported when linked) and its checksum
+  /// into the archive.
+  Status Mirror(int64_t version, const std::filesystem::path& file);
 
   PublisherOptions options_;
   Engine& engine_;

@@ -13,6 +13,7 @@
 
 #include "teatree/common/file_util.h"
 #include "teatree/common/sql_quote.h"
+#include "teatree/engine/arrow/version_reads.h"
 #include "teatree/read/access_tokens.h"
 #include "teatree/read/live_forwarder.h"
 #include "teatree/read/model_directory.h"
@@ -337,13 +338,24 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
         version = body["version"].get<int64_t>();
       }
       ARROW_ASSIGN_OR_RAISE(auto file, reads->VersionFile(version));
-      ARROW_ASSIGN_OR_RAISE(auto sha256, ReadChecksum(file.path));
-      nlohmann::json header{{"model", reads->model()},
-                            {"version", file.version},
-                            {"bytes", file.bytes},
-                            {"sha256", sha256}};
-      *result = std::make_unique<FileResultStream>(header.dump(), file.path);
-      return Status::OK();
+      // An Arrow-engine version is exported for the trip; the export goes once it is open.
+      ARROW_ASSIGN_OR_RAISE(auto shipped, ShippableVersionFile(file.path));
+      Status streamed = [&]() -> Status {
+        ARROW_ASSIGN_OR_RAISE(
+            auto sha256, shipped.temporary ? Sha256File(shipped.path) : ReadChecksum(file.path));
+        std::error_code ec;
+        const auto bytes = std::filesystem::file_size(shipped.path, ec);
+        if (ec) return Status::IOError("cannot read ", shipped.path.string(), ": ", ec.message());
+        nlohmann::json header{{"model", reads->model()},
+                              {"version", file.version},
+                              {"bytes", bytes},
+                              {"sha256", sha256}};
+        *result = std::make_unique<FileResultStream>(header.dump(), shipped.path);
+        return Status::OK();
+      }();
+      std::error_code ignored;
+      if (shipped.temporary) std::filesystem::remove(shipped.path, ignored);
+      return streamed;
     }
     return Status::NotImplemented("unknown action ", action.type, ": use ", kVersionsAction, " or ",
                                   kPullAction);

@@ -413,16 +413,28 @@ struct ArrowEngine::Impl {
   Status FlushAppends(Manifest& next, StepRecorder& steps);
 
   std::chrono::steady_clock::time_point last_collection;
-  // The version WriteVersionFile() is exporting (0: none): its files stay however long it
-  // takes.
-  std::atomic<int64_t> exporting{0};
+  /// The versions the publisher has a version file of (versions/v<N>.duckdb).
+  std::set<int64_t> VersionsWithFiles() const {
+    std::set<int64_t> versions;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(options.model_dir / "versions", ec)) {
+      const std::string name = entry.path().filename().string();
+      if (!name.starts_with("v") || !name.ends_with(".duckdb")) continue;
+      const std::string digits = name.substr(1, name.size() - 8);
+      if (!digits.empty() && std::all_of(digits.begin(), digits.end(), ::isdigit)) {
+        versions.insert(std::stoll(digits));
+      }
+    }
+    return versions;
+  }
   /// Removes superseded versions past the retention window and their files, at most once a
   /// second; a failure only delays it.
   void CollectGarbage() {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_collection < std::chrono::seconds(1)) return;
     last_collection = now;
-    auto removed = store->CollectGarbage(options.retention, exporting.load());
+    // A version file names its version's data files: they stay while the publisher keeps it.
+    auto removed = store->CollectGarbage(options.retention, VersionsWithFiles());
     if (!removed.ok()) {
       spdlog::warn("model {}: old data files stay for now: {}", options.model,
                    removed.status().message());
@@ -725,13 +737,8 @@ Result<Snapshot> ArrowEngine::PrepareSnapshot() {
 }
 
 Status ArrowEngine::WriteVersionFile(const Snapshot& snapshot, const fs::path& target) {
-  impl_->exporting = snapshot.version;
-  Status exported = [&]() -> Status {
-    ARROW_ASSIGN_OR_RAISE(auto manifest, impl_->store->Load(snapshot.version));
-    return ExportVersionFile(*impl_->store, manifest, target);
-  }();
-  impl_->exporting = 0;
-  return exported;
+  ARROW_ASSIGN_OR_RAISE(auto manifest, impl_->store->Load(snapshot.version));
+  return LinkVersionFile(impl_->store->model_dir(), manifest, target);
 }
 
 }  // namespace teatree

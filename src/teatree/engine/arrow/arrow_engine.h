@@ -32,7 +32,8 @@ class ArrowEngine final : public Engine {
   Result<std::vector<std::string>> Tables() override;
   /// The newest manifest: versions are immutable, so nothing needs freezing.
   Result<Snapshot> PrepareSnapshot() override;
-  /// Exports the snapshot's version as a self-contained DuckDB file.
+  /// Writes the snapshot's version as a linked DuckDB file (LinkVersionFile): milliseconds,
+  /// whatever the model's size. Its files stay while the version file exists.
   Status WriteVersionFile(const Snapshot& snapshot, const std::filesystem::path& target) override;
 
  private:

@@ -9,6 +9,8 @@
 
 #include "teatree/common/temp_dir.h"
 #include "teatree/engine/arrow/manifest_store.h"
+#include "teatree/engine/arrow/version_reads.h"
+#include "teatree/engine/duckdb/duckdb_database.h"
 #include "teatree/engine/duckdb/duckdb_engine.h"
 #include "teatree/engine/duckdb/duckdb_reader.h"
 #include "teatree/functions/function_registry.h"
@@ -431,13 +433,36 @@ TEST_F(EnginesTest, AnArrowVersionShipsAsADuckDbFile) {
       {kCreate,
        R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,"1.00",null,["x"]]]})"});
   auto snapshot = arrow_->PrepareSnapshot().ValueOrDie();
-  const auto target = dir_->path() / "v.duckdb";
+  // Where the publisher puts it: a linked file, views over the model's Parquet files.
+  const auto target =
+      dir_->path() / "arrow" / "versions" / ("v" + std::to_string(snapshot.version) + ".duckdb");
+  std::filesystem::create_directories(target.parent_path());
   ASSERT_TRUE(arrow_->WriteVersionFile(snapshot, target).ok());
   EXPECT_EQ(DuckEngine::ReadFileVersion(target).ValueOrDie(), snapshot.version);
+  const std::string views = "SELECT count(*) AS n FROM duckdb_views() WHERE NOT internal";
   auto file = DuckReader::OpenFile(target, {}).ValueOrDie();
   auto rows =
       file->Read({.sql = "SELECT * FROM orders"}).ValueOrDie().reader->ToTable().ValueOrDie();
   EXPECT_TRUE(rows->Equals(*arrow_->Query("SELECT * FROM orders").ValueOrDie()));
+  auto read_views = [&](const std::filesystem::path& path) {
+    auto db = DuckDatabase::Open({.path = path.string(), .read_only = true}).ValueOrDie();
+    auto count = db->Connect().ValueOrDie()->QueryTable(views).ValueOrDie();
+    return count->column(0)->GetScalar(0).ValueOrDie()->ToString();
+  };
+  EXPECT_EQ(read_views(target), "1");
+  // What leaves the machine is an export: tables, not views, and the same rows.
+  auto shipped = ShippableVersionFile(target).ValueOrDie();
+  ASSERT_TRUE(shipped.temporary);
+  const auto laptop = dir_->path() / "laptop.duckdb";
+  std::filesystem::rename(shipped.path, laptop);
+  EXPECT_EQ(read_views(laptop), "0");
+  EXPECT_EQ(DuckEngine::ReadFileVersion(laptop).ValueOrDie(), snapshot.version);
+  auto copy = DuckReader::OpenFile(laptop, {}).ValueOrDie();
+  EXPECT_TRUE(copy->Read({.sql = "SELECT * FROM orders"})
+                  .ValueOrDie()
+                  .reader->ToTable()
+                  .ValueOrDie()
+                  ->Equals(*rows));
 }
 
 TEST_F(EnginesTest, OpsNotBuiltYetAreRefusedClearly) {

@@ -234,14 +234,15 @@ Status ManifestStore::Publish(Manifest manifest) {
   return Status::OK();
 }
 
-Result<int64_t> ManifestStore::CollectGarbage(std::chrono::milliseconds retention, int64_t pinned) {
+Result<int64_t> ManifestStore::CollectGarbage(std::chrono::milliseconds retention,
+                                              const std::set<int64_t>& pinned) {
   ARROW_ASSIGN_OR_RAISE(auto versions, Versions());
   std::error_code ec;
   const auto cutoff = fs::file_time_type::clock::now() - retention;
   std::set<std::string> referenced;
   for (size_t i = 0; i < versions.size(); ++i) {
     // A version was superseded when the next one's manifest was written.
-    if (i + 1 < versions.size() && versions[i] != pinned) {
+    if (i + 1 < versions.size() && !pinned.contains(versions[i])) {
       const auto superseded = fs::last_write_time(ManifestPath(versions[i + 1]), ec);
       if (!ec && superseded < cutoff) {
         fs::remove(ManifestPath(versions[i]), ec);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -91,10 +92,11 @@ class ManifestStore {
   /// Publishes `manifest` (its version must be above the newest) and makes it the newest.
   Status Publish(Manifest manifest);
   /// Removes the manifests of versions superseded more than `retention` ago (never the
-  /// newest, nor `pinned` when it is not 0), then the data files no remaining manifest
-  /// references. Returns the number of data files removed. Writer only: a data file written
-  /// for a batch not yet published would count as unreferenced.
-  Result<int64_t> CollectGarbage(std::chrono::milliseconds retention, int64_t pinned = 0);
+  /// newest, nor those `pinned`), then the data files no remaining manifest references.
+  /// Returns the number of data files removed. Writer only: a data file written for a batch
+  /// not yet published would count as unreferenced.
+  Result<int64_t> CollectGarbage(std::chrono::milliseconds retention,
+                                 const std::set<int64_t>& pinned = {});
 
   const std::filesystem::path& model_dir() const { return model_dir_; }
 

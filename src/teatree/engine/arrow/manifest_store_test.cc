@@ -112,8 +112,8 @@ TEST_F(ManifestStoreTest, GarbageCollectionKeepsWhatRetainedVersionsReference) {
   // Within the retention window every version stays, with its files.
   EXPECT_EQ(store_->CollectGarbage(std::chrono::hours(1)).ValueOrDie(), 0);
   EXPECT_EQ(store_->Versions().ValueOrDie(), (std::vector<int64_t>{1, 2, 3}));
-  // A version being exported stays, with its files, past the window.
-  EXPECT_EQ(store_->CollectGarbage(std::chrono::milliseconds(0), /*pinned=*/1).ValueOrDie(), 0);
+  // A pinned version (one with a version file) stays, with its files, past the window.
+  EXPECT_EQ(store_->CollectGarbage(std::chrono::milliseconds(0), /*pinned=*/{1}).ValueOrDie(), 0);
   EXPECT_EQ(store_->Versions().ValueOrDie(), (std::vector<int64_t>{1, 3}));
   EXPECT_EQ(store_->CollectGarbage(std::chrono::milliseconds(0)).ValueOrDie(), 1);
   EXPECT_FALSE(fs::exists(dir_->path() / first.path));

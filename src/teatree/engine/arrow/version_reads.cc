@@ -1,5 +1,9 @@
 #include "teatree/engine/arrow/version_reads.h"
 
+#include <fstream>
+#include <optional>
+#include <thread>
+
 #include "teatree/common/sql_quote.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
 #include "teatree/engine/duckdb/model_sql.h"
@@ -9,18 +13,18 @@ namespace fs = std::filesystem;
 namespace {
 
 /// read_parquet over a table's files, for a view or a copy.
-std::string ScanSql(const ManifestStore& store, const TableManifest& table) {
+std::string ScanSql(const fs::path& model_dir, const TableManifest& table) {
   std::string files;
   for (const auto& file : table.files) {
-    files +=
-        (files.empty() ? "" : ", ") + SqlStringLiteral((store.model_dir() / file.path).string());
+    files += (files.empty() ? "" : ", ") +
+             SqlStringLiteral(fs::absolute(model_dir / file.path).string());
   }
   return "SELECT * FROM read_parquet([" + files + "])";
 }
 
 /// Gives `connection`'s database the version's tables (as views over their files, or copied
 /// in when `copy`) and the bookkeeping tables that say which version it is.
-Status DefineVersion(DuckConnection& connection, const ManifestStore& store,
+Status DefineVersion(DuckConnection& connection, const fs::path& model_dir,
                      const Manifest& manifest, bool copy) {
   ARROW_RETURN_NOT_OK(connection.Execute(kBookkeepingSql));
   ARROW_RETURN_NOT_OK(connection.Execute("UPDATE _teatree_version SET version = " +
@@ -32,13 +36,13 @@ Status DefineVersion(DuckConnection& connection, const ManifestStore& store,
     if (table.files.empty() || copy) {
       ARROW_RETURN_NOT_OK(connection.Execute(CreateTableSql(table.schema)));
       if (!table.files.empty()) {
-        ARROW_RETURN_NOT_OK(
-            connection.Execute("INSERT INTO " + SqlIdentifier(name) + " " + ScanSql(store, table)));
+        ARROW_RETURN_NOT_OK(connection.Execute("INSERT INTO " + SqlIdentifier(name) + " " +
+                                               ScanSql(model_dir, table)));
       }
       continue;
     }
-    ARROW_RETURN_NOT_OK(
-        connection.Execute("CREATE VIEW " + SqlIdentifier(name) + " AS " + ScanSql(store, table)));
+    ARROW_RETURN_NOT_OK(connection.Execute("CREATE VIEW " + SqlIdentifier(name) + " AS " +
+                                           ScanSql(model_dir, table)));
   }
   return Status::OK();
 }
@@ -73,7 +77,7 @@ Result<std::shared_ptr<DuckReader>> OpenVersionReader(const ManifestStore& store
   ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open(db_options));
   {
     ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
-    ARROW_RETURN_NOT_OK(DefineVersion(*connection, store, manifest, /*copy=*/false));
+    ARROW_RETURN_NOT_OK(DefineVersion(*connection, store.model_dir(), manifest, /*copy=*/false));
     std::string datasets = (store.model_dir() / "datasets").string();
     if (!datasets.ends_with('/')) datasets += '/';
     ARROW_RETURN_NOT_OK(
@@ -83,15 +87,19 @@ Result<std::shared_ptr<DuckReader>> OpenVersionReader(const ManifestStore& store
   return DuckReader::Make(std::move(db), options);
 }
 
-Status ExportVersionFile(const ManifestStore& store, const Manifest& manifest,
-                         const fs::path& target) {
+namespace {
+
+/// Writes `manifest` as a DuckDB file at `target`: its tables copied in, or views over the
+/// Parquet files.
+Status WriteVersion(const fs::path& model_dir, const Manifest& manifest, const fs::path& target,
+                    bool copy) {
   std::error_code ec;
   if (fs::exists(target, ec)) return Status::IOError(target.string(), " exists already");
   Status status = [&]() -> Status {
     ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open({.path = target.string()}));
     ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
     ARROW_RETURN_NOT_OK(connection->Execute("BEGIN TRANSACTION"));
-    ARROW_RETURN_NOT_OK(DefineVersion(*connection, store, manifest, /*copy=*/true));
+    ARROW_RETURN_NOT_OK(DefineVersion(*connection, model_dir, manifest, copy));
     ARROW_RETURN_NOT_OK(connection->Execute("COMMIT"));
     return connection->Execute("CHECKPOINT");
   }();
@@ -100,6 +108,52 @@ Status ExportVersionFile(const ManifestStore& store, const Manifest& manifest,
     fs::remove(target.string() + ".wal", ec);
   }
   return status;
+}
+
+/// The manifest a version file of an Arrow-engine model stands for: versions/v<N>.duckdb
+/// beside manifests/v<N>.json; nothing for a DuckDB-engine version file.
+std::optional<fs::path> ManifestOf(const fs::path& version_file) {
+  const std::string name = version_file.filename().string();
+  if (!name.starts_with("v") || !name.ends_with(".duckdb")) return std::nullopt;
+  const fs::path manifest = version_file.parent_path().parent_path() / "manifests" /
+                            (name.substr(0, name.size() - 7) + ".json");
+  std::error_code ec;
+  if (!fs::exists(manifest, ec)) return std::nullopt;
+  return manifest;
+}
+
+}  // namespace
+
+Status ExportVersionFile(const fs::path& model_dir, const Manifest& manifest,
+                         const fs::path& target) {
+  return WriteVersion(model_dir, manifest, target, /*copy=*/true);
+}
+
+Status LinkVersionFile(const fs::path& model_dir, const Manifest& manifest,
+                       const fs::path& target) {
+  return WriteVersion(model_dir, manifest, target, /*copy=*/false);
+}
+
+Result<ShippableVersion> ShippableVersionFile(const fs::path& version_file) {
+  const auto manifest_path = ManifestOf(version_file);
+  if (!manifest_path) return ShippableVersion{.path = version_file};
+  std::ifstream in(*manifest_path);
+  auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) {
+    return Status::IOError(manifest_path->string(),
+                           " is not valid JSON: the version cannot be "
+                           "exported");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto manifest, Manifest::FromJson(json));
+  ShippableVersion shippable{
+      .path = version_file.string() + ".export." +
+              std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id())) + ".tmp",
+      .temporary = true};
+  std::error_code ec;
+  fs::remove(shippable.path, ec);
+  ARROW_RETURN_NOT_OK(
+      ExportVersionFile(version_file.parent_path().parent_path(), manifest, shippable.path));
+  return shippable;
 }
 
 }  // namespace teatree

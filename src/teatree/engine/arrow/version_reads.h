@@ -36,10 +36,26 @@ Result<std::shared_ptr<DuckReader>> OpenVersionReader(const ManifestStore& store
                                                       const Manifest& manifest,
                                                       const DuckReaderOptions& options);
 
-/// Writes one version of an Arrow-engine model as a self-contained DuckDB file at `target`
-/// (which must not exist): every table copied in, and the bookkeeping tables, so that it
-/// opens in any DuckDB client and `teatree pull` ships it like a DuckDB version file.
-Status ExportVersionFile(const ManifestStore& store, const Manifest& manifest,
+/// Writes one version of an Arrow-engine model (whose directory is `model_dir`) as a
+/// self-contained DuckDB file at `target` (which must not exist): every table copied in, and
+/// the bookkeeping tables, so that it opens in any DuckDB client. What `teatree pull` ships.
+Status ExportVersionFile(const std::filesystem::path& model_dir, const Manifest& manifest,
                          const std::filesystem::path& target);
+
+/// Writes one version as a small DuckDB file of views over the version's Parquet files (by
+/// absolute path) and the bookkeeping tables: the version file the publisher writes, in
+/// milliseconds whatever the model's size. It reads only on this machine, while the files it
+/// names are kept (the engine keeps every version that has a version file).
+Status LinkVersionFile(const std::filesystem::path& model_dir, const Manifest& manifest,
+                       const std::filesystem::path& target);
+
+/// A version file as it can leave the machine: itself when self-contained (the DuckDB
+/// engine's), or, for a linked one, an export of its version written beside it under a
+/// temporary name, which the caller removes once shipped.
+struct ShippableVersion {
+  std::filesystem::path path;
+  bool temporary = false;
+};
+Result<ShippableVersion> ShippableVersionFile(const std::filesystem::path& version_file);
 
 }  // namespace teatree

@@ -78,7 +78,7 @@ TEST_F(VersionReadsTest, SqlReadsAnArrowModelLikeADuckDbModel) {
 TEST_F(VersionReadsTest, AVersionExportsAsADuckDbFileAnyClientOpens) {
   const auto target = dir_->path() / "out" / "v4.duckdb";
   std::filesystem::create_directories(target.parent_path());
-  ASSERT_TRUE(ExportVersionFile(*store_, store_->newest(), target).ok());
+  ASSERT_TRUE(ExportVersionFile(dir_->path(), store_->newest(), target).ok());
   EXPECT_EQ(DuckEngine::ReadFileVersion(target).ValueOrDie(), 4);
   auto file = DuckReader::OpenFile(target, {}).ValueOrDie();
   auto live = OpenVersionReader(*store_, store_->newest(), {}).ValueOrDie();
@@ -86,7 +86,8 @@ TEST_F(VersionReadsTest, AVersionExportsAsADuckDbFileAnyClientOpens) {
   auto exported = file->Read({.sql = sql}).ValueOrDie().reader->ToTable().ValueOrDie();
   auto scanned = live->Read({.sql = sql}).ValueOrDie().reader->ToTable().ValueOrDie();
   EXPECT_TRUE(exported->Equals(*scanned)) << exported->ToString() << scanned->ToString();
-  EXPECT_FALSE(ExportVersionFile(*store_, store_->newest(), target).ok());  // Never overwrites.
+  EXPECT_FALSE(
+      ExportVersionFile(dir_->path(), store_->newest(), target).ok());  // Never overwrites.
 }
 
 }  // namespace

@@ -345,12 +345,16 @@ DuckReader::~DuckReader() = default;
 Result<std::shared_ptr<DuckReader>> DuckReader::OpenFile(const std::filesystem::path& file,
                                                          const DuckReaderOptions& options) {
   DuckDatabaseOptions db_options{.path = file.string(), .read_only = true};
-  db_options.settings = {{"enable_external_access", "false"}};
   if (!options.memory_limit.empty()) db_options.settings["memory_limit"] = options.memory_limit;
   ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open(db_options));
   {
+    // A linked version file of an Arrow-engine model has views over the model's Parquet files
+    // (D/models/<m>/datasets/, beside versions/): DuckDB may read there and nowhere else.
+    std::string datasets = (file.parent_path().parent_path() / "datasets").string() + "/";
     ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
-    ARROW_RETURN_NOT_OK(connection->Execute(kReadSettingsSql));
+    ARROW_RETURN_NOT_OK(
+        connection->Execute("SET allowed_directories = [" + SqlStringLiteral(datasets) +
+                            "]; SET enable_external_access = false; " + kReadSettingsSql));
   }
   auto reader = Make(std::move(db), options);
   // Nothing changes a version file: its version is read once.
