@@ -27,6 +27,9 @@ Result<std::vector<std::string>> ColumnList(const nlohmann::json& args, const st
       return Status::Invalid(param, " has an empty column name: list columns as \"a,b\"");
     }
     names.push_back(name.substr(first, name.find_last_not_of(' ') - first + 1));
+    if (std::count(names.begin(), names.end(), names.back()) > 1) {
+      return Status::Invalid(param, " names column ", names.back(), " twice");
+    }
   }
   if (names.empty()) return Status::Invalid(param, " names no column: list columns as \"a,b\"");
   return names;
@@ -120,7 +123,7 @@ Result<TablePtr> Rollup(FunctionContext& context) {
   ARROW_ASSIGN_OR_RAISE(auto keys, ColumnList(args, "keys"));
   const std::string value = args["value"].get<std::string>();
   std::vector<std::string> columns = keys;
-  columns.push_back(value);
+  if (std::find(keys.begin(), keys.end(), value) == keys.end()) columns.push_back(value);
   ARROW_ASSIGN_OR_RAISE(
       auto rows, ScanTable(context, args["table"].get<std::string>(), columns, cp::literal(true)));
   ARROW_ASSIGN_OR_RAISE(
@@ -158,7 +161,7 @@ Result<TablePtr> Rolling(FunctionContext& context) {
   std::vector<std::string> columns;
   if (!partition.empty()) columns.push_back(partition);
   columns.push_back(order_by);
-  if (value != order_by) columns.push_back(value);
+  if (value != order_by && value != partition) columns.push_back(value);
   ARROW_ASSIGN_OR_RAISE(
       auto rows, ScanTable(context, args["table"].get<std::string>(), columns, cp::literal(true)));
   std::vector<std::string> order = {order_by};

@@ -78,7 +78,7 @@ Result<std::shared_ptr<DuckReader>> OpenVersionReader(const ManifestStore& store
   {
     ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
     ARROW_RETURN_NOT_OK(DefineVersion(*connection, store.model_dir(), manifest, /*copy=*/false));
-    std::string datasets = (store.model_dir() / "datasets").string();
+    std::string datasets = fs::absolute(store.model_dir() / "datasets").string();
     if (!datasets.ends_with('/')) datasets += '/';
     ARROW_RETURN_NOT_OK(
         connection->Execute("SET allowed_directories = [" + SqlStringLiteral(datasets) +

@@ -350,7 +350,8 @@ Result<std::shared_ptr<DuckReader>> DuckReader::OpenFile(const std::filesystem::
   {
     // A linked version file of an Arrow-engine model has views over the model's Parquet files
     // (D/models/<m>/datasets/, beside versions/): DuckDB may read there and nowhere else.
-    std::string datasets = (file.parent_path().parent_path() / "datasets").string() + "/";
+    const std::string datasets =
+        (std::filesystem::absolute(file).parent_path().parent_path() / "datasets").string() + "/";
     ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
     ARROW_RETURN_NOT_OK(
         connection->Execute("SET allowed_directories = [" + SqlStringLiteral(datasets) +
