@@ -17,6 +17,7 @@
 #include "teatree/engine/arrow/request_log.h"
 #include "teatree/engine/arrow/version_reads.h"
 #include "teatree/engine/batch_screen.h"
+#include "teatree/engine/duckdb/duckdb_engine_internal.h"
 #include "teatree/engine/source_reader.h"
 #include "teatree/functions/function_registry.h"
 
@@ -597,13 +598,19 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
     }
     case Op::kInvoke:
       return Invoke(request, next, steps);
+    case Op::kAttach: {
+      if (next.attachments.count(request.name) != 0) {
+        return Status::Invalid("an attachment named ", request.name, " already exists in model ",
+                               request.model, ": choose another name");
+      }
+      ARROW_ASSIGN_OR_RAISE(auto path, CheckAttachment(request, options.input_dirs));
+      next.attachments[request.name] = path.string();
+      return Applied{.changed = true};
+    }
     case Op::kSnapshot:
       return Applied{};
-    default:
-      return Status::NotImplemented(OpName(request.op),
-                                    " is not supported by the Arrow engine yet: use a model on "
-                                    "the DuckDB engine for it");
   }
+  return Status::Invalid("unknown op");
 }
 
 ArrowEngine::ArrowEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -7,6 +7,8 @@
 #include <arrow/compute/api.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "teatree/common/temp_dir.h"
 #include "teatree/engine/arrow/manifest_store.h"
 #include "teatree/engine/arrow/version_reads.h"
@@ -465,18 +467,32 @@ TEST_F(EnginesTest, AnArrowVersionShipsAsADuckDbFile) {
                   ->Equals(*rows));
 }
 
-TEST_F(EnginesTest, OpsNotBuiltYetAreRefusedClearly) {
-  Apply({kCreate});
-  std::vector<Request> batch = {
-      DecodeRequest(
-          R"({"request_id":"p1","model":"sales","op":"attach","name":"x","path":"x.duckdb"})")
-          .ValueOrDie()};
-  auto result = arrow_->ApplyBatch(batch).ValueOrDie();
-  EXPECT_EQ(result.outcomes[0].status, "rejected");
-  EXPECT_NE(result.outcomes[0].error.find("attach is not supported by the Arrow engine yet"),
-            std::string::npos)
-      << result.outcomes[0].error;
-  EXPECT_FALSE(result.new_version);
+TEST_F(EnginesTest, AttachmentsAgreeAcrossEnginesAndSurviveRestarts) {
+  const auto input = dir_->path() / "input";
+  {
+    auto db = DuckDatabase::Open({.path = (input / "regions.duckdb").string()}).ValueOrDie();
+    ASSERT_TRUE(db->Connect()
+                    .ValueOrDie()
+                    ->Execute("CREATE TABLE regions AS SELECT 'eu' AS code, 'Europe' AS name")
+                    .ok());
+  }
+  std::ofstream(input / "junk.duckdb") << "not a database";
+  auto outcomes = Apply({
+      kCreate,
+      R"({"request_id":"t1","model":"sales","op":"attach","name":"ref","path":"regions.duckdb"})",
+      R"({"request_id":"t2","model":"sales","op":"attach","name":"junk","path":"junk.duckdb"})",
+  });
+  EXPECT_EQ(outcomes[1].status, "applied") << outcomes[1].error;
+  EXPECT_NE(outcomes[2].error.find("not a readable DuckDB file"), std::string::npos);
+  outcomes = Apply({
+      R"({"request_id":"t3","model":"sales","op":"attach","name":"ref","path":"regions.duckdb"})",
+      R"({"request_id":"t4","model":"sales","op":"query","sql":"SELECT name FROM ref.regions"})",
+  });
+  EXPECT_NE(outcomes[0].error.find("already exists"), std::string::npos);
+  EXPECT_EQ(outcomes[1].rows, 1);
+  ExpectSameRows("SELECT * FROM ref.regions");
+  ReopenArrow();
+  ExpectSameRows("SELECT * FROM ref.regions");
 }
 
 }  // namespace

@@ -89,7 +89,7 @@ nlohmann::json Manifest::ToJson() const {
     }
     tables_json[name] = {{"schema", table.schema.ToJson()}, {"files", files}};
   }
-  return {{"version", version}, {"tables", tables_json}};
+  return {{"version", version}, {"tables", tables_json}, {"attachments", attachments}};
 }
 
 Result<Manifest> Manifest::FromJson(const nlohmann::json& json) {
@@ -122,6 +122,13 @@ Result<Manifest> Manifest::FromJson(const nlohmann::json& json) {
       entry.files.push_back(std::move(data));
     }
     manifest.tables.emplace(name, std::move(entry));
+  }
+  if (auto attachments = json.find("attachments"); attachments != json.end()) {
+    if (!attachments->is_object()) return bad("\"attachments\" must be an object");
+    for (const auto& [name, path] : attachments->items()) {
+      if (!path.is_string()) return bad("attachment " + name + " needs a path");
+      manifest.attachments[name] = path.get<std::string>();
+    }
   }
   return manifest;
 }

@@ -55,6 +55,8 @@ struct TableManifest {
 struct Manifest {
   int64_t version = 0;
   std::map<std::string, TableManifest> tables;
+  /// Read-only DuckDB files attached by name (`attach`), by absolute path.
+  std::map<std::string, std::string> attachments;
 
   nlohmann::json ToJson() const;
   static Result<Manifest> FromJson(const nlohmann::json& json);

@@ -78,6 +78,10 @@ Result<std::shared_ptr<DuckReader>> OpenVersionReader(const ManifestStore& store
   {
     ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
     ARROW_RETURN_NOT_OK(DefineVersion(*connection, store.model_dir(), manifest, /*copy=*/false));
+    for (const auto& [name, path] : manifest.attachments) {
+      ARROW_RETURN_NOT_OK(connection->Execute("ATTACH " + SqlStringLiteral(path) + " AS " +
+                                              SqlIdentifier(name) + " (READ_ONLY)"));
+    }
     std::string datasets = fs::absolute(store.model_dir() / "datasets").string();
     if (!datasets.ends_with('/')) datasets += '/';
     ARROW_RETURN_NOT_OK(

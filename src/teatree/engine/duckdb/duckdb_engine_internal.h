@@ -87,6 +87,11 @@ class DuckFunctionContext final : public FunctionContext {
   std::vector<std::string> tables_;
 };
 
+/// The file an `attach` names, resolved within `input_dirs` and checked to be a readable
+/// DuckDB file.
+Result<std::filesystem::path> CheckAttachment(const Request& request,
+                                              const std::vector<std::filesystem::path>& input_dirs);
+
 struct FunctionSql {
   std::string sql;
   DuckParams params;

@@ -64,13 +64,7 @@ Status ValidateAttach(const OpContext& context, const ModelState& state, Planned
     return Status::Invalid("an attachment named ", request.name, " already exists in model ",
                            request.model, ": choose another name");
   }
-  ARROW_ASSIGN_OR_RAISE(planned.attach_path,
-                        ResolveInputPath(request.path, context.options->input_dirs));
-  auto db = DuckDatabase::Open({.path = planned.attach_path.string(), .read_only = true});
-  if (!db.ok()) {
-    return Status::Invalid("cannot attach \"", request.path,
-                           "\": it is not a readable DuckDB file (", db.status().message(), ")");
-  }
+  ARROW_ASSIGN_OR_RAISE(planned.attach_path, CheckAttachment(request, context.options->input_dirs));
   return Status::OK();
 }
 
@@ -262,6 +256,17 @@ Result<std::shared_ptr<arrow::dataset::Dataset>> DuckFunctionContext::Table(
   }
   ARROW_ASSIGN_OR_RAISE(auto rows, connection_.QueryTable("SELECT * FROM " + SqlIdentifier(name)));
   return std::make_shared<arrow::dataset::InMemoryDataset>(std::move(rows));
+}
+
+Result<std::filesystem::path> CheckAttachment(
+    const Request& request, const std::vector<std::filesystem::path>& input_dirs) {
+  ARROW_ASSIGN_OR_RAISE(auto path, ResolveInputPath(request.path, input_dirs));
+  auto db = DuckDatabase::Open({.path = path.string(), .read_only = true});
+  if (!db.ok()) {
+    return Status::Invalid("cannot attach \"", request.path,
+                           "\": it is not a readable DuckDB file (", db.status().message(), ")");
+  }
+  return std::filesystem::absolute(path);
 }
 
 Result<FunctionSql> FunctionCallSql(const ModelFunction& function, const nlohmann::json& args,
