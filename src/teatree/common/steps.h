@@ -34,6 +34,8 @@ class StepRecorder {
                       std::chrono::duration<double, std::milli>(Clock::now() - start).count(),
                       rows});
   }
+  /// Records a step measured elsewhere (e.g. on another thread).
+  void Add(Step step) { steps_.push_back(std::move(step)); }
   const std::vector<Step>& steps() const { return steps_; }
   std::vector<Step> Take() { return std::exchange(steps_, {}); }
 

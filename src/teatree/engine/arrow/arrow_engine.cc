@@ -7,8 +7,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <set>
+#include <thread>
 #include <unordered_set>
 
 #include "teatree/common/sql_quote.h"
@@ -173,34 +176,53 @@ constexpr int64_t kSmallFileBytes = 8 << 20;
 /// A table's small files are merged into one once there are this many.
 constexpr int64_t kCompactAt = 16;
 
-/// Merges `table`'s small files into one once there are kCompactAt of them, so that the file
-/// count of a table fed by small appends stays bounded. The merged file takes the place of
-/// the first small one; the others stay on disk until no kept manifest references them.
-Status CompactSmallFiles(ManifestStore& store, TableManifest& table) {
-  auto small = [](const DataFile& file) { return file.bytes < kSmallFileBytes; };
-  if (std::count_if(table.files.begin(), table.files.end(), small) < kCompactAt) {
-    return Status::OK();
-  }
+bool IsSmall(const DataFile& file) { return file.bytes < kSmallFileBytes; }
+
+/// A merge of a table's small files, made off the writer's path by the compactor.
+struct Compaction {
+  std::string table;
+  TableSchema schema;
+  std::vector<DataFile> small;  // What it merges, as the newest manifest had them.
+  DataFile merged;              // Set once done.
+  double ms = 0;
+};
+
+/// Writes the rows of `compaction.small` as one file.
+Status Merge(ManifestStore& store, Compaction& compaction) {
+  const auto start = StepRecorder::Clock::now();
   std::vector<std::shared_ptr<arrow::Table>> parts;
-  for (const auto& file : table.files) {
-    if (!small(file)) continue;
+  for (const auto& file : compaction.small) {
     ARROW_ASSIGN_OR_RAISE(auto rows, store.ReadDataFile(file));
     parts.push_back(std::move(rows));
   }
   ARROW_ASSIGN_OR_RAISE(auto merged, arrow::ConcatenateTables(parts));
-  ARROW_ASSIGN_OR_RAISE(auto file, store.WriteDataFile(table.schema, *merged));
+  ARROW_ASSIGN_OR_RAISE(compaction.merged, store.WriteDataFile(compaction.schema, *merged));
+  compaction.ms =
+      std::chrono::duration<double, std::milli>(StepRecorder::Clock::now() - start).count();
+  return Status::OK();
+}
+
+/// Puts a finished merge into `table`: the merged file in place of the first small one, the
+/// others dropped. False (and `table` unchanged) when a small file is no longer there (an
+/// update or delete rewrote it meanwhile).
+bool ApplyCompaction(const Compaction& compaction, TableManifest& table) {
+  std::set<std::string> merged;
+  for (const auto& file : compaction.small) merged.insert(file.path);
+  size_t present = 0;
+  for (const auto& file : table.files) present += merged.count(file.path);
+  if (present != merged.size()) return false;
   std::vector<DataFile> files;
   bool placed = false;
-  for (auto& old : table.files) {
-    if (!small(old)) {
-      files.push_back(std::move(old));
+  for (auto& file : table.files) {
+    if (!merged.count(file.path)) {
+      files.push_back(std::move(file));
     } else if (!placed) {
-      files.push_back(file);
+      files.push_back(compaction.merged);
       placed = true;
     }
   }
   table.files = std::move(files);
-  return Status::OK();
+  return true;
 }
 
 /// The table a request names, in the version being built.
@@ -410,10 +432,74 @@ struct ArrowEngine::Impl {
   /// with the result's columns, or appending to it.
   Result<int64_t> WriteResult(const FunctionWrite& write,
                               const std::shared_ptr<arrow::Table>& result, Manifest& next);
-  /// Writes the pending appends into `next`, one file per table, and compacts those tables.
+  /// Writes the pending appends into `next`, one file per table.
   Status FlushAppends(Manifest& next, StepRecorder& steps);
 
   std::chrono::steady_clock::time_point last_collection;
+
+  // The compactor: a thread that merges a table's small files off the writer's path; the
+  // writer puts finished merges into the next version it publishes. State below under
+  // compaction_mutex.
+  std::mutex compaction_mutex;
+  std::condition_variable compaction_wake;
+  std::optional<Compaction> compaction_job;  // Waiting for the thread, or being merged.
+  std::vector<Compaction> compactions_done;  // Merged, not in a manifest yet.
+  bool stopping = false;
+  std::thread compactor;
+
+  ~Impl() {
+    {
+      std::lock_guard lock(compaction_mutex);
+      stopping = true;
+    }
+    compaction_wake.notify_all();
+    if (compactor.joinable()) compactor.join();
+  }
+
+  void RunCompactor() {
+    std::unique_lock lock(compaction_mutex);
+    for (;;) {
+      compaction_wake.wait(lock, [&] { return stopping || compaction_job.has_value(); });
+      if (stopping) return;
+      Compaction job = *compaction_job;
+      lock.unlock();
+      Status merged = Merge(*store, job);
+      lock.lock();
+      compaction_job.reset();
+      if (merged.ok()) {
+        compactions_done.push_back(std::move(job));
+      } else {
+        spdlog::warn("model {}: small files of {} not merged: {}", options.model, job.table,
+                     merged.message());
+      }
+    }
+  }
+
+  /// Gives the compactor a table of `newest` with kCompactAt small files, when it is idle.
+  void ScheduleCompaction() {
+    std::lock_guard lock(compaction_mutex);
+    if (compaction_job || !compactions_done.empty()) return;
+    for (const auto& [name, table] : newest.tables) {
+      Compaction job{.table = name, .schema = table.schema};
+      std::copy_if(table.files.begin(), table.files.end(), std::back_inserter(job.small), IsSmall);
+      if (static_cast<int64_t>(job.small.size()) < kCompactAt) continue;
+      compaction_job = std::move(job);
+      compaction_wake.notify_one();
+      return;
+    }
+  }
+
+  /// Puts the finished merges into `next` (those whose files are all still there).
+  void CommitCompactions(Manifest& next, StepRecorder& steps) {
+    std::lock_guard lock(compaction_mutex);
+    for (const auto& done : compactions_done) {
+      auto it = next.tables.find(done.table);
+      if (it != next.tables.end() && ApplyCompaction(done, it->second)) {
+        steps.Add({"compact " + done.table, done.ms, done.merged.rows});
+      }
+    }
+    compactions_done.clear();  // Merged files left out are collected as garbage.
+  }
   /// The versions the publisher has a version file of (versions/v<N>.duckdb).
   std::set<int64_t> VersionsWithFiles() const {
     std::set<int64_t> versions;
@@ -433,6 +519,11 @@ struct ArrowEngine::Impl {
   void CollectGarbage() {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_collection < std::chrono::seconds(1)) return;
+    {
+      // A merge being written or not yet committed is not garbage.
+      std::lock_guard lock(compaction_mutex);
+      if (compaction_job || !compactions_done.empty()) return;
+    }
     last_collection = now;
     // A version file names its version's data files: they stay while the publisher keeps it.
     auto removed = store->CollectGarbage(options.retention, VersionsWithFiles());
@@ -468,10 +559,6 @@ Status ArrowEngine::Impl::FlushAppends(Manifest& next, StepRecorder& steps) {
     ARROW_ASSIGN_OR_RAISE(auto file, store->WriteDataFile(table.schema, *rows));
     table.files.push_back(std::move(file));
     steps.Record("write " + name, start, rows->num_rows());
-    const auto compaction = StepRecorder::Clock::now();
-    const size_t files = table.files.size();
-    ARROW_RETURN_NOT_OK(CompactSmallFiles(*store, table));
-    if (table.files.size() != files) steps.Record("compact " + name, compaction, table.rows());
   }
   return Status::OK();
 }
@@ -623,6 +710,7 @@ Result<std::unique_ptr<ArrowEngine>> ArrowEngine::Open(const EngineOptions& opti
   impl->newest = impl->store->newest();
   ARROW_ASSIGN_OR_RAISE(
       impl->log, RequestLog::Open(options.model_dir / "requests.jsonl", impl->newest.version));
+  impl->compactor = std::thread([raw = impl.get()] { raw->RunCompactor(); });
   return std::unique_ptr<ArrowEngine>(new ArrowEngine(std::move(impl)));
 }
 
@@ -668,6 +756,7 @@ Result<BatchResult> ArrowEngine::ApplyBatch(const std::vector<Request>& batch) {
   if (Status flushed = impl.FlushAppends(next, batch_steps); !flushed.ok()) {
     return flushed.WithMessage("batch not committed: ", flushed.message());
   }
+  if (changed) impl.CommitCompactions(next, batch_steps);
   const int64_t new_version = changed ? next.version : version;
   std::vector<KnownRequest> logged;
   for (size_t i : screened.fresh) {
@@ -695,6 +784,7 @@ Result<BatchResult> ArrowEngine::ApplyBatch(const std::vector<Request>& batch) {
       impl.newest = impl.store->newest();
       impl.reader.reset();
     }
+    impl.ScheduleCompaction();
     impl.CollectGarbage();
   }
   for (size_t i : screened.fresh) {

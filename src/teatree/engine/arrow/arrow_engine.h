@@ -12,8 +12,9 @@ namespace teatree {
 /// requests, then publishes its manifest: the manifest is the commit, so a crash at any step
 /// leaves the last version whole and a redelivered request applied once.
 /// Appends of a batch become one file per table (primary keys checked with hash lookups over
-/// the files whose key statistics allow a clash), and a table's small files are merged once
-/// there are 16. Upsert, update and delete rewrite only the files whose statistics allow an
+/// the files whose key statistics allow a clash); once a table has 16 small files, a
+/// compactor thread merges them off the writer's path and the next batch publishes the
+/// merge. Upsert, update and delete rewrite only the files whose statistics allow an
 /// affected row (copy-on-write). Superseded versions and the files only they reference are
 /// removed after the retention window. Thread-safety as described on Engine.
 class ArrowEngine final : public Engine {

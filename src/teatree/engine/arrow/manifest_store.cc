@@ -242,11 +242,12 @@ Status ManifestStore::Publish(Manifest manifest) {
 }
 
 Result<int64_t> ManifestStore::CollectGarbage(std::chrono::milliseconds retention,
-                                              const std::set<int64_t>& pinned) {
+                                              const std::set<int64_t>& pinned,
+                                              const std::set<std::string>& keep_files) {
   ARROW_ASSIGN_OR_RAISE(auto versions, Versions());
   std::error_code ec;
   const auto cutoff = fs::file_time_type::clock::now() - retention;
-  std::set<std::string> referenced;
+  std::set<std::string> referenced = keep_files;
   for (size_t i = 0; i < versions.size(); ++i) {
     // A version was superseded when the next one's manifest was written.
     if (i + 1 < versions.size() && !pinned.contains(versions[i])) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -86,7 +87,8 @@ class ManifestStore {
   Result<std::vector<int64_t>> Versions() const;
 
   /// Writes `rows` (whose schema is `table`'s) as a new data file of `table`, durably, with
-  /// its statistics. Nothing references it until a manifest does.
+  /// its statistics. Nothing references it until a manifest does. Safe beside the writer
+  /// (the compactor uses it); the other mutating methods are the writer's.
   Result<DataFile> WriteDataFile(const TableSchema& table, const arrow::Table& rows);
   /// The rows of a data file: all its columns, or only `columns`.
   Result<std::shared_ptr<arrow::Table>> ReadDataFile(
@@ -98,7 +100,8 @@ class ManifestStore {
   /// Returns the number of data files removed. Writer only: a data file written for a batch
   /// not yet published would count as unreferenced.
   Result<int64_t> CollectGarbage(std::chrono::milliseconds retention,
-                                 const std::set<int64_t>& pinned = {});
+                                 const std::set<int64_t>& pinned = {},
+                                 const std::set<std::string>& keep_files = {});
 
   const std::filesystem::path& model_dir() const { return model_dir_; }
 
@@ -108,7 +111,7 @@ class ManifestStore {
 
   std::filesystem::path model_dir_;
   Manifest newest_;
-  uint64_t next_file_ = 0;
+  std::atomic<uint64_t> next_file_{0};  // WriteDataFile() may run on another thread too.
 };
 
 }  // namespace teatree
