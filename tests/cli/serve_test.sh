@@ -12,7 +12,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-"$teatree" serve --data-dir "$data" --lease-ttl-ms 2000 >"$data/serve.out" 2>&1 &
+"$teatree" serve --data-dir "$data" --lease-ttl-ms 2000 --hot-mb 64 >"$data/serve.out" 2>&1 &
 serve=$!
 for _ in $(seq 300); do [[ -f "$data/serve.json" ]] && break; sleep 0.1; done
 [[ -f "$data/serve.json" ]] || fail "serve.json not written: $(cat "$data/serve.out")"
@@ -76,6 +76,11 @@ out=$("$teatree" query -d "$data" --model ledger --format csv --function rollup 
   --args '{"table":"entries","keys":"id","value":"amount"}')
 grep -q '^3,1,1.25,' <<<"$out" || fail "arrow function read: $out"
 grep -q "^ledger  *arrow " <<<"$("$teatree" status -d "$data")" || fail "status: no arrow engine"
+# The manager got serve's --hot-mb and keeps hot copies (Arrow IPC) beside the Parquet files.
+pid=$(sed -n 's/^ledger .*pid \([0-9]*\).*/\1/p' <<<"$("$teatree" status -d "$data")")
+tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--hot-mb 64" || fail "manager args: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+for _ in $(seq 100); do ls "$data"/models/ledger/datasets/entries/*.arrow >/dev/null 2>&1 && break; sleep 0.1; done
+ls "$data"/models/ledger/datasets/entries/*.arrow >/dev/null 2>&1 || fail "no hot copies: $(ls -R "$data/models/ledger")"
 for _ in $(seq 100); do ls "$data"/models/ledger/versions/v3.duckdb >/dev/null 2>&1 && break; sleep 0.1; done
 "$teatree" pull -d "$data" --model ledger -o "$data/laptop/ledger.duckdb" 2>/dev/null |
   grep -q "version 3" || fail "arrow pull"

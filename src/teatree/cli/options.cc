@@ -22,6 +22,12 @@ void AddModelOptions(CLI::App& command, ManagerOptions& options) {
                      "see docs/functions.md)");
   command.add_option("--memory-limit", options.memory_limit,
                      "DuckDB memory limit of a model (its writer and live reads), e.g. 4GB");
+  command
+      .add_option_function<int64_t>(
+          "--hot-mb", [&options](int64_t mb) { options.hot_bytes = mb << 20; },
+          "MiB of an Arrow-engine model's newest data kept as memory-mapped Arrow IPC copies "
+          "beside its Parquet, for native functions and rewrites (0: none; default 1024)")
+      ->check(CLI::NonNegativeNumber);
 }
 
 void AddNatsOptions(CLI::App& command, NatsClientOptions& options) {

@@ -58,6 +58,9 @@ std::vector<std::string> ManagerArgs(const ManagerOptions& models, size_t batch_
   for (const auto& plugin : models.plugins) args.insert(args.end(), {"--plugin", plugin.string()});
   if (!models.memory_limit.empty())
     args.insert(args.end(), {"--memory-limit", models.memory_limit});
+  if (models.hot_bytes != ManagerOptions{}.hot_bytes) {
+    args.insert(args.end(), {"--hot-mb", std::to_string(models.hot_bytes >> 20)});
+  }
   return args;
 }
 

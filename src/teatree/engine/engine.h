@@ -37,6 +37,9 @@ struct EngineOptions {
   /// How long the files of a superseded version stay for the reads still using them (the
   /// Arrow engine's data files and manifests).
   std::chrono::milliseconds retention = std::chrono::seconds(60);
+  /// How many bytes of a model's newest data the Arrow engine keeps as hot copies, memory-
+  /// mapped Arrow IPC files beside the Parquet (ManifestStore::RefreshHotCopies); 0: none.
+  int64_t hot_bytes = int64_t{1} << 30;
 };
 
 /// A version frozen for publication: PrepareSnapshot() returns it under the writer lock,

@@ -146,7 +146,8 @@ Status ModelManager::Impl::StartEngine(const std::string& kind, int64_t since) {
                                           .functions = &functions,
                                           .threads = options.threads,
                                           .memory_limit = options.memory_limit,
-                                          .retention = options.retention_grace}));
+                                          .retention = options.retention_grace,
+                                          .hot_bytes = options.hot_bytes}));
   catalog->SetEngine(kind);
   ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(options.data_dir, options.model));
   const int64_t published = versions.empty() ? 0 : versions.back();

@@ -42,6 +42,9 @@ struct ManagerOptions {
   /// DuckDB's memory limit for the model (writer and live reads), e.g. "4GB"; empty: DuckDB's
   /// default, 80% of RAM.
   std::string memory_limit;
+  /// Bytes of an Arrow-engine model's newest data kept as memory-mapped Arrow IPC copies
+  /// for native functions and rewrites (EngineOptions::hot_bytes); 0: none.
+  int64_t hot_bytes = int64_t{1} << 30;
   /// Called from the publisher's thread after each version is published; may be empty.
   std::function<void(int64_t version)> on_published;
 };

@@ -57,61 +57,91 @@ struct ArrowEngine::Impl {
 
   std::chrono::steady_clock::time_point last_collection;
 
-  // The compactor: a thread that merges a table's small files off the writer's path; the
-  // writer puts finished merges into the next version it publishes. State below under
-  // compaction_mutex.
-  std::mutex compaction_mutex;
-  std::condition_variable compaction_wake;
+  // The background worker: a thread that, off the writer's path, merges a table's small files
+  // (the writer puts finished merges into the next version it publishes), then refreshes the
+  // hot copies of the newest version's files. State below under worker_mutex.
+  std::mutex worker_mutex;
+  std::condition_variable worker_wake;       // Work came, or the worker went idle.
   std::optional<Compaction> compaction_job;  // Waiting for the thread, or being merged.
   std::vector<Compaction> compactions_done;  // Merged, not in a manifest yet.
+  std::optional<Manifest> hot_job;           // The version whose files should be hot.
+  bool busy = false;
   bool stopping = false;
-  std::thread compactor;
+  std::thread worker;
 
   ~Impl() {
     {
-      std::lock_guard lock(compaction_mutex);
+      std::lock_guard lock(worker_mutex);
       stopping = true;
     }
-    compaction_wake.notify_all();
-    if (compactor.joinable()) compactor.join();
+    worker_wake.notify_all();
+    if (worker.joinable()) worker.join();
   }
 
-  void RunCompactor() {
-    std::unique_lock lock(compaction_mutex);
+  void RunWorker() {
+    std::unique_lock lock(worker_mutex);
     for (;;) {
-      compaction_wake.wait(lock, [&] { return stopping || compaction_job.has_value(); });
+      worker_wake.wait(lock, [&] { return stopping || compaction_job || hot_job; });
       if (stopping) return;
-      Compaction job = *compaction_job;
-      lock.unlock();
-      Status merged = Merge(*store, job);
-      lock.lock();
-      compaction_job.reset();
-      if (merged.ok()) {
-        compactions_done.push_back(std::move(job));
+      busy = true;
+      if (compaction_job) {
+        Compaction job = *compaction_job;
+        lock.unlock();
+        Status merged = Merge(*store, job);
+        lock.lock();
+        compaction_job.reset();
+        if (merged.ok()) {
+          compactions_done.push_back(std::move(job));
+        } else {
+          spdlog::warn("model {}: small files of {} not merged: {}", options.model, job.table,
+                       merged.message());
+        }
       } else {
-        spdlog::warn("model {}: small files of {} not merged: {}", options.model, job.table,
-                     merged.message());
+        const Manifest manifest = std::move(*hot_job);
+        hot_job.reset();
+        lock.unlock();
+        RefreshHotCopies(manifest);
+        lock.lock();
       }
+      busy = false;
+      worker_wake.notify_all();
     }
   }
 
-  /// Gives the compactor a table of `newest` with kCompactAt small files, when it is idle.
-  void ScheduleCompaction() {
-    std::lock_guard lock(compaction_mutex);
+  void RefreshHotCopies(const Manifest& manifest) {
+    const auto start = StepRecorder::Clock::now();
+    auto hot = store->RefreshHotCopies(manifest, options.hot_bytes);
+    if (!hot.ok()) {
+      spdlog::warn("model {}: hot copies not refreshed, reads use Parquet: {}", options.model,
+                   hot.status().message());
+    } else if (hot->written > 0 || hot->removed > 0) {
+      spdlog::debug(
+          "model {}: v{} hot copies: {} files, {} MiB ({} written, {} removed) in {} ms",
+          options.model, manifest.version, hot->files, hot->bytes >> 20, hot->written, hot->removed,
+          std::chrono::duration_cast<std::chrono::milliseconds>(StepRecorder::Clock::now() - start)
+              .count());
+    }
+  }
+
+  /// Gives the worker what `newest` asks for: a table with kCompactAt small files to merge
+  /// (unless a merge is under way), and the hot copies to refresh.
+  void ScheduleBackgroundWork() {
+    std::lock_guard lock(worker_mutex);
+    hot_job = newest;
+    worker_wake.notify_all();
     if (compaction_job || !compactions_done.empty()) return;
     for (const auto& [name, table] : newest.tables) {
       Compaction job{.table = name, .schema = table.schema};
       std::copy_if(table.files.begin(), table.files.end(), std::back_inserter(job.small), IsSmall);
       if (static_cast<int64_t>(job.small.size()) < kCompactAt) continue;
       compaction_job = std::move(job);
-      compaction_wake.notify_one();
       return;
     }
   }
 
   /// Puts the finished merges into `next` (those whose files are all still there).
   void CommitCompactions(Manifest& next, StepRecorder& steps) {
-    std::lock_guard lock(compaction_mutex);
+    std::lock_guard lock(worker_mutex);
     for (const auto& done : compactions_done) {
       auto it = next.tables.find(done.table);
       if (it != next.tables.end() && ApplyCompaction(done, it->second)) {
@@ -140,9 +170,9 @@ struct ArrowEngine::Impl {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_collection < std::chrono::seconds(1)) return;
     {
-      // A merge being written or not yet committed is not garbage.
-      std::lock_guard lock(compaction_mutex);
-      if (compaction_job || !compactions_done.empty()) return;
+      // A merge being written or not yet committed is not garbage, nor a file being copied.
+      std::lock_guard lock(worker_mutex);
+      if (busy || compaction_job || !compactions_done.empty()) return;
     }
     last_collection = now;
     // A version file names its version's data files: they stay while the publisher keeps it.
@@ -330,7 +360,8 @@ Result<std::unique_ptr<ArrowEngine>> ArrowEngine::Open(const EngineOptions& opti
   impl->newest = impl->store->newest();
   ARROW_ASSIGN_OR_RAISE(
       impl->log, RequestLog::Open(options.model_dir / "requests.jsonl", impl->newest.version));
-  impl->compactor = std::thread([raw = impl.get()] { raw->RunCompactor(); });
+  impl->worker = std::thread([raw = impl.get()] { raw->RunWorker(); });
+  impl->ScheduleBackgroundWork();
   return std::unique_ptr<ArrowEngine>(new ArrowEngine(std::move(impl)));
 }
 
@@ -404,7 +435,7 @@ Result<BatchResult> ArrowEngine::ApplyBatch(const std::vector<Request>& batch) {
       impl.newest = impl.store->newest();
       impl.reader.reset();
     }
-    impl.ScheduleCompaction();
+    impl.ScheduleBackgroundWork();
     impl.CollectGarbage();
   }
   for (size_t i : screened.fresh) {
@@ -431,6 +462,13 @@ Result<std::shared_ptr<arrow::Table>> ArrowEngine::Query(const std::string& sql)
 }
 
 Result<std::shared_ptr<DuckReader>> ArrowEngine::LiveReader() { return impl_->NewestReader(); }
+
+void ArrowEngine::WaitForBackgroundWork() {
+  std::unique_lock lock(impl_->worker_mutex);
+  impl_->worker_wake.wait(lock, [&] {
+    return impl_->stopping || (!impl_->busy && !impl_->compaction_job && !impl_->hot_job);
+  });
+}
 
 Result<std::vector<RequestOutcome>> ArrowEngine::OutcomesSince(int64_t version) {
   std::vector<RequestOutcome> outcomes;

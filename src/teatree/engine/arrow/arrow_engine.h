@@ -13,10 +13,12 @@ namespace teatree {
 /// leaves the last version whole and a redelivered request applied once.
 /// Appends of a batch become one file per table (primary keys checked with hash lookups over
 /// the files whose key statistics allow a clash); once a table has 16 small files, a
-/// compactor thread merges them off the writer's path and the next batch publishes the
+/// background worker merges them off the writer's path and the next batch publishes the
 /// merge. Upsert, update and delete rewrite only the files whose statistics allow an
-/// affected row (copy-on-write). Superseded versions and the files only they reference are
-/// removed after the retention window. Thread-safety as described on Engine.
+/// affected row (copy-on-write). After each version, the worker keeps hot copies of its
+/// newest files (memory-mapped Arrow IPC, up to EngineOptions::hot_bytes) for native
+/// functions, key checks and rewrites. Superseded versions and the files only they reference
+/// are removed after the retention window. Thread-safety as described on Engine.
 class ArrowEngine final : public Engine {
  public:
   static Result<std::unique_ptr<ArrowEngine>> Open(const EngineOptions& options);
@@ -29,6 +31,9 @@ class ArrowEngine final : public Engine {
   /// Reads the newest manifest's files (OpenVersionReader); a read keeps the version it
   /// started on.
   Result<std::shared_ptr<DuckReader>> LiveReader() override;
+  /// Waits until the background worker is idle: merges written (published by the next
+  /// batch that changes data) and hot copies refreshed. For tests and benchmarks.
+  void WaitForBackgroundWork();
   Result<std::vector<RequestOutcome>> OutcomesSince(int64_t version) override;
   Result<std::vector<std::string>> Tables() override;
   /// The newest manifest: versions are immutable, so nothing needs freezing.

@@ -1,6 +1,7 @@
 // The two engines take the same requests and answer the same queries: each batch below goes
 // to a DuckDB-engine model and to an Arrow-engine model, and their outcomes, versions and
-// query results must agree.
+// query results must agree. The Arrow engine runs twice: reading Parquet only, and with hot
+// copies of every file in place before each batch.
 #include "teatree/engine/arrow/arrow_engine.h"
 
 #include <arrow/api.h>
@@ -40,7 +41,8 @@ Result<std::shared_ptr<arrow::Table>> RunNamed(FunctionContext& context, const s
   return function->native(forward);
 }
 
-class EnginesTest : public ::testing::Test {
+/// The parameter: whether the Arrow engine keeps hot copies.
+class EnginesTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     dir_ = TempDir::Make("teatree-engines-test-").ValueOrDie();
@@ -53,7 +55,18 @@ class EnginesTest : public ::testing::Test {
     return {.model_dir = dir_->path() / name,
             .model = "sales",
             .input_dirs = {dir_->path() / "input"},
-            .functions = &functions_};
+            .functions = &functions_,
+            .hot_bytes = GetParam() ? int64_t{1} << 30 : 0};
+  }
+
+  /// The Arrow model's hot copies.
+  int HotCopies() const {
+    int count = 0;
+    for (const auto& entry :
+         std::filesystem::recursive_directory_iterator(dir_->path() / "arrow" / "datasets")) {
+      count += entry.path().extension() == ".arrow";
+    }
+    return count;
   }
 
   void ReopenArrow() {
@@ -67,6 +80,7 @@ class EnginesTest : public ::testing::Test {
     for (const auto& line : lines) batch.push_back(DecodeRequest(line).ValueOrDie());
     auto duck = duck_->ApplyBatch(batch).ValueOrDie();
     auto arrow = arrow_->ApplyBatch(batch).ValueOrDie();
+    arrow_->WaitForBackgroundWork();  // What comes next reads the hot copies, if any.
     EXPECT_EQ(arrow.version, duck.version);
     EXPECT_EQ(arrow.new_version, duck.new_version);
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -141,7 +155,7 @@ const char* kCreate =
     R"({"name":"stamp","type":"TIMESTAMPTZ"},{"name":"tags","type":"VARCHAR[]"}],)"
     R"("primary_key":["id"]})";
 
-TEST_F(EnginesTest, CreateAppendAndQueryAgreeAcrossEngines) {
+TEST_P(EnginesTest, CreateAppendAndQueryAgreeAcrossEngines) {
   Apply({kCreate});
   Apply(
       {R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[)"
@@ -151,6 +165,7 @@ TEST_F(EnginesTest, CreateAppendAndQueryAgreeAcrossEngines) {
        R"({"request_id":"q1","model":"sales","op":"query","sql":"SELECT count(*) AS n FROM orders"})"});
   ExpectSameRows("SELECT * FROM orders ORDER BY id");
   ExpectSameRows("SELECT sum(amount) AS total, max(stamp) AS last FROM orders");
+  EXPECT_EQ(HotCopies(), GetParam() ? 1 : 0) << "one file, the batch's appends";
   // Bad input is refused the same way and changes nothing.
   auto refused = Apply({
       R"({"request_id":"b1","model":"sales","op":"append","table":"nope","rows":[[1,"1",null,null]]})",
@@ -164,7 +179,7 @@ TEST_F(EnginesTest, CreateAppendAndQueryAgreeAcrossEngines) {
   ExpectSameRows("SELECT * FROM orders ORDER BY id");
 }
 
-TEST_F(EnginesTest, DeleteByPredicateAgreesAcrossEngines) {
+TEST_P(EnginesTest, DeleteByPredicateAgreesAcrossEngines) {
   Apply({kCreate});
   Apply(
       {R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[)"
@@ -186,7 +201,7 @@ TEST_F(EnginesTest, DeleteByPredicateAgreesAcrossEngines) {
   ExpectSameRows("SELECT count(*) AS n FROM orders");
 }
 
-TEST_F(EnginesTest, UpdateAgreesAcrossEngines) {
+TEST_P(EnginesTest, UpdateAgreesAcrossEngines) {
   Apply({kCreate});
   Apply(
       {R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[)"
@@ -211,7 +226,7 @@ TEST_F(EnginesTest, UpdateAgreesAcrossEngines) {
   ExpectSameRows("SELECT * FROM orders ORDER BY id");
 }
 
-TEST_F(EnginesTest, KeysOfSeveralColumnsAndNullKeysAgreeAcrossEngines) {
+TEST_P(EnginesTest, KeysOfSeveralColumnsAndNullKeysAgreeAcrossEngines) {
   Apply(
       {R"({"request_id":"c2","model":"sales","op":"create_table","table":"stock","schema":[)"
        R"({"name":"shop","type":"VARCHAR"},{"name":"day","type":"DATE"},{"name":"n","type":"INTEGER"}],)"
@@ -231,7 +246,7 @@ TEST_F(EnginesTest, KeysOfSeveralColumnsAndNullKeysAgreeAcrossEngines) {
   ExpectSameRows("SELECT * FROM stock ORDER BY shop, day");
 }
 
-TEST_F(EnginesTest, UpsertsAndKeyUpdatesAgreeAcrossEngines) {
+TEST_P(EnginesTest, UpsertsAndKeyUpdatesAgreeAcrossEngines) {
   Apply(
       {kCreate,
        R"({"request_id":"n1","model":"sales","op":"create_table","table":"notes","schema":[{"name":"x","type":"INTEGER"}]})",
@@ -284,7 +299,7 @@ const char* kShop[] = {
     R"({"request_id":"s4","model":"sales","op":"append","table":"regions","rows":[)"
     R"(["eu","Ana"],["us","Bo"],["latam","Cy"]]})"};
 
-TEST_F(EnginesTest, NativeFunctionsGiveWhatSqlGivesOnBothEngines) {
+TEST_P(EnginesTest, NativeFunctionsGiveWhatSqlGivesOnBothEngines) {
   Apply({std::begin(kShop), std::end(kShop)});
   ExpectSameAsSql(R"({"request_id":"f1","model":"sales","op":"invoke","function":"rollup",)"
                   R"("args":{"table":"sold","keys":"region, day","value":"amount"}})",
@@ -325,7 +340,7 @@ TEST_F(EnginesTest, NativeFunctionsGiveWhatSqlGivesOnBothEngines) {
   EXPECT_EQ(arrow_rows->num_rows(), 5);  // eu, us, apac, NULL, and the total.
 }
 
-TEST_F(EnginesTest, FunctionsThatWriteTablesAgreeAcrossEngines) {
+TEST_P(EnginesTest, FunctionsThatWriteTablesAgreeAcrossEngines) {
   ASSERT_TRUE(
       functions_
           .Register({.name = "region_totals",
@@ -353,7 +368,7 @@ TEST_F(EnginesTest, FunctionsThatWriteTablesAgreeAcrossEngines) {
   EXPECT_EQ(arrow_->Tables().ValueOrDie(), duck_->Tables().ValueOrDie());
 }
 
-TEST_F(EnginesTest, PluginFunctionsRunOnBothEngines) {
+TEST_P(EnginesTest, PluginFunctionsRunOnBothEngines) {
   ASSERT_TRUE(functions_.LoadPlugin(TEATREE_SAMPLE_PLUGIN).ok());
   Apply({std::begin(kShop), std::end(kShop)});
   ExpectSameAsSql(
@@ -370,7 +385,7 @@ TEST_F(EnginesTest, PluginFunctionsRunOnBothEngines) {
             std::string::npos);
 }
 
-TEST_F(EnginesTest, EmptyTablesAgreeAcrossEngines) {
+TEST_P(EnginesTest, EmptyTablesAgreeAcrossEngines) {
   Apply({kCreate, kShop[1]});
   auto outcomes = Apply({
       R"({"request_id":"e1","model":"sales","op":"query","sql":"SELECT count(*) AS n, sum(amount) AS s FROM orders"})",
@@ -395,10 +410,10 @@ std::string AppendLine(int id) {
          R"(,"1.00",null,null]]})";
 }
 
-TEST_F(EnginesTest, SmallAppendsKeepTheFileCountBounded) {
+TEST_P(EnginesTest, SmallAppendsKeepTheFileCountBounded) {
   Apply({kCreate});
   int id = 0;
-  // Read from the newest manifest (opening a ManifestStore would clean up the compactor's
+  // Read from the newest manifest (opening a ManifestStore would clean up the worker's
   // file in progress).
   auto newest = [&] {
     std::ifstream in(dir_->path() / "arrow" / "manifests" /
@@ -406,7 +421,7 @@ TEST_F(EnginesTest, SmallAppendsKeepTheFileCountBounded) {
     return Manifest::FromJson(nlohmann::json::parse(in)).ValueOrDie().tables.at("orders");
   };
   auto files = [&] { return newest().files.size(); };
-  // The compactor merges off the writer's path and a later batch publishes the merge: keep
+  // The worker merges off the writer's path and a later batch publishes the merge: keep
   // appending (bounded) until it has.
   size_t most = 0;
   for (int batch = 0; batch < 60 || (files() > 16 && batch < 600); ++batch) {
@@ -428,7 +443,7 @@ TEST_F(EnginesTest, SmallAppendsKeepTheFileCountBounded) {
   EXPECT_EQ(newest().rows(), id);
 }
 
-TEST_F(EnginesTest, EachRequestAppliesOnceAcrossBatchesAndRestarts) {
+TEST_P(EnginesTest, EachRequestAppliesOnceAcrossBatchesAndRestarts) {
   const std::string append =
       R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,"1.00",null,null]]})";
   Apply({kCreate, append, append});  // The repeat within the batch is a duplicate.
@@ -443,7 +458,7 @@ TEST_F(EnginesTest, EachRequestAppliesOnceAcrossBatchesAndRestarts) {
   EXPECT_EQ(arrow_->Tables().ValueOrDie(), duck_->Tables().ValueOrDie());
 }
 
-TEST_F(EnginesTest, AnArrowVersionShipsAsADuckDbFile) {
+TEST_P(EnginesTest, AnArrowVersionShipsAsADuckDbFile) {
   Apply(
       {kCreate,
        R"({"request_id":"a1","model":"sales","op":"append","table":"orders","rows":[[1,"1.00",null,["x"]]]})"});
@@ -480,7 +495,7 @@ TEST_F(EnginesTest, AnArrowVersionShipsAsADuckDbFile) {
                   ->Equals(*rows));
 }
 
-TEST_F(EnginesTest, AttachmentsAgreeAcrossEnginesAndSurviveRestarts) {
+TEST_P(EnginesTest, AttachmentsAgreeAcrossEnginesAndSurviveRestarts) {
   const auto input = dir_->path() / "input";
   {
     auto db = DuckDatabase::Open({.path = (input / "regions.duckdb").string()}).ValueOrDie();
@@ -507,6 +522,11 @@ TEST_F(EnginesTest, AttachmentsAgreeAcrossEnginesAndSurviveRestarts) {
   ReopenArrow();
   ExpectSameRows("SELECT * FROM ref.regions");
 }
+
+INSTANTIATE_TEST_SUITE_P(Storage, EnginesTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "HotCopies" : "ParquetOnly";
+                         });
 
 }  // namespace
 }  // namespace teatree

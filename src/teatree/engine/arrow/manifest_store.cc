@@ -5,6 +5,8 @@
 #include <arrow/dataset/api.h>
 #include <arrow/filesystem/localfs.h>
 #include <arrow/io/file.h>
+#include <arrow/ipc/api.h>
+#include <arrow/util/byte_size.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/writer.h>
 
@@ -30,6 +32,60 @@ std::optional<int64_t> ManifestVersion(const std::string& name) {
 }
 
 bool IsTemporary(const std::string& name) { return name.find(".tmp") != std::string::npos; }
+
+/// A data file's hot copy: the same name, ending in .arrow.
+fs::path HotCopyPath(fs::path data_file) { return data_file.replace_extension(".arrow"); }
+
+/// The hot copy of `data_file`, memory-mapped; null when it has none.
+std::shared_ptr<arrow::io::MemoryMappedFile> MapHotCopy(const fs::path& data_file) {
+  auto mapped =
+      arrow::io::MemoryMappedFile::Open(HotCopyPath(data_file).string(), arrow::io::FileMode::READ);
+  return mapped.ok() ? *mapped : nullptr;
+}
+
+/// Every row of a hot copy: slices of its mapping, nothing decoded.
+Result<std::shared_ptr<arrow::Table>> ReadHotCopy(
+    const std::shared_ptr<arrow::io::MemoryMappedFile>& copy) {
+  ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchFileReader::Open(copy));
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  for (int i = 0; i < reader->num_record_batches(); ++i) {
+    ARROW_ASSIGN_OR_RAISE(auto batch, reader->ReadRecordBatch(i));
+    batches.push_back(std::move(batch));
+  }
+  return arrow::Table::FromRecordBatches(reader->schema(), std::move(batches));
+}
+
+/// Writes `rows` as an uncompressed Arrow IPC file at `target`, in batches a scan can spread
+/// over threads, durably (a temporary file renamed).
+Status WriteHotCopy(const arrow::Table& rows, const fs::path& target) {
+  constexpr int64_t kBatchRows = 1 << 16;
+  const fs::path tmp = target.string() + ".tmp";
+  auto write = [&]() -> Status {
+    ARROW_ASSIGN_OR_RAISE(auto out, arrow::io::FileOutputStream::Open(tmp.string()));
+    ARROW_ASSIGN_OR_RAISE(auto writer, arrow::ipc::MakeFileWriter(out, rows.schema()));
+    ARROW_RETURN_NOT_OK(writer->WriteTable(rows, kBatchRows));
+    ARROW_RETURN_NOT_OK(writer->Close());
+    ARROW_RETURN_NOT_OK(out->Close());
+    return DurableRename(tmp, target);
+  };
+  Status written = write();
+  std::error_code ec;
+  if (!written.ok()) fs::remove(tmp, ec);
+  return written;
+}
+
+/// The positions of `columns` in `schema`, or an error naming `file` and the missing one.
+Result<std::vector<int>> ColumnIndices(const arrow::Schema& schema,
+                                       const std::vector<std::string>& columns,
+                                       const std::string& file) {
+  std::vector<int> indices;
+  for (const auto& name : columns) {
+    const int index = schema.GetFieldIndex(name);
+    if (index < 0) return Status::Invalid(file, " has no column ", name);
+    indices.push_back(index);
+  }
+  return indices;
+}
 
 /// A scalar as manifest JSON: numbers as numbers, everything else as its text.
 nlohmann::json ScalarJson(const arrow::Scalar& scalar) {
@@ -215,19 +271,56 @@ Result<DataFile> ManifestStore::WriteDataFile(const TableSchema& table, const ar
 
 Result<std::shared_ptr<arrow::Table>> ManifestStore::ReadDataFile(
     const DataFile& file, const std::vector<std::string>& columns) const {
-  ARROW_ASSIGN_OR_RAISE(auto input,
-                        arrow::io::ReadableFile::Open((model_dir_ / file.path).string()));
+  const fs::path path = model_dir_ / file.path;
+  if (auto copy = MapHotCopy(path)) {
+    ARROW_ASSIGN_OR_RAISE(auto rows, ReadHotCopy(copy));
+    if (columns.empty()) return rows;
+    ARROW_ASSIGN_OR_RAISE(auto indices, ColumnIndices(*rows->schema(), columns, file.path));
+    return rows->SelectColumns(indices);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto input, arrow::io::ReadableFile::Open(path.string()));
   ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(input, arrow::default_memory_pool()));
   if (columns.empty()) return reader->ReadTable();
   std::shared_ptr<arrow::Schema> schema;
   ARROW_RETURN_NOT_OK(reader->GetSchema(&schema));
-  std::vector<int> indices;
-  for (const auto& name : columns) {
-    const int index = schema->GetFieldIndex(name);
-    if (index < 0) return Status::Invalid(file.path, " has no column ", name);
-    indices.push_back(index);
-  }
+  ARROW_ASSIGN_OR_RAISE(auto indices, ColumnIndices(*schema, columns, file.path));
   return reader->ReadTable(indices);
+}
+
+Result<HotCopies> ManifestStore::RefreshHotCopies(const Manifest& manifest, int64_t budget) {
+  std::vector<const DataFile*> files;
+  for (const auto& [name, table] : manifest.tables) {
+    for (const auto& file : table.files) files.push_back(&file);
+  }
+  // File names start with the time they were written: the newest sort last.
+  std::sort(files.begin(), files.end(), [](const DataFile* a, const DataFile* b) {
+    return fs::path(a->path).filename() > fs::path(b->path).filename();
+  });
+  HotCopies hot;
+  std::set<fs::path> kept;
+  std::error_code ec;
+  for (const DataFile* file : files) {
+    const fs::path copy = HotCopyPath(model_dir_ / file->path);
+    int64_t size = static_cast<int64_t>(fs::file_size(copy, ec));
+    if (ec) {
+      ARROW_ASSIGN_OR_RAISE(auto rows, ReadDataFile(*file));
+      if (hot.bytes + arrow::util::TotalBufferSize(*rows) > budget) break;
+      ARROW_RETURN_NOT_OK(WriteHotCopy(*rows, copy));
+      size = static_cast<int64_t>(fs::file_size(copy, ec));
+      ++hot.written;
+    }
+    if (hot.bytes + size > budget) break;
+    hot.bytes += size;
+    ++hot.files;
+    kept.insert(copy);
+  }
+  for (const auto& entry : fs::recursive_directory_iterator(model_dir_ / kDatasets, ec)) {
+    if (entry.path().extension() == ".arrow" && !kept.contains(entry.path()) &&
+        fs::remove(entry.path(), ec)) {
+      ++hot.removed;
+    }
+  }
+  return hot;
 }
 
 Status ManifestStore::Publish(Manifest manifest) {
@@ -276,13 +369,31 @@ Result<int64_t> ManifestStore::CollectGarbage(std::chrono::milliseconds retentio
 
 Result<std::shared_ptr<arrow::dataset::Dataset>> OpenTableDataset(const fs::path& model_dir,
                                                                   const TableManifest& table) {
+  namespace ds = arrow::dataset;
   auto filesystem = std::make_shared<arrow::fs::LocalFileSystem>();
-  std::vector<std::string> paths;
-  for (const auto& file : table.files) paths.push_back((model_dir / file.path).string());
-  auto format = std::make_shared<arrow::dataset::ParquetFileFormat>();
-  ARROW_ASSIGN_OR_RAISE(
-      auto factory, arrow::dataset::FileSystemDatasetFactory::Make(filesystem, paths, format, {}));
-  return factory->Finish(table.schema.ToArrow());
+  auto parquet = std::make_shared<ds::ParquetFileFormat>();
+  auto ipc = std::make_shared<ds::IpcFileFormat>();
+  std::vector<std::shared_ptr<ds::FileFragment>> parquet_files, hot_copies;
+  for (const auto& file : table.files) {
+    const fs::path path = model_dir / file.path;
+    if (auto copy = MapHotCopy(path)) {
+      ARROW_ASSIGN_OR_RAISE(auto fragment, ipc->MakeFragment(ds::FileSource(std::move(copy))));
+      hot_copies.push_back(std::move(fragment));
+    } else {
+      ARROW_ASSIGN_OR_RAISE(auto fragment,
+                            parquet->MakeFragment(ds::FileSource(path.string(), filesystem)));
+      parquet_files.push_back(std::move(fragment));
+    }
+  }
+  const auto schema = table.schema.ToArrow();
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<ds::Dataset> from_parquet,
+                        ds::FileSystemDataset::Make(schema, arrow::compute::literal(true), parquet,
+                                                    filesystem, std::move(parquet_files)));
+  if (hot_copies.empty()) return from_parquet;
+  ARROW_ASSIGN_OR_RAISE(std::shared_ptr<ds::Dataset> from_copies,
+                        ds::FileSystemDataset::Make(schema, arrow::compute::literal(true), ipc,
+                                                    filesystem, std::move(hot_copies)));
+  return ds::UnionDataset::Make(schema, {from_parquet, from_copies});
 }
 
 }  // namespace teatree

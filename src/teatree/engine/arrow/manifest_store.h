@@ -64,12 +64,22 @@ struct Manifest {
 };
 
 /// A dataset over a table's files (under `model_dir`), for scans with filters and projections
-/// pushed down.
+/// pushed down. A file with a hot copy is read from it, memory-mapped (the mapping lives as
+/// long as the dataset, even if the copy is removed meanwhile); the others from Parquet.
 Result<std::shared_ptr<arrow::dataset::Dataset>> OpenTableDataset(
     const std::filesystem::path& model_dir, const TableManifest& table);
 
+/// What ManifestStore::RefreshHotCopies() did.
+struct HotCopies {
+  int64_t files = 0;  // Data files with a hot copy now.
+  int64_t bytes = 0;  // The size of those copies.
+  int64_t written = 0;
+  int64_t removed = 0;
+};
+
 /// The storage of an Arrow-engine model under its directory: immutable Parquet data files in
-/// datasets/<table>/ and one manifest per version in manifests/v<N>.json. Publishing a version
+/// datasets/<table>/ (the newest with hot Arrow IPC copies beside them) and one manifest per
+/// version in manifests/v<N>.json. Publishing a version
 /// writes only its manifest (a temporary file, fsync, rename, fsync of the directory), so its
 /// cost follows the change, not the model's size; a crash leaves the last published manifest
 /// whole and no half-written file referenced. Not thread-safe: one writer.
@@ -88,11 +98,20 @@ class ManifestStore {
 
   /// Writes `rows` (whose schema is `table`'s) as a new data file of `table`, durably, with
   /// its statistics. Nothing references it until a manifest does. Safe beside the writer
-  /// (the compactor uses it); the other mutating methods are the writer's.
+  /// (the background worker uses it); the other mutating methods are the writer's.
   Result<DataFile> WriteDataFile(const TableSchema& table, const arrow::Table& rows);
-  /// The rows of a data file: all its columns, or only `columns`.
+  /// The rows of a data file (from its hot copy when it has one): all its columns, or only
+  /// `columns`.
   Result<std::shared_ptr<arrow::Table>> ReadDataFile(
       const DataFile& file, const std::vector<std::string>& columns = {}) const;
+  /// Keeps a hot copy of the newest data files of `manifest`: each as an uncompressed Arrow
+  /// IPC file beside it (datasets/<table>/<name>.arrow), newest first while the copies fit in
+  /// `budget` bytes; removes every other copy. Readers memory-map a file's copy when it has
+  /// one (OpenTableDataset, ReadDataFile): no decoding, and the pages are shared through the
+  /// OS cache. Parquet stays what manifests, version files and archives name; a copy is only
+  /// ever an accelerator, written durably under a temporary name and then renamed. Safe
+  /// beside the writer, not beside CollectGarbage().
+  Result<HotCopies> RefreshHotCopies(const Manifest& manifest, int64_t budget);
   /// Publishes `manifest` (its version must be above the newest) and makes it the newest.
   Status Publish(Manifest manifest);
   /// Removes the manifests of versions superseded more than `retention` ago (never the

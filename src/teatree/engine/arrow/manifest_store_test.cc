@@ -122,5 +122,61 @@ TEST_F(ManifestStoreTest, GarbageCollectionKeepsWhatRetainedVersionsReference) {
   EXPECT_EQ(store_->Versions().ValueOrDie(), (std::vector<int64_t>{3}));
 }
 
+TEST_F(ManifestStoreTest, HotCopiesHoldTheNewestFilesWithinTheBudgetAndReadAlike) {
+  std::vector<DataFile> files;
+  for (const char* rows :
+       {R"([[1,"1.00","eu",["a"]]])", R"([[2,null,"us",[]],[3,"3.00",null,null]])",
+        R"([[4,"4.00","eu",["b","c"]]])"}) {
+    files.push_back(store_->WriteDataFile(orders_, *Rows(rows)).ValueOrDie());
+  }
+  Publish(1, files);
+  const TableManifest& orders = store_->newest().tables.at("orders");
+  auto scan = [&] {
+    auto dataset = OpenTableDataset(dir_->path(), orders).ValueOrDie();
+    return dataset->NewScan().ValueOrDie()->Finish().ValueOrDie()->ToTable().ValueOrDie();
+  };
+  auto copy_of = [&](const DataFile& file) {
+    return (dir_->path() / file.path).replace_extension(".arrow");
+  };
+  const auto from_parquet = scan();
+  const auto key_columns = store_->ReadDataFile(files[1], {"region", "id"}).ValueOrDie();
+
+  HotCopies hot = store_->RefreshHotCopies(store_->newest(), int64_t{1} << 30).ValueOrDie();
+  EXPECT_EQ(hot.files, 3);
+  EXPECT_EQ(hot.written, 3);
+  for (const auto& file : files) EXPECT_TRUE(fs::exists(copy_of(file))) << file.path;
+  EXPECT_TRUE(scan()->Equals(*from_parquet)) << scan()->ToString();
+  EXPECT_TRUE(store_->ReadDataFile(files[1], {"region", "id"}).ValueOrDie()->Equals(*key_columns));
+  // Once written, a copy is kept as it is.
+  EXPECT_EQ(store_->RefreshHotCopies(store_->newest(), int64_t{1} << 30).ValueOrDie().written, 0);
+
+  // A budget for the two newest: the oldest copy goes.
+  const int64_t two_newest =
+      static_cast<int64_t>(fs::file_size(copy_of(files[2])) + fs::file_size(copy_of(files[1])));
+  hot = store_->RefreshHotCopies(store_->newest(), two_newest).ValueOrDie();
+  EXPECT_EQ(hot.files, 2);
+  EXPECT_EQ(hot.bytes, two_newest);
+  EXPECT_EQ(hot.removed, 1);
+  EXPECT_FALSE(fs::exists(copy_of(files[0])));
+  EXPECT_TRUE(fs::exists(copy_of(files[2])));
+  auto mixed = scan();
+  EXPECT_EQ(mixed->num_rows(), 4);
+  EXPECT_TRUE(mixed->schema()->Equals(*from_parquet->schema()));
+
+  // A dataset opened before its copies are removed keeps reading them.
+  auto dataset = OpenTableDataset(dir_->path(), orders).ValueOrDie();
+  EXPECT_EQ(store_->RefreshHotCopies(store_->newest(), 0).ValueOrDie().removed, 2);
+  EXPECT_FALSE(fs::exists(copy_of(files[2])));
+  auto still = dataset->NewScan().ValueOrDie()->Finish().ValueOrDie()->ToTable().ValueOrDie();
+  EXPECT_EQ(still->num_rows(), 4);
+  EXPECT_TRUE(scan()->Equals(*from_parquet));
+
+  // A copy a crash interrupted is removed on opening.
+  const fs::path half = copy_of(files[0]).string() + ".tmp";
+  { std::ofstream(half) << "ARROW1 half"; }
+  store_ = ManifestStore::Open(dir_->path()).ValueOrDie();
+  EXPECT_FALSE(fs::exists(half));
+}
+
 }  // namespace
 }  // namespace teatree

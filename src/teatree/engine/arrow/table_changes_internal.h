@@ -25,7 +25,7 @@ constexpr int64_t kCompactAt = 16;
 
 inline bool IsSmall(const DataFile& file) { return file.bytes < kSmallFileBytes; }
 
-/// A merge of a table's small files, made off the writer's path by the compactor.
+/// A merge of a table's small files, made off the writer's path by the background worker.
 struct Compaction {
   std::string table;
   TableSchema schema;

@@ -9,8 +9,9 @@
 
 namespace teatree {
 
-/// Native functions on an Arrow-engine model: a table is a dataset over its Parquet files, so
-/// a scan reads only the columns it needs and skips row groups its filter rules out.
+/// Native functions on an Arrow-engine model: a table is a dataset over its files
+/// (OpenTableDataset: the hot copies memory-mapped, Parquet for the rest), so a scan reads
+/// only the columns it needs and skips Parquet row groups its filter rules out.
 class ManifestFunctionContext final : public FunctionContext {
  public:
   ManifestFunctionContext(std::filesystem::path model_dir, Manifest manifest, nlohmann::json args,
