@@ -4,8 +4,9 @@
 //  - join: every fact row enriched with two columns of a 100,000-row customer table (left
 //    join on the customer key).
 // Teatree's figure is `invoke` of the native function on an Arrow-engine model (reading the
-// model's Parquet files); the baseline is `query` of the SQL on a DuckDB-engine model. Also
-// shown: the native function on the DuckDB engine and the SQL on the Arrow engine (DuckDB
+// hot copies of the model's files, memory-mapped Arrow IPC); the baseline is `query` of the SQL
+// on a DuckDB-engine model. Also shown: the native function on an Arrow-engine model without
+// hot copies (reading Parquet), on the DuckDB engine, and the SQL on the Arrow engine (DuckDB
 // reading the Parquet files). Every figure includes materialising the result as Arrow.
 #include <arrow/api.h>
 
@@ -27,12 +28,13 @@ constexpr int64_t kCustomers = 100'000;
 
 Request Decode(const nlohmann::json& json) { return OrDie(DecodeRequest(json.dump())); }
 
-/// The two models, on each engine, with the same rows (written once as Parquet by DuckDB and
-/// appended from there).
+/// The same rows on each engine (written once as Parquet by DuckDB and appended from there),
+/// and on the Arrow engine once more without hot copies.
 struct Models {
   std::unique_ptr<TempDir> dir = OrDie(TempDir::Make("teatree-bench-compute-"));
   std::unique_ptr<DuckEngine> duck;
   std::unique_ptr<ArrowEngine> arrow;
+  std::unique_ptr<ArrowEngine> parquet_only;
 
   Models() {
     const fs::path input = dir->path() / "input";
@@ -72,12 +74,34 @@ struct Models {
         {.model_dir = dir->path() / "duck", .model = "bench", .input_dirs = {input}}));
     arrow = OrDie(ArrowEngine::Open(
         {.model_dir = dir->path() / "arrow", .model = "bench", .input_dirs = {input}}));
-    for (Engine* engine : {static_cast<Engine*>(duck.get()), static_cast<Engine*>(arrow.get())}) {
+    parquet_only = OrDie(ArrowEngine::Open({.model_dir = dir->path() / "parquet-only",
+                                            .model = "bench",
+                                            .input_dirs = {input},
+                                            .hot_bytes = 0}));
+    // The engine with hot copies last: its copies are written after its load, timed below.
+    for (Engine* engine :
+         {static_cast<Engine*>(duck.get()), static_cast<Engine*>(parquet_only.get()),
+          static_cast<Engine*>(arrow.get())}) {
       auto result = OrDie(engine->ApplyBatch(load));
       for (const auto& outcome : result.outcomes) {
         if (!outcome.applied()) OrDie(Status::Invalid(outcome.error));
       }
     }
+    Stopwatch copies;
+    copies.Time([&] { arrow->WaitForBackgroundWork(); });
+    std::fprintf(stderr,
+                 "hot copies written in %.0f ms after the load: %s of Parquet, %s of copies\n",
+                 copies.seconds() * 1000, SizeOf(dir->path() / "arrow", ".parquet").c_str(),
+                 SizeOf(dir->path() / "arrow", ".arrow").c_str());
+  }
+
+  /// The size of the files ending in `extension` under `dir`, in MB.
+  static std::string SizeOf(const fs::path& dir, const std::string& extension) {
+    uintmax_t bytes = 0;
+    for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+      if (entry.path().extension() == extension) bytes += entry.file_size();
+    }
+    return std::to_string(bytes >> 20) + " MB";
   }
 };
 
@@ -102,7 +126,7 @@ void Compare(benchmark::State& state, const nlohmann::json& native, const std::s
   Models& models = Shared();
   const nlohmann::json query = {
       {"request_id", "sql-" + native.value("function", "")}, {"op", "query"}, {"sql", sql}};
-  Stopwatch acero_arrow, acero_duck, duckdb_duck, duckdb_arrow;
+  Stopwatch acero_arrow, acero_parquet, acero_duck, duckdb_duck, duckdb_arrow;
   int64_t rows = 0;
   int iteration = 0;
   std::vector<Step> steps;
@@ -113,6 +137,7 @@ void Compare(benchmark::State& state, const nlohmann::json& native, const std::s
       rows = outcome.rows;
       steps = outcome.steps;
     });
+    acero_parquet.Time([&] { Run(*models.parquet_only, native, iteration); });
     acero_duck.Time([&] { Run(*models.duck, native, iteration); });
     duckdb_duck.Time([&] {
       if (Run(*models.duck, query, iteration).rows != rows) {
@@ -124,10 +149,12 @@ void Compare(benchmark::State& state, const nlohmann::json& native, const std::s
   const double n = static_cast<double>(state.iterations());
   state.counters["result_rows"] = static_cast<double>(rows);
   state.counters["acero_arrow_engine_ms"] = acero_arrow.seconds() * 1000 / n;
+  state.counters["acero_parquet_only_ms"] = acero_parquet.seconds() * 1000 / n;
   state.counters["acero_duckdb_engine_ms"] = acero_duck.seconds() * 1000 / n;
   state.counters["duckdb_sql_ms"] = duckdb_duck.seconds() * 1000 / n;
   state.counters["duckdb_sql_on_parquet_ms"] = duckdb_arrow.seconds() * 1000 / n;
   state.counters["acero_over_duckdb"] = acero_arrow.seconds() / duckdb_duck.seconds();
+  state.counters["hot_over_parquet"] = acero_arrow.seconds() / acero_parquet.seconds();
   std::string breakdown;
   for (const auto& step : steps) {
     breakdown += "  " + step.name + " " + std::to_string(static_cast<int>(step.ms)) + " ms, " +
