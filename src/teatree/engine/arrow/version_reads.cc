@@ -1,5 +1,7 @@
 #include "teatree/engine/arrow/version_reads.h"
 
+#include <arrow/dataset/api.h>
+
 #include <fstream>
 #include <optional>
 #include <thread>
@@ -12,8 +14,23 @@ namespace teatree {
 namespace fs = std::filesystem;
 namespace {
 
-/// read_parquet over a table's files, for a view or a copy.
-std::string ScanSql(const fs::path& model_dir, const TableManifest& table) {
+/// The table function of a version reader that scans a table's files through the Arrow C
+/// data interface.
+constexpr const char* kArrowScan = "teatree_scan";
+
+/// How a version's tables reach DuckDB.
+enum class TableForm {
+  kCopy,         // Copied in: a self-contained file.
+  kParquetView,  // Views over read_parquet of the files: any DuckDB on this machine reads them.
+  kArrowScan,    // Views over kArrowScan: the version reader's.
+};
+
+/// The rows of `name` (`table`) as `form` reads them.
+std::string ScanSql(const fs::path& model_dir, const std::string& name, const TableManifest& table,
+                    TableForm form) {
+  if (form == TableForm::kArrowScan) {
+    return std::string("SELECT * FROM ") + kArrowScan + "(" + SqlStringLiteral(name) + ")";
+  }
   std::string files;
   for (const auto& file : table.files) {
     files += (files.empty() ? "" : ", ") +
@@ -22,10 +39,45 @@ std::string ScanSql(const fs::path& model_dir, const TableManifest& table) {
   return "SELECT * FROM read_parquet([" + files + "])";
 }
 
-/// Gives `connection`'s database the version's tables (as views over their files, or copied
-/// in when `copy`) and the bookkeeping tables that say which version it is.
+/// A version's tables as Arrow datasets (OpenTableDataset: hot copies memory-mapped, Parquet
+/// for the rest), for DuckDB to scan through the Arrow C data interface.
+class ManifestTables final : public ArrowTables {
+ public:
+  ManifestTables(fs::path model_dir, Manifest manifest)
+      : model_dir_(std::move(model_dir)), manifest_(std::move(manifest)) {}
+
+  Result<std::shared_ptr<arrow::Schema>> Schema(const std::string& name) const override {
+    ARROW_ASSIGN_OR_RAISE(const TableManifest* table, Find(name));
+    return table->schema.ToArrow();
+  }
+  Result<std::shared_ptr<arrow::RecordBatchReader>> Scan(
+      const std::string& name, const std::vector<std::string>& columns) const override {
+    ARROW_ASSIGN_OR_RAISE(const TableManifest* table, Find(name));
+    ARROW_ASSIGN_OR_RAISE(auto dataset, OpenTableDataset(model_dir_, *table));
+    ARROW_ASSIGN_OR_RAISE(auto builder, dataset->NewScan());
+    ARROW_RETURN_NOT_OK(builder->Project(columns));
+    ARROW_ASSIGN_OR_RAISE(auto scanner, builder->Finish());
+    return scanner->ToRecordBatchReader();
+  }
+
+ private:
+  Result<const TableManifest*> Find(const std::string& name) const {
+    auto it = manifest_.tables.find(name);
+    if (it == manifest_.tables.end()) {
+      return Status::Invalid("table ", name, " does not exist in version ", manifest_.version);
+    }
+    return &it->second;
+  }
+
+  fs::path model_dir_;
+  Manifest manifest_;
+};
+
+/// Gives `connection`'s database the version's tables, in `form`, and the bookkeeping tables
+/// that say which version it is.
 Status DefineVersion(DuckConnection& connection, const fs::path& model_dir,
-                     const Manifest& manifest, bool copy) {
+                     const Manifest& manifest, TableForm form) {
+  const bool copy = form == TableForm::kCopy;
   ARROW_RETURN_NOT_OK(connection.Execute(kBookkeepingSql));
   ARROW_RETURN_NOT_OK(connection.Execute("UPDATE _teatree_version SET version = " +
                                          std::to_string(manifest.version)));
@@ -37,12 +89,12 @@ Status DefineVersion(DuckConnection& connection, const fs::path& model_dir,
       ARROW_RETURN_NOT_OK(connection.Execute(CreateTableSql(table.schema)));
       if (!table.files.empty()) {
         ARROW_RETURN_NOT_OK(connection.Execute("INSERT INTO " + SqlIdentifier(name) + " " +
-                                               ScanSql(model_dir, table)));
+                                               ScanSql(model_dir, name, table, form)));
       }
       continue;
     }
     ARROW_RETURN_NOT_OK(connection.Execute("CREATE VIEW " + SqlIdentifier(name) + " AS " +
-                                           ScanSql(model_dir, table)));
+                                           ScanSql(model_dir, name, table, form)));
   }
   return Status::OK();
 }
@@ -77,7 +129,10 @@ Result<std::shared_ptr<DuckReader>> OpenVersionReader(const ManifestStore& store
   ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open(db_options));
   {
     ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
-    ARROW_RETURN_NOT_OK(DefineVersion(*connection, store.model_dir(), manifest, /*copy=*/false));
+    ARROW_RETURN_NOT_OK(connection->RegisterArrowScan(
+        kArrowScan, std::make_shared<ManifestTables>(store.model_dir(), manifest)));
+    ARROW_RETURN_NOT_OK(
+        DefineVersion(*connection, store.model_dir(), manifest, TableForm::kArrowScan));
     for (const auto& [name, path] : manifest.attachments) {
       ARROW_RETURN_NOT_OK(connection->Execute("ATTACH " + SqlStringLiteral(path) + " AS " +
                                               SqlIdentifier(name) + " (READ_ONLY)"));
@@ -96,14 +151,14 @@ namespace {
 /// Writes `manifest` as a DuckDB file at `target`: its tables copied in, or views over the
 /// Parquet files.
 Status WriteVersion(const fs::path& model_dir, const Manifest& manifest, const fs::path& target,
-                    bool copy) {
+                    TableForm form) {
   std::error_code ec;
   if (fs::exists(target, ec)) return Status::IOError(target.string(), " exists already");
   Status status = [&]() -> Status {
     ARROW_ASSIGN_OR_RAISE(auto db, DuckDatabase::Open({.path = target.string()}));
     ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
     ARROW_RETURN_NOT_OK(connection->Execute("BEGIN TRANSACTION"));
-    ARROW_RETURN_NOT_OK(DefineVersion(*connection, model_dir, manifest, copy));
+    ARROW_RETURN_NOT_OK(DefineVersion(*connection, model_dir, manifest, form));
     ARROW_RETURN_NOT_OK(connection->Execute("COMMIT"));
     return connection->Execute("CHECKPOINT");
   }();
@@ -130,12 +185,12 @@ std::optional<fs::path> ManifestOf(const fs::path& version_file) {
 
 Status ExportVersionFile(const fs::path& model_dir, const Manifest& manifest,
                          const fs::path& target) {
-  return WriteVersion(model_dir, manifest, target, /*copy=*/true);
+  return WriteVersion(model_dir, manifest, target, TableForm::kCopy);
 }
 
 Status LinkVersionFile(const fs::path& model_dir, const Manifest& manifest,
                        const fs::path& target) {
-  return WriteVersion(model_dir, manifest, target, /*copy=*/false);
+  return WriteVersion(model_dir, manifest, target, TableForm::kParquetView);
 }
 
 Result<ShippableVersion> ShippableVersionFile(const fs::path& version_file) {

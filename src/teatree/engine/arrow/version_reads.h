@@ -28,11 +28,12 @@ class ManifestFunctionContext final : public FunctionContext {
 };
 
 /// The read path over one version of an Arrow-engine model, so users keep SQL: an in-memory
-/// DuckDB whose views read the version's Parquet files (filters and projections pushed into
-/// the Parquet scan), with Teatree's bookkeeping tables, served by a DuckReader exactly like a
-/// DuckDB model (the same statement check, limits and streaming); native functions scan the
-/// Parquet files (ManifestFunctionContext). DuckDB may read files only
-/// under the model's datasets/ directory; a user's SQL may not name files at all.
+/// DuckDB whose views scan the version's tables through the Arrow C data interface (the
+/// datasets native functions read: hot copies memory-mapped, Parquet for the rest; the
+/// columns a query uses pushed into the scan, on all of DuckDB's threads), with Teatree's
+/// bookkeeping tables, served by a DuckReader exactly like a DuckDB model (the same statement
+/// check, limits and streaming). DuckDB may read files only under the model's datasets/
+/// directory; a user's SQL may not name files, nor the scan function, at all.
 Result<std::shared_ptr<DuckReader>> OpenVersionReader(const ManifestStore& store,
                                                       const Manifest& manifest,
                                                       const DuckReaderOptions& options);

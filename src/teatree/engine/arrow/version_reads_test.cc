@@ -75,6 +75,68 @@ TEST_F(VersionReadsTest, SqlReadsAnArrowModelLikeADuckDbModel) {
   }
 }
 
+TEST_F(VersionReadsTest, DuckDbScansTheFilesThroughTheArrowCDataInterface) {
+  // A table of several files, more rows than one DuckDB vector each.
+  auto numbers =
+      TableSchema::FromJson("numbers", nlohmann::json::parse(R"([{"name":"n","type":"BIGINT"},
+          {"name":"label","type":"VARCHAR"},{"name":"half","type":"DOUBLE"}])"),
+                            nullptr)
+          .ValueOrDie();
+  Manifest manifest = store_->newest();
+  manifest.version = 5;
+  constexpr int64_t kFiles = 3, kRowsPerFile = 20'000;
+  for (int64_t file = 0; file < kFiles; ++file) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (int64_t i = file * kRowsPerFile; i < (file + 1) * kRowsPerFile; ++i) {
+      rows.push_back({i, "n" + std::to_string(i % 7), i / 2.0});
+    }
+    auto batch = RowsToRecordBatch(rows, numbers).ValueOrDie();
+    auto table = arrow::Table::FromRecordBatches({batch}).ValueOrDie();
+    manifest.tables["numbers"].schema = numbers;
+    manifest.tables["numbers"].files.push_back(store_->WriteDataFile(numbers, *table).ValueOrDie());
+  }
+  ASSERT_TRUE(store_->Publish(manifest).ok());
+  auto reader = OpenVersionReader(*store_, store_->newest(), {}).ValueOrDie();
+  auto scalar = [&](const std::string& sql) {
+    auto read = reader->Read({.sql = sql});
+    EXPECT_TRUE(read.ok()) << sql << ": " << read.status().ToString();
+    return read.ValueOrDie()
+        .reader->ToTable()
+        .ValueOrDie()
+        ->column(0)
+        ->GetScalar(0)
+        .ValueOrDie()
+        ->ToString();
+  };
+  const int64_t total = kFiles * kRowsPerFile;
+  EXPECT_EQ(scalar("SELECT count(*) FROM numbers"), std::to_string(total));
+  EXPECT_EQ(scalar("SELECT sum(n) FROM numbers"), std::to_string(total * (total - 1) / 2));
+  int64_t matching = 0;
+  for (int64_t i = 200; i < total; ++i) matching += i % 7 == 3 ? 1 : 0;
+  EXPECT_EQ(scalar("SELECT count(*) FROM numbers WHERE label = 'n3' AND half >= 100"),
+            std::to_string(matching));
+  // Only the columns a query uses are scanned, each in its place whatever the order asked.
+  auto picked = reader->Read({.sql = "SELECT half, n FROM numbers WHERE n = 12345"})
+                    .ValueOrDie()
+                    .reader->ToTable()
+                    .ValueOrDie();
+  ASSERT_EQ(picked->num_rows(), 1);
+  EXPECT_EQ(picked->column(0)->GetScalar(0).ValueOrDie()->ToString(), "6172.5");
+  EXPECT_EQ(picked->column(1)->GetScalar(0).ValueOrDie()->ToString(), "12345");
+  // Without ORDER BY the rows come in the order they were written, as on the DuckDB engine.
+  auto all =
+      reader->Read({.sql = "SELECT n FROM numbers"}).ValueOrDie().reader->ToTable().ValueOrDie();
+  ASSERT_EQ(all->num_rows(), total);
+  auto column = arrow::Concatenate(all->column(0)->chunks()).ValueOrDie();
+  const auto& values = static_cast<const arrow::Int64Array&>(*column);
+  for (int64_t i = 0; i < total; ++i) ASSERT_EQ(values.Value(i), i);
+  // The scan is the views' business: users read the tables.
+  auto direct = reader->Read({.sql = "SELECT * FROM teatree_scan('numbers')"});
+  ASSERT_FALSE(direct.ok());
+  EXPECT_NE(direct.status().message().find("refused"), std::string::npos)
+      << direct.status().ToString();
+}
+
 TEST_F(VersionReadsTest, AVersionExportsAsADuckDbFileAnyClientOpens) {
   const auto target = dir_->path() / "out" / "v4.duckdb";
   std::filesystem::create_directories(target.parent_path());

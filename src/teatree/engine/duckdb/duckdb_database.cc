@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "teatree/engine/duckdb/duckdb_database_internal.h"
 #include "teatree/engine/duckdb/duckdb_status_internal.h"
 
 namespace teatree {
@@ -129,25 +130,6 @@ class DuckResultReader final : public arrow::RecordBatchReader {
 };
 
 }  // namespace
-
-struct DuckDatabase::Impl {
-  duckdb_database database = nullptr;
-  ~Impl() { duckdb_close(&database); }
-};
-
-struct DuckConnection::Impl {
-  std::shared_ptr<DuckDatabase> database;  // Shared by all connections: keeps it open.
-  duckdb_connection connection = nullptr;
-  // Streams behind views made by RegisterArrowView; released after the connection closes.
-  std::vector<std::unique_ptr<ArrowArrayStream>> streams;
-
-  ~Impl() {
-    duckdb_disconnect(&connection);
-    for (auto& stream : streams) {
-      if (stream->release != nullptr) stream->release(stream.get());
-    }
-  }
-};
 
 DuckDatabase::DuckDatabase(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DuckDatabase::~DuckDatabase() = default;

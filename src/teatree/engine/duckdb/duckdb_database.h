@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "teatree/common/status.h"
 
@@ -45,6 +46,7 @@ class DuckDatabase : public std::enable_shared_from_this<DuckDatabase> {
   static std::string LibraryVersion();
 
  private:
+  friend class DuckConnection;
   struct Impl;
   explicit DuckDatabase(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
@@ -74,6 +76,18 @@ class DuckStatement {
   struct Impl;
   explicit DuckStatement(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+};
+
+/// Tables DuckDB scans through the Arrow C data interface (DuckConnection::RegisterArrowScan).
+/// Called from DuckDB's threads, so implementations must be thread-safe.
+class ArrowTables {
+ public:
+  virtual ~ArrowTables() = default;
+  /// The columns of `table`; an error, shown to the user, when there is no such table.
+  virtual Result<std::shared_ptr<arrow::Schema>> Schema(const std::string& table) const = 0;
+  /// The rows of `table`: only `columns`, in that order (none: batches of row counts only).
+  virtual Result<std::shared_ptr<arrow::RecordBatchReader>> Scan(
+      const std::string& table, const std::vector<std::string>& columns) const = 0;
 };
 
 /// One DuckDB connection: its own transaction state. Not thread-safe: one thread at a time.
@@ -123,6 +137,10 @@ class DuckConnection {
   /// (e.g. `SELECT b FROM view` gets column a's data), so copy it whole (`SELECT *`) first.
   Status RegisterArrowView(const std::string& name,
                            std::shared_ptr<arrow::RecordBatchReader> reader);
+  /// Registers, in the connection's database, the table function `function(table)` that
+  /// reads `tables` through the Arrow C data interface, as many times as queries ask: the
+  /// columns a query uses are pushed into ArrowTables::Scan(), its filters apply after.
+  Status RegisterArrowScan(const std::string& function, std::shared_ptr<const ArrowTables> tables);
   /// Makes `reader` scannable as the view `name` while `body` runs (it may scan it once),
   /// then drops the view and releases the stream.
   Status WithArrowView(const std::string& name, std::shared_ptr<arrow::RecordBatchReader> reader,
