@@ -3,6 +3,8 @@
 //  - rollup: GROUP BY ROLLUP (region, day) with count, sum, avg, min and max of amount.
 //  - join: every fact row enriched with two columns of a 100,000-row customer table (left
 //    join on the customer key).
+//  - point query: one row of the 10M by id, in SQL only (DuckDB's filter cannot reach the Arrow
+//    C data interface scan, which reads every row of the columns asked for).
 // Teatree's figure is `invoke` of the native function on an Arrow-engine model (reading the
 // hot copies of the model's files, memory-mapped Arrow IPC); the baseline is `query` of the SQL
 // on a DuckDB-engine model. Also shown: the native function on an Arrow-engine model without
@@ -130,14 +132,41 @@ RequestOutcome Run(Engine& engine, nlohmann::json request, int iteration) {
   return outcome;
 }
 
-/// Times `native` (an invoke) and `sql` (a query) on both engines; prints the native
-/// function's steps on the Arrow engine once.
+/// The same SQL timed as a `query` on each model and with plain DuckDB's read_parquet.
+struct SqlTimes {
+  Stopwatch duck, arrow, parquet_only, read_parquet;
+
+  /// Runs `sql` once everywhere; returns its row count (the same everywhere, or the run dies).
+  int64_t Run(Models& models, const std::string& sql) {
+    static int queries = 0;  // Every query of the run gets an id of its own.
+    const int id = ++queries;
+    const nlohmann::json query = {{"request_id", "sql"}, {"op", "query"}, {"sql", sql}};
+    int64_t rows = 0;
+    duck.Time([&] { rows = bench::Run(*models.duck, query, id).rows; });
+    auto same = [&](int64_t other) {
+      if (other != rows) OrDie(Status::Invalid("the models disagree on the rows of ", sql));
+    };
+    arrow.Time([&] { same(bench::Run(*models.arrow, query, id).rows); });
+    parquet_only.Time([&] { same(bench::Run(*models.parquet_only, query, id).rows); });
+    read_parquet.Time([&] { same(OrDie(models.raw_connection->QueryTable(sql))->num_rows()); });
+    return rows;
+  }
+  void Report(benchmark::State& state) const {
+    const double n = static_cast<double>(state.iterations());
+    state.counters["duckdb_sql_ms"] = duck.seconds() * 1000 / n;
+    state.counters["sql_arrow_engine_ms"] = arrow.seconds() * 1000 / n;
+    state.counters["sql_parquet_only_ms"] = parquet_only.seconds() * 1000 / n;
+    state.counters["read_parquet_ms"] = read_parquet.seconds() * 1000 / n;
+    state.counters["sql_arrow_over_read_parquet"] = arrow.seconds() / read_parquet.seconds();
+  }
+};
+
+/// Times `native` (an invoke) on every model and `sql` (a query) as SqlTimes does; prints the
+/// native function's steps on the Arrow engine once.
 void Compare(benchmark::State& state, const nlohmann::json& native, const std::string& sql) {
   Models& models = Shared();
-  const nlohmann::json query = {
-      {"request_id", "sql-" + native.value("function", "")}, {"op", "query"}, {"sql", sql}};
-  Stopwatch acero_arrow, acero_parquet, acero_duck, duckdb_duck, duckdb_arrow, duckdb_parquet,
-      read_parquet;
+  Stopwatch acero_arrow, acero_parquet, acero_duck;
+  SqlTimes sql_times;
   int64_t rows = 0;
   int iteration = 0;
   std::vector<Step> steps;
@@ -150,30 +179,17 @@ void Compare(benchmark::State& state, const nlohmann::json& native, const std::s
     });
     acero_parquet.Time([&] { Run(*models.parquet_only, native, iteration); });
     acero_duck.Time([&] { Run(*models.duck, native, iteration); });
-    duckdb_duck.Time([&] {
-      if (Run(*models.duck, query, iteration).rows != rows) {
-        OrDie(Status::Invalid("the SQL and the native function disagree on the row count"));
-      }
-    });
-    duckdb_arrow.Time([&] { Run(*models.arrow, query, iteration); });
-    duckdb_parquet.Time([&] { Run(*models.parquet_only, query, iteration); });
-    read_parquet.Time([&] {
-      if (OrDie(models.raw_connection->QueryTable(sql))->num_rows() != rows) {
-        OrDie(Status::Invalid("read_parquet and the native function disagree on the row count"));
-      }
-    });
+    if (sql_times.Run(models, sql) != rows) {
+      OrDie(Status::Invalid("the SQL and the native function disagree on the row count"));
+    }
   }
   const double n = static_cast<double>(state.iterations());
   state.counters["result_rows"] = static_cast<double>(rows);
   state.counters["acero_arrow_engine_ms"] = acero_arrow.seconds() * 1000 / n;
   state.counters["acero_parquet_only_ms"] = acero_parquet.seconds() * 1000 / n;
   state.counters["acero_duckdb_engine_ms"] = acero_duck.seconds() * 1000 / n;
-  state.counters["duckdb_sql_ms"] = duckdb_duck.seconds() * 1000 / n;
-  state.counters["sql_arrow_engine_ms"] = duckdb_arrow.seconds() * 1000 / n;
-  state.counters["sql_parquet_only_ms"] = duckdb_parquet.seconds() * 1000 / n;
-  state.counters["read_parquet_ms"] = read_parquet.seconds() * 1000 / n;
-  state.counters["sql_arrow_over_read_parquet"] = duckdb_arrow.seconds() / read_parquet.seconds();
-  state.counters["acero_over_duckdb"] = acero_arrow.seconds() / duckdb_duck.seconds();
+  sql_times.Report(state);
+  state.counters["acero_over_duckdb"] = acero_arrow.seconds() / sql_times.duck.seconds();
   state.counters["hot_over_parquet"] = acero_arrow.seconds() / acero_parquet.seconds();
   std::string breakdown;
   for (const auto& step : steps) {
@@ -204,6 +220,17 @@ void BM_JoinTenMillionRows(benchmark::State& state) {
           "SELECT f.*, c.segment, c.score FROM facts f LEFT JOIN customers c USING (customer)");
 }
 BENCHMARK(BM_JoinTenMillionRows)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+/// A query that wants one row of the 10M: what the scan costs when DuckDB's filter cannot
+/// reach it.
+void BM_PointQueryTenMillionRows(benchmark::State& state) {
+  SqlTimes sql_times;
+  int64_t rows = 0;
+  for (auto _ : state) rows = sql_times.Run(Shared(), "SELECT * FROM facts WHERE id = 4242424");
+  state.counters["result_rows"] = static_cast<double>(rows);
+  sql_times.Report(state);
+}
+BENCHMARK(BM_PointQueryTenMillionRows)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 }  // namespace teatree::bench
