@@ -8,17 +8,17 @@ namespace teatree {
 
 /// The Arrow engine: a model as immutable Parquet data files and one manifest per version
 /// (ManifestStore), its request ids in a RequestLog beside them, read with SQL through DuckDB
-/// views over the files (OpenVersionReader). A batch writes its data files, logs its
-/// requests, then publishes its manifest: the manifest is the commit, so a crash at any step
-/// leaves the last version whole and a redelivered request applied once.
-/// Appends of a batch become one file per table (primary keys checked with hash lookups over
-/// the files whose key statistics allow a clash); once a table has 16 small files, a
-/// background worker merges them off the writer's path and the next batch publishes the
-/// merge. Upsert, update and delete rewrite only the files whose statistics allow an
-/// affected row (copy-on-write). After each version, the worker keeps hot copies of its
-/// newest files (memory-mapped Arrow IPC, up to EngineOptions::hot_bytes) for native
-/// functions, key checks and rewrites. Superseded versions and the files only they reference
-/// are removed after the retention window. Thread-safety as described on Engine.
+/// views that scan the files through the Arrow C data interface (OpenVersionReader). A batch writes
+/// its data files, logs its requests, then publishes its manifest: the manifest is the commit, so a
+/// crash at any step leaves the last version whole and a redelivered request applied once. Appends
+/// of a batch become one file per table (primary keys checked with hash lookups over the files
+/// whose key statistics allow a clash); once a table has 16 small files, a background worker merges
+/// them off the writer's path and the next batch publishes the merge. Upsert, update and delete
+/// rewrite only the files whose statistics allow an affected row (copy-on-write). After each
+/// version, the worker keeps hot copies of its newest files (memory-mapped Arrow IPC, up to
+/// EngineOptions::hot_bytes) for native functions, key checks and rewrites. Superseded versions and
+/// the files only they reference are removed after the retention window. Thread-safety as described
+/// on Engine.
 class ArrowEngine final : public Engine {
  public:
   static Result<std::unique_ptr<ArrowEngine>> Open(const EngineOptions& options);

@@ -70,7 +70,7 @@ struct DuckReaderOptions {
   /// DuckDB's default (80% of RAM).
   std::string memory_limit;
   /// Where native functions read the model's tables; empty: through the read's own DuckDB
-  /// connection (each table read whole). The Arrow engine scans its Parquet files instead.
+  /// connection (each table read whole). The Arrow engine scans its datasets instead.
   std::function<std::unique_ptr<FunctionContext>(nlohmann::json args, StepRecorder& steps)>
       native_context;
 };
