@@ -1,5 +1,6 @@
 #include "teatree/functions/function_registry.h"
 
+#include <arrow/api.h>
 #include <dlfcn.h>
 
 #include <fstream>
@@ -243,6 +244,15 @@ std::vector<std::string> FunctionRegistry::Names() const {
   return names;
 }
 
+Result<std::shared_ptr<arrow::Table>> RunNativeFunction(const ModelFunction& function,
+                                                        FunctionContext& context) {
+  ARROW_ASSIGN_OR_RAISE(auto result, function.native(context));
+  arrow::FieldVector fields;
+  for (const auto& field : result->schema()->fields()) fields.push_back(field->WithNullable(true));
+  return arrow::Table::Make(arrow::schema(fields, result->schema()->metadata()), result->columns(),
+                            result->num_rows());
+}
+
 Result<nlohmann::json> BindArguments(const ModelFunction& function, const nlohmann::json& args) {
   if (!args.is_null() && !args.is_object()) {
     return Status::Invalid("args of ", function.name, " must be an object of name: value");
@@ -259,6 +269,10 @@ Result<nlohmann::json> BindArguments(const ModelFunction& function, const nlohma
         for (const auto& p : function.params) known += (known.empty() ? "" : ", ") + p.name;
         return Status::Invalid(function.name, " has no parameter \"", name,
                                "\" (it takes: ", known.empty() ? "none" : known, ")");
+      }
+      if (it->type.kind == ColumnType::Kind::kVarchar && (value.is_object() || value.is_array())) {
+        bound[name] = value.dump();  // Its JSON text (e.g. scan's `where` expression).
+        continue;
       }
       ARROW_RETURN_NOT_OK(CheckArgumentType(function.name, *it, value));
       bound[name] = value;

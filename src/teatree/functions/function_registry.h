@@ -59,7 +59,7 @@ struct ModelFunction {
 class FunctionRegistry {
  public:
   /// A registry holding the built-ins: SQL (row_counts, table_stats, top_n) and native
-  /// (rollup, rolling, enrich; see native_builtins.h).
+  /// (scan, rollup, rolling, enrich; see native_builtins.h).
   static FunctionRegistry WithBuiltins();
 
   /// Adds a function; refuses invalid names, invalid parameters and duplicates.
@@ -81,9 +81,15 @@ class FunctionRegistry {
   std::map<std::string, ModelFunction> functions_;
 };
 
+/// Runs `function`'s native body in `context`. Its result reads as a query's: every column
+/// may be NULL, whatever the body passed through from key columns.
+Result<std::shared_ptr<arrow::Table>> RunNativeFunction(const ModelFunction& function,
+                                                        FunctionContext& context);
+
 /// Checks `args` (a JSON object) against the function's parameters: no unknown names, every
-/// required one present, values of the declared types; fills in defaults. Returns the
-/// complete argument object.
+/// required one present, values of the declared types (a JSON object or array given for a
+/// VARCHAR is taken as its JSON text); fills in defaults. Returns the complete argument
+/// object.
 Result<nlohmann::json> BindArguments(const ModelFunction& function, const nlohmann::json& args);
 
 }  // namespace teatree

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <sstream>
 
+#include "teatree/request/arrow_expression.h"
+
 namespace teatree {
 namespace {
 
@@ -247,6 +249,47 @@ Result<TablePtr> Enrich(FunctionContext& context) {
   return RunPlan(context, "join", {"hashjoin", {Source(left), Source(right)}, std::move(join)});
 }
 
+// ---------------------------------------------------------------------------------------
+// scan
+
+/// The columns of `dataset` as a table schema, for checking expressions against it.
+Result<TableSchema> SchemaOf(const std::string& table, const arrow::Schema& schema) {
+  TableSchema result{.name = table};
+  for (const auto& field : schema.fields()) {
+    ARROW_ASSIGN_OR_RAISE(auto type, ColumnTypeFromArrow(*field->type()));
+    result.columns.push_back({field->name(), std::move(type)});
+  }
+  return result;
+}
+
+/// `where` (the codec's JSON expression, as text) as a filter on `table`; true when empty.
+Result<cp::Expression> WhereFilter(FunctionContext& context, const std::string& table,
+                                   const std::string& where) {
+  if (where.empty()) return cp::literal(true);
+  auto json = nlohmann::json::parse(where, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) {
+    return Status::Invalid(
+        "where is not JSON: give a predicate in the request codec's expression form, e.g. "
+        R"({"call":"equal","args":[{"field":"id"},{"literal":7}]})");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto predicate, ParseExpression(json));
+  ARROW_ASSIGN_OR_RAISE(auto dataset, context.Table(table));
+  ARROW_ASSIGN_OR_RAISE(auto schema, SchemaOf(table, *dataset->schema()));
+  ARROW_RETURN_NOT_OK(CheckPredicate(predicate, schema));
+  return ToArrowExpression(predicate, schema);
+}
+
+Result<TablePtr> Scan(FunctionContext& context) {
+  const auto& args = context.args();
+  const std::string table = args["table"].get<std::string>();
+  std::vector<std::string> columns;
+  if (!args["columns"].get<std::string>().empty()) {
+    ARROW_ASSIGN_OR_RAISE(columns, ColumnList(args, "columns"));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto filter, WhereFilter(context, table, args["where"].get<std::string>()));
+  return ScanTable(context, table, columns, filter);
+}
+
 }  // namespace
 
 Result<TablePtr> ScanTable(FunctionContext& context, const std::string& table,
@@ -283,6 +326,12 @@ std::vector<ModelFunction> NativeBuiltins() {
   const ColumnType varchar{ColumnType::Kind::kVarchar};
   const ColumnType bigint{ColumnType::Kind::kBigint};
   return {
+      {.name = "scan",
+       .description = "the rows of a table where a predicate holds (`where`: the request "
+                      "codec's JSON expression; default every row), only `columns` (default "
+                      "all); both pushed into the dataset scan (native)",
+       .params = {{"table", varchar, nullptr}, {"columns", varchar, ""}, {"where", varchar, ""}},
+       .native = Scan},
       {.name = "rollup",
        .description = "GROUP BY ROLLUP(keys): rows, sum, mean, min and max of a value for every "
                       "prefix of the keys, down to the grand total (native, Acero)",

@@ -20,6 +20,10 @@ struct Declaration;
 namespace teatree {
 
 /// The native built-ins, run on Arrow compute and Acero by either engine:
+///  - scan(table, columns, where): the rows of `table` where `where` holds (the request
+///    codec's JSON expression, as text; empty: every row), only the comma-separated
+///    `columns` (empty: all), both pushed into the dataset scan: on the Arrow engine Parquet
+///    row groups whose statistics rule the predicate out are skipped.
 ///  - rollup(table, keys, value): GROUP BY ROLLUP over the comma-separated `keys`: for each
 ///    prefix of the keys (down to the grand total, where they are NULL) the rows, and the
 ///    sum, mean, min and max of `value`. One hash aggregation over the table; the coarser

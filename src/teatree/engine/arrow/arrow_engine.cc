@@ -253,7 +253,7 @@ Result<Applied> ArrowEngine::Impl::Invoke(const Request& request, Manifest& next
   std::shared_ptr<arrow::Table> result;
   if (function->native) {
     ManifestFunctionContext context(store->model_dir(), next, args, steps);
-    ARROW_ASSIGN_OR_RAISE(result, function->native(context));
+    ARROW_ASSIGN_OR_RAISE(result, RunNativeFunction(*function, context));
   } else {
     // SQL functions read the version being built through DuckDB, as queries do.
     const auto start = StepRecorder::Clock::now();

@@ -314,6 +314,21 @@ TEST_P(EnginesTest, NativeFunctionsGiveWhatSqlGivesOnBothEngines) {
   ExpectSameAsSql(R"({"request_id":"f3","model":"sales","op":"invoke","function":"enrich",)"
                   R"("args":{"table":"sold","lookup":"regions","on":"region"}})",
                   "SELECT s.*, r.manager FROM sold s LEFT JOIN regions r USING (region)");
+  // scan pushes its columns and predicate into the dataset scan; the predicate is the
+  // codec's expression, as JSON or as its text.
+  ExpectSameAsSql(
+      R"({"request_id":"f9","model":"sales","op":"invoke","function":"scan","args":{"table":"sold",)"
+      R"("columns":"amount, id","where":{"call":"and","args":[)"
+      R"({"call":"greater_equal","args":[{"field":"day"},{"literal":"2026-01-02"}]},)"
+      R"({"call":"not_equal","args":[{"field":"region"},{"literal":"us"}]}]}}})",
+      "SELECT amount, id FROM sold WHERE day >= DATE '2026-01-02' AND region <> 'us'");
+  ExpectSameAsSql(
+      R"({"request_id":"f10","model":"sales","op":"invoke","function":"scan","args":{"table":"sold",)"
+      R"("where":"{\"call\":\"is_null\",\"args\":[{\"field\":\"amount\"}]}"}})",
+      "SELECT * FROM sold WHERE amount IS NULL");
+  ExpectSameAsSql(
+      R"({"request_id":"f11","model":"sales","op":"invoke","function":"scan","args":{"table":"regions"}})",
+      "SELECT * FROM regions");
   // SQL functions run on the Arrow engine too.
   ExpectSameAsSql(R"({"request_id":"f4","model":"sales","op":"invoke","function":"row_counts"})",
                   "SELECT 'regions' AS \"table\", 3::BIGINT AS \"rows\" UNION ALL "
@@ -324,7 +339,13 @@ TEST_P(EnginesTest, NativeFunctionsGiveWhatSqlGivesOnBothEngines) {
       R"({"request_id":"f6","model":"sales","op":"invoke","function":"rollup","args":{"table":"gone","keys":"region","value":"amount"}})",
       R"({"request_id":"f7","model":"sales","op":"invoke","function":"rolling","args":{"table":"sold","order_by":"day","value":"amount","window":0}})",
       R"({"request_id":"f8","model":"sales","op":"invoke","function":"missing"})",
+      R"({"request_id":"f12","model":"sales","op":"invoke","function":"scan","args":{"table":"sold","where":"amount > 1"}})",
+      R"({"request_id":"f13","model":"sales","op":"invoke","function":"scan","args":{"table":"sold","where":{"field":"amount"}}})",
+      R"({"request_id":"f14","model":"sales","op":"invoke","function":"scan","args":{"table":"sold","where":{"call":"equal","args":[{"field":"nope"},{"literal":1}]}}})",
   });
+  EXPECT_NE(refused[4].error.find("where is not JSON"), std::string::npos) << refused[4].error;
+  EXPECT_FALSE(refused[5].error.empty());
+  EXPECT_NE(refused[6].error.find("nope"), std::string::npos) << refused[6].error;
   EXPECT_NE(refused[0].error.find("table sold has no column nope"), std::string::npos)
       << refused[0].error;
   EXPECT_NE(refused[3].error.find("is not registered"), std::string::npos);

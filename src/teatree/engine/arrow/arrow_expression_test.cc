@@ -1,7 +1,7 @@
 // The same expression means the same thing on both engines: each expression of the request
 // codec, evaluated by Arrow compute (ToArrowExpression) and by DuckDB (ExpressionToSql) on
 // the same rows, NULLs included, gives the same values.
-#include "teatree/engine/arrow/arrow_expression.h"
+#include "teatree/request/arrow_expression.h"
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>

@@ -7,9 +7,9 @@
 #include <unordered_set>
 
 #include "teatree/common/steps.h"
-#include "teatree/engine/arrow/arrow_expression.h"
 #include "teatree/engine/arrow/table_changes_internal.h"
 #include "teatree/engine/batch_screen.h"
+#include "teatree/request/arrow_expression.h"
 
 namespace teatree {
 

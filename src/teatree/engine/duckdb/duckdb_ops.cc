@@ -201,7 +201,7 @@ Result<Executed> Invoke(const OpContext& context, ModelState& state,
     std::vector<std::string> tables;
     for (const auto& [name, schema] : state.tables) tables.push_back(name);
     DuckFunctionContext native(writer, std::move(tables), planned.args, steps);
-    ARROW_ASSIGN_OR_RAISE(native_result, function.native(native));
+    ARROW_ASSIGN_OR_RAISE(native_result, RunNativeFunction(function, native));
     executed.steps = steps.Take();
     // Copied whole: DuckDB 1.4 misreads a registered stream scanned for some columns only.
     sql = "SELECT * FROM _teatree_result";

@@ -321,7 +321,7 @@ Result<std::shared_ptr<arrow::Table>> DuckReader::Impl::RunNative(
     context = std::make_unique<DuckFunctionContext>(session.connection(), std::move(tables),
                                                     std::move(args), steps);
   }
-  return function.native(*context);
+  return RunNativeFunction(function, *context);
 }
 
 Result<FunctionSql> DuckReader::Impl::Plan(Session& session, const ReadRequest& request) {

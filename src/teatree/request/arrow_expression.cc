@@ -1,4 +1,4 @@
-#include "teatree/engine/arrow/arrow_expression.h"
+#include "teatree/request/arrow_expression.h"
 
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
