@@ -42,10 +42,14 @@ Result<duckdb_data_chunk> ToChunk(duckdb_connection connection, const ConvertedS
   ArrowArray c_array;
   ARROW_RETURN_NOT_OK(arrow::ExportRecordBatch(batch, &c_array));
   duckdb_data_chunk chunk = nullptr;
-  // DuckDB takes ownership of the array's buffers.
-  ARROW_RETURN_NOT_OK(
+  // On success DuckDB owns the array's buffers; on failure they are still ours to release.
+  Status status =
       FromDuck(duckdb_data_chunk_from_arrow(connection, &c_array, schema.converted, &chunk),
-               "cannot convert Arrow rows for DuckDB"));
+               "cannot convert Arrow rows for DuckDB");
+  if (!status.ok()) {
+    if (c_array.release != nullptr) c_array.release(&c_array);
+    return status;
+  }
   return chunk;
 }
 
