@@ -59,6 +59,31 @@ Result<TablePtr> SortBy(FunctionContext& context, const TablePtr& rows,
   return sorted.table();
 }
 
+/// ScanTable over `dataset`, table `table` of the context, opened already; its step started
+/// at `start`.
+Result<TablePtr> ScanDataset(FunctionContext& context, const std::string& table,
+                             arrow::dataset::Dataset& dataset,
+                             const std::vector<std::string>& columns, const cp::Expression& filter,
+                             StepRecorder::Clock::time_point start) {
+  for (const auto& column : columns) {
+    if (dataset.schema()->GetFieldIndex(column) < 0) {
+      std::string known;
+      for (const auto& name : dataset.schema()->field_names())
+        known += (known.empty() ? "" : ", ") + name;
+      return Status::Invalid("table ", table, " has no column ", column, " (its columns: ", known,
+                             ")");
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto builder, dataset.NewScan());
+  if (!columns.empty()) ARROW_RETURN_NOT_OK(builder->Project(columns));
+  ARROW_RETURN_NOT_OK(builder->Filter(filter));
+  ARROW_RETURN_NOT_OK(builder->UseThreads(true));
+  ARROW_ASSIGN_OR_RAISE(auto scanner, builder->Finish());
+  ARROW_ASSIGN_OR_RAISE(auto rows, scanner->ToTable());
+  context.steps().Record("scan " + table, start, rows->num_rows());
+  return rows;
+}
+
 // ---------------------------------------------------------------------------------------
 // rollup
 
@@ -252,7 +277,7 @@ Result<TablePtr> Enrich(FunctionContext& context) {
 // ---------------------------------------------------------------------------------------
 // scan
 
-/// The columns of `dataset` as a table schema, for checking expressions against it.
+/// `schema`'s columns as table `table`'s schema, for checking expressions against it.
 Result<TableSchema> SchemaOf(const std::string& table, const arrow::Schema& schema) {
   TableSchema result{.name = table};
   for (const auto& field : schema.fields()) {
@@ -262,8 +287,9 @@ Result<TableSchema> SchemaOf(const std::string& table, const arrow::Schema& sche
   return result;
 }
 
-/// `where` (the codec's JSON expression, as text) as a filter on `table`; true when empty.
-Result<cp::Expression> WhereFilter(FunctionContext& context, const std::string& table,
+/// `where` (the codec's JSON expression, as text) as a filter on `table`, whose columns are
+/// `schema`'s; true when empty.
+Result<cp::Expression> WhereFilter(const std::string& table, const arrow::Schema& schema,
                                    const std::string& where) {
   if (where.empty()) return cp::literal(true);
   auto json = nlohmann::json::parse(where, nullptr, /*allow_exceptions=*/false);
@@ -273,10 +299,9 @@ Result<cp::Expression> WhereFilter(FunctionContext& context, const std::string& 
         R"({"call":"equal","args":[{"field":"id"},{"literal":7}]})");
   }
   ARROW_ASSIGN_OR_RAISE(auto predicate, ParseExpression(json));
-  ARROW_ASSIGN_OR_RAISE(auto dataset, context.Table(table));
-  ARROW_ASSIGN_OR_RAISE(auto schema, SchemaOf(table, *dataset->schema()));
-  ARROW_RETURN_NOT_OK(CheckPredicate(predicate, schema));
-  return ToArrowExpression(predicate, schema);
+  ARROW_ASSIGN_OR_RAISE(auto columns, SchemaOf(table, schema));
+  ARROW_RETURN_NOT_OK(CheckPredicate(predicate, columns));
+  return ToArrowExpression(predicate, columns);
 }
 
 Result<TablePtr> Scan(FunctionContext& context) {
@@ -286,8 +311,11 @@ Result<TablePtr> Scan(FunctionContext& context) {
   if (!args["columns"].get<std::string>().empty()) {
     ARROW_ASSIGN_OR_RAISE(columns, ColumnList(args, "columns"));
   }
-  ARROW_ASSIGN_OR_RAISE(auto filter, WhereFilter(context, table, args["where"].get<std::string>()));
-  return ScanTable(context, table, columns, filter);
+  const auto start = StepRecorder::Clock::now();
+  ARROW_ASSIGN_OR_RAISE(auto dataset, context.Table(table));
+  ARROW_ASSIGN_OR_RAISE(auto filter,
+                        WhereFilter(table, *dataset->schema(), args["where"].get<std::string>()));
+  return ScanDataset(context, table, *dataset, columns, filter, start);
 }
 
 }  // namespace
@@ -296,23 +324,7 @@ Result<TablePtr> ScanTable(FunctionContext& context, const std::string& table,
                            const std::vector<std::string>& columns, const cp::Expression& filter) {
   const auto start = StepRecorder::Clock::now();
   ARROW_ASSIGN_OR_RAISE(auto dataset, context.Table(table));
-  for (const auto& column : columns) {
-    if (dataset->schema()->GetFieldIndex(column) < 0) {
-      std::string known;
-      for (const auto& name : dataset->schema()->field_names())
-        known += (known.empty() ? "" : ", ") + name;
-      return Status::Invalid("table ", table, " has no column ", column, " (its columns: ", known,
-                             ")");
-    }
-  }
-  ARROW_ASSIGN_OR_RAISE(auto builder, dataset->NewScan());
-  if (!columns.empty()) ARROW_RETURN_NOT_OK(builder->Project(columns));
-  ARROW_RETURN_NOT_OK(builder->Filter(filter));
-  ARROW_RETURN_NOT_OK(builder->UseThreads(true));
-  ARROW_ASSIGN_OR_RAISE(auto scanner, builder->Finish());
-  ARROW_ASSIGN_OR_RAISE(auto rows, scanner->ToTable());
-  context.steps().Record("scan " + table, start, rows->num_rows());
-  return rows;
+  return ScanDataset(context, table, *dataset, columns, filter, start);
 }
 
 Result<TablePtr> RunPlan(FunctionContext& context, const std::string& name, ac::Declaration plan) {

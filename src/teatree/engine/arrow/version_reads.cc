@@ -39,6 +39,15 @@ std::string ScanSql(const fs::path& model_dir, const std::string& name, const Ta
   return "SELECT * FROM read_parquet([" + files + "])";
 }
 
+/// Table `name` of `manifest`; an error saying so when it has none.
+Result<const TableManifest*> FindTable(const Manifest& manifest, const std::string& name) {
+  auto it = manifest.tables.find(name);
+  if (it == manifest.tables.end()) {
+    return Status::Invalid("table ", name, " does not exist in this model");
+  }
+  return &it->second;
+}
+
 /// A version's tables as Arrow datasets (OpenTableDataset: hot copies memory-mapped, Parquet
 /// for the rest), for DuckDB to scan through the Arrow C data interface.
 class ManifestTables final : public ArrowTables {
@@ -47,12 +56,12 @@ class ManifestTables final : public ArrowTables {
       : model_dir_(std::move(model_dir)), manifest_(std::move(manifest)) {}
 
   Result<std::shared_ptr<arrow::Schema>> Schema(const std::string& name) const override {
-    ARROW_ASSIGN_OR_RAISE(const TableManifest* table, Find(name));
+    ARROW_ASSIGN_OR_RAISE(const TableManifest* table, FindTable(manifest_, name));
     return table->schema.ToArrow();
   }
   Result<std::shared_ptr<arrow::RecordBatchReader>> Scan(
       const std::string& name, const std::vector<std::string>& columns) const override {
-    ARROW_ASSIGN_OR_RAISE(const TableManifest* table, Find(name));
+    ARROW_ASSIGN_OR_RAISE(const TableManifest* table, FindTable(manifest_, name));
     ARROW_ASSIGN_OR_RAISE(auto dataset, OpenTableDataset(model_dir_, *table));
     ARROW_ASSIGN_OR_RAISE(auto builder, dataset->NewScan());
     ARROW_RETURN_NOT_OK(builder->Project(columns));
@@ -61,14 +70,6 @@ class ManifestTables final : public ArrowTables {
   }
 
  private:
-  Result<const TableManifest*> Find(const std::string& name) const {
-    auto it = manifest_.tables.find(name);
-    if (it == manifest_.tables.end()) {
-      return Status::Invalid("table ", name, " does not exist in version ", manifest_.version);
-    }
-    return &it->second;
-  }
-
   fs::path model_dir_;
   Manifest manifest_;
 };
@@ -109,11 +110,8 @@ std::vector<std::string> ManifestFunctionContext::Tables() const {
 
 Result<std::shared_ptr<arrow::dataset::Dataset>> ManifestFunctionContext::Table(
     const std::string& name) {
-  auto it = manifest_.tables.find(name);
-  if (it == manifest_.tables.end()) {
-    return Status::Invalid("table ", name, " does not exist in this model");
-  }
-  return OpenTableDataset(model_dir_, it->second);
+  ARROW_ASSIGN_OR_RAISE(const TableManifest* table, FindTable(manifest_, name));
+  return OpenTableDataset(model_dir_, *table);
 }
 
 Result<std::shared_ptr<DuckReader>> OpenVersionReader(const ManifestStore& store,
