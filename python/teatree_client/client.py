@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from nats.aio.subscription import Subscription
 
 REQUEST_STREAM = "TEATREE_REQ"
+# The KV bucket of the models that exist (one key per model).
+MODEL_BUCKET = "teatree_models"
 #: Seconds `Client.connect` tries to reach the NATS server.
 NATS_CONNECT_TIMEOUT = 5.0
 
@@ -315,8 +317,30 @@ class Client(ClosesOnExit):
             raise TeatreeError(f"cannot connect to NATS at {url}: {cause!r}") from error
         return connection
 
+    async def _admit(self, model: str, body: bytes) -> None:
+        """Refuses a request for a model that does not exist, unless it is a create_table,
+        which creates the model (as the server's own clients do)."""
+        request = json.loads(body.split(b"\0", 1)[0])
+        try:
+            models = await self._connection().jetstream().key_value(MODEL_BUCKET)
+            if request.get("op") == "create_table":
+                try:
+                    await models.create(model, (request.get("engine") or "duckdb").encode())
+                except nats.js.errors.KeyWrongLastSequenceError:
+                    pass  # It exists already.
+                return
+            await models.get(model)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.BucketNotFoundError) as error:
+            raise TeatreeError(
+                f"model {model} does not exist: create it with `teatree model create --model "
+                f"{model}` or submit a create_table first"
+            ) from error
+        except nats.js.errors.APIError as error:
+            raise TeatreeError(f"cannot submit to model {model}: {error.description}") from error
+
     async def _publish(self, model: str, request_id: str, body: bytes) -> bool:
         """Publishes a request; True if JetStream had stored it already (a duplicate)."""
+        await self._admit(model, body)
         subject = f"teatree.req.{model}"
         what = f"request {request_id} for model {model}"
         try:

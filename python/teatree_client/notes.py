@@ -30,8 +30,11 @@ def note_subject(model: str) -> str:
 
 
 def request_note_subject(model: str, request_id: str) -> str:
-    """`teatree.note.<model>.<request_id>`: one request's result pages, then its outcome."""
-    return f"{note_subject(model)}.{request_id}"
+    """`teatree.note.<model>.<request_id>`: one request's result pages, then its outcome.
+
+    The id is one subject token: each '.' in it is written "%2E", as the server does.
+    """
+    return f"{note_subject(model)}.{request_id.replace('.', '%2E')}"
 
 
 def parse_note(data: bytes) -> dict[str, Any] | None:

@@ -163,6 +163,38 @@ TEST_F(QueueTest, BadMessagesAreRefusedNotifiedAndTheQueueGoesOn) {
   EXPECT_TRUE(Run(Append("shop", "good2", 5)).applied());
 }
 
+TEST_F(QueueTest, HostileBytesUnknownModelsAndDottedIdsAreHandled) {
+  StartDispatcher();
+  Run(CreateTable("shop"));
+  // Bytes that are not UTF-8 (and deep nesting) on a model's subject: refused, the manager
+  // stays up and the queue goes on.
+  PublishRaw(client().connection(), "shop",
+             "{\"request_id\":\"bin\",\"model\":\"shop\",\"op\":\"\xff\xfe\"}", "shop/bin");
+  auto bin = client().Wait("shop", "bin", seconds(60));
+  ASSERT_TRUE(bin.ok()) << bin.status().ToString();
+  EXPECT_EQ(bin->note["status"], "rejected");
+  PublishRaw(client().connection(), "shop", std::string(200000, '[') + std::string(200000, ']'),
+             "shop/deep");
+  // A request id with empty dot-separated parts can be waited for.
+  auto dotted = Run(Append("shop", "a..b.", 1));
+  EXPECT_TRUE(dotted.applied()) << dotted.note.dump();
+  // A model that does not exist: refused at submission, no manager, no directory.
+  auto unknown = client().Submit(Parse(Append("ghost", "g1", 1)));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_TRUE(unknown.status().IsKeyError());
+  EXPECT_NE(unknown.status().message().find("teatree model create --model ghost"),
+            std::string::npos)
+      << unknown.status().ToString();
+  // Sent around the client, straight to NATS: the dispatcher answers it rejected.
+  PublishRaw(client().connection(), "ghost", Append("ghost", "g2", 2), "ghost/g2");
+  auto around = client().Wait("ghost", "g2", seconds(60));
+  ASSERT_TRUE(around.ok()) << around.status().ToString();
+  EXPECT_EQ(around->note["status"], "rejected");
+  EXPECT_NE(around->note.value("error", "").find("does not exist"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(data_ / "models" / "ghost"));
+  EXPECT_TRUE(Run(Append("shop", "after", 2)).applied());
+}
+
 TEST_F(QueueTest, SecondManagerForALeasedModelIsRefused) {
   StartDispatcher();
   Run(CreateTable("solo"));

@@ -98,6 +98,19 @@ Result<PublishAck> RequestQueue::Submit(const std::string& model, const std::str
   return PublishAck{.sequence = ack->Sequence, .duplicate = ack->Duplicate};
 }
 
+Status RequestQueue::Purge(const std::string& model, uint64_t before) {
+  ARROW_RETURN_NOT_OK(ValidateName("model", model));
+  const std::string subject = RequestSubject(model);
+  jsOptions options;
+  jsOptions_Init(&options);
+  options.Stream.Purge.Subject = subject.c_str();
+  options.Stream.Purge.Sequence = before;
+  jsErrCode error = jsErrCode(0);
+  const natsStatus status = js_PurgeStream(connection_.jetstream(),
+                                           std::string(kRequestStream).c_str(), &options, &error);
+  return FromNats(status, "cannot remove the queued requests of model " + model, error);
+}
+
 Result<uint64_t> RequestQueue::Backlog(const std::string& model) {
   ARROW_RETURN_NOT_OK(ValidateName("model", model));
   const std::string subject = RequestSubject(model);

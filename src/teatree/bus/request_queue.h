@@ -66,6 +66,9 @@ class RequestQueue {
   /// Requests stored for `model` and not yet acknowledged (including those delivered to a
   /// manager that is working on them).
   Result<uint64_t> Backlog(const std::string& model);
+  /// Removes every queued request of `model` stored before sequence `before` (0: all): the
+  /// requests of a model that does not exist, which no manager will take.
+  Status Purge(const std::string& model, uint64_t before = 0);
 
   /// The models with at least one request waiting, sorted by name.
   Result<std::vector<std::string>> ModelsWithBacklog();

@@ -22,6 +22,9 @@ inline constexpr std::string_view kNoteStream = "TEATREE_NOTE";
 inline constexpr std::string_view kNoteSubjects = "teatree.note.>";
 /// The KV bucket holding one lease per model (single writer).
 inline constexpr std::string_view kLeaseBucket = "teatree_leases";
+/// The KV bucket of the models that exist: one key per model, made by `teatree model create`
+/// or a model's first create_table; requests for other models are refused.
+inline constexpr std::string_view kModelBucket = "teatree_models";
 
 /// Message headers.
 inline constexpr const char* kMsgIdHeader = "Nats-Msg-Id";
@@ -41,9 +44,19 @@ inline std::string DeadLetterSubject(std::string_view model) {
 inline std::string NoteSubject(std::string_view model) {
   return "teatree.note." + std::string(model);
 }
-/// teatree.note.<model>.<request_id>: the result pages of one request, then its outcome.
+/// teatree.note.<model>.<request_id>: the result pages of one request, then its outcome. The
+/// id is one subject token: each '.' in it (a request id may hold "a..b" or end in '.', which
+/// as separators would be empty tokens) is written "%2E"; '%' is in no request id.
 inline std::string RequestNoteSubject(std::string_view model, std::string_view request_id) {
-  return NoteSubject(model) + "." + std::string(request_id);
+  std::string subject = NoteSubject(model) + ".";
+  for (char c : request_id) {
+    if (c == '.') {
+      subject += "%2E";
+    } else {
+      subject += c;
+    }
+  }
+  return subject;
 }
 
 /// The Nats-Msg-Id of a request: `<model>/<request_id>`. JetStream drops a message whose id

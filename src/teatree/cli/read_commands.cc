@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "teatree/cli/options.h"
+#include "teatree/common/json_text.h"
 #include "teatree/manager/commands.h"
 #include "teatree/service/commands.h"
 #include "teatree/service/read_commands.h"
@@ -72,7 +73,7 @@ std::function<Status()> AddReadCommands(CLI::App& app) {
     if (query->parsed()) {
       ARROW_ASSIGN_OR_RAISE(f->query.format, ParseResultFormat(f->format));
       if (!f->args.empty()) {
-        f->query.ticket.args = nlohmann::json::parse(f->args, nullptr, false);
+        ARROW_ASSIGN_OR_RAISE(f->query.ticket.args, ParseJson(f->args, "--args"));
         if (!f->query.ticket.args.is_object()) {
           return Status::Invalid("--args must be a JSON object, e.g. '{\"n\": 5}'");
         }

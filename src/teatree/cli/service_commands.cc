@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "teatree/cli/options.h"
+#include "teatree/common/json_text.h"
 #include "teatree/service/commands.h"
 
 namespace teatree::cli {
@@ -29,8 +30,8 @@ struct Flags {
   SubmitOptions submit;
   std::string op, table, rows, schema, primary_key, engine, set, where, sql, function, args, id;
   int64_t page_rows = 0, timeout_s = 60;
-  ClientOptions watch_client, status_client;
-  std::string watch_model, status_control;
+  ClientOptions watch_client, status_client, model_client;
+  std::string watch_model, status_control, model_name, model_engine;
   bool watch_json = false;
 };
 
@@ -69,9 +70,7 @@ Result<nlohmann::json> SugarRequest(const Flags& f) {
   nlohmann::json request{{"op", f.op}};
   auto json_flag = [&](const char* key, const std::string& text, const char* flag) -> Status {
     if (text.empty()) return Status::OK();
-    auto value = nlohmann::json::parse(text, nullptr, false);
-    if (value.is_discarded()) return Status::Invalid(flag, " is not valid JSON: ", text);
-    request[key] = std::move(value);
+    ARROW_ASSIGN_OR_RAISE(request[key], ParseJson(text, flag));
     return Status::OK();
   };
   if (!f.id.empty()) request["request_id"] = f.id;
@@ -115,6 +114,11 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
   serve
       ->add_option("--idle-stop-s", f->idle_stop_s,
                    "stop a model's manager after this many seconds without requests")
+      ->capture_default_str();
+  serve
+      ->add_option("--max-models", f->serve.max_models,
+                   "how many models this server keeps at most (0: no bound); creating one more "
+                   "is refused")
       ->capture_default_str();
   serve
       ->add_option("--lease-ttl-ms", f->lease_ttl_ms,
@@ -209,7 +213,23 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
   status->add_option("--control", f->status_control,
                      "control catalog URL (default: sqlite://<data-dir>/control.sqlite)");
 
+  auto* model = app.add_subcommand(
+      "model",
+      "Create or list models. A request for a model that does not exist is refused; a\n"
+      "model is made here or by its first create_table");
+  model->require_subcommand(1);
+  auto* model_create = model->add_subcommand("create", "Create a model (no tables yet)");
+  AddClientOptions(*model_create, f->model_client);
+  model_create->add_option("--model,-m", f->model_name, "model name")->required();
+  model_create->add_option("--engine", f->model_engine, "duckdb (default) or arrow");
+  auto* model_list = model->add_subcommand("list", "List the models that exist");
+  AddClientOptions(*model_list, f->model_client);
+
   return [=]() -> Status {
+    if (model_create->parsed()) {
+      return RunModelCreate(f->model_client, f->model_name, f->model_engine, std::cout);
+    }
+    if (model_list->parsed()) return RunModelList(f->model_client, std::cout);
     if (serve->parsed()) {
       f->serve.data_dir = f->serve_models.data_dir;
       f->serve.manager_args = ManagerArgs(f->serve_models, f->manager.batch_size, f->lease_ttl_ms);

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <vector>
 
+#include "teatree/common/json_text.h"
+
 namespace teatree {
 namespace {
 
@@ -74,7 +76,7 @@ Result<std::string> JsonRows(const arrow::RecordBatch& rows, bool first) {
       ARROW_ASSIGN_OR_RAISE(auto cell, rows.column(column)->GetScalar(row));
       object[fields[column]->name()] = CellJson(*cell);
     }
-    out += (first && row == 0 ? "\n" : ",\n") + object.dump();
+    out += (first && row == 0 ? "\n" : ",\n") + DumpJson(object);
   }
   return out;
 }

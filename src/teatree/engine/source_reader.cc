@@ -7,6 +7,7 @@
 #include <arrow/ipc/reader.h>
 #include <parquet/arrow/reader.h>
 
+#include "teatree/common/json_text.h"
 #include "teatree/request/rows_to_arrow.h"
 
 namespace teatree {
@@ -58,24 +59,33 @@ std::string ColumnList(const TableSchema& schema) {
 }  // namespace
 
 Result<fs::path> ResolveInputPath(const std::string& path, const std::vector<fs::path>& dirs) {
+  // Messages name the path as the client gave it and never where the server looked: the
+  // server's directories are none of the client's business.
   if (dirs.empty()) {
-    return Status::Invalid("cannot read \"", path,
-                           "\": no input directory is configured (start with --input-dir DIR)");
+    return Status::Invalid("cannot read ", Quoted(path),
+                           ": no input directory is configured (start with --input-dir DIR)");
   }
   fs::path candidate = fs::path(path).is_absolute() ? fs::path(path) : dirs.front() / path;
+  // Symbolic links are resolved before the check, so a link in an input directory cannot
+  // lead outside it.
   std::error_code ec;
   fs::path resolved = fs::canonical(candidate, ec);
-  if (ec) {
-    return Status::Invalid("cannot read \"", path, "\": ", ec.message(), " (looked at ",
-                           candidate.string(), ")");
-  }
+  if (ec) return Status::Invalid("cannot read ", Quoted(path), ": ", ec.message());
+  bool inside = false;
   for (const auto& dir : dirs) {
     fs::path root = fs::weakly_canonical(dir, ec);
-    if (!ec && IsUnder(resolved, root)) return resolved;
+    if (!ec && IsUnder(resolved, root)) inside = true;
   }
-  return Status::Invalid("path \"", path, "\" is outside the input directories (",
-                         dirs.front().string(),
-                         " ...): place the file there or add its directory with --input-dir");
+  if (!inside) {
+    return Status::Invalid("path ", Quoted(path),
+                           " is outside the input directories: place the file in one (the "
+                           "server's --input-dir) and give its path relative to it");
+  }
+  // FIFOs and devices would block or never end; directories are not files.
+  if (!fs::is_regular_file(resolved, ec)) {
+    return Status::Invalid("path ", Quoted(path), " is not a regular file");
+  }
+  return resolved;
 }
 
 Result<std::shared_ptr<arrow::Table>> ReadSource(const SourceRef& source,

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "teatree/common/json_text.h"
 #include "teatree/common/sql_quote.h"
 #include "teatree/functions/native_builtins.h"
 #include "teatree/functions/plugin.h"
@@ -39,7 +40,7 @@ Status CheckArgumentType(const std::string& function, const FunctionParam& param
   }
   if (ok) return Status::OK();
   return Status::Invalid("argument ", param.name, " of ", function, " must be ",
-                         param.type.ToString(), ", got ", value.dump());
+                         param.type.ToString(), ", got ", DumpJson(value));
 }
 
 Result<FunctionParam> ParseParam(const nlohmann::json& json, const std::string& where) {
@@ -208,11 +209,9 @@ Status FunctionRegistry::LoadFile(const std::filesystem::path& path) {
   if (!in) return Status::IOError("cannot read functions file ", path.string());
   std::stringstream text;
   text << in.rdbuf();
-  auto json = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) {
-    return Status::Invalid("functions file ", path.string(), " is not valid JSON");
-  }
-  return LoadJson(json, path.string());
+  auto json = ParseJson(text.str(), "functions file " + path.string());
+  if (!json.ok()) return json.status();
+  return LoadJson(*json, path.string());
 }
 
 Status FunctionRegistry::LoadJson(const nlohmann::json& json, const std::string& origin) {
@@ -271,7 +270,7 @@ Result<nlohmann::json> BindArguments(const ModelFunction& function, const nlohma
                                "\" (it takes: ", known.empty() ? "none" : known, ")");
       }
       if (it->type.kind == ColumnType::Kind::kVarchar && (value.is_object() || value.is_array())) {
-        bound[name] = value.dump();  // Its JSON text (e.g. scan's `where` expression).
+        bound[name] = DumpJson(value);  // Its JSON text (e.g. scan's `where` expression).
         continue;
       }
       ARROW_RETURN_NOT_OK(CheckArgumentType(function.name, *it, value));

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "teatree/common/json_text.h"
 #include "teatree/request/arrow_expression.h"
 
 namespace teatree {
@@ -292,8 +293,8 @@ Result<TableSchema> SchemaOf(const std::string& table, const arrow::Schema& sche
 Result<cp::Expression> WhereFilter(const std::string& table, const arrow::Schema& schema,
                                    const std::string& where) {
   if (where.empty()) return cp::literal(true);
-  auto json = nlohmann::json::parse(where, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) {
+  auto json = ParseJson(where, "where", {.max_depth = 256}).ValueOr(nlohmann::json());
+  if (json.is_null()) {
     return Status::Invalid(
         "where is not JSON: give a predicate in the request codec's expression form, e.g. "
         R"({"call":"equal","args":[{"field":"id"},{"literal":7}]})");

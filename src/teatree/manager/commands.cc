@@ -11,6 +11,7 @@
 
 #include "teatree/archive/archive.h"
 #include "teatree/common/file_util.h"
+#include "teatree/common/json_text.h"
 #include "teatree/common/sql_quote.h"
 #include "teatree/common/table_format.h"
 #include "teatree/control/control_store.h"
@@ -66,7 +67,7 @@ class BatchRunner {
 
   Status Print(const RequestOutcome& outcome) {
     if (options_.output != "text") {
-      out_ << outcome.ToJson().dump() << "\n";
+      out_ << DumpJson(outcome.ToJson()) << "\n";
       return Status::OK();
     }
     out_ << std::left << std::setw(12) << outcome.request_id << " " << std::setw(13)
@@ -119,7 +120,8 @@ void PrintDecodeFailure(const ApplyOptions& options, size_t line, const Status& 
         << " REJECTED  " << status.message() << "\n";
     return;
   }
-  out << nlohmann::json{{"line", line}, {"status", "rejected"}, {"error", status.message()}}.dump()
+  out << DumpJson(
+             nlohmann::json{{"line", line}, {"status", "rejected"}, {"error", status.message()}})
       << "\n";
 }
 

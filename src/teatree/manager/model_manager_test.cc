@@ -231,7 +231,7 @@ TEST_F(ModelManagerTest, BadInputChangesNothingAndSaysWhatIsWrong) {
       {R"({"request_id":"b23","model":"sales","op":"update","table":"orders","set":{"id":{"literal":5}}})",
        "key column"},
       {R"({"request_id":"b24","model":"sales","op":"query","sql":"DROP TABLE orders"})",
-       "single SELECT"},
+       "only SELECT is allowed"},
       {R"({"request_id":"b25","model":"sales","op":"query","sql":"SELECT 1; DROP TABLE orders"})",
        "single SELECT"},
   };

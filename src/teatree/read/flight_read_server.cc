@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "teatree/common/file_util.h"
+#include "teatree/common/json_text.h"
 #include "teatree/common/sql_quote.h"
 #include "teatree/engine/arrow/version_reads.h"
 #include "teatree/read/access_tokens.h"
@@ -28,7 +29,8 @@ constexpr int64_t kPullChunkBytes = int64_t{4} << 20;
 /// Refuses every call without a valid bearer token.
 class TokenCheckFactory final : public flight::ServerMiddlewareFactory {
  public:
-  explicit TokenCheckFactory(std::unique_ptr<AccessTokens> tokens) : tokens_(std::move(tokens)) {}
+  explicit TokenCheckFactory(std::shared_ptr<const AccessTokens> tokens)
+      : tokens_(std::move(tokens)) {}
   Status StartCall(const flight::CallInfo&, const flight::ServerCallContext& context,
                    std::shared_ptr<flight::ServerMiddleware>*) override {
     const auto& headers = context.incoming_headers();
@@ -41,7 +43,7 @@ class TokenCheckFactory final : public flight::ServerMiddlewareFactory {
   }
 
  private:
-  std::unique_ptr<AccessTokens> tokens_;
+  std::shared_ptr<const AccessTokens> tokens_;  // Shared with the service, which checks rights.
 };
 
 /// A result as Flight sends it: the model version in the schema's metadata, and DuckDB's
@@ -229,9 +231,9 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
       server_options.tls_certificates.push_back(std::move(pair));
     }
     if (!listen.token_file.empty()) {
-      ARROW_ASSIGN_OR_RAISE(auto tokens, AccessTokens::Load(listen.token_file));
-      server_options.middleware.emplace_back(
-          "teatree-token", std::make_shared<TokenCheckFactory>(std::move(tokens)));
+      ARROW_ASSIGN_OR_RAISE(tokens_, AccessTokens::Load(listen.token_file));
+      server_options.middleware.emplace_back("teatree-token",
+                                             std::make_shared<TokenCheckFactory>(tokens_));
     }
     ARROW_RETURN_NOT_OK(Init(server_options));
     url_ =
@@ -241,10 +243,11 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
 
   const std::string& url() const { return url_; }
 
-  Status ListFlights(const flight::ServerCallContext&, const flight::Criteria*,
+  Status ListFlights(const flight::ServerCallContext& context, const flight::Criteria*,
                      std::unique_ptr<flight::FlightListing>* listings) override {
     std::vector<flight::FlightInfo> flights;
     for (const auto& model : models_.Models()) {
+      if (!Authorize(context, Access::kRead, model).ok()) continue;  // Only what it may read.
       ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(model));
       ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(std::nullopt));
       ARROW_ASSIGN_OR_RAISE(auto tables, reader->ListTables());
@@ -266,6 +269,7 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
                        const flight::FlightDescriptor& request,
                        std::unique_ptr<flight::FlightInfo>* info) override {
     ARROW_ASSIGN_OR_RAISE(auto ticket, TicketOf(request));
+    ARROW_RETURN_NOT_OK(Authorize(context, Access::kRead, ticket.model));
     std::string live;
     ARROW_ASSIGN_OR_RAISE(auto schema, Describe(ticket, context, &live));
     flight::FlightEndpoint endpoint = EndpointFor(ticket);
@@ -284,6 +288,7 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
                    const flight::FlightDescriptor& request,
                    std::unique_ptr<flight::SchemaResult>* result) override {
     ARROW_ASSIGN_OR_RAISE(auto ticket, TicketOf(request));
+    ARROW_RETURN_NOT_OK(Authorize(context, Access::kRead, ticket.model));
     ARROW_ASSIGN_OR_RAISE(auto schema, Describe(ticket, context, nullptr));
     ARROW_ASSIGN_OR_RAISE(*result, flight::SchemaResult::Make(*schema));
     return Status::OK();
@@ -292,6 +297,7 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
   Status DoGet(const flight::ServerCallContext& context, const flight::Ticket& request,
                std::unique_ptr<flight::FlightDataStream>* stream) override {
     ARROW_ASSIGN_OR_RAISE(auto ticket, ReadTicket::Parse(request.ticket));
+    ARROW_RETURN_NOT_OK(Authorize(context, Access::kRead, ticket.model));
     if (options_.live != nullptr) {
       ARROW_ASSIGN_OR_RAISE(auto forwarded, options_.live->Read(ticket, Authorization(context)));
       if (forwarded) {
@@ -310,14 +316,17 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
     return Status::OK();
   }
 
-  Status DoAction(const flight::ServerCallContext&, const flight::Action& action,
+  Status DoAction(const flight::ServerCallContext& context, const flight::Action& action,
                   std::unique_ptr<flight::ResultStream>* result) override {
-    const auto body =
-        nlohmann::json::parse(action.body ? action.body->ToString() : "", nullptr, false);
+    const auto body = ParseJson(action.body ? action.body->ToString() : "", "the action body",
+                                {.max_bytes = kMaxActionBytes})
+                          .ValueOr(nlohmann::json());
     if (!body.is_object() || !body.contains("model") || !body["model"].is_string()) {
       return Status::Invalid("action ", action.type, R"( needs a body {"model":"m"})");
     }
-    ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(body["model"].get<std::string>()));
+    const std::string model = body["model"].get<std::string>();
+    ARROW_RETURN_NOT_OK(Authorize(context, Access::kRead, model));
+    ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(model));
     if (action.type == kVersionsAction) {
       ARROW_ASSIGN_OR_RAISE(auto files, reads->Versions());
       nlohmann::json list = nlohmann::json::array();
@@ -325,7 +334,7 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
         list.push_back({{"version", file.version}, {"bytes", file.bytes}});
       }
       std::vector<flight::Result> results(1);
-      results[0].body = arrow::Buffer::FromString(list.dump());
+      results[0].body = arrow::Buffer::FromString(DumpJson(list));
       *result = std::make_unique<flight::SimpleResultStream>(std::move(results));
       return Status::OK();
     }
@@ -350,7 +359,7 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
                               {"version", file.version},
                               {"bytes", bytes},
                               {"sha256", sha256}};
-        *result = std::make_unique<FileResultStream>(header.dump(), shipped.path);
+        *result = std::make_unique<FileResultStream>(DumpJson(header), shipped.path);
         return Status::OK();
       }();
       std::error_code ignored;
@@ -394,8 +403,26 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
   }
 
   Options options_;
+  /// OK when the call's token may do `access` to `model` (or no token file is in use).
+  Status Authorize(const flight::ServerCallContext& context, Access access,
+                   const std::string& model) const {
+    if (!tokens_) return Status::OK();
+    switch (tokens_->Check(Authorization(context), access, model)) {
+      case Verdict::kAllowed:
+        return Status::OK();
+      case Verdict::kUnauthenticated:
+        return flight::MakeFlightError(flight::FlightStatusCode::Unauthenticated,
+                                       kUnauthenticatedMessage);
+      case Verdict::kForbidden:
+        break;
+    }
+    return flight::MakeFlightError(flight::FlightStatusCode::Unauthorized,
+                                   ForbiddenMessage(access, model));
+  }
+
   ModelDirectory& models_;
   std::string url_;
+  std::shared_ptr<const AccessTokens> tokens_;  // Null without a token file.
 };
 
 FlightReadServer::FlightReadServer(std::unique_ptr<Service> service)

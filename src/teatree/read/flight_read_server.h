@@ -26,6 +26,8 @@ struct ListenOptions {
 
 /// The actions DoAction understands.
 inline constexpr const char* kVersionsAction = "versions";
+/// The longest action body a read server reads.
+inline constexpr size_t kMaxActionBytes = size_t{64} << 10;
 inline constexpr const char* kPullAction = "pull";
 /// Schema metadata key of a DoGet stream: the model version the result was read at.
 inline constexpr const char* kVersionMetadataKey = "teatree.version";

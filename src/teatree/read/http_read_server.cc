@@ -1,17 +1,23 @@
 #include "teatree/read/http_read_server.h"
 
 #include <arrow/api.h>
-#include <httplib.h>
 
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
+#include "teatree/bus/model_registry.h"
 #include "teatree/bus/notes.h"
 #include "teatree/bus/request_queue.h"
 #include "teatree/bus/subjects.h"
+#include "teatree/common/json_text.h"
 #include "teatree/common/table_format.h"
 #include "teatree/read/access_tokens.h"
+#include "teatree/read/connection_threads_internal.h"
 #include "teatree/read/live_forwarder.h"
 #include "teatree/read/metrics.h"
 #include "teatree/read/model_directory.h"
@@ -22,10 +28,9 @@ namespace teatree {
 namespace {
 
 constexpr const char* kArrowStreamType = "application/vnd.apache.arrow.stream";
-constexpr size_t kHttpThreads = 64;
-
 int HttpStatusOf(const Status& status) {
   if (status.IsKeyError()) return 404;
+  if (status.IsCapacityError()) return 413;
   if (status.IsInvalid() || status.IsTypeError()) return 400;
   if (status.IsCancelled()) return 499;
   return 500;
@@ -33,7 +38,7 @@ int HttpStatusOf(const Status& status) {
 
 void SendError(httplib::Response& response, int code, const std::string& message) {
   response.status = code;
-  response.set_content(nlohmann::json{{"error", message}}.dump() + "\n", "application/json");
+  response.set_content(DumpJson(nlohmann::json{{"error", message}}) + "\n", "application/json");
 }
 
 void SendStatus(httplib::Response& response, const Status& status) {
@@ -42,7 +47,38 @@ void SendStatus(httplib::Response& response, const Status& status) {
 
 void SendJson(httplib::Response& response, const nlohmann::json& body, int code = 200) {
   response.status = code;
-  response.set_content(body.dump() + "\n", "application/json");
+  response.set_content(DumpJson(body) + "\n", "application/json");
+}
+
+/// The body of `request`, read as it arrives: refused (CapacityError) past `limit`, from its
+/// Content-Length before any of it is read when it has one. Any content type is taken as it
+/// is: `curl -d` sends JSON as a form.
+Result<std::string> ReadBody(const httplib::Request& request, const httplib::ContentReader& reader,
+                             size_t limit) {
+  auto too_large = [&] {
+    return Status::CapacityError("the body is larger than ", limit,
+                                 " bytes: split it into smaller bodies");
+  };
+  if (request.has_header("Content-Length")) {
+    const std::string length = request.get_header_value("Content-Length");
+    size_t declared = 0;
+    const auto [end, error] =
+        std::from_chars(length.data(), length.data() + length.size(), declared);
+    if (error != std::errc() || end != length.data() + length.size()) {
+      return Status::Invalid("Content-Length ", Quoted(length), " is not a number");
+    }
+    if (declared > limit) return too_large();
+  }
+  std::string body;
+  bool over = false;
+  const bool read = reader([&](const char* data, size_t length) {
+    over = body.size() + length > limit;
+    if (!over) body.append(data, length);
+    return !over;
+  });
+  if (over) return too_large();
+  if (!read) return Status::Invalid("the body could not be read to its end");
+  return body;
 }
 
 /// The result format an Accept header asks for: JSON unless CSV or Arrow is preferred.
@@ -87,6 +123,52 @@ struct HttpReadServer::Impl {
   std::unique_ptr<httplib::Server> server;
   std::thread thread;
   std::string url;
+  std::atomic<bool> stopping{false};
+
+  /// Whether the request's token may do `access` to `model` (every request's token is known
+  /// by now: the pre-routing handler refused the others); answers 403 when not.
+  bool Allowed(const httplib::Request& request, httplib::Response& response, Access access,
+               const std::string& model) {
+    if (!tokens) return true;
+    if (tokens->Check(request.get_header_value("Authorization"), access, model) ==
+        Verdict::kAllowed) {
+      return true;
+    }
+    SendError(response, 403, ForbiddenMessage(access, model));
+    return false;
+  }
+
+  /// One open streaming response of a client; its slot frees when the response is gone.
+  struct StreamSlot {
+    Impl* impl;
+    std::string client;
+    ~StreamSlot() {
+      std::lock_guard lock(impl->streams_mutex);
+      if (--impl->streams[client] == 0) impl->streams.erase(client);
+    }
+  };
+  // State below is protected by streams_mutex.
+  std::mutex streams_mutex;
+  std::map<std::string, int> streams;  // Open streaming responses by client address.
+
+  /// A slot for one more streaming response of the client of `request`; refuses with 429
+  /// (and null) when it has max_streams_per_client open already.
+  std::shared_ptr<StreamSlot> TakeStream(const httplib::Request& request,
+                                         httplib::Response& response) {
+    {
+      std::lock_guard lock(streams_mutex);
+      int& open = streams[request.remote_addr];
+      if (open >= options.max_streams_per_client) {
+        SendError(response, 429,
+                  "this client has " + std::to_string(open) +
+                      " streams open already: close one, or wait for it to end");
+        return nullptr;
+      }
+      ++open;
+    }
+    // Made in place: a copy would free the slot twice.
+    return std::shared_ptr<StreamSlot>(new StreamSlot{this, request.remote_addr});
+  }
 
   Result<nlohmann::json> DescribeModel(const std::string& model, bool with_versions) {
     ARROW_ASSIGN_OR_RAISE(auto reads, models->Find(model));
@@ -110,18 +192,25 @@ struct HttpReadServer::Impl {
     return json;
   }
 
-  void Query(const httplib::Request& request, httplib::Response& response) {
+  void Query(const httplib::Request& request, httplib::Response& response,
+             const httplib::ContentReader& reader) {
     const std::string model = request.matches[1];
-    auto body = nlohmann::json::parse(request.body, nullptr, false);
-    if (!body.is_object()) {
-      return SendError(response, 400,
-                       R"(the body must be a JSON object such as {"sql": "SELECT ..."})");
+    if (!Allowed(request, response, Access::kRead, model)) return;
+    auto text = ReadBody(request, reader, std::min(options.max_body_bytes, kMaxTicketBytes));
+    if (!text.ok()) return SendStatus(response, text.status());
+    auto parsed = ParseJson(*text, "the body", {.max_bytes = kMaxTicketBytes, .max_depth = 64});
+    if (!parsed.ok() || !parsed->is_object()) {
+      return SendError(
+          response, 400,
+          std::string(R"(the body must be a JSON object such as {"sql": "SELECT ..."})") +
+              (parsed.ok() ? "" : ": " + parsed.status().message()));
     }
+    nlohmann::json& body = *parsed;
     if (body.contains("model") && body["model"] != model) {
       return SendError(response, 400, "the body names another model than the path");
     }
     body["model"] = model;
-    auto ticket = ReadTicket::Parse(body.dump());
+    auto ticket = ReadTicket::Parse(DumpJson(body));
     if (!ticket.ok()) return SendStatus(response, ticket.status());
     auto stream = [&]() -> Result<ReadStream> {
       if (options.live != nullptr) {
@@ -144,30 +233,39 @@ struct HttpReadServer::Impl {
     const ResultFormat format = FormatFor(request.get_header_value("Accept"));
     auto result = ResultBody::Make(std::move(*stream), format);
     if (!result.ok()) return SendStatus(response, result.status());
+    auto slot = TakeStream(request, response);
+    if (!slot) return;
     Metrics::Process().CountRead("http", "ok");
     const char* type = format == ResultFormat::kArrow ? kArrowStreamType
                        : format == ResultFormat::kCsv ? "text/csv"
                                                       : "application/json";
     response.set_chunked_content_provider(
-        type,
-        [result = *result](size_t, httplib::DataSink& sink) { return result->WriteNext(sink); });
+        type, [result = *result, slot](size_t, httplib::DataSink& sink) {
+          return result->WriteNext(sink);
+        });
   }
 
-  void Submit(const httplib::Request& request, httplib::Response& response) {
+  void Submit(const httplib::Request& request, httplib::Response& response,
+              const httplib::ContentReader& reader) {
+    const std::string model = request.matches[1];
+    if (!Allowed(request, response, Access::kSubmit, model)) return;
     if (options.queue == nullptr) {
       return SendError(response, 503, "this server has no request queue: submit to teatree serve");
     }
-    const std::string model = request.matches[1];
+    auto body = ReadBody(request, reader, options.max_body_bytes);
+    if (!body.ok()) return SendStatus(response, body.status());
     nlohmann::json accepted = nlohmann::json::array();
-    std::istringstream lines(request.body);
+    std::istringstream lines(*body);
     std::vector<Request> requests;
     int number = 0;
     for (std::string line; std::getline(lines, line);) {
       ++number;
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      auto json = nlohmann::json::parse(line, nullptr, false);
+      // A line without "model" is for the model in the path.
+      auto json = ParseJson(line, "the request", {.max_depth = kMaxRequestJsonDepth})
+                      .ValueOr(nlohmann::json());
       if (json.is_object() && !json.contains("model")) json["model"] = model;
-      auto decoded = DecodeRequest(json.is_object() ? json.dump() : line);
+      auto decoded = DecodeRequest(json.is_object() ? DumpJson(json) : line);
       if (decoded.ok() && decoded->model != model) {
         decoded = Status::Invalid("request ", decoded->request_id, " is for model ", decoded->model,
                                   ", not ", model);
@@ -180,6 +278,14 @@ struct HttpReadServer::Impl {
       requests.push_back(std::move(*decoded));
     }
     if (requests.empty()) return SendError(response, 400, "no request in the body");
+    if (options.registry != nullptr) {
+      // A body with a create_table may make the model; any other body needs it to exist.
+      auto creates = std::find_if(requests.begin(), requests.end(),
+                                  [](const Request& one) { return one.op == Op::kCreateTable; });
+      Status admitted = options.registry->Admit(model, creates != requests.end(),
+                                                creates != requests.end() ? creates->engine : "");
+      if (!admitted.ok()) return SendStatus(response, admitted);
+    }
     for (const auto& one : requests) {
       auto ack = options.queue->Submit(model, one.request_id, EncodeRequest(one));
       if (!ack.ok()) return SendStatus(response, ack.status());
@@ -195,17 +301,21 @@ struct HttpReadServer::Impl {
       return SendError(response, 503, "this server has no NATS connection for notifications");
     }
     const std::string model = request.matches[1];
+    if (!Allowed(request, response, Access::kRead, model)) return;
     auto subscription = NoteSubscription::Live(*options.nats, NoteSubject(model));
     if (!subscription.ok()) return SendStatus(response, subscription.status());
     std::shared_ptr<NoteSubscription> notes = std::move(*subscription);
+    auto slot = TakeStream(request, response);
+    if (!slot) return;
     response.set_header("Cache-Control", "no-cache");
     response.set_chunked_content_provider(
-        "text/event-stream", [notes](size_t, httplib::DataSink& sink) {
-          auto note = notes->Next(std::chrono::seconds(5));
-          if (!note.ok()) return false;
+        "text/event-stream", [this, notes, slot](size_t, httplib::DataSink& sink) {
+          if (stopping) return false;
+          auto note = notes->Next(std::chrono::seconds(1));
+          if (!note.ok() || stopping) return false;
           std::string event = ": keep-alive\n\n";  // Also finds out when the client left.
           if (*note) {
-            auto json = nlohmann::json::parse((*note)->body, nullptr, false);
+            auto json = ParseJson((*note)->body, "a notification").ValueOr(nlohmann::json());
             const std::string type = json.is_object() ? json.value("type", "note") : "note";
             event = "event: " + type + "\ndata: " + (*note)->body + "\n\n";
           }
@@ -233,12 +343,18 @@ struct HttpReadServer::Impl {
       response.status = ready ? 200 : 503;
       response.set_content(ready ? "ready\n" : "not ready\n", "text/plain");
     });
-    server->Get("/metrics", [](const httplib::Request&, httplib::Response& response) {
+    server->Get("/metrics", [this](const httplib::Request& request, httplib::Response& response) {
+      if (!Allowed(request, response, Access::kAdmin, "")) return;
       response.set_content(Metrics::Process().Render(), "text/plain; version=0.0.4");
     });
-    server->Get("/v1/models", [this](const httplib::Request&, httplib::Response& response) {
+    server->Get("/v1/models", [this](const httplib::Request& request, httplib::Response& response) {
       nlohmann::json list = nlohmann::json::array();
       for (const auto& model : models->Models()) {
+        // Only the models this token may read.
+        if (tokens && tokens->Check(request.get_header_value("Authorization"), Access::kRead,
+                                    model) != Verdict::kAllowed) {
+          continue;
+        }
         auto described = DescribeModel(model, false);
         if (described.ok()) list.push_back(*described);
       }
@@ -246,18 +362,20 @@ struct HttpReadServer::Impl {
     });
     server->Get(R"(/v1/models/([^/]+))",
                 [this](const httplib::Request& request, httplib::Response& response) {
+                  if (!Allowed(request, response, Access::kRead, request.matches[1])) return;
                   auto described = DescribeModel(request.matches[1], true);
                   if (!described.ok()) return SendStatus(response, described.status());
                   SendJson(response, *described);
                 });
-    server->Post(R"(/v1/models/([^/]+)/query)",
-                 [this](const httplib::Request& request, httplib::Response& response) {
-                   Query(request, response);
-                 });
-    server->Post(R"(/v1/models/([^/]+)/requests)",
-                 [this](const httplib::Request& request, httplib::Response& response) {
-                   Submit(request, response);
-                 });
+    // Bodies are read by the handlers, bounded as they arrive, never whole by the library.
+    server->Post(
+        R"(/v1/models/([^/]+)/query)",
+        [this](const httplib::Request& request, httplib::Response& response,
+               const httplib::ContentReader& reader) { Query(request, response, reader); });
+    server->Post(
+        R"(/v1/models/([^/]+)/requests)",
+        [this](const httplib::Request& request, httplib::Response& response,
+               const httplib::ContentReader& reader) { Submit(request, response, reader); });
     server->Get(R"(/v1/models/([^/]+)/notifications)",
                 [this](const httplib::Request& request, httplib::Response& response) {
                   Notifications(request, response);
@@ -268,6 +386,7 @@ struct HttpReadServer::Impl {
 HttpReadServer::HttpReadServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 HttpReadServer::~HttpReadServer() {
+  impl_->stopping = true;  // Event streams end; then the server's threads can.
   impl_->server->stop();
   if (impl_->thread.joinable()) impl_->thread.join();
 }
@@ -295,8 +414,15 @@ Result<std::unique_ptr<HttpReadServer>> HttpReadServer::Start(const Options& opt
   if (!listen.token_file.empty()) {
     ARROW_ASSIGN_OR_RAISE(impl->tokens, AccessTokens::Load(listen.token_file));
   }
-  // A notification stream holds a thread for as long as its client listens: room for many.
-  impl->server->new_task_queue = [] { return new httplib::ThreadPool(kHttpThreads); };
+  // A connection holds a thread for as long as it lasts: one each, not a fixed pool.
+  impl->server->new_task_queue = [max = options.max_connections] {
+    return new ConnectionThreads(max);
+  };
+  impl->server->set_payload_max_length(options.max_body_bytes);
+  impl->server->set_read_timeout(options.io_timeout);
+  impl->server->set_write_timeout(options.io_timeout);
+  impl->server->set_keep_alive_timeout(5);
+  impl->server->set_keep_alive_max_count(1000);
   impl->Route();
   int port = listen.port;
   if (port == 0) {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -11,6 +13,7 @@
 namespace teatree {
 
 class LiveForwarder;
+class ModelRegistry;
 class ModelDirectory;
 class NatsConnection;
 class RequestQueue;
@@ -26,8 +29,12 @@ class RequestQueue;
 ///                                           the queue, through the codec; 202 with their ids
 ///   GET  /v1/models/{m}/notifications       the model's notifications as server-sent events
 /// Errors are JSON {"error": "..."} with 400 (bad input), 401 (token), 404 (unknown model or
-/// version), 503 (no queue) or 500. With a token file every path but /healthz and /readyz
-/// needs "Authorization: Bearer <token>". Serves in background threads until destroyed.
+/// version), 413 (body too large), 429 (too many streams from one client), 503 (no queue) or
+/// 500. With a token file every path but /healthz and /readyz needs "Authorization: Bearer
+/// <token>". Each connection has a thread of its own (up to max_connections at once, then
+/// they wait), so streams and slow clients never keep /healthz from answering; a client that
+/// sends nothing for io_timeout, or stops reading for as long, is dropped. Serves in
+/// background threads until destroyed.
 class HttpReadServer {
  public:
   struct Options {
@@ -37,10 +44,22 @@ class HttpReadServer {
     /// For submitting requests and following notifications; null: those answer 503.
     NatsConnection* nats = nullptr;
     RequestQueue* queue = nullptr;
+    /// The models that exist: requests for others are refused with 404; null: no check.
+    ModelRegistry* registry = nullptr;
     /// Readiness; empty: ready once listening.
     std::function<bool()> ready;
     /// Where live reads go when the model's manager runs elsewhere; null: read here.
     LiveForwarder* live = nullptr;
+    /// A request body longer than this is refused with 413, from its Content-Length before
+    /// any of it is read, or as soon as a chunked body passes it.
+    size_t max_body_bytes = size_t{64} << 20;
+    /// Connections served at once; more wait for one to end.
+    size_t max_connections = 1024;
+    /// Streaming responses (results, notifications) one client address may have open at once.
+    int max_streams_per_client = 32;
+    /// How long a connection may send nothing (headers, body, next request) or stop
+    /// reading a response before it is dropped.
+    std::chrono::seconds io_timeout{10};
   };
   /// `models` (and nats, queue) must outlive the server.
   static Result<std::unique_ptr<HttpReadServer>> Start(const Options& options,

@@ -1,10 +1,14 @@
 #include "teatree/read/http_read_server.h"
 
+#include <arpa/inet.h>
 #include <arrow/api.h>
 #include <arrow/io/memory.h>
 #include <arrow/ipc/reader.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -25,6 +29,27 @@ class HttpReadServerTest : public testing::LiveModelFixture {
   }
 
   httplib::Client Client() { return httplib::Client("127.0.0.1", port_); }
+
+  /// Sends `request` as raw bytes on a new connection and returns what comes back until the
+  /// server closes it or goes quiet for a second.
+  std::string RawExchange(const std::string& request) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port_));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string answer;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+        send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size())) {
+      timeval timeout{.tv_sec = 1, .tv_usec = 0};
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+      char buffer[4096];
+      for (ssize_t got; (got = recv(fd, buffer, sizeof(buffer), 0)) > 0;)
+        answer.append(buffer, got);
+    }
+    close(fd);
+    return answer;
+  }
 
   httplib::Result Query(const std::string& body, const std::string& accept = "") {
     httplib::Headers headers;
@@ -83,6 +108,38 @@ TEST_F(HttpReadServerTest, BadReadsGetAClearErrorAndStatus) {
   EXPECT_EQ(nlohmann::json::parse(count->body)[0]["n"], 2);
 }
 
+TEST_F(HttpReadServerTest, HostileBodiesAreRefusedWithAJsonErrorAndTheServerGoesOn) {
+  StartServer({.max_body_bytes = 1 << 20});
+  auto is_json_error = [](const httplib::Result& result, int status, const std::string& text) {
+    ASSERT_TRUE(result) << "no answer";
+    EXPECT_EQ(result->status, status) << result->body;
+    auto body = nlohmann::json::parse(result->body, nullptr, false);
+    ASSERT_TRUE(body.is_object() && body.contains("error")) << result->body;
+    EXPECT_NE(body["error"].get<std::string>().find(text), std::string::npos) << result->body;
+  };
+  // Nested 100,000 deep: refused before it is parsed, not a crash.
+  is_json_error(Query(std::string(100000, '[') + std::string(100000, ']')), 400, "levels deep");
+  is_json_error(Query("{\"sql\": \"SELECT \xff\xfe\"}"), 400, "not valid JSON");
+  // A form-encoded body (what `curl -d` sends) is read as it is, whatever its size.
+  auto form = Client().Post(
+      "/v1/models/sales/query",
+      R"({"sql":"SELECT count(*) AS n FROM orders )" + std::string(20000, ' ') + "\"}",
+      "application/x-www-form-urlencoded");
+  ASSERT_TRUE(form);
+  EXPECT_EQ(form->status, 200) << form->body;
+  // A Content-Length past the limit is refused before any of the body is sent.
+  for (const std::string path : {"/v1/models/sales/query"}) {
+    const std::string answer =
+        RawExchange("POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                    std::to_string(size_t{1} << 40) + "\r\n\r\n");
+    EXPECT_TRUE(answer.starts_with("HTTP/1.1 413")) << path << ": " << answer;
+    EXPECT_NE(answer.find("larger than"), std::string::npos) << answer;
+  }
+  auto health = Client().Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
 TEST_F(HttpReadServerTest, DescribesModelsAndReportsHealthAndMetrics) {
   bool ready = false;
   StartServer({.ready = [&] { return ready; }});
@@ -120,6 +177,39 @@ TEST_F(HttpReadServerTest, WithATokenFileOnlyHealthChecksGoWithoutAToken) {
   EXPECT_EQ(client.Get("/v1/models")->status, 401);
   client.set_bearer_token_auth("s3cret");
   EXPECT_EQ(client.Get("/v1/models")->status, 200);
+}
+
+TEST_F(HttpReadServerTest, TokensAreScopedToModelsAndRights) {
+  const auto tokens = dir_->path() / "tokens";
+  {
+    std::ofstream(tokens) << "# token rights models\n"
+                          << "reader read sales\n"
+                          << "elsewhere read,submit inventory\n"
+                          << "ops admin *\n";
+  }
+  HttpReadServer::Options options;
+  options.listen.token_file = tokens;
+  StartServer(options);
+  auto as = [&](const std::string& token) {
+    auto client = Client();
+    client.set_bearer_token_auth(token);
+    return client;
+  };
+  const std::string query = R"({"sql":"SELECT count(*) AS n FROM orders"})";
+  EXPECT_EQ(as("reader").Post("/v1/models/sales/query", query, "application/json")->status, 200);
+  auto forbidden = as("elsewhere").Post("/v1/models/sales/query", query, "application/json");
+  EXPECT_EQ(forbidden->status, 403);
+  EXPECT_NE(forbidden->body.find("may not read model sales"), std::string::npos) << forbidden->body;
+  // Reading is not submitting, and no queue is asked before the right is checked.
+  auto submit = as("reader").Post("/v1/models/sales/requests", "{}", "application/json");
+  EXPECT_EQ(submit->status, 403);
+  EXPECT_NE(submit->body.find("may not submit to model sales"), std::string::npos);
+  EXPECT_EQ(as("reader").Get("/metrics")->status, 403);
+  EXPECT_EQ(as("ops").Get("/metrics")->status, 200);
+  EXPECT_EQ(as("elsewhere").Get("/v1/models/sales")->status, 403);
+  // A listing shows only the models the token may read.
+  EXPECT_EQ(nlohmann::json::parse(as("elsewhere").Get("/v1/models")->body)["models"].size(), 0u);
+  EXPECT_EQ(nlohmann::json::parse(as("reader").Get("/v1/models")->body)["models"].size(), 1u);
 }
 
 TEST_F(HttpReadServerTest, ServesHttpsWithACertificateAndKey) {

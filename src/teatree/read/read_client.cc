@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "teatree/common/json_text.h"
 #include "teatree/manager/commands.h"
 #include "teatree/read/flight_client_internal.h"
 #include "teatree/read/flight_read_server.h"
@@ -40,7 +41,7 @@ struct ReadClient::Impl {
   Result<std::unique_ptr<flight::ResultStream>> Act(const std::string& type,
                                                     const nlohmann::json& body) {
     ARROW_ASSIGN_OR_RAISE(auto client, Main());
-    return client->DoAction(call, flight::Action{type, arrow::Buffer::FromString(body.dump())});
+    return client->DoAction(call, flight::Action{type, arrow::Buffer::FromString(DumpJson(body))});
   }
 };
 
@@ -100,7 +101,8 @@ Result<std::vector<VersionFileInfo>> ReadClient::Versions(const std::string& mod
   ARROW_ASSIGN_OR_RAISE(auto results, impl_->Act(kVersionsAction, {{"model", model}}));
   ARROW_ASSIGN_OR_RAISE(auto result, results->Next());
   if (!result) return Status::IOError("the read server sent no version list");
-  const auto list = nlohmann::json::parse(result->body->ToString(), nullptr, false);
+  const auto list =
+      ParseJson(result->body->ToString(), "the version list").ValueOr(nlohmann::json());
   std::vector<VersionFileInfo> versions;
   for (const auto& item : list.is_array() ? list : nlohmann::json::array()) {
     versions.push_back(
@@ -117,7 +119,8 @@ Result<PulledVersion> ReadClient::Pull(const std::string& model, std::optional<i
   ARROW_ASSIGN_OR_RAISE(auto results, impl_->Act(kPullAction, body));
   ARROW_ASSIGN_OR_RAISE(auto first, results->Next());
   if (!first) return Status::IOError("the read server sent nothing for the pull");
-  const auto header = nlohmann::json::parse(first->body->ToString(), nullptr, false);
+  const auto header =
+      ParseJson(first->body->ToString(), "the pull header").ValueOr(nlohmann::json());
   if (!header.is_object() || !header.contains("sha256")) {
     return Status::IOError("the read server's pull header is not valid");
   }

@@ -16,6 +16,7 @@ Result<std::unique_ptr<ReadServers>> ReadServers::Start(const ReadServingOptions
                                          .limits = options.limits,
                                          .nats = extras.nats,
                                          .queue = extras.queue,
+                                         .registry = extras.registry,
                                          .ready = std::move(extras.ready),
                                          .live = servers->live_.get()};
     http_options.listen.port = options.http_port;

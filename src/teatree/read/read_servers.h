@@ -30,6 +30,7 @@ struct ReadServingOptions {
 struct HttpExtras {
   NatsConnection* nats = nullptr;
   RequestQueue* queue = nullptr;
+  ModelRegistry* registry = nullptr;
   std::function<bool()> ready;
 };
 

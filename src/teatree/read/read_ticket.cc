@@ -1,5 +1,6 @@
 #include "teatree/read/read_ticket.h"
 
+#include "teatree/common/json_text.h"
 #include "teatree/request/names.h"
 
 namespace teatree {
@@ -14,8 +15,10 @@ Status BadTicket(const std::string& why) {
 }  // namespace
 
 Result<ReadTicket> ReadTicket::Parse(std::string_view json) {
-  const nlohmann::json parsed = nlohmann::json::parse(json, nullptr, false);
-  if (parsed.is_discarded() || !parsed.is_object()) return BadTicket("it is not a JSON object");
+  auto text = ParseJson(json, "the ticket", {.max_bytes = kMaxTicketBytes, .max_depth = 64});
+  if (!text.ok()) return BadTicket("it is not a JSON object: " + text.status().message());
+  const nlohmann::json& parsed = *text;
+  if (!parsed.is_object()) return BadTicket("it is not a JSON object");
   ReadTicket ticket;
   for (const auto& [key, value] : parsed.items()) {
     if (key == "model" || key == "sql" || key == "function") {
@@ -49,7 +52,7 @@ std::string ReadTicket::ToJson() const {
     json["args"] = args;
   }
   if (at_version) json["at_version"] = *at_version;
-  return json.dump();
+  return DumpJson(json);
 }
 
 }  // namespace teatree

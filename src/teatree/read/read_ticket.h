@@ -10,6 +10,9 @@
 
 namespace teatree {
 
+/// The longest ticket a read server reads (its SQL included).
+inline constexpr size_t kMaxTicketBytes = size_t{1} << 20;
+
 /// What a read asks for, as clients send it in a Flight ticket or an HTTP body:
 /// {"model":"sales","sql":"SELECT …","at_version":12} or
 /// {"model":"sales","function":"top_n","args":{…}}.

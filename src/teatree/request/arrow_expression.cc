@@ -5,6 +5,7 @@
 
 #include <map>
 
+#include "teatree/common/json_text.h"
 #include "teatree/request/rows_to_arrow.h"
 
 namespace teatree {
@@ -25,7 +26,7 @@ Result<std::shared_ptr<arrow::Scalar>> LiteralScalar(const nlohmann::json& value
   if (value.is_number_integer()) return arrow::MakeScalar(value.get<int64_t>());
   if (value.is_number()) return arrow::MakeScalar(value.get<double>());
   if (value.is_string()) return arrow::MakeScalar(value.get<std::string>());
-  return Status::Invalid("literal ", value.dump(), " has no scalar form");
+  return Status::Invalid("literal ", DumpJson(value), " has no scalar form");
 }
 
 bool IsComparison(const std::string& name) {

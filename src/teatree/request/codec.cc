@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "teatree/common/file_util.h"
+#include "teatree/common/json_text.h"
 #include "teatree/request/message_internal.h"
 #include "teatree/request/names.h"
 
@@ -80,75 +81,10 @@ std::string DescribeOp(const OpFields& fields) {
 // ---------------------------------------------------------------------------------------
 // Parsing the text.
 
-// Collects nothing but the first syntax error, with its position.
-class ErrorSax : public nlohmann::json_sax<json> {
- public:
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
-  bool start_object(std::size_t) override { return true; }
-  bool key(string_t&) override { return true; }
-  bool end_object() override { return true; }
-  bool start_array(std::size_t) override { return true; }
-  bool end_array() override { return true; }
-  bool parse_error(std::size_t, const std::string&,
-                   const nlohmann::detail::exception& error) override {
-    message_ = error.what();
-    return false;
-  }
-  const std::string& message() const { return message_; }
-
- private:
-  std::string message_;
-};
-
-std::string DescribeSyntaxError(std::string_view text) {
-  ErrorSax sax;
-  json::sax_parse(text, &sax);
-  std::string message = sax.message();
-  // Drop nlohmann's "[json.exception.parse_error.101] " prefix.
-  if (auto end = message.find("] "); message.rfind("[json.", 0) == 0 && end != std::string::npos) {
-    message.erase(0, end + 2);
-  }
-  return message.empty() ? "syntax error" : message;
-}
-
-// Deeply nested JSON would exhaust the stack of the recursive code that walks it.
-Status CheckDepth(std::string_view text) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxRequestJsonDepth) {
-        return Status::Invalid("request nests arrays and objects more than ", kMaxRequestJsonDepth,
-                               " levels deep (at byte ", i, ")");
-      }
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return Status::OK();
-}
-
 Result<json> ParseObject(std::string_view text) {
-  ARROW_RETURN_NOT_OK(CheckDepth(text));
-  json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) {
-    return Status::Invalid("request is not valid JSON: ", DescribeSyntaxError(text));
-  }
+  ARROW_ASSIGN_OR_RAISE(
+      json parsed, ParseJson(text, "request",
+                             {.max_bytes = kMaxRequestBytes, .max_depth = kMaxRequestJsonDepth}));
   if (!parsed.is_object()) {
     return Status::Invalid(
         "request must be a JSON object like {\"request_id\": \"r1\", "
@@ -513,7 +449,7 @@ Result<Request> DecodeRequest(std::string_view json_text) {
 }
 
 std::string EncodeRequest(const Request& request) {
-  return request_internal::DumpJson(CanonicalJson(request, /*with_id=*/true));
+  return DumpJson(CanonicalJson(request, /*with_id=*/true));
 }
 
 std::string PayloadHash(const Request& request) {
@@ -521,8 +457,7 @@ std::string PayloadHash(const Request& request) {
   // JSON would carry: a 10,000-row payload is hashed once, not encoded again first.
   json canonical = CanonicalJson(request, /*with_id=*/false);
   canonical.erase("rows_ipc");
-  return Sha256Hex(
-      {request_internal::DumpJson(canonical), std::string_view("\0", 1), request.rows_ipc});
+  return Sha256Hex({DumpJson(canonical), std::string_view("\0", 1), request.rows_ipc});
 }
 
 }  // namespace teatree

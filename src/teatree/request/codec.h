@@ -13,6 +13,8 @@ namespace teatree {
 inline constexpr int64_t kMaxPageRows = 1000000;
 /// How deeply a request's JSON may nest arrays and objects.
 inline constexpr int kMaxRequestJsonDepth = 256;
+/// The longest request text the codec reads (the queue's message limit is usually lower).
+inline constexpr size_t kMaxRequestBytes = size_t{64} << 20;
 
 /// Reads and validates one request from its JSON text: the one request codec every entry
 /// point uses. Checks everything that needs no model state: JSON syntax, the envelope

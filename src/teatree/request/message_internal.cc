@@ -1,5 +1,7 @@
 #include "teatree/request/message_internal.h"
 
+#include "teatree/common/json_text.h"
+
 namespace teatree::request_internal {
 namespace {
 
@@ -12,17 +14,6 @@ std::string Shorten(std::string text) {
 }
 
 }  // namespace
-
-std::string DumpJson(const nlohmann::json& value) {
-  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-std::string Quoted(std::string_view text) {
-  const bool long_text = text.size() > kMaxShown;
-  std::string shown = DumpJson(nlohmann::json(std::string(text.substr(0, kMaxShown))));
-  if (long_text) shown += "...";
-  return shown;
-}
 
 std::string Snippet(const nlohmann::json& value) { return Shorten(DumpJson(value)); }
 

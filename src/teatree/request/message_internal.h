@@ -5,17 +5,14 @@
 #include <string_view>
 #include <vector>
 
+#include "teatree/common/json_text.h"
+
 namespace teatree::request_internal {
 
-/// `text` as a double-quoted, JSON-escaped string for an error message, shortened when long,
-/// so that hostile input (control characters, megabytes of text) cannot garble a message.
-std::string Quoted(std::string_view text);
+using ::teatree::Quoted;
 
 /// `value` as compact JSON for an error message, shortened when long. Never throws.
 std::string Snippet(const nlohmann::json& value);
-
-/// `value` as compact JSON. Never throws: invalid UTF-8 is replaced by U+FFFD.
-std::string DumpJson(const nlohmann::json& value);
 
 /// "a, b, c".
 std::string Join(const std::vector<std::string>& items, std::string_view separator = ", ");

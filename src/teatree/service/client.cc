@@ -4,7 +4,10 @@
 
 #include <fstream>
 
+#include "teatree/bus/model_registry.h"
 #include "teatree/bus/subjects.h"
+#include "teatree/common/file_util.h"
+#include "teatree/common/json_text.h"
 #include "teatree/request/codec.h"
 #include "teatree/service/notes.h"
 
@@ -16,9 +19,10 @@ namespace {
 Result<std::string> ServedUrl(const std::filesystem::path& data_dir, const char* key,
                               const char* flag_hint) {
   const auto path = data_dir / "serve.json";
-  std::ifstream in(path);
-  auto json = nlohmann::json::parse(in, nullptr, false);
-  if (!in || json.is_discarded() || !json.contains(key) || !json[key].is_string()) {
+  auto text = ReadFileToString(path);
+  auto json =
+      text.ok() ? ParseJson(*text, "serve.json").ValueOr(nlohmann::json()) : nlohmann::json();
+  if (!json.is_object() || !json.contains(key) || !json[key].is_string()) {
     return Status::Invalid("no Teatree server found in ", data_dir.string(), " (", path.string(),
                            " is missing): start one with `teatree serve --data-dir ",
                            data_dir.string(), "`, or give ", flag_hint);
@@ -56,10 +60,23 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect(nats_options));
   ARROW_ASSIGN_OR_RAISE(auto queue, RequestQueue::Make(*nats, options.queue));
   ARROW_RETURN_NOT_OK(EnsureNoteStream(*nats));
-  return std::unique_ptr<Client>(new Client(options, std::move(nats), std::move(queue)));
+  ARROW_ASSIGN_OR_RAISE(auto registry, ModelRegistry::Open(*nats));
+  return std::unique_ptr<Client>(
+      new Client(options, std::move(nats), std::move(queue), std::move(registry)));
 }
 
+Client::Client(ClientOptions options, std::unique_ptr<NatsConnection> nats,
+               std::unique_ptr<RequestQueue> queue, std::unique_ptr<ModelRegistry> registry)
+    : options_(std::move(options)),
+      nats_(std::move(nats)),
+      queue_(std::move(queue)),
+      registry_(std::move(registry)) {}
+
+Client::~Client() = default;
+
 Result<PublishAck> Client::Submit(const Request& request) {
+  ARROW_RETURN_NOT_OK(
+      registry_->Admit(request.model, request.op == Op::kCreateTable, request.engine));
   return queue_->Submit(request.model, request.request_id, EncodeRequest(request));
 }
 
@@ -98,7 +115,7 @@ Result<Outcome> Client::Collect(NoteSubscription& notes, const std::string& mode
     if (left.count() <= 0) break;
     ARROW_ASSIGN_OR_RAISE(auto note, notes.Next(left));
     if (!note) break;
-    auto json = nlohmann::json::parse(note->body, nullptr, false);
+    auto json = ParseJson(note->body, "a notification").ValueOr(nlohmann::json());
     if (!json.is_object()) continue;
     const std::string type = json.value("type", "");
     if (type == "page") {

@@ -17,6 +17,8 @@
 
 namespace teatree {
 
+class ModelRegistry;
+
 struct ClientOptions {
   /// The NATS server; when its url is empty, the one `teatree serve` wrote into data_dir.
   NatsClientOptions nats;
@@ -44,10 +46,13 @@ struct Outcome {
 class Client {
  public:
   static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+  ~Client();
 
   /// Encodes `request` with the codec and submits it; returns once JetStream stored it.
   /// Requests built with DecodeRequest are valid as far as the codec can tell; the manager
-  /// checks them against the model (a bad one comes back rejected).
+  /// checks them against the model (a bad one comes back rejected). A request for a model
+  /// that does not exist is refused here (KeyError), unless it is a create_table, which
+  /// creates the model.
   Result<PublishAck> Submit(const Request& request);
   /// The outcome of request `request_id` of `model`, notified before or after the call, or
   /// an error after `timeout`.
@@ -69,6 +74,7 @@ class Client {
 
   NatsConnection& connection() { return *nats_; }
   RequestQueue& queue() { return *queue_; }
+  ModelRegistry& models() { return *registry_; }
 
  private:
   /// Reads `notes` until the outcome of the request arrives, with its result pages.
@@ -76,11 +82,11 @@ class Client {
                                  const std::string& request_id, std::chrono::milliseconds timeout);
 
   Client(ClientOptions options, std::unique_ptr<NatsConnection> nats,
-         std::unique_ptr<RequestQueue> queue)
-      : options_(std::move(options)), nats_(std::move(nats)), queue_(std::move(queue)) {}
+         std::unique_ptr<RequestQueue> queue, std::unique_ptr<ModelRegistry> registry);
   ClientOptions options_;
   std::unique_ptr<NatsConnection> nats_;
   std::unique_ptr<RequestQueue> queue_;
+  std::unique_ptr<ModelRegistry> registry_;
   std::unique_ptr<ReadClient> reads_;
 };
 

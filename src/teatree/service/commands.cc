@@ -14,10 +14,12 @@
 #include <random>
 
 #include "teatree/bus/lease.h"
+#include "teatree/bus/model_registry.h"
 #include "teatree/bus/nats_server.h"
 #include "teatree/bus/notes.h"
 #include "teatree/bus/subjects.h"
 #include "teatree/common/file_util.h"
+#include "teatree/common/json_text.h"
 #include "teatree/common/table_format.h"
 #include "teatree/control/control_store.h"
 #include "teatree/read/metrics.h"
@@ -132,7 +134,7 @@ Result<std::vector<Request>> RequestsToSubmit(const SubmitOptions& options, std:
     nlohmann::json request = options.request;
     if (!options.model.empty()) request["model"] = options.model;
     if (!request.contains("request_id")) request["request_id"] = NewRequestId();
-    ARROW_ASSIGN_OR_RAISE(auto decoded, DecodeRequest(request.dump()));
+    ARROW_ASSIGN_OR_RAISE(auto decoded, DecodeRequest(DumpJson(request)));
     requests.push_back(std::move(decoded));
     return requests;
   }
@@ -169,6 +171,22 @@ const std::atomic<bool>& StopOnSignals() {
   return g_stop;
 }
 
+Status RunModelCreate(const ClientOptions& options, const std::string& model,
+                      const std::string& engine, std::ostream& out) {
+  ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options));
+  ARROW_ASSIGN_OR_RAISE(bool created, client->models().Create(model, engine));
+  out << "model " << model << (created ? " created" : " exists already") << std::endl;
+  return Status::OK();
+}
+
+Status RunModelList(const ClientOptions& options, std::ostream& out) {
+  ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options));
+  ARROW_ASSIGN_OR_RAISE(auto names, client->models().List());
+  for (const auto& name : names) out << name << "\n";
+  out << std::flush;
+  return Status::OK();
+}
+
 Status RunServe(const ServeOptions& options, std::ostream& out) {
   const auto& stop = StopOnSignals();
   std::error_code ec;
@@ -194,9 +212,15 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
       });
   ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect({.url = url}));
   ARROW_ASSIGN_OR_RAISE(auto queue, RequestQueue::Make(*nats, {.configure = false}));
+  ARROW_ASSIGN_OR_RAISE(auto registry, ModelRegistry::Open(*nats));
+  ARROW_RETURN_NOT_OK(registry->SetMaxModels(options.max_models));
+  // Models made before the registry existed, or whose NATS store was lost, exist all the same.
+  for (const auto& model : models.Models())
+    ARROW_RETURN_NOT_OK(registry->Create(model, "").status());
   ARROW_ASSIGN_OR_RAISE(
       auto read_servers,
-      ReadServers::Start(options.read, models, {.nats = nats.get(), .queue = queue.get()}));
+      ReadServers::Start(options.read, models,
+                         {.nats = nats.get(), .queue = queue.get(), .registry = registry.get()}));
   Metrics::Process().SetCollector([&models, &queue](Metrics& metrics) {
     for (const auto& model : models.Models()) {
       auto backlog = queue->Backlog(model);
@@ -207,14 +231,14 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
         metrics.SetVersions(model, 0, versions->back().version);
     }
   });
-  ARROW_RETURN_NOT_OK(WriteFileAtomically(data_dir / "serve.json",
-                                          nlohmann::json{{"nats_url", url},
-                                                         {"flight_url", read_servers->flight_url()},
-                                                         {"http_url", read_servers->http_url()},
-                                                         {"pid", getpid()},
-                                                         {"data_dir", data_dir.string()}}
-                                                  .dump(2) +
-                                              "\n"));
+  ARROW_RETURN_NOT_OK(WriteFileAtomically(
+      data_dir / "serve.json", DumpJson(nlohmann::json{{"nats_url", url},
+                                                       {"flight_url", read_servers->flight_url()},
+                                                       {"http_url", read_servers->http_url()},
+                                                       {"pid", getpid()},
+                                                       {"data_dir", data_dir.string()}},
+                                        2) +
+                                   "\n"));
   out << "teatree serve: data directory " << data_dir.string() << "\n"
       << "  nats:    " << url
       << (server ? " (private nats-server, JetStream in " + (data_dir / "nats").string() + ")"
@@ -291,7 +315,7 @@ Status RunWatch(const ClientOptions& options, const std::string& model, bool jso
   while (!stop) {
     ARROW_ASSIGN_OR_RAISE(auto note, notes->Next(std::chrono::milliseconds(200)));
     if (!note) continue;
-    auto parsed = nlohmann::json::parse(note->body, nullptr, false);
+    auto parsed = ParseJson(note->body, "a notification").ValueOr(nlohmann::json());
     out << (json || !parsed.is_object() ? note->body : NoteLine(parsed)) << std::endl;
   }
   return Status::OK();
@@ -351,7 +375,8 @@ Status RunStatus(const ClientOptions& options, const std::string& control_url, s
     if (!lease) continue;
     ARROW_ASSIGN_OR_RAISE(auto note,
                           LastNote(client->connection(), ManagerStatusSubject(model.id)));
-    auto state = note ? nlohmann::json::parse(note->body, nullptr, false) : nlohmann::json();
+    auto state = note ? ParseJson(note->body, "the manager status").ValueOr(nlohmann::json())
+                      : nlohmann::json();
     if (!state.is_object()) continue;
     for (const char* url : {"flight_url", "http_url"}) {
       if (!state.value(url, "").empty()) {

@@ -35,7 +35,15 @@ struct ServeOptions {
   std::string control_url;
   /// The read path of every model: newest version files here, live reads at the managers.
   ReadServingOptions read;
+  /// How many models the server keeps at most (0: no bound).
+  int64_t max_models = 1000;
 };
+
+/// `teatree model create`: registers `model` (engine "duckdb", "arrow" or "" for the default).
+Status RunModelCreate(const ClientOptions& options, const std::string& model,
+                      const std::string& engine, std::ostream& out);
+/// `teatree model list`: the models that exist, one a line.
+Status RunModelList(const ClientOptions& options, std::ostream& out);
 
 /// `teatree serve`: everything on one machine until SIGINT/SIGTERM.
 Status RunServe(const ServeOptions& options, std::ostream& out);

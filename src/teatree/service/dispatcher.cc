@@ -8,11 +8,14 @@
 #include <set>
 
 #include "teatree/bus/lease.h"
+#include "teatree/bus/model_registry.h"
 #include "teatree/bus/notes.h"
 #include "teatree/bus/request_queue.h"
 #include "teatree/bus/subjects.h"
+#include "teatree/common/json_text.h"
 #include "teatree/common/subprocess.h"
 #include "teatree/request/names.h"
+#include "teatree/service/notes.h"
 
 namespace teatree {
 namespace {
@@ -80,6 +83,28 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
   // Requests as they are submitted: the earliest sign a model has work.
   ARROW_ASSIGN_OR_RAISE(auto requests,
                         NoteSubscription::Live(*nats, std::string(kRequestSubjects)));
+  ARROW_ASSIGN_OR_RAISE(auto registry, ModelRegistry::Open(*nats));
+  ARROW_ASSIGN_OR_RAISE(auto notifier, Notifier::Make(*nats));
+  // Requests for a model that does not exist (sent around the clients, which refuse them)
+  // start no manager and create nothing: each seen is answered rejected, and the model's
+  // queue is emptied.
+  auto exists = [&](const std::string& model) {
+    auto found = registry->Exists(model);
+    return !found.ok() || *found;  // Unsure (NATS trouble): let a manager decide.
+  };
+  auto refuse = [&](const std::string& model, const std::string& body) {
+    auto json = ParseJson(body, "the request").ValueOr(nlohmann::json());
+    const std::string id = json.is_object() ? json.value("request_id", "") : "";
+    if (!ValidateRequestId(id).ok()) return;
+    const std::string op = json.value("op", "");
+    (void)notifier->Publish(
+        RequestNoteSubject(model, id),
+        RejectedNote(model, id, op,
+                     "model " + model +
+                         " does not exist: create it with `teatree model create "
+                         "--model " +
+                         model + "` or submit a create_table first"));
+  };
   std::map<std::string, ModelSlot> models;
   auto last_poll = Clock::time_point();
 
@@ -107,7 +132,12 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
       ARROW_ASSIGN_OR_RAISE(auto note, requests->Next(milliseconds(50)));
       if (!note) break;
       const std::string model = ModelOf(note->subject);
-      if (!model.empty()) models[model].last_request = Clock::now();
+      if (model.empty()) continue;
+      if (!exists(model)) {
+        refuse(model, note->body);
+        continue;
+      }
+      models[model].last_request = Clock::now();
     }
     std::set<std::string> backlog;
     const bool polled = Clock::now() - last_poll >= options.poll_interval;
@@ -115,8 +145,19 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
       last_poll = Clock::now();
       auto waiting = queue->ModelsWithBacklog();
       if (waiting.ok()) {
-        backlog.insert(waiting->begin(), waiting->end());
-        for (const auto& model : *waiting) models.try_emplace(model);
+        for (const auto& model : *waiting) {
+          if (exists(model)) {
+            backlog.insert(model);
+            models.try_emplace(model);
+          } else if (Status purged = queue->Purge(model); !purged.ok()) {
+            spdlog::warn("dispatcher: {}", purged.message());
+          } else {
+            spdlog::warn(
+                "dispatcher: removed the queued requests of model {}, which does not "
+                "exist",
+                model);
+          }
+        }
       } else {
         spdlog::warn("dispatcher: {}", waiting.status().message());
       }

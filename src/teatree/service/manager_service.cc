@@ -14,6 +14,7 @@
 #include "teatree/bus/delivery.h"
 #include "teatree/bus/subjects.h"
 #include "teatree/common/file_util.h"
+#include "teatree/common/json_text.h"
 #include "teatree/engine/duckdb/duckdb_engine.h"
 #include "teatree/read/metrics.h"
 #include "teatree/read/model_directory.h"
@@ -79,7 +80,7 @@ std::string Refusal(const Delivery& delivery, const Result<Request>& decoded,
 
 /// The id and op a refused message gave, as far as it can be read.
 std::pair<std::string, std::string> IdAndOp(const Delivery& delivery) {
-  auto json = nlohmann::json::parse(delivery.body(), nullptr, false);
+  auto json = ParseJson(delivery.body(), "the message").ValueOr(nlohmann::json());
   std::string id(delivery.request_id());
   std::string op;
   if (json.is_object()) {
@@ -99,8 +100,9 @@ std::pair<std::string, std::string> IdAndOp(const Delivery& delivery) {
 class Suspects {
  public:
   explicit Suspects(std::filesystem::path path) : path_(std::move(path)) {
-    std::ifstream in(path_);
-    auto json = nlohmann::json::parse(in, nullptr, false);
+    auto text = ReadFileToString(path_);
+    auto json =
+        text.ok() ? ParseJson(*text, "suspects.json").ValueOr(nlohmann::json()) : nlohmann::json();
     if (json.is_object()) {
       for (const auto& [id, count] : json.items()) {
         if (count.is_number_integer()) attempts_[id] = count.get<int>();
@@ -120,7 +122,7 @@ class Suspects {
 
  private:
   void Save() {
-    Status status = WriteFileAtomically(path_, nlohmann::json(attempts_).dump());
+    Status status = WriteFileAtomically(path_, DumpJson(nlohmann::json(attempts_)));
     if (!status.ok()) spdlog::warn("{}", status.message());
   }
 
@@ -388,19 +390,18 @@ void PublishStatus(Notifier& notifier, const ModelManager& manager, const std::s
   Metrics::Process().SetVersions(model, manager.version(), manager.published_version());
   Status status = notifier.Publish(
       ManagerStatusSubject(model),
-      nlohmann::json{{"type", "manager_status"},
-                     {"model", model},
-                     {"holder", holder},
-                     {"flight_url", reads.flight_url()},
-                     {"http_url", reads.http_url()},
-                     {"version", manager.version()},
-                     {"published_version", manager.published_version()},
-                     {"catalog_backlog", manager.catalog_backlog()},
-                     {"archive_backlog", manager.archive_backlog()},
-                     {"at", std::chrono::duration_cast<std::chrono::seconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count()}}
-          .dump());
+      DumpJson(nlohmann::json{{"type", "manager_status"},
+                              {"model", model},
+                              {"holder", holder},
+                              {"flight_url", reads.flight_url()},
+                              {"http_url", reads.http_url()},
+                              {"version", manager.version()},
+                              {"published_version", manager.published_version()},
+                              {"catalog_backlog", manager.catalog_backlog()},
+                              {"archive_backlog", manager.archive_backlog()},
+                              {"at", std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count()}}));
   if (!status.ok()) spdlog::warn("model {}: {}", model, status.message());
 }
 

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "teatree/common/json_text.h"
 #include "teatree/request/request.h"
 
 namespace teatree {
@@ -18,20 +19,25 @@ std::string OutcomeNote(const std::string& model, const RequestOutcome& outcome,
   note["model"] = model;
   if (outcome.duplicate) note["duplicate"] = true;
   if (pages > 0) note["pages"] = pages;
-  return note.dump();
+  return DumpJson(note);
 }
 
 std::string RejectedNote(const std::string& model, const std::string& request_id,
                          const std::string& op, const std::string& error) {
-  return nlohmann::json{{"type", "outcome"}, {"model", model},       {"request_id", request_id},
-                        {"op", op},          {"status", "rejected"}, {"version", nullptr},
-                        {"rows", 0},         {"duration_ms", 0},     {"error", error}}
-      .dump();
+  return DumpJson(nlohmann::json{{"type", "outcome"},
+                                 {"model", model},
+                                 {"request_id", request_id},
+                                 {"op", op},
+                                 {"status", "rejected"},
+                                 {"version", nullptr},
+                                 {"rows", 0},
+                                 {"duration_ms", 0},
+                                 {"error", error}});
 }
 
 std::string VersionNote(const std::string& model, int64_t version) {
-  return nlohmann::json{{"type", "version_published"}, {"model", model}, {"version", version}}
-      .dump();
+  return DumpJson(
+      nlohmann::json{{"type", "version_published"}, {"model", model}, {"version", version}});
 }
 
 Result<std::vector<std::string>> ResultPages(const std::string& model,
@@ -49,15 +55,15 @@ Result<std::vector<std::string>> ResultPages(const std::string& model,
     ARROW_RETURN_NOT_OK(writer->WriteRecordBatch(*slice));
     ARROW_RETURN_NOT_OK(writer->Close());
     ARROW_ASSIGN_OR_RAISE(auto buffer, sink->Finish());
-    pages.push_back(nlohmann::json{{"type", "page"},
-                                   {"model", model},
-                                   {"request_id", request_id},
-                                   {"page", page + 1},
-                                   {"rows", slice->num_rows()},
-                                   {"final", page + 1 == count},
-                                   {"format", "arrow_ipc_base64"},
-                                   {"data", arrow::util::base64_encode(buffer->ToString())}}
-                        .dump());
+    pages.push_back(
+        DumpJson(nlohmann::json{{"type", "page"},
+                                {"model", model},
+                                {"request_id", request_id},
+                                {"page", page + 1},
+                                {"rows", slice->num_rows()},
+                                {"final", page + 1 == count},
+                                {"format", "arrow_ipc_base64"},
+                                {"data", arrow::util::base64_encode(buffer->ToString())}}));
   }
   return pages;
 }

@@ -8,6 +8,7 @@
 
 #include "teatree/bus/notes.h"
 #include "teatree/bus/subjects.h"
+#include "teatree/common/json_text.h"
 #include "teatree/read/model_directory.h"
 
 namespace teatree {
@@ -80,7 +81,7 @@ Status RunReader(const ReaderOptions& options, const std::atomic<bool>& stop, st
     if (notes) {
       auto note = notes->Next(std::chrono::milliseconds(200));
       if (!note.ok() || !*note) continue;
-      auto json = nlohmann::json::parse((*note)->body, nullptr, false);
+      auto json = ParseJson((*note)->body, "a notification").ValueOr(nlohmann::json());
       if (!json.is_object() || json.value("type", "") != "version_published") continue;
     } else {
       std::this_thread::sleep_for(std::chrono::seconds(1));

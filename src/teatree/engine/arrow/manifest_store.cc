@@ -15,6 +15,7 @@
 #include <set>
 
 #include "teatree/common/file_util.h"
+#include "teatree/common/json_text.h"
 
 namespace teatree {
 namespace fs = std::filesystem;
@@ -235,7 +236,7 @@ Result<Manifest> ManifestStore::Load(int64_t version) const {
                             (model_dir_ / kManifests).string());
   }
   ARROW_ASSIGN_OR_RAISE(auto text, ReadFileToString(path));
-  auto json = nlohmann::json::parse(text, nullptr, false);
+  auto json = ParseJson(text, "the manifest").ValueOr(nlohmann::json());
   auto manifest = Manifest::FromJson(json);
   if (!manifest.ok())
     return manifest.status().WithMessage(path.string(), ": ", manifest.status().message());
@@ -329,7 +330,7 @@ Status ManifestStore::Publish(Manifest manifest) {
                            newest_.version);
   }
   ARROW_RETURN_NOT_OK(
-      WriteFileAtomically(ManifestPath(manifest.version), manifest.ToJson().dump() + "\n"));
+      WriteFileAtomically(ManifestPath(manifest.version), DumpJson(manifest.ToJson()) + "\n"));
   newest_ = std::move(manifest);
   return Status::OK();
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "teatree/common/file_util.h"
+#include "teatree/common/json_text.h"
 
 namespace teatree {
 namespace {
@@ -18,8 +19,8 @@ Status Errno(const char* what, const std::filesystem::path& path) {
 }
 
 std::string Line(const KnownRequest& request) {
-  return nlohmann::json{{"hash", request.payload_hash}, {"outcome", request.outcome.ToJson()}}
-             .dump() +
+  return DumpJson(nlohmann::json{{"hash", request.payload_hash},
+                                 {"outcome", request.outcome.ToJson()}}) +
          "\n";
 }
 
@@ -39,7 +40,7 @@ Result<std::unique_ptr<RequestLog>> RequestLog::Open(const std::filesystem::path
         dropped = true;
         break;
       }
-      auto json = nlohmann::json::parse(line, nullptr, false);
+      auto json = ParseJson(line, "a request log line").ValueOr(nlohmann::json());
       if (!json.is_object() || !json.contains("outcome")) {
         return Status::IOError("damaged request log ", path.string(), ": ", line.substr(0, 80));
       }

@@ -6,6 +6,8 @@
 #include <optional>
 #include <thread>
 
+#include "teatree/common/file_util.h"
+#include "teatree/common/json_text.h"
 #include "teatree/common/sql_quote.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
 #include "teatree/engine/duckdb/model_sql.h"
@@ -83,9 +85,9 @@ Status DefineVersion(DuckConnection& connection, const fs::path& model_dir,
   ARROW_RETURN_NOT_OK(connection.Execute("UPDATE _teatree_version SET version = " +
                                          std::to_string(manifest.version)));
   for (const auto& [name, table] : manifest.tables) {
-    ARROW_RETURN_NOT_OK(connection.Execute("INSERT INTO _teatree_tables VALUES (" +
-                                           SqlStringLiteral(name) + ", " +
-                                           SqlStringLiteral(table.schema.ToJson().dump()) + ")"));
+    ARROW_RETURN_NOT_OK(
+        connection.Execute("INSERT INTO _teatree_tables VALUES (" + SqlStringLiteral(name) + ", " +
+                           SqlStringLiteral(DumpJson(table.schema.ToJson())) + ")"));
     if (table.files.empty() || copy) {
       ARROW_RETURN_NOT_OK(connection.Execute(CreateTableSql(table.schema)));
       if (!table.files.empty()) {
@@ -135,11 +137,8 @@ Result<std::shared_ptr<DuckReader>> OpenVersionReader(const ManifestStore& store
       ARROW_RETURN_NOT_OK(connection->Execute("ATTACH " + SqlStringLiteral(path) + " AS " +
                                               SqlIdentifier(name) + " (READ_ONLY)"));
     }
-    std::string datasets = fs::absolute(store.model_dir() / "datasets").string();
-    if (!datasets.ends_with('/')) datasets += '/';
-    ARROW_RETURN_NOT_OK(
-        connection->Execute("SET allowed_directories = [" + SqlStringLiteral(datasets) +
-                            "]; SET enable_external_access = false; " + kReadSettingsSql));
+    ARROW_RETURN_NOT_OK(connection->Execute(
+        ConfineFileAccessSql({store.model_dir() / "datasets"}, store.model_dir() / "tmp")));
   }
   return DuckReader::Make(std::move(db), options);
 }
@@ -194,14 +193,13 @@ Status LinkVersionFile(const fs::path& model_dir, const Manifest& manifest,
 Result<ShippableVersion> ShippableVersionFile(const fs::path& version_file) {
   const auto manifest_path = ManifestOf(version_file);
   if (!manifest_path) return ShippableVersion{.path = version_file};
-  std::ifstream in(*manifest_path);
-  auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) {
-    return Status::IOError(manifest_path->string(),
-                           " is not valid JSON: the version cannot be "
-                           "exported");
+  ARROW_ASSIGN_OR_RAISE(auto text, ReadFileToString(*manifest_path));
+  auto json = ParseJson(text, "the manifest");
+  if (!json.ok()) {
+    return Status::IOError(manifest_path->string(), ": ", json.status().message(),
+                           ": the version cannot be exported");
   }
-  ARROW_ASSIGN_OR_RAISE(auto manifest, Manifest::FromJson(json));
+  ARROW_ASSIGN_OR_RAISE(auto manifest, Manifest::FromJson(*json));
   ShippableVersion shippable{
       .path = version_file.string() + ".export." +
               std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id())) + ".tmp",

@@ -10,6 +10,7 @@
 
 #include "teatree/common/bloom_filter.h"
 #include "teatree/common/file_util.h"
+#include "teatree/common/json_text.h"
 #include "teatree/common/sql_quote.h"
 #include "teatree/engine/batch_screen.h"
 #include "teatree/engine/duckdb/duckdb_engine_internal.h"
@@ -44,22 +45,6 @@ Result<int64_t> Int64At(const arrow::Table& table, int column, int64_t row) {
   return std::static_pointer_cast<arrow::Int64Scalar>(cast)->value;
 }
 
-/// SQL that confines what SQL on the model (queries, functions, attach) may touch on disk or
-/// the network to the input directories: no file or URL readers elsewhere, no COPY out, no
-/// INSTALL or LOAD. The model's own files are DuckDB's business and stay reachable; once
-/// set, external access cannot be turned back on and no setting can change while the
-/// database runs.
-std::string ConfineFileAccessSql(const std::vector<fs::path>& input_dirs) {
-  std::string allowed;
-  for (const auto& dir : input_dirs) {
-    std::string path = fs::absolute(dir).lexically_normal().string();
-    if (!path.ends_with('/')) path += '/';
-    allowed += (allowed.empty() ? "" : ", ") + SqlStringLiteral(path);
-  }
-  return "SET allowed_directories = [" + allowed + "]; SET enable_external_access = false; " +
-         kReadSettingsSql;
-}
-
 }  // namespace
 
 struct DuckEngine::Impl {
@@ -68,7 +53,8 @@ struct DuckEngine::Impl {
   FunctionRegistry builtins = FunctionRegistry::WithBuiltins();
   std::shared_ptr<DuckDatabase> db;
   std::unique_ptr<DuckConnection> writer;
-  std::shared_ptr<DuckReader> reader;  // Shared with the read path's streams.
+  std::unique_ptr<ReadOnlyCheck> query_check;  // On `writer`.
+  std::shared_ptr<DuckReader> reader;          // Shared with the read path's streams.
   std::atomic<int64_t> version{0};
   ModelState state;  // Committed schema; owned by the writer.
   // Every request id in _teatree_requests, approximately: ids it has never seen skip the
@@ -78,7 +64,8 @@ struct DuckEngine::Impl {
   std::unique_ptr<DuckStatement> begin, commit, rollback, set_version, find_request, add_request;
 
   OpContext Context() {
-    return {&options, options.functions != nullptr ? options.functions : &builtins, writer.get()};
+    return {&options, options.functions != nullptr ? options.functions : &builtins, writer.get(),
+            query_check.get()};
   }
   Status Load();
   Status Prepare();
@@ -100,8 +87,8 @@ Status DuckEngine::Impl::Load() {
   for (int64_t i = 0; i < tables->num_rows(); ++i) {
     ARROW_ASSIGN_OR_RAISE(auto name, TextAt(*tables, 0, i));
     ARROW_ASSIGN_OR_RAISE(auto text, TextAt(*tables, 1, i));
-    auto json = nlohmann::json::parse(text, nullptr, false);
-    if (json.is_discarded()) return Status::Invalid("corrupt schema of table ", name);
+    auto json = ParseJson(text, "the stored schema").ValueOr(nlohmann::json());
+    if (!json.is_object()) return Status::Invalid("corrupt schema of table ", name);
     ARROW_ASSIGN_OR_RAISE(auto schema,
                           TableSchema::FromJson(name, json["schema"], json["primary_key"]));
     state.tables[name] = std::move(schema);
@@ -157,9 +144,9 @@ Result<std::map<std::string, KnownRequest>> DuckEngine::Impl::LookupKnown(
     if (table->num_rows() == 0) continue;
     ARROW_ASSIGN_OR_RAISE(auto hash, TextAt(*table, 0, 0));
     ARROW_ASSIGN_OR_RAISE(auto outcome, TextAt(*table, 1, 0));
-    auto json = nlohmann::json::parse(outcome, nullptr, false);
     known[request.request_id] = {
-        hash, RequestOutcome::FromJson(json.is_discarded() ? nlohmann::json{} : json)};
+        hash, RequestOutcome::FromJson(
+                  ParseJson(outcome, "a stored outcome").ValueOr(nlohmann::json::object()))};
   }
   return known;
 }
@@ -176,7 +163,7 @@ Status DuckEngine::Impl::RecordRequests(const std::vector<PlannedRequest>& plann
                                                 {"status", outcome.status},
                                                 {"op", std::string(OpName(outcome.op))},
                                                 {"hash", p.request->payload_hash},
-                                                {"outcome", outcome.ToJson().dump()}}));
+                                                {"outcome", DumpJson(outcome.ToJson())}}));
     }
     return Status::OK();
   }
@@ -189,7 +176,7 @@ Status DuckEngine::Impl::RecordRequests(const std::vector<PlannedRequest>& plann
     ARROW_RETURN_NOT_OK(statuses.Append(outcome.status));
     ARROW_RETURN_NOT_OK(ops.Append(std::string(OpName(outcome.op))));
     ARROW_RETURN_NOT_OK(hashes.Append(p.request->payload_hash));
-    ARROW_RETURN_NOT_OK(texts.Append(outcome.ToJson().dump()));
+    ARROW_RETURN_NOT_OK(texts.Append(DumpJson(outcome.ToJson())));
   }
   std::vector<std::shared_ptr<arrow::Array>> columns(6);
   ARROW_RETURN_NOT_OK(ids.Finish(&columns[0]));
@@ -226,8 +213,10 @@ Result<std::unique_ptr<DuckEngine>> DuckEngine::Open(const EngineOptions& option
   if (!options.memory_limit.empty()) db_options.settings["memory_limit"] = options.memory_limit;
   ARROW_ASSIGN_OR_RAISE(impl->db, DuckDatabase::Open(db_options));
   ARROW_ASSIGN_OR_RAISE(impl->writer, impl->db->Connect());
-  ARROW_RETURN_NOT_OK(impl->writer->Execute(ConfineFileAccessSql(options.input_dirs)));
+  ARROW_RETURN_NOT_OK(impl->writer->Execute(
+      ConfineFileAccessSql(options.input_dirs, impl->path.parent_path().parent_path() / "tmp")));
   ARROW_RETURN_NOT_OK(impl->Load());
+  ARROW_ASSIGN_OR_RAISE(impl->query_check, ReadOnlyCheck::Make(*impl->writer));
   impl->reader = DuckReader::Make(impl->db, {.functions = options.functions});
   return std::unique_ptr<DuckEngine>(new DuckEngine(std::move(impl)));
 }
@@ -236,14 +225,16 @@ int64_t DuckEngine::version() const { return impl_->version; }
 Result<std::shared_ptr<DuckReader>> DuckEngine::LiveReader() { return impl_->reader; }
 
 Result<std::vector<RequestOutcome>> DuckEngine::OutcomesSince(int64_t version) {
-  ARROW_ASSIGN_OR_RAISE(
-      auto stored,
-      Query("SELECT outcome FROM _teatree_requests WHERE version >= " + std::to_string(version)));
+  // The bookkeeping tables are out of the read path's reach: a connection of its own.
+  ARROW_ASSIGN_OR_RAISE(auto connection, impl_->db->Connect());
+  ARROW_ASSIGN_OR_RAISE(auto stored, connection->QueryTable("SELECT outcome FROM _teatree_requests "
+                                                            "WHERE version >= " +
+                                                            std::to_string(version)));
   std::vector<RequestOutcome> outcomes;
   for (int64_t i = 0; i < stored->num_rows(); ++i) {
     ARROW_ASSIGN_OR_RAISE(auto scalar, stored->column(0)->GetScalar(i));
-    auto json = nlohmann::json::parse(scalar->ToString(), nullptr, false);
-    if (!json.is_discarded()) outcomes.push_back(RequestOutcome::FromJson(json));
+    auto json = ParseJson(scalar->ToString(), "a stored outcome");
+    if (json.ok()) outcomes.push_back(RequestOutcome::FromJson(*json));
   }
   return outcomes;
 }

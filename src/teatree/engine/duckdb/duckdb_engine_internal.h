@@ -11,6 +11,7 @@
 
 #include "teatree/engine/duckdb/duckdb_database.h"
 #include "teatree/engine/duckdb/model_sql.h"
+#include "teatree/engine/duckdb/read_only_sql.h"
 #include "teatree/engine/engine.h"
 #include "teatree/functions/function_registry.h"
 #include "teatree/request/request.h"
@@ -52,6 +53,8 @@ struct OpContext {
   const EngineOptions* options;
   const FunctionRegistry* functions;
   DuckConnection* writer;
+  /// The statement check of the `query` op, on the writer (the batch's tables included).
+  ReadOnlyCheck* query_check;
 };
 
 /// Checks `planned` against `state` and prepares its payload; a refusal goes into

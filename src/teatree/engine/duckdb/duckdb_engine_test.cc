@@ -2,6 +2,7 @@
 
 #include <arrow/api.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -176,13 +177,14 @@ TEST_F(DuckEngineTest, SqlCannotReachFilesOutsideTheInputDirectories) {
   };
   auto secret = query("q1", "SELECT * FROM read_csv('" + outside + "')");
   EXPECT_EQ(secret.status, "rejected");
-  EXPECT_NE(secret.error.find("disabled by configuration"), std::string::npos) << secret.error;
+  EXPECT_NE(secret.error.find("read_csv() is not allowed"), std::string::npos) << secret.error;
   auto copy = query("q2", "COPY (SELECT 1) TO '" + (dir_->path() / "out.csv").string() + "'");
   EXPECT_EQ(copy.status, "rejected");
   EXPECT_FALSE(std::filesystem::exists(dir_->path() / "out.csv"));
-  auto allowed = query(
+  // Files reach a model through append's `source`, which resolves links; a query reads tables.
+  auto inside = query(
       "q3", "SELECT sum(a) FROM read_csv('" + (dir_->path() / "input" / "ok.csv").string() + "')");
-  EXPECT_EQ(allowed.status, "applied") << allowed.error;
+  EXPECT_EQ(inside.status, "rejected") << inside.error;
   EXPECT_EQ(Scalar("SELECT 1"), "1");  // Still serving.
 }
 
@@ -212,7 +214,8 @@ TEST_F(DuckEngineTest, QueryAndInvokeReturnRows) {
   ASSERT_EQ(result.outcomes[3].status, "applied") << result.outcomes[3].error;
   EXPECT_EQ(result.outcomes[3].result->num_rows(), 1);
   EXPECT_EQ(result.outcomes[4].status, "rejected");
-  EXPECT_NE(result.outcomes[4].error.find("single SELECT"), std::string::npos);
+  EXPECT_NE(result.outcomes[4].error.find("only SELECT is allowed"), std::string::npos)
+      << result.outcomes[4].error;
   EXPECT_EQ(Scalar("SELECT count(*) FROM orders"), "3");
 }
 
@@ -233,6 +236,41 @@ TEST_F(DuckEngineTest, SourceFilesAreReadOnlyFromInputDirectories) {
   EXPECT_NE(result.outcomes[1].error.find("outside the input directories"), std::string::npos)
       << result.outcomes[1].error;
   EXPECT_EQ(result.outcomes[2].status, "rejected");
+  EXPECT_EQ(result.outcomes[2].error.find(dir_->path().string()), std::string::npos)
+      << "a server path leaked: " << result.outcomes[2].error;
+}
+
+TEST_F(DuckEngineTest, LinksOutOfTheInputDirectoriesFifosAndDirectoriesAreRefused) {
+  CreateOrders();
+  const auto input = dir_->path() / "input";
+  const auto secret = dir_->path() / "secret.csv";
+  { std::ofstream(secret) << "id,amount,region\n99,9.5,xx\n"; }
+  std::filesystem::create_symlink(secret, input / "link.csv");
+  std::filesystem::create_directory_symlink(dir_->path(), input / "up");
+  ASSERT_EQ(mkfifo((input / "fifo.csv").c_str(), 0600), 0);
+  std::filesystem::create_directory(input / "dir.csv");
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"link.csv", "outside the input directories"},
+      {"up/secret.csv", "outside the input directories"},
+      {"fifo.csv", "not a regular file"},
+      {"dir.csv", "not a regular file"},
+  };
+  for (const auto& [path, error] : refused) {
+    auto result = Apply(
+        {R"({"request_id":"s-)" + std::to_string(std::hash<std::string>()(path)) +
+         R"(","model":"sales","op":"append","table":"orders","source":{"format":"csv","path":")" +
+         path + R"("}})"});
+    EXPECT_EQ(result.outcomes[0].status, "rejected") << path;
+    EXPECT_NE(result.outcomes[0].error.find(error), std::string::npos)
+        << path << ": " << result.outcomes[0].error;
+    EXPECT_EQ(result.outcomes[0].error.find(dir_->path().string()), std::string::npos)
+        << "a server path leaked: " << result.outcomes[0].error;
+  }
+  // The write path's SQL cannot read through a link either.
+  auto query = Apply(
+      {R"j({"request_id":"q-link","model":"sales","op":"query","sql":"SELECT * FROM read_csv('link.csv')"})j"});
+  EXPECT_EQ(query.outcomes[0].status, "rejected");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM orders WHERE id = 99"), "0");
 }
 
 TEST_F(DuckEngineTest, AttachMakesASupportingFileQueryable) {

@@ -2,6 +2,7 @@
 #include <arrow/api.h>
 #include <arrow/dataset/api.h>
 
+#include "teatree/common/json_text.h"
 #include "teatree/common/sql_quote.h"
 #include "teatree/engine/batch_screen.h"
 #include "teatree/engine/duckdb/duckdb_engine_internal.h"
@@ -166,7 +167,7 @@ DuckParams ToDuckParams(const nlohmann::json& args) {
     } else if (value.is_null()) {
       params[name] = std::monostate{};
     } else {
-      params[name] = value.dump();
+      params[name] = DumpJson(value);
     }
   }
   return params;
@@ -241,7 +242,7 @@ Result<Executed> Invoke(const OpContext& context, ModelState& state,
   }
   ARROW_RETURN_NOT_OK(writer.Execute("INSERT OR REPLACE INTO _teatree_tables VALUES (" +
                                      SqlStringLiteral(schema.name) + ", " +
-                                     SqlStringLiteral(schema.ToJson().dump()) + ")"));
+                                     SqlStringLiteral(DumpJson(schema.ToJson())) + ")"));
   state.tables[schema.name] = std::move(schema);
   executed.changed_data = true;
   return executed;
@@ -295,7 +296,7 @@ Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
       ARROW_RETURN_NOT_OK(writer.Execute(CreateTableSql(schema)));
       ARROW_RETURN_NOT_OK(writer.Execute("INSERT INTO _teatree_tables VALUES (" +
                                          SqlStringLiteral(schema.name) + ", " +
-                                         SqlStringLiteral(schema.ToJson().dump()) + ")"));
+                                         SqlStringLiteral(DumpJson(schema.ToJson())) + ")"));
       state.tables[schema.name] = schema;
       return executed;
     }
@@ -331,8 +332,7 @@ Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
     case Op::kInvoke:
       return Invoke(context, state, planned);
     case Op::kQuery: {
-      ARROW_ASSIGN_OR_RAISE(bool select, writer.IsSingleSelect(request.sql));
-      if (!select) return NotASelect();
+      ARROW_RETURN_NOT_OK(context.query_check->Check(request.sql));
       ARROW_ASSIGN_OR_RAISE(executed.result, writer.QueryTable(request.sql));
       executed.rows = executed.result->num_rows();
       executed.changed_data = false;

@@ -342,6 +342,19 @@ Result<FunctionSql> DuckReader::Impl::Plan(Session& session, const ReadRequest& 
 DuckReader::DuckReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DuckReader::~DuckReader() = default;
 
+std::string ConfineFileAccessSql(const std::vector<std::filesystem::path>& allowed_dirs,
+                                 const std::filesystem::path& temp_dir) {
+  std::string allowed;
+  for (const auto& dir : allowed_dirs) {
+    std::string path = std::filesystem::absolute(dir).lexically_normal().string();
+    if (!path.ends_with('/')) path += '/';
+    allowed += (allowed.empty() ? "" : ", ") + SqlStringLiteral(path);
+  }
+  const std::string temp = std::filesystem::absolute(temp_dir).lexically_normal().string();
+  return "SET temp_directory = " + SqlStringLiteral(temp) + "; SET allowed_directories = [" +
+         allowed + "]; SET enable_external_access = false; " + kReadSettingsSql;
+}
+
 Result<std::shared_ptr<DuckReader>> DuckReader::OpenFile(const std::filesystem::path& file,
                                                          const DuckReaderOptions& options) {
   DuckDatabaseOptions db_options{.path = file.string(), .read_only = true};
@@ -350,12 +363,10 @@ Result<std::shared_ptr<DuckReader>> DuckReader::OpenFile(const std::filesystem::
   {
     // A linked version file of an Arrow-engine model has views over the model's Parquet files
     // (D/models/<m>/datasets/, beside versions/): DuckDB may read there and nowhere else.
-    const std::string datasets =
-        (std::filesystem::absolute(file).parent_path().parent_path() / "datasets").string() + "/";
+    const auto model_dir = std::filesystem::absolute(file).parent_path().parent_path();
     ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
     ARROW_RETURN_NOT_OK(
-        connection->Execute("SET allowed_directories = [" + SqlStringLiteral(datasets) +
-                            "]; SET enable_external_access = false; " + kReadSettingsSql));
+        connection->Execute(ConfineFileAccessSql({model_dir / "datasets"}, model_dir / "tmp")));
   }
   auto reader = Make(std::move(db), options);
   // Nothing changes a version file: its version is read once.

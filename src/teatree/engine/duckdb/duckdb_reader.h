@@ -27,6 +27,15 @@ class FunctionRegistry;
 inline constexpr const char* kReadSettingsSql =
     "SET GLOBAL TimeZone = 'UTC'; SET lock_configuration = true;";
 
+/// The SQL that confines a database that runs clients' SQL: DuckDB may read and write files
+/// only under `allowed_dirs` (the model's own files are its business and stay reachable),
+/// spills to `temp_dir` and nowhere else (an in-memory database would spill into the working
+/// directory), and reaches no URL; no INSTALL, LOAD or COPY out; then kReadSettingsSql, after
+/// which no setting can change, external access included. The one place these settings are
+/// made.
+std::string ConfineFileAccessSql(const std::vector<std::filesystem::path>& allowed_dirs,
+                                 const std::filesystem::path& temp_dir);
+
 /// Bounds on one read.
 struct ReadLimits {
   /// A read still running after this long is interrupted (zero: no limit). Counts from the

@@ -142,6 +142,58 @@ TEST_F(DuckReaderTest, EveryForbiddenStatementIsRefusedAndChangesNothing) {
   EXPECT_EQ(ok->column(0)->GetScalar(0).ValueOrDie()->ToString(), "12");
 }
 
+TEST_F(DuckReaderTest, ServerSettingsCatalogViewsAndBookkeepingAreNotReadable) {
+  const std::vector<std::string> hidden = {
+      "SELECT * FROM pg_settings",
+      "SELECT * FROM pg_catalog.pg_settings",
+      "SELECT * FROM duckdb_settings()",
+      "SELECT * FROM duckdb_databases",
+      "SELECT * FROM information_schema.tables",
+      "SELECT * FROM sqlite_master",
+      "SELECT * FROM _teatree_requests",
+      "SELECT * FROM main._teatree_tables",
+      "SELECT current_setting('temp_directory')",
+      "SELECT current_setting('allowed_directories')",
+      "SELECT * FROM orders WHERE region = current_setting('home_directory')",
+      "SELECT * FROM nosuchtable",
+      // A CTE's name stands for the CTE only where it is defined.
+      "SELECT * FROM (WITH pg_settings AS (SELECT 1 AS a) SELECT * FROM pg_settings) x, "
+      "pg_settings",
+      std::string("SELECT 1\0; DROP TABLE orders", 28),
+  };
+  auto reader = engine_->LiveReader().ValueOrDie();
+  for (const auto& sql : hidden) {
+    auto stream = reader->Read({.sql = sql});
+    ASSERT_FALSE(stream.ok()) << sql;
+    EXPECT_NE(stream.status().message().find("refused"), std::string::npos)
+        << sql << ": " << stream.status().ToString();
+    EXPECT_EQ(stream.status().message().find(dir_->path().string()), std::string::npos)
+        << "a server path leaked: " << stream.status().ToString();
+  }
+  // The model's own tables, qualified or not, and CTEs that shadow nothing still read.
+  auto ok = ReadAll(*reader, {.sql = "WITH pg_settings AS (SELECT id FROM main.orders) "
+                                     "SELECT count(*) FROM pg_settings"});
+  ASSERT_NE(ok, nullptr);
+  EXPECT_EQ(ok->column(0)->GetScalar(0).ValueOrDie()->ToString(), "3");
+}
+
+TEST_F(DuckReaderTest, TheQueryOpOnTheWritePathIsCheckedLikeEveryRead) {
+  for (const std::string sql :
+       {"PRAGMA database_list", "SELECT * FROM pg_settings", "SELECT * FROM _teatree_requests",
+        "SELECT * FROM read_csv('/etc/passwd')"}) {
+    nlohmann::json request{{"request_id", "q" + std::to_string(std::hash<std::string>()(sql))},
+                           {"model", "sales"},
+                           {"op", "query"},
+                           {"sql", sql}};
+    auto result = engine_->ApplyBatch({DecodeRequest(request.dump()).ValueOrDie()}).ValueOrDie();
+    EXPECT_EQ(result.outcomes[0].status, "rejected") << sql;
+    EXPECT_NE(result.outcomes[0].error.find("refused"), std::string::npos)
+        << sql << ": " << result.outcomes[0].error;
+  }
+  Apply(
+      R"({"request_id":"q-ok","model":"sales","op":"query","sql":"SELECT count(*) FROM orders"})");
+}
+
 TEST_F(DuckReaderTest, ARunawayQueryIsStoppedByTheTimeLimitAndTheReaderGoesOn) {
   auto replica = DuckReader::OpenFile(WriteVersion(), {}).ValueOrDie();
   ReadRequest runaway{.sql =

@@ -10,12 +10,17 @@ namespace teatree {
 class DuckConnection;
 class DuckStatement;
 
-/// The statement check of the read path: accepts exactly one SELECT that reads only the
-/// model's tables (and the table functions range, generate_series and unnest), and refuses
-/// with a message saying why everything else: writes, DDL, ATTACH, COPY, EXPORT, PRAGMA, SET,
-/// INSTALL/LOAD, CALL, stacked statements, and every file, URL or SQL reader such as
-/// read_csv('/etc/passwd'), FROM 'data.parquet' or query('…'). Parses with DuckDB's own
-/// parser (json_serialize_sql), binds nothing and runs nothing. Belongs to its connection:
+/// The statement check of every SQL path that clients reach (reads, the `query` op, SQL
+/// functions): accepts exactly one SELECT that names only the model's own tables (by plain
+/// name, or in `main`), CTEs it defines, tables of the model's attachments (as
+/// `<attachment>.<table>`), and the table functions range, generate_series and unnest; it
+/// refuses with a message saying why everything else: writes, DDL, ATTACH, COPY, EXPORT,
+/// PRAGMA, SET, INSTALL/LOAD, CALL, stacked statements, every file, URL or SQL reader such as
+/// read_csv('/etc/passwd'), FROM 'data.parquet' or query('…'), DuckDB's catalog views
+/// (information_schema, pg_catalog, duckdb_settings, …), Teatree's bookkeeping tables, and
+/// the functions that show settings or the environment (current_setting, getenv). Parses with
+/// DuckDB's own parser (json_serialize_sql) and binds nothing; the model's tables and
+/// attachments are read in the connection's current transaction. Belongs to its connection:
 /// one thread at a time, and must not outlive it.
 class ReadOnlyCheck {
  public:
@@ -25,9 +30,12 @@ class ReadOnlyCheck {
   Status Check(const std::string& sql);
 
  private:
-  ReadOnlyCheck(DuckConnection& connection, std::unique_ptr<DuckStatement> serialize);
+  ReadOnlyCheck(DuckConnection& connection, std::unique_ptr<DuckStatement> serialize,
+                std::unique_ptr<DuckStatement> scope);
   DuckConnection& connection_;
-  std::unique_ptr<DuckStatement> serialize_;  // Prepared once: the check runs on every read.
+  // Prepared once: the check runs on every read.
+  std::unique_ptr<DuckStatement> serialize_;
+  std::unique_ptr<DuckStatement> scope_;
 };
 
 }  // namespace teatree

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "teatree/common/json_text.h"
 #include "teatree/common/sql_quote.h"
 
 namespace teatree {
@@ -10,7 +11,7 @@ namespace {
 std::string LiteralToSql(const nlohmann::json& value) {
   if (value.is_null()) return "NULL";
   if (value.is_boolean()) return value.get<bool>() ? "TRUE" : "FALSE";
-  if (value.is_number()) return value.dump();
+  if (value.is_number()) return DumpJson(value);
   if (value.is_string()) return SqlStringLiteral(value.get<std::string>());
   std::string list;
   for (const auto& item : value) list += (list.empty() ? "" : ", ") + LiteralToSql(item);
