@@ -3,6 +3,8 @@
 #
 #   make demo     build, check every dependency, run teatree serve on the sales example
 #   make test     build and run every test (C++ with CTest, Python with pytest)
+#   make test-asan  the tests that start serve, managers and nats-server, on a build with
+#                 AddressSanitizer and UndefinedBehaviorSanitizer (CI runs it after make test)
 #   make bench    build and run the benchmarks in bench/
 #   make format   reformat the C++ sources with clang-format
 #   make lint     clang-format check and clang-tidy on the C++ sources
@@ -14,7 +16,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.cc' '*.h' 2>/dev/null || find src bench -name '*.cc' -o -name '*.h')
 
-.PHONY: all bootstrap configure build demo test bench format format-check lint clean
+.PHONY: all bootstrap configure build demo test test-asan bench format format-check lint clean
 
 all: build
 
@@ -43,6 +45,20 @@ demo: build
 test: build
 	@ctest --test-dir $(BUILD_DIR) -j $(JOBS) --output-on-failure --timeout 900
 
+# Memory errors and undefined behaviour in the processes users run fail the run: the
+# integration tests and the serve test, against a sanitized teatree binary. Leak checks are
+# off: the third-party libraries' (nats.c, Arrow, DuckDB) process-lifetime allocations would
+# drown ours.
+ASAN_DIR = build-asan
+ASAN_TARGETS = teatree apply_crash_test queue_test queue_crash_test read_path_test
+test-asan: bootstrap
+	@test -f $(ASAN_DIR)/build.ninja || cmake --preset asan -DTEATREE_CACHE=$(TEATREE_CACHE) \
+	  >$(ASAN_DIR).configure.log 2>&1 || (cat $(ASAN_DIR).configure.log; exit 1)
+	@cmake --build $(ASAN_DIR) -j $(JOBS) --target $(ASAN_TARGETS)
+	@ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(ASAN_DIR) -j $(JOBS) --output-on-failure --timeout 1200 \
+	  -R '^(cli[.]serve|Engines/ApplyCrashTest|QueueTest|QueueCrashTest|ReadPathTest)'
+
 bench: build
 	@for b in $(BUILD_DIR)/bench/*; do echo "== $$b"; "$$b" || exit 1; done
 
@@ -58,4 +74,4 @@ lint: format-check configure
 	@echo "lint: clean"
 
 clean:
-	@rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log $(BUILD_DIR).lint.log
+	@rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log $(BUILD_DIR).lint.log $(ASAN_DIR) $(ASAN_DIR).configure.log

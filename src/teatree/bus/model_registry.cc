@@ -68,7 +68,10 @@ Status ModelRegistry::SetMaxModels(int64_t max_models) {
   }
   ARROW_ASSIGN_OR_RAISE(auto info, impl_->StreamInfo());
   jsStreamConfig config = *info->Config;
-  const int64_t wanted = max_models == 0 ? -1 : max_models;
+  // JetStream would make a lower limit true by dropping the oldest models: never below the
+  // models there are.
+  const int64_t wanted =
+      max_models == 0 ? -1 : std::max(max_models, static_cast<int64_t>(info->State.Msgs));
   if (config.MaxMsgs == wanted && config.Discard == js_DiscardNew) return Status::OK();
   // One message per model (history 1); a full stream refuses the next create.
   config.MaxMsgs = wanted;

@@ -23,7 +23,8 @@ class ModelRegistry {
   static Result<std::unique_ptr<ModelRegistry>> Open(NatsConnection& connection);
   ~ModelRegistry();
 
-  /// At most `max_models` models (0: no bound). Models beyond it stay; new ones are refused.
+  /// At most `max_models` models (0: no bound). Models beyond it stay (the bound becomes
+  /// their count); new ones are refused.
   Status SetMaxModels(int64_t max_models);
   /// Whether `model` exists.
   Result<bool> Exists(const std::string& model);

@@ -216,7 +216,7 @@ Result<std::unique_ptr<DuckEngine>> DuckEngine::Open(const EngineOptions& option
   ARROW_RETURN_NOT_OK(impl->writer->Execute(
       ConfineFileAccessSql(options.input_dirs, impl->path.parent_path().parent_path() / "tmp")));
   ARROW_RETURN_NOT_OK(impl->Load());
-  ARROW_ASSIGN_OR_RAISE(impl->query_check, ReadOnlyCheck::Make(*impl->writer));
+  ARROW_ASSIGN_OR_RAISE(impl->query_check, ReadOnlyCheck::Make(*impl->writer, /*remember=*/false));
   impl->reader = DuckReader::Make(impl->db, {.functions = options.functions});
   return std::unique_ptr<DuckEngine>(new DuckEngine(std::move(impl)));
 }

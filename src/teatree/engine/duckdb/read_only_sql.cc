@@ -14,6 +14,12 @@
 #include "teatree/engine/duckdb/duckdb_database.h"
 
 namespace teatree {
+
+struct ReadOnlyCheck::Scope {
+  std::set<std::string> tables;    // The model's tables (and, while checking, CTEs).
+  std::set<std::string> catalogs;  // The model's attachments.
+};
+
 namespace {
 
 // Table functions that compute rows without touching anything outside the query.
@@ -45,11 +51,7 @@ std::string StringAt(const nlohmann::json& node, const char* key) {
   return it != node.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
-/// What a statement may name.
-struct Scope {
-  std::set<std::string> tables;    // The model's tables and the statement's CTEs.
-  std::set<std::string> catalogs;  // The model's attachments.
-};
+using Scope = ReadOnlyCheck::Scope;
 
 /// The names of the CTEs a query node defines (its "cte_map"), if any.
 std::vector<std::string> CteNames(const nlohmann::json& node) {
@@ -143,7 +145,8 @@ Result<std::vector<std::string>> StringsAt(const arrow::Table& table, int column
 
 }  // namespace
 
-Result<std::unique_ptr<ReadOnlyCheck>> ReadOnlyCheck::Make(DuckConnection& connection) {
+Result<std::unique_ptr<ReadOnlyCheck>> ReadOnlyCheck::Make(DuckConnection& connection,
+                                                           bool remember) {
   ARROW_ASSIGN_OR_RAISE(auto serialize,
                         connection.Prepare("SELECT json_serialize_sql($sql::VARCHAR)"));
   // The model's tables, and the catalogs it attached (every database but its own and DuckDB's).
@@ -152,12 +155,15 @@ Result<std::unique_ptr<ReadOnlyCheck>> ReadOnlyCheck::Make(DuckConnection& conne
                                      "SELECT database_name, true FROM duckdb_databases() "
                                      "WHERE NOT internal AND database_name <> current_database()"));
   return std::unique_ptr<ReadOnlyCheck>(
-      new ReadOnlyCheck(connection, std::move(serialize), std::move(scope)));
+      new ReadOnlyCheck(connection, std::move(serialize), std::move(scope), remember));
 }
 
 ReadOnlyCheck::ReadOnlyCheck(DuckConnection& connection, std::unique_ptr<DuckStatement> serialize,
-                             std::unique_ptr<DuckStatement> scope)
-    : connection_(connection), serialize_(std::move(serialize)), scope_(std::move(scope)) {}
+                             std::unique_ptr<DuckStatement> scope, bool remember)
+    : connection_(connection),
+      serialize_(std::move(serialize)),
+      scope_(std::move(scope)),
+      remember_(remember) {}
 
 ReadOnlyCheck::~ReadOnlyCheck() = default;
 
@@ -192,17 +198,26 @@ Status ReadOnlyCheck::Check(const std::string& sql) {
     return Refuse(std::to_string(statements.size()) +
                   " statements were sent (stacked statements are refused)");
   }
-  Scope scope;
+  if (known_ && remember_) {
+    if (CheckNode(statements, *known_).ok()) return Status::OK();
+  }
+  ARROW_RETURN_NOT_OK(ReadScope());
+  return CheckNode(statements, *known_);
+}
+
+Status ReadOnlyCheck::ReadScope() {
+  auto scope = std::make_unique<Scope>();
   ARROW_ASSIGN_OR_RAISE(auto names, scope_->Query());
   ARROW_ASSIGN_OR_RAISE(auto values, StringsAt(*names, 0));
   auto is_catalog = names->column(1);
   for (size_t i = 0; i < values.size(); ++i) {
     ARROW_ASSIGN_OR_RAISE(auto flag, is_catalog->GetScalar(static_cast<int64_t>(i)));
     auto& target =
-        static_cast<const arrow::BooleanScalar&>(*flag).value ? scope.catalogs : scope.tables;
+        static_cast<const arrow::BooleanScalar&>(*flag).value ? scope->catalogs : scope->tables;
     target.insert(std::move(values[i]));
   }
-  return CheckNode(statements, scope);
+  known_ = std::move(scope);
+  return Status::OK();
 }
 
 }  // namespace teatree

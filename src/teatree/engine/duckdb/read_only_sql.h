@@ -24,18 +24,32 @@ class DuckStatement;
 /// one thread at a time, and must not outlive it.
 class ReadOnlyCheck {
  public:
-  static Result<std::unique_ptr<ReadOnlyCheck>> Make(DuckConnection& connection);
+  /// `remember`: keep the model's tables between checks (readers, which see only committed
+  /// tables); the writer reads them for every check, since a batch that rolls back takes its
+  /// new tables with it.
+  static Result<std::unique_ptr<ReadOnlyCheck>> Make(DuckConnection& connection,
+                                                     bool remember = true);
   ~ReadOnlyCheck();
 
   Status Check(const std::string& sql);
 
+  /// The names a statement may use (defined in the .cc).
+  struct Scope;
+
  private:
   ReadOnlyCheck(DuckConnection& connection, std::unique_ptr<DuckStatement> serialize,
-                std::unique_ptr<DuckStatement> scope);
+                std::unique_ptr<DuckStatement> scope, bool remember);
   DuckConnection& connection_;
   // Prepared once: the check runs on every read.
   std::unique_ptr<DuckStatement> serialize_;
   std::unique_ptr<DuckStatement> scope_;
+  // The model's tables and attachments as last read. Names are only ever added (tables and
+  // attachments are not dropped), so a statement that passes with them is checked; one that
+  // does not is checked again with them read anew, which costs reads one query only when a
+  // table was created since.
+  std::unique_ptr<Scope> known_;
+  bool remember_;
+  Status ReadScope();
 };
 
 }  // namespace teatree
