@@ -2,9 +2,12 @@
 # quick when everything is present), then configures and builds with CMake + Ninja.
 #
 #   make demo     build, check every dependency, run teatree serve on the sales example
-#   make test     build and run every test (C++ with CTest, Python with pytest)
+#   make test     build and run every test (C++ with CTest, Python with pytest), then each
+#                 fuzz target for a few seconds from its seed corpus (preset fuzz)
 #   make test-asan  the tests that start serve, managers and nats-server, on a build with
 #                 AddressSanitizer and UndefinedBehaviorSanitizer (CI runs it after make test)
+#   make fuzz     build the libFuzzer targets (clang, ASan + UBSan) and run each for
+#                 FUZZ_SECONDS (default 60); see docs/security.md
 #   make bench    build and run the benchmarks in bench/
 #   make format   reformat the C++ sources with clang-format
 #   make lint     clang-format check and clang-tidy on the C++ sources
@@ -14,9 +17,12 @@ export TEATREE_CACHE ?= $(HOME)/.cache/teatree
 PRESET ?= release
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
+FUZZ_DIR = build-fuzz
+FUZZ_SECONDS ?= 60
 SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.cc' '*.h' 2>/dev/null || find src bench -name '*.cc' -o -name '*.h')
 
-.PHONY: all bootstrap configure build demo test test-asan bench format format-check lint clean
+.PHONY: all bootstrap configure build fuzz-build demo test test-asan fuzz bench format \
+	format-check lint clean
 
 all: build
 
@@ -33,6 +39,15 @@ configure: bootstrap $(BUILD_DIR)/build.ninja
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# The fuzz targets: clang with AddressSanitizer and UndefinedBehaviorSanitizer, only the
+# modules they need, in their own build directory.
+$(FUZZ_DIR)/build.ninja:
+	@cmake --preset fuzz -DTEATREE_CACHE=$(TEATREE_CACHE) >$(FUZZ_DIR).configure.log 2>&1 \
+	  || (cat $(FUZZ_DIR).configure.log; exit 1)
+
+fuzz-build: bootstrap $(FUZZ_DIR)/build.ninja
+	@cmake --build $(FUZZ_DIR) -j $(JOBS)
+
 DEMO_DATA = $(BUILD_DIR)/demo-data
 TEATREE = $(BUILD_DIR)/bin/teatree
 
@@ -44,6 +59,11 @@ demo: build
 
 test: build
 	@ctest --test-dir $(BUILD_DIR) -j $(JOBS) --output-on-failure --timeout 900
+	@$(MAKE) --no-print-directory fuzz-build
+	@ctest --test-dir $(FUZZ_DIR) -j $(JOBS) --output-on-failure
+
+fuzz: fuzz-build
+	@scripts/fuzz $(FUZZ_DIR) $(FUZZ_SECONDS)
 
 # Memory errors and undefined behaviour in the processes users run fail the run: the
 # integration tests and the serve test, against a sanitized teatree binary. Leak checks are
@@ -74,4 +94,5 @@ lint: format-check configure
 	@echo "lint: clean"
 
 clean:
-	@rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log $(BUILD_DIR).lint.log $(ASAN_DIR) $(ASAN_DIR).configure.log
+	@rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log $(BUILD_DIR).lint.log \
+	  $(FUZZ_DIR) $(FUZZ_DIR).configure.log $(ASAN_DIR) $(ASAN_DIR).configure.log

@@ -3,7 +3,10 @@
 #include <arrow/api.h>
 #include <arrow/compute/api.h>
 
+#include <algorithm>
 #include <map>
+#include <optional>
+#include <utility>
 
 #include "teatree/common/json_text.h"
 #include "teatree/request/rows_to_arrow.h"
@@ -76,9 +79,20 @@ Result<cp::Expression> IsIn(const std::vector<Expression>& args, const TableSche
   ARROW_ASSIGN_OR_RAISE(auto value, Convert(args.at(0), table));
   ARROW_ASSIGN_OR_RAISE(auto type, InferExpressionType(args.at(0), table));
   if (!type) return cp::literal(arrow::MakeNullScalar(arrow::boolean()));
+  // A list with a fraction beside an INTEGER, BIGINT or DECIMAL value compares as DOUBLE, as
+  // DuckDB reads id IN (1, 2.5): the list cannot take the value's type.
+  const auto& items = args.at(1).literal;
+  if (type->is_numeric() && type->kind != ColumnType::Kind::kDouble &&
+      std::any_of(items.begin(), items.end(),
+                  [](const nlohmann::json& item) { return item.is_number_float(); })) {
+    type = ColumnType::Of(ColumnType::Kind::kDouble);
+    value = cp::call("cast", {std::move(value)}, cp::CastOptions::Safe(arrow::float64()));
+  }
   const TableSchema one{.name = "literal", .columns = {{"v", *type}}};
   nlohmann::json rows = nlohmann::json::array();
-  for (const auto& item : args.at(1).literal) rows.push_back({item});
+  // Each item as a row of one value: an explicit array, as push_back({item}) pushes the item
+  // itself with clang (CWG 1467) and a one-value row only with GCC.
+  for (const auto& item : items) rows.push_back(nlohmann::json::array({item}));
   ARROW_ASSIGN_OR_RAISE(auto set, RowsToRecordBatch(rows, one));
   // SQL's IN: NULL for a NULL value, and for a value not found in a list holding NULL.
   return cp::call("is_in", {std::move(value)},
@@ -149,6 +163,63 @@ Result<std::vector<cp::Expression>> TypeNulls(const std::vector<Expression>& arg
   return converted;
 }
 
+/// The precision and scale of a decimal argument as Arrow sees it after MixNumbers (an integer
+/// is a DECIMAL(19,0)); nullopt for a NULL literal or a DOUBLE.
+std::optional<std::pair<int, int>> DecimalDigits(const std::optional<ColumnType>& type) {
+  if (IsInteger(type)) return std::pair{19, 0};
+  if (Is(type, ColumnType::Kind::kDecimal)) return std::pair{type->precision, type->scale};
+  return std::nullopt;
+}
+
+/// Decimal add, subtract and multiply whose result Arrow cannot hold in decimal128. Arrow
+/// gives the result all the digits the arguments may need (multiply: p1 + p2 + 1) and refuses
+/// more than 38, where the codec, like DuckDB, caps the result at 38 digits and fails only
+/// when a value overflows. Such a call runs in decimal256 and is cast safely (overflow is an
+/// error) to the codec's type; when the codec's type is DOUBLE (a scale beyond 38), the
+/// arguments are DOUBLEs. nullopt: Arrow's own kernel already gives the codec's type.
+Result<std::optional<cp::Expression>> WideDecimalArithmetic(const Expression& expression,
+                                                            const std::string& function,
+                                                            std::vector<cp::Expression> args,
+                                                            const TableSchema& table) {
+  const std::string& name = expression.name;
+  if (name != "add" && name != "subtract" && name != "multiply") return std::nullopt;
+  ARROW_ASSIGN_OR_RAISE(auto result, InferExpressionType(expression, table));
+  std::vector<std::optional<std::pair<int, int>>> digits;
+  for (const auto& arg : expression.args) {
+    ARROW_ASSIGN_OR_RAISE(auto type, InferExpressionType(arg, table));
+    if (Is(type, ColumnType::Kind::kDouble)) return std::nullopt;  // MixNumbers made DOUBLEs.
+    digits.push_back(DecimalDigits(type));
+  }
+  // A NULL literal took its sibling's type (TypeNulls).
+  for (auto& one : digits) {
+    if (!one && !digits.empty()) one = digits[0] ? digits[0] : digits.back();
+  }
+  if (!Is(result, ColumnType::Kind::kDecimal) && !Is(result, ColumnType::Kind::kDouble)) {
+    return std::nullopt;
+  }
+  if (digits.size() != 2 || !digits[0] || !digits[1]) return std::nullopt;
+  auto [p1, s1] = *digits[0];
+  auto [p2, s2] = *digits[1];
+  if (Is(result, ColumnType::Kind::kDouble)) {
+    for (auto& arg : args) {
+      arg = cp::call("cast", {arg}, cp::CastOptions::Safe(arrow::float64()));
+    }
+    return cp::call(function, std::move(args));
+  }
+  const int arrow_precision =
+      name == "multiply" ? p1 + p2 + 1 : std::max(s1, s2) + std::max(p1 - s1, p2 - s2) + 1;
+  if (arrow_precision <= arrow::Decimal128Type::kMaxPrecision) return std::nullopt;
+  // decimal256 holds 76 digits: a product of two 38-digit arguments has one too many, so the
+  // wider argument gives up its leading digit (a value using it fails the safe cast).
+  if (name == "multiply" && p1 + p2 + 1 > arrow::Decimal256Type::kMaxPrecision) {
+    (p1 >= p2 ? p1 : p2) -= p1 + p2 + 1 - arrow::Decimal256Type::kMaxPrecision;
+  }
+  args[0] = cp::call("cast", {args[0]}, cp::CastOptions::Safe(arrow::decimal256(p1, s1)));
+  args[1] = cp::call("cast", {args[1]}, cp::CastOptions::Safe(arrow::decimal256(p2, s2)));
+  return cp::call("cast", {cp::call(function, std::move(args))},
+                  cp::CastOptions::Safe(result->ToArrow()));
+}
+
 Result<cp::Expression> Convert(const Expression& expression, const TableSchema& table) {
   static const std::map<std::string, std::string> kRenamed = {{"and", "and_kleene"},
                                                               {"or", "or_kleene"},
@@ -181,6 +252,8 @@ Result<cp::Expression> Convert(const Expression& expression, const TableSchema& 
   }
   auto renamed = kRenamed.find(name);
   const std::string function = renamed != kRenamed.end() ? renamed->second : name;
+  ARROW_ASSIGN_OR_RAISE(auto wide, WideDecimalArithmetic(expression, function, args, table));
+  if (wide) return std::move(*wide);
   if (name == "and" || name == "or") {
     // Arrow's and_kleene/or_kleene take two arguments: a longer list is folded.
     cp::Expression folded = args[0];

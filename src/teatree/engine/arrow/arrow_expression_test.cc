@@ -123,6 +123,12 @@ TEST_F(ArrowExpressionTest, EveryFunctionGivesWhatDuckDbGives) {
       R"({"call":"is_in","args":[{"field":"id"},{"literal":[1,3]}]})",
       R"({"call":"is_in","args":[{"field":"name"},{"literal":["a",null]}]})",
       R"({"call":"is_in","args":[{"field":"n"},{"literal":[]}]})",
+      R"({"call":"is_in","args":[{"field":"id"},{"literal":[1,2.5]}]})",
+      R"({"call":"is_in","args":[{"field":"amount"},{"literal":[12.5,0.5]}]})",
+      // DECIMAL(24,4) * DECIMAL(24,4): 38 digits for both engines, where Arrow's own
+      // decimal128 kernel would want 49.
+      R"({"call":"multiply","args":[{"call":"multiply","args":[{"field":"amount"},)"
+      R"({"field":"amount"}]},{"call":"multiply","args":[{"field":"amount"},{"field":"amount"}]}]})",
       R"({"call":"coalesce","args":[{"field":"amount"},{"literal":0}]})",
       R"({"call":"if_else","args":[{"call":"greater","args":[{"field":"price"},{"literal":0}]},)"
       R"({"field":"amount"},{"literal":null}]})",

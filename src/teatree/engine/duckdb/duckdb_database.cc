@@ -3,6 +3,7 @@
 #include <arrow/c/bridge.h>
 #include <arrow/record_batch.h>
 #include <arrow/table.h>
+#include <arrow/util/utf8.h>
 #include <duckdb.h>
 
 #include <vector>
@@ -69,6 +70,15 @@ Status BindParams(duckdb_prepared_statement statement, const DuckParams& params)
       return Status::Invalid("the statement uses $", name, " but no value was given for it");
     }
     const DuckParam& param = it->second;
+    // DuckDB throws a C++ exception through its C API for text that is not UTF-8, which ends
+    // the process; refuse it here instead.
+    if (const auto* text = std::get_if<std::string>(&param)) {
+      arrow::util::InitializeUTF8();
+      if (!arrow::util::ValidateUTF8(reinterpret_cast<const uint8_t*>(text->data()),
+                                     static_cast<int64_t>(text->size()))) {
+        return Status::Invalid("the value for $", name, " is not valid UTF-8 text");
+      }
+    }
     ValueHandle value{MakeValue(param)};
     duckdb_state state = value.value == nullptr ? duckdb_bind_null(statement, index)
                                                 : duckdb_bind_value(statement, index, value.value);

@@ -60,6 +60,16 @@ TEST(DuckDatabaseTest, SqlErrorCarriesDuckDBMessage) {
   EXPECT_NE(table.status().message().find("syntax error"), std::string::npos);
 }
 
+TEST(DuckDatabaseTest, TextParameterThatIsNotUtf8IsRefused) {
+  auto connection = Connect();
+  auto table = connection->QueryParams("SELECT length($s::VARCHAR) AS n", {{"s", "ab\xff"}});
+  ASSERT_FALSE(table.ok());
+  EXPECT_NE(table.status().message().find("$s is not valid UTF-8"), std::string::npos)
+      << table.status().message();
+  auto fine = connection->QueryParams("SELECT length($s::VARCHAR) AS n", {{"s", "h\xc3\xa9"}});
+  ASSERT_TRUE(fine.ok()) << fine.status().ToString();
+}
+
 TEST(DuckDatabaseTest, ReadOnlyDatabaseRefusesWrites) {
   auto dir = TempDir::Make("teatree-duckdb-test-");
   ASSERT_TRUE(dir.ok());

@@ -21,8 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int kReaderConnections = 2;
-
 /// What the model's request table says about an id seen before.
 
 double MillisecondsSince(std::chrono::steady_clock::time_point start) {
