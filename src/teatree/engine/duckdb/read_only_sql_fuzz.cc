@@ -12,6 +12,7 @@
 #include <string>
 
 #include "teatree/engine/duckdb/duckdb_database.h"
+#include "teatree/engine/duckdb/model_sql.h"
 #include "teatree/engine/duckdb/read_only_sql.h"
 
 namespace {
@@ -37,6 +38,11 @@ Fixture& Get() {
         "INSERT INTO orders VALUES (1, 12.50, 'emea', '2026-01-02 03:04:05+02', ['a','b']), "
         "(2, NULL, NULL, NULL, NULL)");
     if (!created.ok()) created.Abort();
+    // The check reads the model's tables from Teatree's bookkeeping, as on a model file.
+    auto registered =
+        made->checked->Execute(std::string(teatree::kBookkeepingSql) +
+                               "; INSERT INTO _teatree_tables VALUES ('orders', '{}')");
+    if (!registered.ok()) registered.Abort();
     made->check = teatree::ReadOnlyCheck::Make(*made->checked).ValueOrDie();
     return made;
   }();
