@@ -132,9 +132,10 @@ Status CheckKeys(const ManifestStore& store, const TableManifest& table,
   if (earlier.empty()) return Status::OK();
   ARROW_ASSIGN_OR_RAISE(auto known, arrow::Concatenate(earlier));
   ARROW_ASSIGN_OR_RAISE(auto found, cp::IsIn(keys, cp::SetLookupOptions(known)));
-  const auto& hits = *found.array_as<arrow::BooleanArray>();
-  for (int64_t i = 0; i < hits.length(); ++i) {
-    if (hits.Value(i)) return DuplicateKey(*keys, i, schema);
+  // array_as makes a new Array object: keep it, not a reference into a temporary.
+  const auto hits = found.array_as<arrow::BooleanArray>();
+  for (int64_t i = 0; i < hits->length(); ++i) {
+    if (hits->Value(i)) return DuplicateKey(*keys, i, schema);
   }
   return Status::OK();
 }
