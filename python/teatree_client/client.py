@@ -87,6 +87,7 @@ class Client(ClosesOnExit):
         self._reads = reads
         self._loop = LoopThread()
         self._nats: NatsConnection | None = None
+        self._known_models: set[str] = set()  # Seen to exist (models are never removed).
         if nats_url is not None:
             try:
                 self._nats = self._loop.run(self._connect_nats(nats_url, nats_options))
@@ -320,6 +321,8 @@ class Client(ClosesOnExit):
     async def _admit(self, model: str, body: bytes) -> None:
         """Refuses a request for a model that does not exist, unless it is a create_table,
         which creates the model (as the server's own clients do)."""
+        if model in self._known_models:
+            return  # Models are never removed: asked once per model.
         request = json.loads(body.split(b"\0", 1)[0])
         try:
             models = await self._connection().jetstream().key_value(MODEL_BUCKET)
@@ -328,8 +331,9 @@ class Client(ClosesOnExit):
                     await models.create(model, (request.get("engine") or "duckdb").encode())
                 except nats.js.errors.KeyWrongLastSequenceError:
                     pass  # It exists already.
-                return
-            await models.get(model)
+            else:
+                await models.get(model)
+            self._known_models.add(model)
         except (nats.js.errors.KeyNotFoundError, nats.js.errors.BucketNotFoundError) as error:
             raise TeatreeError(
                 f"model {model} does not exist: create it with `teatree model create --model "

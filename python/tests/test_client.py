@@ -274,6 +274,13 @@ def test_invalid_requests_are_refused_before_sending(client: Client) -> None:
         client.submit({"op": "snapshot"})  # This client has no default model.
 
 
+def test_a_model_that_does_not_exist_is_refused_before_sending(client: Client) -> None:
+    with pytest.raises(TeatreeError, match="model ghost does not exist"):
+        client.submit({"model": "ghost", "op": "append", "table": "t", "rows": [[1]]})
+    with pytest.raises(TeatreeError, match="does not exist"):
+        client.submit_and_wait({"model": "ghost", "op": "snapshot"}, timeout=5)
+
+
 def test_watch_sees_a_published_version(client: Client) -> None:
     client.submit_and_wait(
         {

@@ -3,6 +3,8 @@
 #include <nats/nats.h>
 
 #include <algorithm>
+#include <mutex>
+#include <set>
 
 #include "teatree/bus/nats_connection.h"
 #include "teatree/bus/nats_handles_internal.h"
@@ -27,6 +29,19 @@ const std::string kBucketStream = "KV_" + std::string(kModelBucket);
 struct ModelRegistry::Impl {
   NatsConnection* connection = nullptr;
   KvStoreHandle kv;
+  // Models seen to exist; models are never removed, so a submitter asks NATS once per model.
+  // Protected by mutex.
+  std::mutex mutex;
+  std::set<std::string> known;
+
+  bool Known(const std::string& model) {
+    std::lock_guard lock(mutex);
+    return known.contains(model);
+  }
+  void Remember(const std::string& model) {
+    std::lock_guard lock(mutex);
+    known.insert(model);
+  }
 
   Result<StreamInfoHandle> StreamInfo() {
     jsStreamInfo* raw = nullptr;
@@ -86,11 +101,13 @@ Status ModelRegistry::SetMaxModels(int64_t max_models) {
 
 Result<bool> ModelRegistry::Exists(const std::string& model) {
   ARROW_RETURN_NOT_OK(ValidateName("model", model));
+  if (impl_->Known(model)) return true;
   kvEntry* raw = nullptr;
   const natsStatus status = kvStore_Get(&raw, impl_->kv.get(), model.c_str());
   KvEntryHandle entry(raw);
   if (status == NATS_NOT_FOUND) return false;
   ARROW_RETURN_NOT_OK(FromNats(status, "cannot look up model " + model));
+  impl_->Remember(model);
   return true;
 }
 
@@ -110,7 +127,10 @@ Result<bool> ModelRegistry::Create(const std::string& model, const std::string& 
   const std::string value = engine.empty() ? "duckdb" : engine;
   const natsStatus status = kvStore_Create(nullptr, impl_->kv.get(), model.c_str(), value.data(),
                                            static_cast<int>(value.size()));
-  if (status == NATS_OK) return true;
+  if (status == NATS_OK) {
+    impl_->Remember(model);
+    return true;
+  }
   // A concurrent creator of the same model won; of another model, it may have filled the
   // last place.
   ARROW_ASSIGN_OR_RAISE(exists, Exists(model));

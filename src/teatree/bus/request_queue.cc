@@ -111,6 +111,12 @@ Status RequestQueue::Purge(const std::string& model, uint64_t before) {
   return FromNats(status, "cannot remove the queued requests of model " + model, error);
 }
 
+Result<uint64_t> RequestQueue::LastSequence() {
+  ARROW_ASSIGN_OR_RAISE(auto info, bus_internal::GetStreamInfo(connection_.jetstream(),
+                                                               std::string(kRequestStream), ""));
+  return info->State.LastSeq;
+}
+
 Result<uint64_t> RequestQueue::Backlog(const std::string& model) {
   ARROW_RETURN_NOT_OK(ValidateName("model", model));
   const std::string subject = RequestSubject(model);

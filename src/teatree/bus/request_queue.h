@@ -66,9 +66,13 @@ class RequestQueue {
   /// Requests stored for `model` and not yet acknowledged (including those delivered to a
   /// manager that is working on them).
   Result<uint64_t> Backlog(const std::string& model);
-  /// Removes every queued request of `model` stored before sequence `before` (0: all): the
-  /// requests of a model that does not exist, which no manager will take.
-  Status Purge(const std::string& model, uint64_t before = 0);
+  /// Removes every queued request of `model` stored before sequence `before`: the requests
+  /// of a model that does not exist, which no manager will take. Read LastSequence() before
+  /// deciding the model does not exist, and purge before LastSequence() + 1, so a request
+  /// queued after the model was created is never removed.
+  Status Purge(const std::string& model, uint64_t before);
+  /// The sequence of the newest message in the request stream (0 when empty).
+  Result<uint64_t> LastSequence();
 
   /// The models with at least one request waiting, sorted by name.
   Result<std::vector<std::string>> ModelsWithBacklog();

@@ -143,13 +143,15 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
     const bool polled = Clock::now() - last_poll >= options.poll_interval;
     if (polled) {
       last_poll = Clock::now();
+      // Read first: requests queued after a model is created come after it.
+      auto last = queue->LastSequence();
       auto waiting = queue->ModelsWithBacklog();
       if (waiting.ok()) {
         for (const auto& model : *waiting) {
-          if (exists(model)) {
+          if (exists(model) || !last.ok()) {
             backlog.insert(model);
             models.try_emplace(model);
-          } else if (Status purged = queue->Purge(model); !purged.ok()) {
+          } else if (Status purged = queue->Purge(model, *last + 1); !purged.ok()) {
             spdlog::warn("dispatcher: {}", purged.message());
           } else {
             spdlog::warn(
