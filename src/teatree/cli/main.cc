@@ -1,6 +1,7 @@
 // The `teatree` command: parses flags into options and calls the Run… functions.
 #include <arrow/config.h>
 #include <nats/nats.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -96,6 +97,14 @@ int Main(int argc, char** argv) {
   auto run_read_command = teatree::cli::AddReadCommands(app);
 
   CLI11_PARSE(app, argc, argv);
+
+  // Servers hold a descriptor per client connection (and DuckDB, Arrow and NATS their own):
+  // the soft limit, often 1024, would refuse clients long before the hard limit.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   teatree::Status status = teatree::InitializeArrow();
   if (status.ok() && doctor->parsed()) status = teatree::RunDoctor(doctor_options, std::cout);

@@ -52,7 +52,8 @@ void AddReadServingOptions(CLI::App& command, ReadServingOptions& options) {
   command.add_option("--http-port", options.http_port, "HTTP port (0: a free one; -1: no HTTP)")
       ->capture_default_str();
   command.add_option("--token-file", options.listen.token_file,
-                     "require a bearer token from this file (one per line) on every read");
+                     "require a bearer token from this file on every read and HTTP submit: one "
+                     "a line, optionally with its rights and models (docs/reads.md)");
   command.add_option("--tls-cert", options.listen.tls_cert, "PEM certificate: serve over TLS");
   command.add_option("--tls-key", options.listen.tls_key, "PEM private key of --tls-cert");
   command
@@ -69,6 +70,28 @@ void AddReadServingOptions(CLI::App& command, ReadServingOptions& options) {
       ->check(CLI::NonNegativeNumber);
   command.add_option("--query-memory-limit", options.memory_limit,
                      "DuckDB memory limit for reads of version files, e.g. 2GB");
+  command
+      .add_option_function<int64_t>(
+          "--http-max-body-mb",
+          [&options](int64_t mb) { options.http.max_body_bytes = static_cast<size_t>(mb) << 20; },
+          "refuse HTTP request bodies larger than this many MiB with 413 (default 64)")
+      ->check(CLI::PositiveNumber);
+  command
+      .add_option("--http-max-connections", options.http.max_connections,
+                  "HTTP connections served at once, a thread each; more wait")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command
+      .add_option("--http-max-streams-per-client", options.http.max_streams_per_client,
+                  "result and notification streams one client address may hold open (429 past it)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command
+      .add_option_function<int64_t>(
+          "--http-io-timeout-s",
+          [&options](int64_t seconds) { options.http.io_timeout = std::chrono::seconds(seconds); },
+          "drop an HTTP client that sends nothing, or stops reading, for this long (default 10)")
+      ->check(CLI::PositiveNumber);
 }
 
 std::vector<std::string> ReadServingArgs(const ReadServingOptions& options) {
@@ -87,6 +110,12 @@ std::vector<std::string> ReadServingArgs(const ReadServingOptions& options) {
   add("--tls-cert", options.listen.tls_cert.string());
   add("--tls-key", options.listen.tls_key.string());
   add("--query-memory-limit", options.memory_limit);
+  const HttpLimits& http = options.http;
+  args.insert(args.end(),
+              {"--http-max-body-mb", std::to_string(http.max_body_bytes >> 20),
+               "--http-max-connections", std::to_string(http.max_connections),
+               "--http-max-streams-per-client", std::to_string(http.max_streams_per_client),
+               "--http-io-timeout-s", std::to_string(http.io_timeout.count())});
   return args;
 }
 

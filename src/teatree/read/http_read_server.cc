@@ -158,7 +158,7 @@ struct HttpReadServer::Impl {
     {
       std::lock_guard lock(streams_mutex);
       int& open = streams[request.remote_addr];
-      if (open >= options.max_streams_per_client) {
+      if (open >= options.http.max_streams_per_client) {
         SendError(response, 429,
                   "this client has " + std::to_string(open) +
                       " streams open already: close one, or wait for it to end");
@@ -196,7 +196,7 @@ struct HttpReadServer::Impl {
              const httplib::ContentReader& reader) {
     const std::string model = request.matches[1];
     if (!Allowed(request, response, Access::kRead, model)) return;
-    auto text = ReadBody(request, reader, std::min(options.max_body_bytes, kMaxTicketBytes));
+    auto text = ReadBody(request, reader, std::min(options.http.max_body_bytes, kMaxTicketBytes));
     if (!text.ok()) return SendStatus(response, text.status());
     auto parsed = ParseJson(*text, "the body", {.max_bytes = kMaxTicketBytes, .max_depth = 64});
     if (!parsed.ok() || !parsed->is_object()) {
@@ -252,7 +252,7 @@ struct HttpReadServer::Impl {
     if (options.queue == nullptr) {
       return SendError(response, 503, "this server has no request queue: submit to teatree serve");
     }
-    auto body = ReadBody(request, reader, options.max_body_bytes);
+    auto body = ReadBody(request, reader, options.http.max_body_bytes);
     if (!body.ok()) return SendStatus(response, body.status());
     nlohmann::json accepted = nlohmann::json::array();
     std::istringstream lines(*body);
@@ -415,12 +415,12 @@ Result<std::unique_ptr<HttpReadServer>> HttpReadServer::Start(const Options& opt
     ARROW_ASSIGN_OR_RAISE(impl->tokens, AccessTokens::Load(listen.token_file));
   }
   // A connection holds a thread for as long as it lasts: one each, not a fixed pool.
-  impl->server->new_task_queue = [max = options.max_connections] {
+  impl->server->new_task_queue = [max = options.http.max_connections] {
     return new ConnectionThreads(max);
   };
-  impl->server->set_payload_max_length(options.max_body_bytes);
-  impl->server->set_read_timeout(options.io_timeout);
-  impl->server->set_write_timeout(options.io_timeout);
+  impl->server->set_payload_max_length(options.http.max_body_bytes);
+  impl->server->set_read_timeout(options.http.io_timeout);
+  impl->server->set_write_timeout(options.http.io_timeout);
   impl->server->set_keep_alive_timeout(5);
   impl->server->set_keep_alive_max_count(1000);
   impl->Route();

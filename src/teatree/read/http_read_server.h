@@ -18,6 +18,20 @@ class ModelDirectory;
 class NatsConnection;
 class RequestQueue;
 
+/// What one HTTP server lets its clients take.
+struct HttpLimits {
+  /// A request body longer than this is refused with 413, from its Content-Length before any
+  /// of it is read, or as soon as a chunked body passes it.
+  size_t max_body_bytes = size_t{64} << 20;
+  /// Connections served at once; more wait for one to end.
+  size_t max_connections = 1024;
+  /// Streaming responses (results, notifications) one client address may have open at once.
+  int max_streams_per_client = 32;
+  /// How long a connection may send nothing (headers, body, next request) or stop reading a
+  /// response before it is dropped.
+  std::chrono::seconds io_timeout{10};
+};
+
 /// The HTTP face of the read path (cpp-httplib), over the same ModelDirectory as Flight:
 ///   GET  /healthz, /readyz                  liveness; readiness (503 until ready)
 ///   GET  /metrics                           Prometheus text format (Metrics::Process())
@@ -50,16 +64,7 @@ class HttpReadServer {
     std::function<bool()> ready;
     /// Where live reads go when the model's manager runs elsewhere; null: read here.
     LiveForwarder* live = nullptr;
-    /// A request body longer than this is refused with 413, from its Content-Length before
-    /// any of it is read, or as soon as a chunked body passes it.
-    size_t max_body_bytes = size_t{64} << 20;
-    /// Connections served at once; more wait for one to end.
-    size_t max_connections = 1024;
-    /// Streaming responses (results, notifications) one client address may have open at once.
-    int max_streams_per_client = 32;
-    /// How long a connection may send nothing (headers, body, next request) or stop
-    /// reading a response before it is dropped.
-    std::chrono::seconds io_timeout{10};
+    HttpLimits http;
   };
   /// `models` (and nats, queue) must outlive the server.
   static Result<std::unique_ptr<HttpReadServer>> Start(const Options& options,

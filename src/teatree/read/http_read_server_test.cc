@@ -109,7 +109,7 @@ TEST_F(HttpReadServerTest, BadReadsGetAClearErrorAndStatus) {
 }
 
 TEST_F(HttpReadServerTest, HostileBodiesAreRefusedWithAJsonErrorAndTheServerGoesOn) {
-  StartServer({.max_body_bytes = 1 << 20});
+  StartServer({.http = {.max_body_bytes = 1 << 20}});
   auto is_json_error = [](const httplib::Result& result, int status, const std::string& text) {
     ASSERT_TRUE(result) << "no answer";
     EXPECT_EQ(result->status, status) << result->body;

@@ -18,7 +18,8 @@ Result<std::unique_ptr<ReadServers>> ReadServers::Start(const ReadServingOptions
                                          .queue = extras.queue,
                                          .registry = extras.registry,
                                          .ready = std::move(extras.ready),
-                                         .live = servers->live_.get()};
+                                         .live = servers->live_.get(),
+                                         .http = options.http};
     http_options.listen.port = options.http_port;
     ARROW_ASSIGN_OR_RAISE(servers->http_, HttpReadServer::Start(http_options, models));
   }

@@ -24,6 +24,8 @@ struct ReadServingOptions {
   ReadLimits limits;
   /// DuckDB memory limit of each version file a replica opens, e.g. "2GB"; empty: DuckDB's.
   std::string memory_limit;
+  /// What the HTTP server lets its clients take.
+  HttpLimits http;
 };
 
 /// What the HTTP server offers besides reads; see HttpReadServer::Options.
