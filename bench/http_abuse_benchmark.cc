@@ -20,16 +20,13 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "bench/published_model.h"
 #include "teatree/bus/nats_connection.h"
 #include "teatree/bus/nats_server.h"
 #include "teatree/common/arrow_runtime.h"
 #include "teatree/common/temp_dir.h"
-#include "teatree/engine/duckdb/duckdb_engine.h"
-#include "teatree/functions/function_registry.h"
-#include "teatree/manager/model_manager.h"
 #include "teatree/read/http_read_server.h"
 #include "teatree/read/model_directory.h"
-#include "teatree/request/codec.h"
 
 namespace teatree::bench {
 namespace {
@@ -141,26 +138,10 @@ void CloseAll(std::vector<int>& fds) {
 
 int Run() {
   auto dir = OrDie(TempDir::Make("teatree-bench-http-"));
-  FunctionRegistry functions = FunctionRegistry::WithBuiltins();
-  OrDie(functions.Register({.name = "make_big",
-                            .sql = "SELECT range AS id, (range * 1.5)::DOUBLE AS amount, "
-                                   "'region-' || (range % 1000) AS region FROM range(" +
-                                   std::to_string(kRows) + ")",
-                            .write = FunctionWrite{.table = "big"}}));
-  {
-    auto engine = OrDie(DuckEngine::Open(
-        {.model_dir = ModelDir(dir->path(), "bench"), .model = "bench", .functions = &functions}));
-    auto invoke = OrDie(DecodeRequest(
-        R"({"request_id":"r1","model":"bench","op":"invoke","function":"make_big"})"));
-    auto batch = OrDie(engine->ApplyBatch({invoke}));
-    if (batch.outcomes[0].status != "applied") {
-      OrDie(Status::Invalid("make_big: ", batch.outcomes[0].error));
-    }
-    auto snapshot = OrDie(engine->PrepareSnapshot());
-    const auto file = VersionFilePath(dir->path(), "bench", snapshot.version);
-    std::filesystem::create_directories(file.parent_path());
-    OrDie(engine->WriteVersionFile(snapshot, file));
-  }
+  PublishComputedTable(dir->path(), "bench", "big",
+                       "SELECT range AS id, (range * 1.5)::DOUBLE AS amount, "
+                       "'region-' || (range % 1000) AS region FROM range(" +
+                           std::to_string(kRows) + ")");
   auto nats_server = OrDie(NatsServer::Start({.store_dir = dir->path() / "nats"}));
   auto nats = OrDie(NatsConnection::Connect({.url = nats_server->url()}));
   SingleModel models(OrDie(ModelReads::Replica({.data_dir = dir->path(), .model = "bench"})));

@@ -13,6 +13,7 @@
 #include <random>
 
 #include "bench/bench_util.h"
+#include "bench/published_model.h"
 #include "teatree/common/arrow_runtime.h"
 #include "teatree/common/temp_dir.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
@@ -58,30 +59,13 @@ struct Fixture {
   static Fixture* Make() {
     auto* f = new Fixture();
     f->dir = OrDie(TempDir::Make("teatree-bench-read-"));
-    FunctionRegistry functions = FunctionRegistry::WithBuiltins();
-    OrDie(functions.Register({.name = "make_big",
-                              .sql = "SELECT range AS id, (range * 1.5)::DOUBLE AS amount, (range "
-                                     "% 1000)::INTEGER AS region, "
-                                     "range * 7 AS weight FROM range(" +
-                                     std::to_string(kRows) + ")",
-                              .write = FunctionWrite{.table = "big"}}));
-    {
-      auto engine = OrDie(DuckEngine::Open({.model_dir = ModelDir(f->dir->path(), "bench"),
-                                            .model = "bench",
-                                            .functions = &functions}));
-      auto invoke = OrDie(DecodeRequest(
-          R"({"request_id":"r1","model":"bench","op":"invoke","function":"make_big"})"));
-      auto batch = OrDie(engine->ApplyBatch({invoke}));
-      if (batch.outcomes[0].status != "applied") {
-        OrDie(Status::Invalid("make_big: ", batch.outcomes[0].error));
-      }
-      auto snapshot = OrDie(engine->PrepareSnapshot());
-      const auto file = VersionFilePath(f->dir->path(), "bench", snapshot.version);
-      std::filesystem::create_directories(file.parent_path());
-      OrDie(engine->WriteVersionFile(snapshot, file));
-      f->raw_db = OrDie(DuckDatabase::Open({.path = file.string(), .read_only = true}));
-      f->raw = OrDie(f->raw_db->Connect());
-    }
+    const auto file = PublishComputedTable(
+        f->dir->path(), "bench", "big",
+        "SELECT range AS id, (range * 1.5)::DOUBLE AS amount, (range % 1000)::INTEGER AS "
+        "region, range * 7 AS weight FROM range(" +
+            std::to_string(kRows) + ")");
+    f->raw_db = OrDie(DuckDatabase::Open({.path = file.string(), .read_only = true}));
+    f->raw = OrDie(f->raw_db->Connect());
     f->models = std::make_unique<SingleModel>(
         OrDie(ModelReads::Replica({.data_dir = f->dir->path(), .model = "bench"})));
     f->flight_server = OrDie(FlightReadServer::Start({}, *f->models));

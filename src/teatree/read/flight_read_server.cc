@@ -181,7 +181,9 @@ Result<std::string> ReadChecksum(const std::filesystem::path& version_file) {
   std::ifstream in(version_file.string() + ".sha256");
   std::string hex;
   if (!(in >> hex) || hex.size() != 64) {
-    return Status::IOError("version file ", version_file.string(), " has no valid .sha256");
+    // Clients read this: the file's name, not where the server keeps it.
+    return Status::IOError("version file ", version_file.filename().string(),
+                           " has no valid checksum: it cannot be pulled");
   }
   return hex;
 }
@@ -354,7 +356,9 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
             auto sha256, shipped.temporary ? Sha256File(shipped.path) : ReadChecksum(file.path));
         std::error_code ec;
         const auto bytes = std::filesystem::file_size(shipped.path, ec);
-        if (ec) return Status::IOError("cannot read ", shipped.path.string(), ": ", ec.message());
+        if (ec) {
+          return Status::IOError("cannot read version ", file.version, ": ", ec.message());
+        }
         nlohmann::json header{{"model", reads->model()},
                               {"version", file.version},
                               {"bytes", bytes},

@@ -45,8 +45,9 @@ struct ModelReads::Impl {
     last_refresh = std::chrono::steady_clock::now();
     ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(options.data_dir, options.model));
     if (versions.empty()) {
-      return Status::KeyError("model ", options.model, " has no published version in ",
-                              options.data_dir.string(), ": submit requests to it first");
+      // Clients read this: it names the model, never the server's directories.
+      return Status::KeyError("model ", options.model,
+                              " has no published version yet: submit requests to it first");
     }
     if (versions.back() > newest_version) {
       const int64_t version = versions.back();
