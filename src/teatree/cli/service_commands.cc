@@ -258,6 +258,7 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
       }
       o.idle_stop = std::chrono::seconds(f->idle_stop_s);
       o.queue.duplicate_window = milliseconds(f->duplicate_window_ms);
+      o.data_dir = f->dispatcher_data_dir;
       std::vector<std::string> args{"--nats", o.nats.url, "--data-dir",
                                     std::filesystem::absolute(f->dispatcher_data_dir).string()};
       args.insert(args.end(), f->dispatcher_manager_args.begin(), f->dispatcher_manager_args.end());

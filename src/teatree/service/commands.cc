@@ -215,8 +215,7 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
   ARROW_ASSIGN_OR_RAISE(auto registry, ModelRegistry::Open(*nats));
   ARROW_RETURN_NOT_OK(registry->SetMaxModels(options.max_models));
   // Models made before the registry existed, or whose NATS store was lost, exist all the same.
-  for (const auto& model : models.Models())
-    ARROW_RETURN_NOT_OK(registry->Create(model, "").status());
+  ARROW_RETURN_NOT_OK(RegisterModelsOf(data_dir, *registry));
   ARROW_ASSIGN_OR_RAISE(
       auto read_servers,
       ReadServers::Start(options.read, models,

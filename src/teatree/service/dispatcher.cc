@@ -60,6 +60,17 @@ std::string ModelOf(std::string_view subject) {
 
 }  // namespace
 
+Status RegisterModelsOf(const std::filesystem::path& data_dir, ModelRegistry& registry) {
+  if (data_dir.empty()) return Status::OK();
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(data_dir / "models", ec)) {
+    const std::string model = entry.path().filename().string();
+    if (!entry.is_directory() || !ValidateName("model", model).ok()) continue;
+    ARROW_RETURN_NOT_OK(registry.Create(model, "").status());
+  }
+  return Status::OK();  // No models directory yet: nothing to register.
+}
+
 ProcessLauncher::ProcessLauncher(std::string binary, std::vector<std::string> args,
                                  std::filesystem::path log_dir)
     : binary_(std::move(binary)), args_(std::move(args)), log_dir_(std::move(log_dir)) {}
@@ -84,6 +95,7 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
   ARROW_ASSIGN_OR_RAISE(auto requests,
                         NoteSubscription::Live(*nats, std::string(kRequestSubjects)));
   ARROW_ASSIGN_OR_RAISE(auto registry, ModelRegistry::Open(*nats));
+  ARROW_RETURN_NOT_OK(RegisterModelsOf(options.data_dir, *registry));
   ARROW_ASSIGN_OR_RAISE(auto notifier, Notifier::Make(*nats));
   // Requests for a model that does not exist (sent around the clients, which refuse them)
   // start no manager and create nothing: each seen is answered rejected, and the model's

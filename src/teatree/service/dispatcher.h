@@ -51,6 +51,12 @@ class ProcessLauncher : public Launcher {
   std::filesystem::path log_dir_;
 };
 
+class ModelRegistry;
+
+/// Registers every model directory of `data_dir` (D/models/<model>) in `registry`, so that
+/// models made before the registry existed stay usable; an empty path registers nothing.
+Status RegisterModelsOf(const std::filesystem::path& data_dir, ModelRegistry& registry);
+
 struct DispatcherOptions {
   NatsClientOptions nats;
   /// The request stream's settings: the dispatcher configures it.
@@ -63,6 +69,9 @@ struct DispatcherOptions {
   std::chrono::milliseconds max_restart_delay = std::chrono::seconds(30);
   /// How often the queue's backlog and the managers are checked.
   std::chrono::milliseconds poll_interval = std::chrono::milliseconds(500);
+  /// The data directory whose models exist, registered at start (models made before the
+  /// registry, or whose NATS store was lost); empty: none.
+  std::filesystem::path data_dir;
 };
 
 /// `teatree dispatcher`: keeps one manager running for every model with work. Learns of
