@@ -13,7 +13,7 @@ namespace teatree {
 /// What a token may do to a model. Admin implies read and submit.
 enum class Access { kRead, kSubmit, kAdmin };
 
-/// "read", "submit", "admin".
+/// What `access` lets a client do, as a verb for messages: "read", "submit to", "administer".
 std::string_view AccessName(Access access);
 
 /// The answer to "may this client do that?".
