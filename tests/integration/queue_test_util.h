@@ -58,7 +58,8 @@ class QueueFixture : public ::testing::Test {
                               .idle_stop = idle_stop_,
                               .restart_delay = milliseconds(100),
                               .max_restart_delay = seconds(1),
-                              .poll_interval = milliseconds(200)};
+                              .poll_interval = milliseconds(200),
+                              .control_url = "sqlite://" + (data_ / "control.sqlite").string()};
     dispatcher_ = std::thread([this, options] {
       Status status = RunDispatcher(options, *launcher_, stop_);
       EXPECT_TRUE(status.ok()) << status.ToString();

@@ -13,15 +13,42 @@ namespace teatree {
 Status EnsureNoteStream(NatsConnection& connection, const NoteStreamOptions& options) {
   return bus_internal::EnsureStream(connection.jetstream(), {.name = std::string(kNoteStream),
                                                              .subjects = std::string(kNoteSubjects),
-                                                             .storage = js_MemoryStorage,
-                                                             .max_age = options.max_age});
+                                                             .storage = js_FileStorage,
+                                                             .max_age = options.max_age,
+                                                             .max_bytes = options.max_bytes,
+                                                             .recreate_on_storage_change = true});
+}
+
+namespace {
+
+/// How many notifications may wait for the stream's ack before Publish() waits too.
+constexpr int kMaxPendingNotes = 65536;
+
+}  // namespace
+
+void Notifier::OnPublishFailed(jsCtx*, jsPubAckErr*, void* closure) {
+  ++static_cast<Notifier*>(closure)->failed_;
 }
 
 Result<std::unique_ptr<Notifier>> Notifier::Make(NatsConnection& connection,
                                                  const NoteStreamOptions& options) {
   const uint64_t reconnects = connection.reconnects();
   ARROW_RETURN_NOT_OK(EnsureNoteStream(connection, options));
-  return std::unique_ptr<Notifier>(new Notifier(connection, options, reconnects));
+  jsOptions js_options;
+  jsOptions_Init(&js_options);
+  js_options.Wait = connection.request_timeout().count();
+  js_options.PublishAsync.MaxPending = kMaxPendingNotes;
+  std::unique_ptr<Notifier> notifier(new Notifier(connection, options, reconnects));
+  js_options.PublishAsync.ErrHandler = OnPublishFailed;
+  js_options.PublishAsync.ErrHandlerClosure = notifier.get();
+  ARROW_RETURN_NOT_OK(
+      FromNats(natsConnection_JetStream(&notifier->js_, connection.connection(), &js_options),
+               "cannot open a JetStream context for notifications"));
+  return notifier;
+}
+
+Notifier::~Notifier() {
+  if (js_ != nullptr) jsCtx_Destroy(js_);
 }
 
 Status Notifier::Publish(const std::string& subject, std::string_view body) {
@@ -30,9 +57,23 @@ Status Notifier::Publish(const std::string& subject, std::string_view body) {
     Status made = EnsureNoteStream(connection_, options_);
     if (!made.ok()) reconnects_ = 0;  // Try again next time.
   }
-  return FromNats(natsConnection_Publish(connection_.connection(), subject.c_str(), body.data(),
-                                         static_cast<int>(body.size())),
-                  "cannot publish a notification on " + subject);
+  return FromNats(
+      js_PublishAsync(js_, subject.c_str(), body.data(), static_cast<int>(body.size()), nullptr),
+      "cannot publish a notification on " + subject);
+}
+
+Status Notifier::Flush(std::chrono::milliseconds timeout) {
+  jsPubOptions options;
+  jsPubOptions_Init(&options);
+  options.MaxWait = timeout.count();
+  ARROW_RETURN_NOT_OK(FromNats(
+      js_PublishAsyncComplete(js_, &options),
+      "notifications were not all stored within " + std::to_string(timeout.count()) + " ms"));
+  if (const int64_t failed = failed_.exchange(0); failed > 0) {
+    return Status::IOError(failed, " notifications were not stored (is the stream ", kNoteStream,
+                           " there?)");
+  }
+  return Status::OK();
 }
 
 Result<std::optional<Note>> LastNote(NatsConnection& connection, const std::string& subject) {

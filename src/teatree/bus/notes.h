@@ -15,35 +15,48 @@ namespace teatree {
 class NatsConnection;
 
 struct NoteStreamOptions {
-  /// How long notifications stay replayable: a client waiting for an outcome, or resuming
-  /// a paged result, finds them for this long.
-  std::chrono::milliseconds max_age = std::chrono::hours(1);
+  /// How long notifications stay replayable: a client waiting for an outcome, resuming a
+  /// paged result or a watch, finds them for this long…
+  std::chrono::milliseconds max_age = std::chrono::hours(24 * 7);
+  /// …unless the stream outgrows this many bytes: the oldest go first.
+  int64_t max_bytes = int64_t{1} << 30;
 };
 
-/// Creates (or updates) the stream TEATREE_NOTE on teatree.note.>: in memory, since a
-/// notification that is lost with a server restart can be asked for again (the outcome is
-/// in the model's request table), and kept for options.max_age.
+/// Creates (or updates) the stream TEATREE_NOTE on teatree.note.>, on disk: an outcome told
+/// before a crash of the server (or of serve with its nats-server) is still there for the
+/// client that waits for it. A stream from an older Teatree kept in memory is replaced.
 Status EnsureNoteStream(NatsConnection& connection, const NoteStreamOptions& options = {});
 
-/// Publishes notifications without waiting for the server: notifications are never on the
-/// path that makes a request durable. After the connection was re-established it makes the
-/// stream again first, since a restarted server has lost it. Thread-safe. The connection must
-/// outlive it.
+/// Publishes notifications into the stream without waiting for each (notifications are
+/// never on the path that makes a request durable); Flush() waits until the stream has
+/// stored all of them, so a manager acknowledges a request only once its outcome is kept.
+/// After the connection was re-established it makes the stream again first. Thread-safe.
+/// The connection must outlive it.
 class Notifier {
  public:
   /// Makes the stream.
   static Result<std::unique_ptr<Notifier>> Make(NatsConnection& connection,
                                                 const NoteStreamOptions& options = {});
+  ~Notifier();
+
+  Notifier(const Notifier&) = delete;
+  Notifier& operator=(const Notifier&) = delete;
+
   /// `body` is JSON text.
   Status Publish(const std::string& subject, std::string_view body);
+  /// Waits until every notification published so far is stored, or fails after `timeout`.
+  Status Flush(std::chrono::milliseconds timeout);
 
  private:
   Notifier(NatsConnection& connection, NoteStreamOptions options, uint64_t reconnects)
       : connection_(connection), options_(options), reconnects_(reconnects) {}
+  static void OnPublishFailed(jsCtx* js, jsPubAckErr* failed, void* closure);
 
   NatsConnection& connection_;
+  jsCtx* js_ = nullptr;  // Owned: its own context, so Flush() waits for notifications only.
   const NoteStreamOptions options_;
   std::atomic<uint64_t> reconnects_;  // As of the last time the stream was made.
+  std::atomic<int64_t> failed_{0};    // Notifications the stream refused since the last Flush().
 };
 
 /// One notification received.

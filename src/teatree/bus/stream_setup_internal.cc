@@ -57,6 +57,7 @@ Status CreateStream(jsCtx* js, const StreamSpec& spec, jsErrCode* error) {
   config.Duplicates = Nanos(spec.duplicate_window);
   config.MaxMsgSize = spec.max_msg_size;
   config.MaxAge = Nanos(spec.max_age);
+  config.MaxBytes = spec.max_bytes;
   jsStreamInfo* info = nullptr;
   const natsStatus status = js_AddStream(&info, js, &config, nullptr, error);
   jsStreamInfo_Destroy(info);
@@ -70,19 +71,22 @@ Status CreateStream(jsCtx* js, const StreamSpec& spec, jsErrCode* error) {
 Status UpdateIfNeeded(jsCtx* js, jsStreamConfig& found, const StreamSpec& spec) {
   const int64_t window = Nanos(spec.duplicate_window);
   const int64_t age = Nanos(spec.max_age);
-  if (found.Duplicates == window && found.MaxMsgSize == spec.max_msg_size && found.MaxAge == age) {
+  if (found.Duplicates == window && found.MaxMsgSize == spec.max_msg_size && found.MaxAge == age &&
+      found.MaxBytes == spec.max_bytes) {
     return Status::OK();
   }
   found.Duplicates = window;
   found.MaxMsgSize = spec.max_msg_size;
   found.MaxAge = age;
+  found.MaxBytes = spec.max_bytes;
   jsStreamInfo* info = nullptr;
   jsErrCode error = jsErrCode(0);
   const natsStatus status = js_UpdateStream(&info, js, &found, nullptr, &error);
   jsStreamInfo_Destroy(info);
-  return FromNats(status,
-                  "cannot update the duplicate window, message size and age of stream " + spec.name,
-                  error);
+  return FromNats(
+      status,
+      "cannot update the duplicate window, message size, age and size bound of stream " + spec.name,
+      error);
 }
 
 }  // namespace
@@ -130,8 +134,15 @@ Result<StreamInfoHandle> GetStreamInfo(jsCtx* js, const std::string& stream,
 Status EnsureStream(jsCtx* js, const StreamSpec& spec) {
   // Two rounds: a stream created by a racing process between our lookup and our create is
   // found on the second.
-  for (int round = 0; round < 2; ++round) {
+  for (int round = 0; round < 3; ++round) {
     auto info = GetStreamInfo(js, spec.name, "");
+    if (info.ok() && spec.recreate_on_storage_change && (*info)->Config->Storage != spec.storage) {
+      jsErrCode error = jsErrCode(0);
+      ARROW_RETURN_NOT_OK(FromNats(js_DeleteStream(js, spec.name.c_str(), nullptr, &error),
+                                   "cannot replace stream " + spec.name + " (other storage)",
+                                   error));
+      continue;
+    }
     if (info.ok()) {
       ARROW_RETURN_NOT_OK(CheckCompatible(*(*info)->Config, spec));
       return spec.update_existing ? UpdateIfNeeded(js, *(*info)->Config, spec) : Status::OK();

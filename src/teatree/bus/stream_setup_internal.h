@@ -25,6 +25,11 @@ struct StreamSpec {
   /// Messages older than this are dropped; 0 keeps them (until acknowledged, for work
   /// queues).
   std::chrono::nanoseconds max_age{0};
+  /// The stream's size bound in bytes (the oldest messages go first); -1: none.
+  int64_t max_bytes = -1;
+  /// The stream holds nothing that must outlive a change of storage (notifications): one
+  /// found with another storage is deleted and made again instead of refused.
+  bool recreate_on_storage_change = false;
   /// When the stream exists: bring its window, size and age to these (true), or use it as
   /// it is (false: clients, which must not undo what the server's operator chose).
   bool update_existing = true;

@@ -7,6 +7,7 @@ typedef struct __jsCtx jsCtx;                        // NOLINT(bugprone-reserved
 typedef struct __natsMsg natsMsg;                    // NOLINT(bugprone-reserved-identifier)
 typedef struct __natsSubscription natsSubscription;  // NOLINT(bugprone-reserved-identifier)
 typedef struct __kvStore kvStore;                    // NOLINT(bugprone-reserved-identifier)
+typedef struct jsPubAckErr jsPubAckErr;
 
 namespace teatree {
 

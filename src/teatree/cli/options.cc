@@ -23,6 +23,30 @@ void AddModelOptions(CLI::App& command, ManagerOptions& options) {
   command.add_option("--memory-limit", options.memory_limit,
                      "DuckDB memory limit of a model (its writer and live reads), e.g. 4GB");
   command
+      .add_option("--publish", options.publish,
+                  "which versions get a version file: coalesce (the newest, at most every 500 "
+                  "ms), every (each batch's, for --at-version of any version kept; the next "
+                  "batch waits for it) or auto (every while a version costs little: the Arrow "
+                  "engine, a DuckDB model under 256 MiB)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, PublishPolicy>{{"every", PublishPolicy::kEvery},
+                                               {"coalesce", PublishPolicy::kCoalesce},
+                                               {"auto", PublishPolicy::kAuto}},
+          CLI::ignore_case))
+      ->default_str("coalesce");
+  command
+      .add_option("--keep-versions", options.keep_versions,
+                  "version files kept whatever their age (the newest N)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  command
+      .add_option_function<int64_t>(
+          "--keep-versions-for-s",
+          [&options](int64_t seconds) { options.retention_grace = std::chrono::seconds(seconds); },
+          "keep older version files this many seconds after a newer one is published, for "
+          "--at-version reads and pulls (default 60)")
+      ->check(CLI::NonNegativeNumber);
+  command
       .add_option_function<int64_t>(
           "--hot-mb", [&options](int64_t mb) { options.hot_bytes = mb << 20; },
           "MiB of an Arrow-engine model's newest data kept as memory-mapped Arrow IPC copies "
@@ -117,6 +141,28 @@ std::vector<std::string> ReadServingArgs(const ReadServingOptions& options) {
                "--http-max-streams-per-client", std::to_string(http.max_streams_per_client),
                "--http-io-timeout-s", std::to_string(http.io_timeout.count())});
   return args;
+}
+
+void AddNoteStreamOptions(CLI::App& command, NoteStreamOptions& options) {
+  command
+      .add_option_function<int64_t>(
+          "--notes-max-age-h",
+          [&options](int64_t hours) { options.max_age = std::chrono::hours(hours); },
+          "keep outcomes, result pages and version notices replayable (watch --since, waits "
+          "across restarts) for this many hours (default 168: 7 days)")
+      ->check(CLI::PositiveNumber);
+  command
+      .add_option_function<int64_t>(
+          "--notes-max-mb", [&options](int64_t mb) { options.max_bytes = mb << 20; },
+          "bound the kept notifications to this many MiB on the NATS server's disk, the oldest "
+          "going first (default 1024)")
+      ->check(CLI::PositiveNumber);
+}
+
+std::vector<std::string> NoteStreamArgs(const NoteStreamOptions& options) {
+  return {"--notes-max-age-h",
+          std::to_string(std::chrono::duration_cast<std::chrono::hours>(options.max_age).count()),
+          "--notes-max-mb", std::to_string(options.max_bytes >> 20)};
 }
 
 void AddReadClientOptions(CLI::App& command, ReadClientOptions& options) {

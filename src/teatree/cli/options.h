@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "teatree/bus/nats_connection.h"
+#include "teatree/bus/notes.h"
 #include "teatree/manager/model_manager.h"
 #include "teatree/read/read_client.h"
 #include "teatree/read/read_servers.h"
@@ -24,6 +25,13 @@ void AddReadServingOptions(CLI::App& command, ReadServingOptions& options);
 
 /// The serving flags a process passes on to the managers it starts (all but the port).
 std::vector<std::string> ReadServingArgs(const ReadServingOptions& options);
+
+/// --notes-max-age-h and --notes-max-mb: how long and how much of the notifications stay
+/// replayable.
+void AddNoteStreamOptions(CLI::App& command, NoteStreamOptions& options);
+
+/// The same flags, for the managers a process starts.
+std::vector<std::string> NoteStreamArgs(const NoteStreamOptions& options);
 
 /// --url, --token and --tls-root of a read client.
 void AddReadClientOptions(CLI::App& command, ReadClientOptions& options);

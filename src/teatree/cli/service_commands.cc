@@ -59,6 +59,13 @@ std::vector<std::string> ManagerArgs(const ManagerOptions& models, size_t batch_
   for (const auto& plugin : models.plugins) args.insert(args.end(), {"--plugin", plugin.string()});
   if (!models.memory_limit.empty())
     args.insert(args.end(), {"--memory-limit", models.memory_limit});
+  const char* publish[] = {"every", "coalesce", "auto"};
+  args.insert(
+      args.end(),
+      {"--publish", publish[static_cast<int>(models.publish)], "--keep-versions",
+       std::to_string(models.keep_versions), "--keep-versions-for-s",
+       std::to_string(
+           std::chrono::duration_cast<std::chrono::seconds>(models.retention_grace).count())});
   if (models.hot_bytes != ManagerOptions{}.hot_bytes) {
     args.insert(args.end(), {"--hot-mb", std::to_string(models.hot_bytes >> 20)});
   }
@@ -109,6 +116,7 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
                     "port of the private nats-server (default: a free one)");
   AddModelOptions(*serve, f->serve_models);
   AddReadServingOptions(*serve, f->serve.read);
+  AddNoteStreamOptions(*serve, f->serve.dispatcher.notes);
   serve->add_option("--batch-size", f->manager.batch_size, "requests group-committed together")
       ->capture_default_str();
   serve
@@ -132,6 +140,7 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
   manager->add_option("--model,-m", f->manager.manager.model, "model name")->required();
   AddModelOptions(*manager, f->manager.manager);
   AddReadServingOptions(*manager, f->manager.read);
+  AddNoteStreamOptions(*manager, f->manager.notes);
   AddNatsOptions(*manager, f->manager.nats);
   manager->add_option("--batch-size", f->manager.batch_size, "requests group-committed together")
       ->capture_default_str()
@@ -172,6 +181,11 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
       ->add_option("--duplicate-window-ms", f->duplicate_window_ms,
                    "a request id submitted again within this window is stored once")
       ->capture_default_str();
+  dispatcher->add_option(
+      "--control", f->dispatcher.control_url,
+      "control catalog of the managers (default: sqlite://<data-dir>/control.sqlite): models "
+      "whose manager did not stop cleanly get one at start, to publish their work");
+  AddNoteStreamOptions(*dispatcher, f->dispatcher.notes);
   dispatcher->add_option("--manager-arg", f->dispatcher_manager_args,
                          "extra flag passed to every manager (repeatable)");
 
@@ -235,6 +249,8 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
       f->serve.manager_args = ManagerArgs(f->serve_models, f->manager.batch_size, f->lease_ttl_ms);
       auto read_args = ReadServingArgs(f->serve.read);
       f->serve.manager_args.insert(f->serve.manager_args.end(), read_args.begin(), read_args.end());
+      auto note_args = NoteStreamArgs(f->serve.dispatcher.notes);
+      f->serve.manager_args.insert(f->serve.manager_args.end(), note_args.begin(), note_args.end());
       f->serve.control_url = f->serve_models.control_url;
       f->serve.dispatcher.idle_stop = std::chrono::seconds(f->idle_stop_s);
       f->serve.dispatcher.queue.duplicate_window = milliseconds(f->duplicate_window_ms);
@@ -261,6 +277,15 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
       o.data_dir = f->dispatcher_data_dir;
       std::vector<std::string> args{"--nats", o.nats.url, "--data-dir",
                                     std::filesystem::absolute(f->dispatcher_data_dir).string()};
+      if (o.control_url.empty()) {
+        o.control_url =
+            "sqlite://" +
+            std::filesystem::absolute(f->dispatcher_data_dir / "control.sqlite").string();
+      } else {
+        args.insert(args.end(), {"--control", o.control_url});
+      }
+      auto note_args = NoteStreamArgs(o.notes);
+      args.insert(args.end(), note_args.begin(), note_args.end());
       args.insert(args.end(), f->dispatcher_manager_args.begin(), f->dispatcher_manager_args.end());
       ProcessLauncher launcher("/proc/self/exe", args, f->dispatcher_data_dir / "logs");
       return RunDispatcher(o, launcher, StopOnSignals());

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "teatree/common/fault_point.h"
+
 namespace teatree {
 namespace {
 
@@ -39,6 +41,10 @@ CatalogRecorder::~CatalogRecorder() {
 
 void CatalogRecorder::SetEndpoint(const std::string& endpoint) {
   UpdateModel([&](ModelRecord& model) { model.manager_endpoint = endpoint; });
+}
+
+void CatalogRecorder::SetLeaseHolder(const std::string& holder) {
+  UpdateModel([&](ModelRecord& model) { model.lease_holder = holder; });
 }
 
 void CatalogRecorder::SetEngine(const std::string& engine) {
@@ -101,6 +107,7 @@ Status CatalogRecorder::Write(const ModelRecord& model,
                               const std::vector<ContentRecord>& content) {
   // The model row first: request and content rows refer to it.
   ARROW_RETURN_NOT_OK(control_.UpsertModel(model));
+  FaultPoint("catalog.write");
   if (!requests.empty()) ARROW_RETURN_NOT_OK(control_.LogRequests(requests));
   if (!content.empty()) ARROW_RETURN_NOT_OK(control_.RecordContent(content));
   return Status::OK();

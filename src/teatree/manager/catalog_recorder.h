@@ -36,6 +36,8 @@ class CatalogRecorder {
   void SetEngine(const std::string& engine);
   /// Where the model's manager serves reads (recorded as manager_endpoint); "" when none.
   void SetEndpoint(const std::string& endpoint);
+  /// Who holds the model's lease and writes it (recorded as lease_holder); "" when none.
+  void SetLeaseHolder(const std::string& holder);
   /// A version was published, with the content rows describing it.
   void Published(int64_t version, std::vector<ContentRecord> content);
   /// Outcomes of requests, logged once each.

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "teatree/archive/archive.h"
+#include "teatree/common/fault_point.h"
 #include "teatree/control/control_store.h"
 #include "teatree/engine/arrow/arrow_engine.h"
 #include "teatree/engine/duckdb/duckdb_engine.h"
@@ -23,6 +24,9 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr auto kCatalogFlushOnClose = std::chrono::seconds(10);
+/// How long Open() waits for the catalog to record that the model is starting; a catalog
+/// that does not answer only delays it (the model's file stays the source of truth).
+constexpr auto kCatalogFlushOnOpen = std::chrono::seconds(5);
 
 /// Removes what a crash may leave in the versions directory: half-copied files and checksum
 /// files whose version file never arrived.
@@ -119,12 +123,24 @@ struct ModelManager::Impl {
   std::unique_ptr<VersionPublisher> publisher_owner;
   std::atomic<Engine*> engine{nullptr};
   std::atomic<VersionPublisher*> publisher{nullptr};
-  bool closed = false;
+  // What the catalog's status says, besides the versions; protected by state_mutex.
+  std::mutex state_mutex;
+  bool applying = false;            // A batch is being applied.
+  bool failed = false;              // The last batch or the last close failed.
+  std::atomic<bool> closed{false};  // Set under writer_mutex.
 
   /// Hands the model's state (and the batch's outcomes) to the catalog recorder. The model
   /// file is the source of truth: what the catalog misses is repaired at the next start.
-  void UpdateCatalog(const std::string& status, const BatchResult* batch) {
-    catalog->SetState(status, CurrentVersion());
+  /// Called from the writer and the publisher; under state_mutex, so whichever runs last
+  /// records what is true after both.
+  void UpdateCatalog(const BatchResult* batch) {
+    std::lock_guard lock(state_mutex);
+    const VersionPublisher* current = publisher.load();
+    const int64_t version = CurrentVersion();
+    const bool behind = current != nullptr && current->published() < version;
+    std::string status = failed ? "error" : applying || behind ? "applying" : "idle";
+    if (closed) status = failed ? "error" : "stopped";
+    catalog->SetState(status, version);
     if (batch != nullptr) catalog->LogRequests(LogRecords(options.model, *batch));
   }
   int64_t CurrentVersion() const {
@@ -135,7 +151,17 @@ struct ModelManager::Impl {
   /// Opens the model's engine and starts publishing its versions; `since`: the newest
   /// version the catalog knew of at start.
   Status StartEngine(const std::string& kind, int64_t since);
+  void SetFlags(bool now_applying, bool now_failed) {
+    std::lock_guard lock(state_mutex);
+    applying = now_applying;
+    failed = now_failed;
+  }
   Status Reconcile(int64_t published, int64_t since);
+  /// Whether the next batch's version gets a file of its own (PublishPolicy).
+  bool PublishEvery() const;
+  /// Under PublishPolicy::kEvery: waits until the committed version's file is written, so
+  /// that the next batch does not supersede it first.
+  Status WaitForVersionFile();
 };
 
 Status ModelManager::Impl::StartEngine(const std::string& kind, int64_t since) {
@@ -151,9 +177,18 @@ Status ModelManager::Impl::StartEngine(const std::string& kind, int64_t since) {
   catalog->SetEngine(kind);
   ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(options.data_dir, options.model));
   const int64_t published = versions.empty() ? 0 : versions.back();
+  auto on_published = [this](int64_t version) {
+    UpdateCatalog(nullptr);  // Idle once the newest committed version is published.
+    if (options.on_published) options.on_published(version);
+  };
   publisher_owner = std::make_unique<VersionPublisher>(
-      PublisherOptions{options.data_dir, options.model, options.retention_grace,
-                       options.publish_interval, options.on_published, options.mirror_versions},
+      PublisherOptions{.data_dir = options.data_dir,
+                       .model = options.model,
+                       .retention_grace = options.retention_grace,
+                       .keep_versions = options.keep_versions,
+                       .min_interval = options.publish_interval,
+                       .on_published = on_published,
+                       .mirror_versions = options.mirror_versions},
       *engine_owner, writer_mutex, *catalog, archive.get(), published);
   engine = engine_owner.get();
   publisher = publisher_owner.get();
@@ -167,7 +202,12 @@ Status ModelManager::Impl::Reconcile(int64_t published, int64_t since) {
   // commit and the catalog update) are logged again; logging is idempotent.
   BatchResult replay;
   ARROW_ASSIGN_OR_RAISE(replay.outcomes, engine.load()->OutcomesSince(since));
-  UpdateCatalog("idle", &replay);
+  UpdateCatalog(&replay);
+  if (engine.load()->version() > published) {
+    spdlog::info(
+        "model {}: publishing version {}, committed before the last stop but not published",
+        options.model, engine.load()->version());
+  }
   if (published == 0) return Status::OK();
   ARROW_ASSIGN_OR_RAISE(auto content, control->ListContent(options.model));
   const bool recorded = std::any_of(content.begin(), content.end(), [&](const auto& record) {
@@ -178,6 +218,38 @@ Status ModelManager::Impl::Reconcile(int64_t published, int64_t since) {
     ARROW_RETURN_NOT_OK(publisher.load()->Finish(published));
   }
   return Status::OK();
+}
+
+bool ModelManager::Impl::PublishEvery() const {
+  switch (options.publish) {
+    case PublishPolicy::kEvery:
+      return true;
+    case PublishPolicy::kCoalesce:
+      return false;
+    case PublishPolicy::kAuto:
+      break;
+  }
+  const Engine* current = engine.load();
+  if (current == nullptr || current->kind() == "arrow") return true;  // Manifests: cheap.
+  std::error_code ec;
+  const auto size = fs::file_size(
+      ModelDir(options.data_dir, options.model) / "rw" / (options.model + ".duckdb"), ec);
+  return !ec && static_cast<int64_t>(size) < kAutoEveryBytes;
+}
+
+Status ModelManager::Impl::WaitForVersionFile() {
+  constexpr auto kPatience = std::chrono::seconds(30);
+  VersionPublisher* current = publisher.load();
+  if (current == nullptr || !PublishEvery()) return Status::OK();
+  const int64_t version = CurrentVersion();
+  for (;;) {
+    Status written = current->WaitWritten(version, kPatience);
+    if (written.ok() || closed) return Status::OK();
+    spdlog::warn(
+        "model {}: {}; every version is published, so the next batch waits for it "
+        "(--publish coalesce would go on)",
+        options.model, written.message());
+  }
 }
 
 ModelManager::ModelManager(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -225,27 +297,44 @@ Result<std::unique_ptr<ModelManager>> ModelManager::Open(const ManagerOptions& o
   const int64_t catalog_version = start.current_version;
   const auto stored = StoredEngine(model_dir, o.model);
   impl->catalog = std::make_unique<CatalogRecorder>(*impl->control, std::move(start));
+  // Recorded before any request is applied: from here on a crash leaves a state that is not
+  // "stopped", which tells the dispatcher to restart this model and publish its work.
+  impl->catalog->SetLeaseHolder(o.holder);
+  impl->catalog->SetState("starting", catalog_version);
+  if (Status recorded = impl->catalog->Flush(kCatalogFlushOnOpen); !recorded.ok()) {
+    spdlog::warn("model {}: the control catalog did not record the start ({}); going on", o.model,
+                 recorded.message());
+  }
   if (stored) ARROW_RETURN_NOT_OK(impl->StartEngine(*stored, catalog_version));
   return std::unique_ptr<ModelManager>(new ModelManager(std::move(impl)));
 }
 
 Result<BatchResult> ModelManager::Apply(const std::vector<Request>& batch) {
+  ARROW_RETURN_NOT_OK(WaitForVersionFile());
   std::lock_guard writer(impl_->writer_mutex);
   if (impl_->closed) return Status::Invalid("model ", impl_->options.model, " is closed");
   if (impl_->engine == nullptr) {
     ARROW_RETURN_NOT_OK(impl_->StartEngine(ChosenEngine(batch), 0));
   }
-  impl_->UpdateCatalog("applying", nullptr);
+  impl_->SetFlags(/*applying=*/true, /*failed=*/false);
+  impl_->UpdateCatalog(nullptr);
   auto result = impl_->engine.load()->ApplyBatch(batch);
+  impl_->SetFlags(/*applying=*/false, /*failed=*/!result.ok());
   if (!result.ok()) {
-    impl_->UpdateCatalog("error", nullptr);
+    impl_->UpdateCatalog(nullptr);
     return result;
   }
-  impl_->UpdateCatalog("idle", &*result);
+  FaultPoint("manager.after_commit");
+  impl_->UpdateCatalog(&*result);
   if (result->new_version || result->publish_requested) {
-    impl_->publisher.load()->Notify(result->publish_requested);
+    impl_->publisher.load()->Notify(result->publish_requested, impl_->PublishEvery());
   }
   return result;
+}
+
+Status ModelManager::WaitForVersionFile() {
+  // Outside the writer lock: the publisher takes it to freeze the version.
+  return impl_->WaitForVersionFile();
 }
 
 Status ModelManager::WaitPublished(int64_t version, std::chrono::milliseconds timeout) {
@@ -286,7 +375,12 @@ Status ModelManager::Close() {
   VersionPublisher* publisher = impl_->publisher;
   Status status = publisher == nullptr ? Status::OK() : publisher->Stop();
   impl_->catalog->SetEndpoint("");
-  impl_->UpdateCatalog("stopped", nullptr);
+  impl_->catalog->SetLeaseHolder("");
+  {
+    std::lock_guard lock(impl_->state_mutex);
+    impl_->failed = !status.ok();  // Unpublished work: not "stopped", so it is recovered.
+  }
+  impl_->UpdateCatalog(nullptr);
   Status recorded = impl_->catalog->Flush(kCatalogFlushOnClose);
   if (!recorded.ok()) {
     spdlog::warn(

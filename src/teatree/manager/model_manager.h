@@ -16,6 +16,21 @@ class ControlStore;
 class DuckReader;
 class Engine;
 
+/// Which committed versions get a version file (`--publish`).
+enum class PublishPolicy {
+  /// Every version: the writer commits the next batch once the previous version's file is
+  /// written, so `--at-version` reads any version in the retention window.
+  kEvery,
+  /// The newest version at most once per publish_interval; versions in between are skipped.
+  kCoalesce,
+  /// kEvery while a version costs little to publish (the Arrow engine; a DuckDB model file
+  /// under kAutoEveryBytes), kCoalesce past that.
+  kAuto,
+};
+
+/// The DuckDB model size up to which PublishPolicy::kAuto publishes every version.
+inline constexpr int64_t kAutoEveryBytes = int64_t{256} << 20;
+
 struct ManagerOptions {
   /// The data directory: models/, archive/, input/, control.sqlite live here.
   std::filesystem::path data_dir = "teatree-data";
@@ -33,9 +48,15 @@ struct ManagerOptions {
   std::filesystem::path functions_file;
   /// Shared libraries of native functions (see functions/plugin.h), loaded at open.
   std::vector<std::filesystem::path> plugins;
-  /// How long a superseded version file stays after the one before the newest.
+  /// Version files kept: the newest keep_versions, and any other for retention_grace after a
+  /// newer one was published.
+  int keep_versions = 2;
   std::chrono::milliseconds retention_grace = std::chrono::seconds(60);
-  /// At most one version publication per interval; `snapshot` requests publish at once.
+  /// Coalescing by default: under kill -9 of managers in a row, `every` still shows stalled
+  /// deliveries in the queue crash test (see docs/operations.md).
+  PublishPolicy publish = PublishPolicy::kCoalesce;
+  /// When coalescing, at most one version publication per interval; `snapshot` requests
+  /// publish at once.
   std::chrono::milliseconds publish_interval = std::chrono::milliseconds(500);
   /// DuckDB worker threads; 0 lets DuckDB choose.
   int threads = 0;
@@ -47,14 +68,23 @@ struct ManagerOptions {
   int64_t hot_bytes = int64_t{1} << 30;
   /// Called from the publisher's thread after each version is published; may be empty.
   std::function<void(int64_t version)> on_published;
+  /// Who runs this manager (e.g. "manager host pid 42"), recorded in the catalog as the
+  /// model's lease_holder while it runs; empty records nothing.
+  std::string holder;
 };
 
 /// Owns one model: its engine (the single writer, DuckEngine or ArrowEngine as the model's
 /// directory says; a new model's first batch chooses), the version publisher and the catalog
 /// recorder. Apply() may be called from any thread (calls are serialized: one writer);
-/// versions are published by a background thread, off the writer's path. Open() reconciles
-/// the catalog with the model's own file, which is the source of truth, removes temporary
-/// files a crash left behind and republishes the newest version if it is missing.
+/// versions are published by a background thread, off the writer's path. Open() records in
+/// the catalog that the model is "starting" (and who holds it) before anything else, so a
+/// crash at any later moment leaves a state other than "stopped" for the dispatcher to
+/// recover; it reconciles the catalog with the model's own file, which is the source of
+/// truth, removes temporary files a crash left behind, republishes the newest version if it
+/// is missing and publishes committed versions that were not. The catalog's status is
+/// "applying" while a batch runs or a committed version waits for its publication, "idle"
+/// when everything committed is published, "stopped" after Close(), "error" after a failed
+/// batch or publication.
 class ModelManager {
  public:
   static Result<std::unique_ptr<ModelManager>> Open(const ManagerOptions& options);
@@ -68,6 +98,10 @@ class ModelManager {
   /// catalog recorder. The outcomes are final once this returns: the batch is durable in the
   /// model's file (the catalog follows shortly; see FlushCatalog()).
   Result<BatchResult> Apply(const std::vector<Request>& batch);
+  /// When every version is published (PublishPolicy), waits until the committed version's
+  /// file is written: the next Apply() would wait for it first. Lets a caller keep that wait
+  /// out of what it attributes to the next batch.
+  Status WaitForVersionFile();
   /// Waits until `version` (or a newer one) is published and recorded in the control
   /// catalog, or fails after `timeout`.
   Status WaitPublished(int64_t version, std::chrono::milliseconds timeout);

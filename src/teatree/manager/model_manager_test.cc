@@ -167,6 +167,68 @@ TEST_F(ModelManagerTest, OlderVersionsGoAfterTheGracePeriod) {
   EXPECT_EQ(versions.back(), 5);
 }
 
+std::string AppendOne(int i) {
+  return R"({"request_id":"e)" + std::to_string(i) +
+         R"(","model":"sales","op":"append","table":"orders","rows":[[)" + std::to_string(100 + i) +
+         R"(,1,"eu",null,[]]]})";
+}
+
+TEST_F(ModelManagerTest, PublishEveryGivesEachVersionItsFile) {
+  manager_.reset();
+  manager_ = ModelManager::Open({.data_dir = data_,
+                                 .model = "sales",
+                                 .archive_url = "none",
+                                 .keep_versions = 100,
+                                 .publish = PublishPolicy::kEvery,
+                                 .publish_interval = std::chrono::seconds(10)})
+                 .ValueOrDie();
+  Apply({kCreate});
+  for (int i = 0; i < 10; ++i) Apply({AppendOne(i)});  // Back to back, no waiting.
+  ASSERT_TRUE(manager_->WaitPublished(manager_->version(), seconds(30)).ok());
+  auto versions = ListVersionFiles(data_, "sales").ValueOrDie();
+  ASSERT_EQ(versions.size(), 11u) << "one file per version, none coalesced";
+  for (int64_t v : versions) {
+    auto db =
+        DuckDatabase::Open({.path = VersionFilePath(data_, "sales", v).string(), .read_only = true})
+            .ValueOrDie();
+    auto rows = db->Connect().ValueOrDie()->QueryTable("SELECT count(*) FROM orders").ValueOrDie();
+    EXPECT_EQ(rows->column(0)->GetScalar(0).ValueOrDie()->ToString(), std::to_string(v - 1));
+  }
+}
+
+TEST_F(ModelManagerTest, PublishCoalesceSkipsVersionsCommittedWithinTheInterval) {
+  manager_.reset();
+  manager_ = ModelManager::Open({.data_dir = data_,
+                                 .model = "sales",
+                                 .archive_url = "none",
+                                 .keep_versions = 100,
+                                 .publish = PublishPolicy::kCoalesce,
+                                 .publish_interval = std::chrono::seconds(2)})
+                 .ValueOrDie();
+  Apply({kCreate});
+  ASSERT_TRUE(manager_->WaitPublished(1, seconds(30)).ok());
+  for (int i = 0; i < 10; ++i) Apply({AppendOne(i)});
+  ASSERT_TRUE(manager_->WaitPublished(manager_->version(), seconds(30)).ok());
+  EXPECT_LT(ListVersionFiles(data_, "sales").ValueOrDie().size(), 11u);
+}
+
+TEST_F(ModelManagerTest, KeepsTheNewestVersionsWhateverTheirAge) {
+  manager_.reset();
+  manager_ = ModelManager::Open({.data_dir = data_,
+                                 .model = "sales",
+                                 .archive_url = "none",
+                                 .keep_versions = 3,
+                                 .retention_grace = std::chrono::milliseconds(0),
+                                 .publish = PublishPolicy::kEvery})
+                 .ValueOrDie();
+  Apply({kCreate});
+  for (int i = 0; i < 5; ++i) {
+    Apply({AppendOne(i)});
+    ASSERT_TRUE(manager_->WaitPublished(manager_->version(), seconds(30)).ok());
+  }
+  EXPECT_EQ(ListVersionFiles(data_, "sales").ValueOrDie(), (std::vector<int64_t>{4, 5, 6}));
+}
+
 void WriteFile(const fs::path& path, const std::string& contents) {
   std::ofstream(path, std::ios::binary) << contents;
 }

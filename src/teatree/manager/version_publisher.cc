@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "teatree/archive/archive.h"
+#include "teatree/common/fault_point.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/sql_quote.h"
 #include "teatree/engine/arrow/version_reads.h"
@@ -34,7 +35,8 @@ VersionPublisher::VersionPublisher(const PublisherOptions& options, Engine& engi
       writer_mutex_(writer_mutex),
       catalog_(catalog),
       archive_(archive),
-      published_(published) {}
+      published_(published),
+      written_(published) {}
 
 VersionPublisher::~VersionPublisher() { (void)Stop(); }
 
@@ -42,10 +44,22 @@ void VersionPublisher::Start() {
   thread_ = std::thread([this] { Run(); });
 }
 
-void VersionPublisher::Notify(bool force) {
+void VersionPublisher::Notify(bool force, bool immediate) {
   std::lock_guard lock(mutex_);
   force_ = force_ || force;
+  immediate_ = immediate_ || immediate;
   changed_.notify_all();
+}
+
+Status VersionPublisher::WaitWritten(int64_t version, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  if (!changed_.wait_for(lock, timeout, [&] { return written_ >= version || stopping_; }) ||
+      written_ < version) {
+    return Status::IOError("the file of version ", version, " of model ", options_.model,
+                           " is not written yet",
+                           last_error_.ok() ? "" : ": " + last_error_.message());
+  }
+  return Status::OK();
 }
 
 int64_t VersionPublisher::published() const {
@@ -85,8 +99,9 @@ void VersionPublisher::Run() {
       if (!pending && stopping_) return;
       // Coalesce: wait out the interval since the last publication, unless forced.
       changed_.wait_until(lock, last_publish_ + options_.min_interval,
-                          [&] { return stopping_ || force_; });
+                          [&] { return stopping_ || force_ || immediate_; });
       force_ = false;
+      immediate_ = false;
       last_publish_ = std::chrono::steady_clock::now();
     }
     Status status = PublishOnce();
@@ -125,7 +140,14 @@ Status VersionPublisher::PublishOnce() {
     ARROW_ASSIGN_OR_RAISE(std::string checksum, Sha256File(tmp));
     ARROW_RETURN_NOT_OK(WriteFileAtomically(ChecksumPath(target),
                                             checksum + "  " + target.filename().string() + "\n"));
+    FaultPoint("publish.before_rename");
     ARROW_RETURN_NOT_OK(DurableRename(tmp, target));
+    FaultPoint("publish.after_rename");
+  }
+  {
+    std::lock_guard lock(mutex_);
+    written_ = std::max(written_, snapshot.version);
+    changed_.notify_all();
   }
   if (Status finished = Finish(snapshot.version); !finished.ok()) {
     unfinished_.insert(snapshot.version);
@@ -171,6 +193,7 @@ Status VersionPublisher::Finish(int64_t version) {
       record.rows = archived.rows;
       record.bytes = archived.bytes;
       record.archive_uri = archived.uri;
+      FaultPoint("archive.upload");  // One table archived, the others not yet.
     } else {
       // Without an archive only the row count is needed: let DuckDB count, not materialize.
       ARROW_ASSIGN_OR_RAISE(auto count,
@@ -210,9 +233,10 @@ Status VersionPublisher::Mirror(int64_t version, const fs::path& file) {
 
 Status VersionPublisher::RemoveExpiredVersions() {
   ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(options_.data_dir, options_.model));
-  // Keep the newest and the one before it; an older one goes once its successor has been
-  // published for longer than the grace period, so readers of it have time to move on.
-  for (size_t i = 0; i + 2 < versions.size(); ++i) {
+  // Keep the newest keep_versions; an older one goes once its successor has been published
+  // for longer than the grace period, so readers of it have time to move on.
+  const size_t keep = static_cast<size_t>(std::max(options_.keep_versions, 1));
+  for (size_t i = 0; i + keep < versions.size(); ++i) {
     const fs::path file = VersionFilePath(options_.data_dir, options_.model, versions[i]);
     const fs::path successor = VersionFilePath(options_.data_dir, options_.model, versions[i + 1]);
     std::error_code ec;

@@ -20,7 +20,10 @@ class Engine;
 struct PublisherOptions {
   std::filesystem::path data_dir;
   std::string model;
+  /// How long a version file stays readable after a newer one is published…
   std::chrono::milliseconds retention_grace = std::chrono::seconds(60);
+  /// …and how many of the newest stay whatever their age.
+  int keep_versions = 2;
   /// At most one publication per interval (a `snapshot` request publishes at once): each
   /// publication checkpoints under the writer lock, so publishing after every commit of a
   /// busy model would slow its writer. Live reads see every commit regardless.
@@ -39,8 +42,9 @@ inline constexpr const char* kMirroredVersionFile = "version.duckdb";
 /// (Engine::PrepareSnapshot: a checkpoint, cost proportional to the change), then copies,
 /// verifies, fsyncs and renames it into versions/v<N>.duckdb without holding the lock, writes
 /// a `sha256sum`-style checksum beside it, archives each table as Parquet, hands its record
-/// to the catalog recorder, and removes versions older than the previous one after the grace
-/// period. When commits outrun it, it publishes the newest version and skips the ones in between.
+/// to the catalog recorder, and removes versions beyond the newest `keep_versions` once they
+/// have been superseded for the grace period. When commits outrun it, it publishes the newest
+/// version and skips the ones in between, unless the writer waits for each (WaitWritten()).
 /// Thread-safe: Notify()/Wait…()/Stop() from any thread.
 class VersionPublisher {
  public:
@@ -51,8 +55,13 @@ class VersionPublisher {
 
   /// Starts the thread.
   void Start();
-  /// Wakes the thread after a commit; `force` publishes even an unchanged version.
-  void Notify(bool force = false);
+  /// Wakes the thread after a commit; `force` publishes even an unchanged version;
+  /// `immediate` publishes without waiting out the interval (every version gets a file).
+  void Notify(bool force = false, bool immediate = false);
+  /// Waits until the file of `version` (or a newer one) is in place, not yet archived or
+  /// recorded: the writer of a model whose every version is published waits here before
+  /// committing the next.
+  Status WaitWritten(int64_t version, std::chrono::milliseconds timeout);
   /// Waits until `version` or a newer one is published: its file in place, archived,
   /// handed to the catalog recorder, and older versions past their grace period removed.
   Status WaitPublished(int64_t version, std::chrono::milliseconds timeout);
@@ -87,7 +96,9 @@ class VersionPublisher {
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   int64_t published_;
+  int64_t written_;  // The newest version whose file is in place.
   bool force_ = false;
+  bool immediate_ = false;
   std::chrono::steady_clock::time_point last_publish_{};
   bool stopping_ = false;
   Status last_error_;

@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include "teatree/bus/lease.h"
 #include "teatree/bus/model_registry.h"
@@ -20,6 +21,7 @@
 #include "teatree/bus/subjects.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/json_text.h"
+#include "teatree/common/subprocess.h"
 #include "teatree/common/table_format.h"
 #include "teatree/control/control_store.h"
 #include "teatree/read/metrics.h"
@@ -91,6 +93,44 @@ class DataDirLock {
  private:
   explicit DataDirLock(int fd) : fd_(fd) {}
   int fd_;
+};
+
+/// Keeps serve's private nats-server running: when it dies (kill -9, OOM), starts it again
+/// on the same port and store, with backoff, so that clients, managers and the dispatcher
+/// reconnect by themselves. Call Check() from the thread that started the server: its child
+/// dies with that thread (PR_SET_PDEATHSIG).
+class NatsSupervisor {
+ public:
+  explicit NatsSupervisor(NatsServer* server) : server_(server) {}
+
+  /// False while the server is down.
+  bool up() const { return up_; }
+
+  void Check() {
+    if (server_ == nullptr || server_->process().Running()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (up_) {
+      spdlog::error("serve: nats-server (port {}) exited; restarting it", server_->port());
+      up_ = false;
+      delay_ = std::chrono::milliseconds(100);
+    }
+    if (now < retry_at_) return;
+    if (Status restarted = server_->Restart(); !restarted.ok()) {
+      spdlog::error("serve: nats-server did not restart ({}); retrying in {} ms",
+                    restarted.message(), delay_.count());
+      retry_at_ = now + delay_;
+      delay_ = std::min<std::chrono::milliseconds>(delay_ * 2, std::chrono::seconds(10));
+      return;
+    }
+    spdlog::info("serve: nats-server is back on port {}", server_->port());
+    up_ = true;
+  }
+
+ private:
+  NatsServer* server_;
+  std::atomic<bool> up_{true};
+  std::chrono::steady_clock::time_point retry_at_{};
+  std::chrono::milliseconds delay_{100};
 };
 
 std::string NewRequestId() {
@@ -210,6 +250,7 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
       [endpoints = std::make_shared<CatalogEndpoints>(control_url)](const std::string& model) {
         return (*endpoints)(model);
       });
+  NatsSupervisor supervisor(server.get());
   ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect({.url = url}));
   ARROW_ASSIGN_OR_RAISE(auto queue, RequestQueue::Make(*nats, {.configure = false}));
   ARROW_ASSIGN_OR_RAISE(auto registry, ModelRegistry::Open(*nats));
@@ -218,8 +259,11 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
   ARROW_RETURN_NOT_OK(RegisterModelsOf(data_dir, *registry));
   ARROW_ASSIGN_OR_RAISE(
       auto read_servers,
-      ReadServers::Start(options.read, models,
-                         {.nats = nats.get(), .queue = queue.get(), .registry = registry.get()}));
+      ReadServers::Start(
+          options.read, models,
+          {.nats = nats.get(), .queue = queue.get(), .registry = registry.get(), .ready = [&] {
+             return supervisor.up() && nats->connected();
+           }}));
   Metrics::Process().SetCollector([&models, &queue](Metrics& metrics) {
     for (const auto& model : models.Models()) {
       auto backlog = queue->Backlog(model);
@@ -258,7 +302,20 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
   ProcessLauncher launcher(std::string(self, static_cast<size_t>(length)), args, data_dir / "logs");
   DispatcherOptions dispatcher = options.dispatcher;
   dispatcher.nats.url = url;
-  Status status = RunDispatcher(dispatcher, launcher, stop);
+  dispatcher.control_url = control_url;
+  // The dispatcher on a thread of its own (its managers die with it, see Subprocess); this
+  // thread watches the nats-server it started.
+  Status status;
+  std::atomic<bool> dispatcher_done{false};
+  std::thread dispatching([&] {
+    status = RunDispatcher(dispatcher, launcher, stop);
+    dispatcher_done = true;
+  });
+  while (!dispatcher_done) {
+    supervisor.Check();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  dispatching.join();
   fs::remove(data_dir / "serve.json", ec);
   Metrics::Process().SetCollector(nullptr);
   read_servers.reset();

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "teatree/bus/lease.h"
 #include "teatree/bus/model_registry.h"
@@ -14,6 +15,7 @@
 #include "teatree/bus/subjects.h"
 #include "teatree/common/json_text.h"
 #include "teatree/common/subprocess.h"
+#include "teatree/control/control_store.h"
 #include "teatree/request/names.h"
 #include "teatree/service/notes.h"
 
@@ -48,6 +50,7 @@ struct ModelSlot {
   Clock::time_point restart_at;  // Not before this after a crash.
   int crashes_in_a_row = 0;
   bool stopping = false;  // Stopped for idleness: its exit is not a crash.
+  bool recover = false;   // Its last manager did not stop cleanly: start one without work.
 };
 
 /// The model named by a request subject, or empty.
@@ -56,6 +59,27 @@ std::string ModelOf(std::string_view subject) {
   if (!subject.starts_with(prefix)) return "";
   std::string model(subject.substr(prefix.size()));
   return ValidateName("model", model).ok() ? model : "";
+}
+
+/// The models whose manager did not stop cleanly, as the catalog at `control_url` says.
+std::vector<std::string> ModelsToRecover(const std::string& control_url) {
+  std::vector<std::string> models;
+  if (control_url.empty()) return models;
+  auto listed = [&]() -> Result<std::vector<ModelRecord>> {
+    ARROW_ASSIGN_OR_RAISE(auto control, ControlStore::Open(control_url));
+    return control->ListModels();
+  }();
+  if (!listed.ok()) {
+    spdlog::warn(
+        "dispatcher: cannot read the control catalog ({}); models with unpublished "
+        "work are recovered at their next request",
+        listed.status().message());
+    return models;
+  }
+  for (const auto& model : *listed) {
+    if (!model.status.empty() && model.status != "stopped") models.push_back(model.id);
+  }
+  return models;
 }
 
 }  // namespace
@@ -90,13 +114,13 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
                      const std::atomic<bool>& stop) {
   ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect(options.nats));
   ARROW_ASSIGN_OR_RAISE(auto queue, RequestQueue::Make(*nats, options.queue));
-  ARROW_RETURN_NOT_OK(EnsureNoteStream(*nats));
+  ARROW_RETURN_NOT_OK(EnsureNoteStream(*nats, options.notes));
   // Requests as they are submitted: the earliest sign a model has work.
   ARROW_ASSIGN_OR_RAISE(auto requests,
                         NoteSubscription::Live(*nats, std::string(kRequestSubjects)));
   ARROW_ASSIGN_OR_RAISE(auto registry, ModelRegistry::Open(*nats));
   ARROW_RETURN_NOT_OK(RegisterModelsOf(options.data_dir, *registry));
-  ARROW_ASSIGN_OR_RAISE(auto notifier, Notifier::Make(*nats));
+  ARROW_ASSIGN_OR_RAISE(auto notifier, Notifier::Make(*nats, options.notes));
   // Requests for a model that does not exist (sent around the clients, which refuse them)
   // start no manager and create nothing: each seen is answered rejected, and the model's
   // queue is emptied.
@@ -118,7 +142,13 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
                          model + "` or submit a create_table first"));
   };
   std::map<std::string, ModelSlot> models;
+  for (const auto& model : ModelsToRecover(options.control_url)) {
+    spdlog::info("dispatcher: the manager of {} did not stop cleanly; starting one to recover",
+                 model);
+    models[model].recover = true;
+  }
   auto last_poll = Clock::time_point();
+  uint64_t reconnects = nats->reconnects();
 
   auto ensure_running = [&](const std::string& model, ModelSlot& slot) {
     if (slot.manager || Clock::now() < slot.restart_at) return;
@@ -141,7 +171,12 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
     // Requests seen since the last round mark their models busy. A steady stream of them
     // must not keep the round from going on: drain for one poll interval at most.
     for (const auto round_end = Clock::now() + options.poll_interval; Clock::now() < round_end;) {
-      ARROW_ASSIGN_OR_RAISE(auto note, requests->Next(milliseconds(50)));
+      auto next = requests->Next(milliseconds(50));
+      if (!next.ok()) {  // NATS is away: nats.c reconnects; the round goes on without it.
+        std::this_thread::sleep_for(milliseconds(50));
+        continue;
+      }
+      auto& note = *next;
       if (!note) break;
       const std::string model = ModelOf(note->subject);
       if (model.empty()) continue;
@@ -150,6 +185,15 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
         continue;
       }
       models[model].last_request = Clock::now();
+    }
+    if (const uint64_t now = nats->reconnects(); now != reconnects) {
+      // NATS came back: managers that failed while it was away may start again right away.
+      reconnects = now;
+      spdlog::info("dispatcher: reconnected to NATS");
+      for (auto& [model, slot] : models) {
+        slot.crashes_in_a_row = 0;
+        slot.restart_at = Clock::now();
+      }
     }
     std::set<std::string> backlog;
     const bool polled = Clock::now() - last_poll >= options.poll_interval;
@@ -195,6 +239,7 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
           } else {
             slot.crashes_in_a_row = 0;
           }
+          slot.recover = crashed;
         } else if (!slot.stopping && Clock::now() - slot.last_request > options.idle_stop &&
                    polled && !backlog.contains(model)) {
           spdlog::info("dispatcher: stopping the idle manager of {}", model);
@@ -204,7 +249,7 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
       }
       const bool has_work =
           backlog.contains(model) || Clock::now() - slot.last_request < options.poll_interval;
-      if (has_work) ensure_running(model, slot);
+      if (has_work || slot.recover) ensure_running(model, slot);
     }
   }
   for (auto& [model, slot] : models) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "teatree/bus/nats_connection.h"
+#include "teatree/bus/notes.h"
 #include "teatree/bus/request_queue.h"
 #include "teatree/common/status.h"
 
@@ -61,6 +62,9 @@ struct DispatcherOptions {
   NatsClientOptions nats;
   /// The request stream's settings: the dispatcher configures it.
   RequestQueueOptions queue;
+  /// The notification stream's retention: the dispatcher configures it (its managers should
+  /// be given the same).
+  NoteStreamOptions notes;
   /// A manager with no new request for this long, and nothing queued, is stopped.
   std::chrono::milliseconds idle_stop = std::chrono::minutes(5);
   /// First delay before restarting a manager that crashed; doubles with each crash in a row,
@@ -72,13 +76,20 @@ struct DispatcherOptions {
   /// The data directory whose models exist, registered at start (models made before the
   /// registry, or whose NATS store was lost); empty: none.
   std::filesystem::path data_dir;
+  /// The control catalog the managers record into. At start, every model whose status there
+  /// is not "stopped" (its manager died: committed work may wait for its publication) gets
+  /// a manager at once, without waiting for a request. Empty: none are.
+  std::string control_url;
 };
 
 /// `teatree dispatcher`: keeps one manager running for every model with work. Learns of
 /// work from the request subjects (and from the stream's backlog, at start and at each
 /// poll); starts a manager through `launcher` when no live manager holds the model's lease;
-/// restarts crashed managers with backoff; stops idle ones. Runs until `stop`, then stops
-/// its managers (SIGTERM: each finishes its batch).
+/// restarts crashed managers with backoff whether or not requests wait (a crashed manager
+/// may leave committed versions unpublished: its successor publishes them), and at start the
+/// managers of models the catalog shows were not stopped cleanly; stops idle ones. NATS
+/// outages are waited out (the backoff starts over when the connection comes back). Runs
+/// until `stop`, then stops its managers (SIGTERM: each finishes its batch).
 Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
                      const std::atomic<bool>& stop);
 

@@ -13,6 +13,7 @@
 
 #include "teatree/bus/delivery.h"
 #include "teatree/bus/subjects.h"
+#include "teatree/common/fault_point.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/json_text.h"
 #include "teatree/engine/duckdb/duckdb_engine.h"
@@ -170,6 +171,8 @@ class ServiceLoop {
     Status status = ApplyGroup(fresh, fresh_at);
     for (size_t k = 0; k < redelivered.size() && status.ok(); ++k) {
       const std::string id = redelivered[k].request_id;  // A copy: the request moves.
+      // A crash while the previous version is published is not this request's doing.
+      (void)manager_.WaitForVersionFile();
       if (suspects_.Attempt(id) >= options_.consumer.max_deliver) {
         GiveUp(redelivered_at[k], "its manager stopped while applying it " +
                                       std::to_string(options_.consumer.max_deliver) + " times");
@@ -213,6 +216,8 @@ class ServiceLoop {
     if (result.ok()) {
       Measure(batch, *result, Clock::now() - started);
       Notify(batch, *result);
+      FlushNotes();
+      FaultPoint("manager.before_ack");  // Outcomes told, deliveries not settled.
       return AckAll(at);
     }
     if (batch.size() == 1) return Failed(at[0], result.status());
@@ -312,6 +317,17 @@ class ServiceLoop {
     }
   }
 
+  /// Waits until the notifications published so far are stored: a request is acknowledged
+  /// only once its outcome is kept for its client, so no crash can lose an outcome whose
+  /// request will not come back.
+  void FlushNotes() {
+    Status stored = notifier_.Flush(options_.notes_flush_timeout);
+    if (!stored.ok()) {
+      spdlog::warn("model {}: {}; their requests' outcomes stay in the model's request table",
+                   model_, stored.message());
+    }
+  }
+
   /// A request whose apply failed (not a rejection: those are outcomes): retried later, or
   /// dead-lettered on its last attempt.
   Status Failed(size_t i, const Status& error) {
@@ -335,24 +351,26 @@ class ServiceLoop {
     auto [id, op] = IdAndOp((*deliveries_)[i]);
     spdlog::error("model {}: request {} dead-lettered to {}: {}", model_, id,
                   DeadLetterSubject(model_), error);
-    Settle(i, [&](Delivery& d) { return consumer_.DeadLetter(d, error); });
     Tell(id, op, "dead-lettered: " + error);
+    Settle(i, [&](Delivery& d) { return consumer_.DeadLetter(d, error); });
   }
 
   /// Refuses delivery i (not a valid request for this model) and tells its client.
   void Refuse(size_t i, const std::string& error) {
     auto [id, op] = IdAndOp((*deliveries_)[i]);
     spdlog::info("model {}: refused message {}: {}", model_, id, error);
-    Settle(i, [](Delivery& d) { return d.Term(); });
     Tell(id, op, error);
+    Settle(i, [](Delivery& d) { return d.Term(); });
   }
 
-  /// Logs and notifies a request that ends without reaching the engine.
+  /// Logs and notifies a request that ends without reaching the engine (before its delivery
+  /// is settled, so that its client hears of it whatever happens next).
   void Tell(const std::string& id, const std::string& op, const std::string& error) {
     manager_.LogRejected(id, op, error);
     const std::string note = RejectedNote(model_, id, op, error);
     if (ValidateRequestId(id).ok()) Publish(RequestNoteSubject(model_, id), note);
     Publish(NoteSubject(model_), note);
+    FlushNotes();
   }
 
   void Publish(const std::string& subject, const std::string& body) {
@@ -435,6 +453,7 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
   ServiceLoop* loop_for_notes = nullptr;
   std::mutex notes_mutex;
   ManagerOptions manager_options = options.manager;
+  manager_options.holder = (*lease)->holder();
   manager_options.on_published = [&](int64_t version) {
     std::lock_guard lock(notes_mutex);
     if (loop_for_notes != nullptr) loop_for_notes->NotifyPublished(version);

@@ -21,6 +21,9 @@ struct ManagerServiceOptions {
   NatsClientOptions nats;
   RequestQueueOptions queue{.configure = false};
   NoteStreamOptions notes;
+  /// How long a batch's outcomes may take to be stored before its requests are acknowledged
+  /// anyway (their outcomes stay in the model's request table).
+  std::chrono::milliseconds notes_flush_timeout = std::chrono::seconds(10);
   ModelConsumerOptions consumer;
   /// The lease's TTL: how long a manager that died silently keeps others out.
   std::chrono::milliseconds lease_ttl = std::chrono::seconds(10);
