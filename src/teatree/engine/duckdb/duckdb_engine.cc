@@ -414,6 +414,7 @@ Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
       if (larger.ok()) impl.known_ids = std::move(*larger);
     }
     impl.state = std::move(state);
+    impl.state.rows_changed.clear();
     impl.version = new_version;
     result.new_version = changed;
     break;
