@@ -352,6 +352,27 @@ TEST_P(SchemaChangesTest, VersionFilesKeepTheSchemaOfTheirVersion) {
   }
 }
 
+// A dropped table's name must not stay on a live reader's list of the model's tables: DuckDB
+// would resolve it to its own catalog view of that name, which shows the server's paths.
+TEST_P(SchemaChangesTest, LiveReadsForgetADroppedTable) {
+  Apply({R"({"request_id":"c1","model":"sales","op":"create_table","table":"duckdb_databases",)"
+         R"("schema":[{"name":"path","type":"VARCHAR"}]})"});
+  for (Engine* engine : Engines()) {
+    auto reader = engine->LiveReader().ValueOrDie();
+    EXPECT_TRUE(reader->Read({.sql = "SELECT path FROM duckdb_databases"}).ok());
+  }
+  Apply({R"({"request_id":"d1","model":"sales","op":"drop_table","table":"duckdb_databases"})"});
+  for (Engine* engine : Engines()) {
+    auto reader = engine->LiveReader().ValueOrDie();
+    auto read = reader->Read({.sql = "SELECT path FROM duckdb_databases"});
+    ASSERT_FALSE(read.ok()) << engine->kind() << ": "
+                            << read.ValueOrDie().reader->ToTable().ValueOrDie()->ToString();
+    EXPECT_NE(read.status().message().find("there is no table 'duckdb_databases'"),
+              std::string::npos)
+        << read.status().message();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Storage, SchemaChangesTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "HotCopies" : "ParquetOnly";
