@@ -272,6 +272,7 @@ std::vector<std::string> ColumnOrigins(const TableSchema& schema,
     }
   }
   std::vector<std::string> origins;
+  origins.reserve(columns.size());
   for (auto& column : columns) origins.push_back(std::move(column.origin));
   return origins;
 }

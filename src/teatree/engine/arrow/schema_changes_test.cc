@@ -43,6 +43,7 @@ class SchemaChangesTest : public ::testing::TestWithParam<bool> {
   /// Applies the batch to both engines; expects the same statuses, errors, versions and rows.
   std::vector<RequestOutcome> Apply(const std::vector<std::string>& lines) {
     std::vector<Request> batch;
+    batch.reserve(lines.size());
     for (const auto& line : lines) batch.push_back(DecodeRequest(line).ValueOrDie());
     auto duck = duck_->ApplyBatch(batch).ValueOrDie();
     auto arrow = arrow_->ApplyBatch(batch).ValueOrDie();
@@ -88,7 +89,7 @@ class SchemaChangesTest : public ::testing::TestWithParam<bool> {
     auto snapshot = engine.PrepareSnapshot().ValueOrDie();
     const fs::path dir = dir_->path() / (&engine == duck_.get() ? "duck" : "arrow") / "versions";
     fs::create_directories(dir);
-    const fs::path target = dir / ("v" + std::to_string(snapshot.version) + ".duckdb");
+    fs::path target = dir / ("v" + std::to_string(snapshot.version) + ".duckdb");
     EXPECT_TRUE(engine.WriteVersionFile(snapshot, target).ok());
     return target;
   }
@@ -219,11 +220,11 @@ TEST_P(SchemaChangesTest, ChangesAfterUpdatesAndDeletesInOneBatch) {
   Apply({kCreate});
   Apply({kAppend1, kAppend2});
   auto outcomes = Apply({
-      R"({"request_id":"u1","model":"sales","op":"update","table":"orders",)"
-      R"("set":{"region":{"literal":"north"}},"where":{"call":"equal","args":[{"field":"id"},{"literal":1}]}})",
+      (R"({"request_id":"u1","model":"sales","op":"update","table":"orders",)"
+       R"("set":{"region":{"literal":"north"}},"where":{"call":"equal","args":[{"field":"id"},{"literal":1}]}})"),
       Alter("x1", R"([{"add_column":"note","type":"VARCHAR"},{"drop_column":"tags"}])"),
-      R"({"request_id":"d1","model":"sales","op":"delete","table":"orders",)"
-      R"("where":{"call":"equal","args":[{"field":"id"},{"literal":2}]}})",
+      (R"({"request_id":"d1","model":"sales","op":"delete","table":"orders",)"
+       R"("where":{"call":"equal","args":[{"field":"id"},{"literal":2}]}})"),
       Alter("x2", R"([{"alter_column":"qty","type":"BIGINT"},{"rename_column":"id","to":"k"}])"),
       R"({"request_id":"p1","model":"sales","op":"upsert","table":"orders","rows":[{"k":3,"note":"up"}]})",
       Alter("x3", R"([{"rename_column":"note","to":"remark"}])"),
@@ -295,13 +296,13 @@ TEST_P(SchemaChangesTest, WritesUseTheNewSchema) {
                      R"({"rename_column":"qty","to":"quantity"}])")});
   auto outcomes = Apply({
       // The key follows the renamed column: upsert replaces by it, append refuses a repeat.
-      R"({"request_id":"w1","model":"sales","op":"upsert","table":"orders","rows":[)"
-      R"({"order_id":1,"quantity":6,"note":"again"},{"order_id":5,"note":"new"}]})",
+      (R"({"request_id":"w1","model":"sales","op":"upsert","table":"orders","rows":[)"
+       R"({"order_id":1,"quantity":6,"note":"again"},{"order_id":5,"note":"new"}]})"),
       R"({"request_id":"w2","model":"sales","op":"append","table":"orders","rows":[{"order_id":5}]})",
-      R"({"request_id":"w3","model":"sales","op":"update","table":"orders",)"
-      R"("set":{"note":{"literal":"big"}},"where":{"call":"greater","args":[{"field":"quantity"},{"literal":100}]}})",
-      R"({"request_id":"w4","model":"sales","op":"delete","table":"orders",)"
-      R"("where":{"call":"is_null","args":[{"field":"quantity"}]}})",
+      (R"({"request_id":"w3","model":"sales","op":"update","table":"orders",)"
+       R"("set":{"note":{"literal":"big"}},"where":{"call":"greater","args":[{"field":"quantity"},{"literal":100}]}})"),
+      (R"({"request_id":"w4","model":"sales","op":"delete","table":"orders",)"
+       R"("where":{"call":"is_null","args":[{"field":"quantity"}]}})"),
       R"({"request_id":"w5","model":"sales","op":"update","table":"orders","set":{"qty":{"literal":1}}})",
   });
   EXPECT_EQ(outcomes[0].rows, 2);

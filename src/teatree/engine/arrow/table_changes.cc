@@ -385,7 +385,7 @@ Result<std::shared_ptr<arrow::Table>> AlterRows(const arrow::Table& stored,
     ARROW_ASSIGN_OR_RAISE(auto cast, cp::Cast(*column, type));
     columns.push_back(std::move(cast));
   }
-  return arrow::Table::Make(target, std::move(columns), rows->num_rows());
+  return arrow::Table::Make(target, columns, rows->num_rows());
 }
 
 }  // namespace

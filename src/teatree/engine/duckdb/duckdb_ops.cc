@@ -465,7 +465,7 @@ std::string CreateTableSql(const TableSchema& schema) {
 }
 
 std::string AlterColumnSql(const std::string& table, const ColumnChange& change) {
-  const std::string alter = "ALTER TABLE " + SqlIdentifier(table) + " ";
+  std::string alter = "ALTER TABLE " + SqlIdentifier(table) + " ";
   const std::string column = SqlIdentifier(change.column);
   switch (change.kind) {
     case ColumnChange::Kind::kAdd:
