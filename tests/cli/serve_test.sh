@@ -91,6 +91,25 @@ out=$("$teatree" inspect "$data/laptop/ledger.duckdb" \
   "SELECT count(*) AS n FROM duckdb_views() WHERE NOT internal")
 grep -qx " *0" <<<"$out" || fail "pulled arrow file has views: $out"
 
+# Schema changes through the queue: alter_table with --changes, drop_table, and their refusals.
+out=$("$teatree" submit -d "$data" --model ledger alter_table --table entries \
+  --changes '[{"add_column":"note","type":"VARCHAR"},{"rename_column":"amount","to":"total"}]' --wait)
+grep -q "alter_table .*applied" <<<"$out" || fail "alter_table: $out"
+out=$("$teatree" submit -d "$data" --model ledger alter_table --table entries \
+  --changes '[{"drop_column":"id"}]' --wait)
+grep -q "rejected .*part of the primary key" <<<"$out" || fail "alter_table of a key: $out"
+out=$("$teatree" query -d "$data" --model ledger --format json \
+  "SELECT id, total::VARCHAR AS total, note FROM entries ORDER BY id")
+[[ "$(tr -d '\n' <<<"$out")" == '[{"id":1,"note":null,"total":"2.50"},{"id":3,"note":null,"total":"1.25"}]' ]] ||
+  fail "altered table: $out"
+out=$("$teatree" submit -d "$data" --model ledger drop_table --table entrie --wait)
+grep -q "rejected .*table entrie does not exist in model ledger (its tables: entries" <<<"$out" ||
+  fail "drop_table of a missing table: $out"
+out=$("$teatree" submit -d "$data" --model ledger drop_table --table entries --wait)
+grep -q "drop_table .*applied" <<<"$out" || fail "drop_table: $out"
+out=$("$teatree" query -d "$data" --model ledger "SELECT * FROM entries" 2>&1) && fail "dropped table read"
+grep -q "there is no table 'entries'" <<<"$out" || fail "read of a dropped table: $out"
+
 kill -TERM "$serve"
 wait "$serve" || fail "serve exited with $? after SIGTERM: $(cat "$data/serve.out")"
 serve=""

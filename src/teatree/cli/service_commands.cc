@@ -28,7 +28,8 @@ struct Flags {
   std::vector<std::string> dispatcher_manager_args;
   // clients
   SubmitOptions submit;
-  std::string op, table, rows, schema, primary_key, engine, set, where, sql, function, args, id;
+  std::string op, table, rows, schema, primary_key, engine, set, where, sql, function, args, id,
+      changes;
   int64_t page_rows = 0, timeout_s = 60;
   ClientOptions watch_client, status_client, model_client;
   std::string watch_model, status_control, model_name, model_engine;
@@ -97,6 +98,7 @@ Result<nlohmann::json> SugarRequest(const Flags& f) {
   ARROW_RETURN_NOT_OK(json_flag("set", f.set, "--set"));
   ARROW_RETURN_NOT_OK(json_flag("where", f.where, "--where"));
   ARROW_RETURN_NOT_OK(json_flag("args", f.args, "--args"));
+  ARROW_RETURN_NOT_OK(json_flag("changes", f.changes, "--changes"));
   return request;
 }
 
@@ -198,7 +200,8 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
   submit->add_option("--model,-m", f->submit.model, "model name (required without --file)");
   submit->add_option("--file,-f", f->submit.file, "JSON lines, one request each");
   submit->add_option("op", f->op,
-                     "create_table, append, upsert, update, delete, invoke, query, snapshot");
+                     "create_table, append, upsert, update, delete, invoke, query, snapshot, "
+                     "drop_table, alter_table");
   submit->add_option("--id", f->id, "request id (default: a new random one)");
   submit->add_option("--table", f->table, "table name");
   submit->add_option("--rows", f->rows, "rows as JSON: [[1,2.0,\"eu\"]] or [{\"id\":1}]");
@@ -212,6 +215,9 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
   submit->add_option("--sql", f->sql, "query: one SELECT");
   submit->add_option("--function", f->function, "invoke: function name");
   submit->add_option("--args", f->args, "invoke: arguments as a JSON object");
+  submit->add_option("--changes", f->changes,
+                     "alter_table: the changes as JSON, e.g. "
+                     "'[{\"add_column\":\"note\",\"type\":\"VARCHAR\"}]'");
   submit->add_option("--page-rows", f->page_rows, "query: rows per result page");
   submit->add_flag("--wait,-w", f->submit.wait, "wait for each outcome and print it");
   submit->add_option("--timeout-s", f->timeout_s, "how long --wait waits")->capture_default_str();

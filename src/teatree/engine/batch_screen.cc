@@ -27,6 +27,14 @@ Status CheckUpdate(const TableSchema& table, const Request& request) {
   return Status::OK();
 }
 
+Status NoSuchTable(const Request& request, const std::vector<std::string>& tables) {
+  std::string names;
+  for (const auto& name : tables) names += (names.empty() ? "" : ", ") + name;
+  return Status::Invalid(
+      OpName(request.op), ": table ", request.table, " does not exist in model ", request.model,
+      names.empty() ? std::string(" (it has no tables yet)") : " (its tables: " + names + ")");
+}
+
 Status CheckUpsertKey(const TableSchema& table) {
   if (!table.primary_key.empty()) return Status::OK();
   return Status::Invalid("upsert needs a primary key, and table ", table.name,

@@ -47,6 +47,10 @@ Status CheckEngineChoice(const Request& request, std::string_view engine);
 /// an expression of the wrong type.
 Status CheckUpdate(const TableSchema& table, const Request& request);
 
+/// The refusal of a request naming `request.table`, which the model (whose tables are
+/// `tables`) does not have: it lists the tables there are.
+Status NoSuchTable(const Request& request, const std::vector<std::string>& tables);
+
 /// Refuses an upsert into a table without a primary key.
 Status CheckUpsertKey(const TableSchema& table);
 

@@ -229,6 +229,53 @@ TEST_F(ModelManagerTest, KeepsTheNewestVersionsWhateverTheirAge) {
   EXPECT_EQ(ListVersionFiles(data_, "sales").ValueOrDie(), (std::vector<int64_t>{4, 5, 6}));
 }
 
+// drop_table and alter_table travel like any write: a new version, published, archived with
+// its new schema and recorded; the version before keeps its own, on both engines.
+TEST_F(ModelManagerTest, SchemaChangesArePublishedArchivedAndRecorded) {
+  for (const std::string engine : {"duckdb", "arrow"}) {
+    SCOPED_TRACE(engine);
+    manager_.reset();
+    data_ = dir_->path() / engine;
+    fs::create_directories(data_ / "input");
+    Open();
+    nlohmann::json create = nlohmann::json::parse(kCreate);
+    create["engine"] = engine;
+    Apply({create.dump(), kAppend,
+           R"({"request_id":"c2","model":"sales","op":"create_table","table":"gone",)"
+           R"("schema":[{"name":"x","type":"INTEGER"}]})"});
+    ASSERT_TRUE(manager_->WaitPublished(1, seconds(30)).ok());
+    auto changed = Apply({
+        R"({"request_id":"x1","model":"sales","op":"alter_table","table":"orders","changes":[)"
+        R"({"add_column":"note","type":"VARCHAR"},{"rename_column":"amount","to":"total"},)"
+        R"j({"alter_column":"total","type":"DECIMAL(12,3)"},{"drop_column":"region"}]})j",
+        R"({"request_id":"d1","model":"sales","op":"drop_table","table":"gone"})",
+    });
+    for (const auto& outcome : changed.outcomes) EXPECT_TRUE(outcome.applied()) << outcome.error;
+    EXPECT_EQ(changed.version, 2);
+    ASSERT_TRUE(manager_->WaitPublished(2, seconds(30)).ok());
+    ASSERT_TRUE(manager_->FlushCatalog(seconds(30)).ok());
+
+    auto archive = Archive::Open((data_ / "archive").string()).ValueOrDie();
+    EXPECT_EQ(archive->ListTables("sales", 2).ValueOrDie(), std::vector<std::string>{"orders"});
+    auto now = archive->ReadTable("sales", 2, "orders").ValueOrDie();
+    EXPECT_EQ(now->schema()->ToString(),
+              "id: int64\ntotal: decimal128(12, 3)\nat: timestamp[us, tz=Etc/UTC]\n"
+              "tags: list<element: string>\nnote: string");
+    EXPECT_EQ(now->num_rows(), 2);
+    EXPECT_EQ(now->GetColumnByName("total")->GetScalar(0).ValueOrDie()->ToString(), "9.500");
+    std::vector<std::string> recorded;
+    for (const auto& record : Catalog()->ListContent("sales").ValueOrDie()) {
+      if (record.version == 2) recorded.push_back(record.table_name);
+    }
+    EXPECT_EQ(recorded, std::vector<std::string>{"orders"});
+    // Version 1, archived before the change, keeps its schema and the table dropped since.
+    EXPECT_EQ(archive->ListTables("sales", 1).ValueOrDie(),
+              (std::vector<std::string>{"gone", "orders"}));
+    EXPECT_EQ(archive->ReadTable("sales", 1, "orders").ValueOrDie()->schema()->field(1)->ToString(),
+              "amount: decimal128(10, 2)");
+  }
+}
+
 void WriteFile(const fs::path& path, const std::string& contents) {
   std::ofstream(path, std::ios::binary) << contents;
 }
@@ -296,6 +343,14 @@ TEST_F(ModelManagerTest, BadInputChangesNothingAndSaysWhatIsWrong) {
        "only SELECT is allowed"},
       {R"({"request_id":"b25","model":"sales","op":"query","sql":"SELECT 1; DROP TABLE orders"})",
        "single SELECT"},
+      {R"({"request_id":"b26","model":"sales","op":"drop_table","table":"order"})",
+       "table order does not exist in model sales (its tables: orders)"},
+      {R"({"request_id":"b27","model":"sales","op":"alter_table","table":"orders","changes":[{"drop_column":"id"}]})",
+       "part of the primary key"},
+      {R"({"request_id":"b28","model":"sales","op":"alter_table","table":"orders","changes":[{"add_column":"x","type":"INTEGER"},{"alter_column":"amount","type":"DOUBLE"}]})",
+       "cannot change from DECIMAL(10,2) to DOUBLE"},
+      {R"({"request_id":"b29","model":"sales","op":"alter_table","table":"orders","changes":[{"drop":"id"}]})",
+       "write each change as"},
   };
   for (const auto& c : cases) {
     auto request = DecodeRequest(c.line);

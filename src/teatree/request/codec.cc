@@ -36,6 +36,8 @@ const std::vector<OpFields>& AllOpFields() {
       {Op::kQuery, {"sql"}, {"page_rows"}},
       {Op::kSnapshot, {}, {}},
       {Op::kAttach, {"name", "path"}, {}},
+      {Op::kDropTable, {"table"}, {}},
+      {Op::kAlterTable, {"table", "changes"}, {}},
   };
   return fields;
 }
@@ -374,6 +376,13 @@ Status DecodeArguments(const json& request, Request* out) {
       ARROW_ASSIGN_OR_RAISE(out->path, StringField(request, "path"));
       return ValidatePath("attach path", out->path);
     }
+    case Op::kDropTable:
+      return Status::OK();
+    case Op::kAlterTable: {
+      ARROW_ASSIGN_OR_RAISE(out->changes,
+                            ColumnChangesFromJson(out->table, *Find(request, "changes")));
+      return Status::OK();
+    }
   }
   return Status::OK();
 }
@@ -421,6 +430,10 @@ json CanonicalJson(const Request& request, bool with_id) {
     for (const auto& [column, value] : request.set) set[column] = value.ToJson();
   }
   if (request.where) out["where"] = request.where->ToJson();
+  if (!request.changes.empty()) {
+    json& changes = out["changes"] = json::array();
+    for (const auto& change : request.changes) changes.push_back(change.ToJson());
+  }
   if (request.op == Op::kInvoke) {
     out["function"] = request.function;
     out["args"] = request.args.is_null() ? json::object() : request.args;

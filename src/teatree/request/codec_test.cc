@@ -22,6 +22,8 @@ const char* const kExamples[] = {
     R"({"request_id":"r8","model":"sales","op":"query","sql":"SELECT region, sum(amount) FROM orders GROUP BY 1","page_rows":1000})",
     R"({"request_id":"r9","model":"sales","op":"snapshot"})",
     R"({"request_id":"r10","model":"sales","op":"attach","name":"ref","path":"ref/regions.duckdb"})",
+    R"({"request_id":"r11","model":"sales","op":"drop_table","table":"orders"})",
+    R"({"request_id":"r12","model":"sales","op":"alter_table","table":"orders","changes":[{"add_column":"note","type":"VARCHAR"},{"drop_column":"region"},{"rename_column":"amount","to":"total"},{"alter_column":"qty","type":"BIGINT"}]})",
 };
 
 Request Decode(std::string_view text) {
@@ -117,6 +119,99 @@ TEST(CodecTest, DecodesInvokeQuerySnapshotAttach) {
   EXPECT_EQ(attach.path, "ref/regions.duckdb");
 }
 
+TEST(CodecTest, DecodesDropAndAlterTable) {
+  Request drop = Decode(kExamples[10]);
+  EXPECT_EQ(drop.op, Op::kDropTable);
+  EXPECT_EQ(drop.table, "orders");
+  EXPECT_TRUE(drop.changes.empty());
+  Request alter = Decode(kExamples[11]);
+  EXPECT_EQ(alter.op, Op::kAlterTable);
+  EXPECT_EQ(alter.table, "orders");
+  using Kind = ColumnChange::Kind;
+  const std::vector<ColumnChange> expected = {
+      {.kind = Kind::kAdd, .column = "note", .type = ColumnType::Of(ColumnType::Kind::kVarchar)},
+      {.kind = Kind::kDrop, .column = "region"},
+      {.kind = Kind::kRename, .column = "amount", .to = "total"},
+      {.kind = Kind::kAlterType,
+       .column = "qty",
+       .type = ColumnType::Of(ColumnType::Kind::kBigint)},
+  };
+  EXPECT_EQ(alter.changes, expected);
+  // Types are written as create_table takes them, in any case, and encoded canonically.
+  Request lower = Decode(R"j({"request_id":"a","model":"m","op":"alter_table","table":"t",
+      "changes":[{"type":"decimal(12, 2)","add_column":"price"},{"alter_column":"l","type":"LIST(BIGINT)"}]})j");
+  EXPECT_EQ(lower.changes[0].type, ColumnType::Decimal(12, 2));
+  EXPECT_TRUE(Contains(EncodeRequest(lower),
+                       R"j("changes":[{"add_column":"price","type":"DECIMAL(12,2)"},)j"
+                       R"({"alter_column":"l","type":"BIGINT[]"}])"));
+  // Changes apply in order, so their order is part of the payload.
+  Request swapped = Decode(R"j({"request_id":"a","model":"m","op":"alter_table","table":"t",
+      "changes":[{"alter_column":"l","type":"LIST(BIGINT)"},{"type":"decimal(12, 2)","add_column":"price"}]})j");
+  EXPECT_NE(swapped.payload_hash, lower.payload_hash);
+}
+
+TEST(CodecTest, RefusesBadAlterTableChanges) {
+  const char* const forms = "write each change as {\"add_column\": \"note\"";
+  for (const char* bad : {
+           R"({"changes":[]})",
+           R"({"changes":{"add_column":"a","type":"INTEGER"}})",
+           R"({"changes":"add_column a"})",
+       }) {
+    EXPECT_TRUE(Contains(PatchedError(11, bad),
+                         "field \"changes\" of alter_table orders must be "
+                         "an array of 1 to 1000 changes"))
+        << bad;
+    EXPECT_TRUE(Contains(PatchedError(11, bad), forms)) << bad;
+  }
+  for (const char* bad : {
+           R"([5])",
+           R"([{}])",
+           R"([{"add_column":"a"}])",                                    // no type
+           R"([{"add_column":"a","type":"INTEGER","nullable":false}])",  // unknown key
+           R"([{"drop_column":"a","type":"INTEGER"}])",
+           R"([{"rename_column":"a"}])",
+           R"([{"rename_column":"a","type":"INTEGER"}])",
+           R"([{"alter_column":"a","to":"b"}])",
+           R"([{"drop_column":"a","rename_column":"b","to":"c"}])",  // two verbs
+           R"([{"drop_column":5}])",
+           R"([{"rename_column":"a","to":7}])",
+       }) {
+    const std::string patch = std::string(R"({"changes":)") + bad + "}";
+    EXPECT_TRUE(Contains(PatchedError(11, patch), "change 1 of table orders is ")) << bad;
+    EXPECT_TRUE(Contains(PatchedError(11, patch), forms)) << bad;
+  }
+  EXPECT_TRUE(Contains(PatchedError(11, R"({"changes":[{"drop_column":"a"},{"drop":"b"}]})"),
+                       "change 2 of table orders is {\"drop\":\"b\"}"));
+  EXPECT_TRUE(Contains(PatchedError(11, R"({"changes":[{"add_column":"Note","type":"VARCHAR"}]})"),
+                       "column name \"Note\" is invalid"));
+  EXPECT_TRUE(Contains(PatchedError(11, R"({"changes":[{"rename_column":"a","to":"b c"}]})"),
+                       "column name \"b c\" is invalid"));
+  EXPECT_EQ(PatchedError(11, R"({"changes":[{"alter_column":"qty","type":"INT8"}]})"),
+            "alter_column \"qty\" of table orders: unknown column type \"INT8\": use BOOLEAN, "
+            "INTEGER, BIGINT, DOUBLE, DECIMAL(p,s), VARCHAR, BLOB, DATE, TIMESTAMP, TIMESTAMPTZ, "
+            "or a list of one of these written LIST(T) or T[]");
+  EXPECT_TRUE(
+      Contains(PatchedError(11, R"j({"changes":[{"add_column":"p","type":"DECIMAL(40,2)"}]})j"),
+               "add_column \"p\" of table orders: column type \"DECIMAL(40,2)\" is "
+               "invalid"));
+  EXPECT_TRUE(
+      Contains(PatchedError(11, R"({"changes":null})"), "op alter_table needs field \"changes\""));
+  EXPECT_TRUE(
+      Contains(PatchedError(11, R"({"table":null})"), "op alter_table needs field \"table\""));
+  EXPECT_TRUE(
+      Contains(PatchedError(10, R"({"table":null})"), "op drop_table needs field \"table\""));
+  EXPECT_TRUE(
+      Contains(PatchedError(10, R"({"table":"Orders"})"), "table name \"Orders\" is invalid"));
+  EXPECT_EQ(PatchedError(10, R"({"changes":[{"drop_column":"a"}]})"),
+            "field \"changes\" is not allowed for op drop_table: op drop_table takes table");
+  EXPECT_TRUE(Contains(PatchedError(1, R"({"changes":[{"drop_column":"a"}]})"),
+                       "field \"changes\" is not allowed for op append"));
+  json many = json::parse(kExamples[11]);
+  many["changes"] = json::array();
+  for (int i = 0; i < 1001; ++i) many["changes"].push_back({{"drop_column", "c"}});
+  EXPECT_TRUE(Contains(Error(many.dump()), "must be an array of 1 to 1000 changes"));
+}
+
 TEST(CodecTest, FillsDefaults) {
   Request invoke = Decode(R"({"request_id":"a","model":"m","op":"invoke","function":"f"})");
   EXPECT_EQ(invoke.args, json::object());
@@ -130,7 +225,7 @@ TEST(CodecTest, FillsDefaults) {
 
 TEST(CodecTest, OpNamesRoundTrip) {
   for (Op op : {Op::kCreateTable, Op::kAppend, Op::kUpsert, Op::kUpdate, Op::kDelete, Op::kInvoke,
-                Op::kQuery, Op::kSnapshot, Op::kAttach}) {
+                Op::kQuery, Op::kSnapshot, Op::kAttach, Op::kDropTable, Op::kAlterTable}) {
     auto parsed = ParseOp(OpName(op));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, op);
@@ -138,7 +233,7 @@ TEST(CodecTest, OpNamesRoundTrip) {
   EXPECT_EQ(OpName(Op::kCreateTable), "create_table");
   EXPECT_EQ(ParseOp("insert").status().message(),
             "unknown op \"insert\": use one of create_table, append, upsert, update, delete, "
-            "invoke, query, snapshot, attach");
+            "invoke, query, snapshot, attach, drop_table, alter_table");
 }
 
 TEST(CodecTest, EncodeDecodeRoundTripsEveryExample) {

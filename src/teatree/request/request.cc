@@ -15,6 +15,8 @@ constexpr std::pair<Op, std::string_view> kOps[] = {
     {Op::kQuery, "query"},
     {Op::kSnapshot, "snapshot"},
     {Op::kAttach, "attach"},
+    {Op::kDropTable, "drop_table"},
+    {Op::kAlterTable, "alter_table"},
 };
 
 }  // namespace

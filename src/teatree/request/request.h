@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "teatree/common/status.h"
+#include "teatree/request/column_change.h"
 #include "teatree/request/expression.h"
 #include "teatree/request/table_schema.h"
 
@@ -24,11 +25,13 @@ enum class Op {
   kInvoke,
   kQuery,
   kSnapshot,
-  kAttach
+  kAttach,
+  kDropTable,
+  kAlterTable
 };
 
 /// "create_table", "append", "upsert", "update", "delete", "invoke", "query", "snapshot",
-/// "attach".
+/// "attach", "drop_table", "alter_table".
 std::string_view OpName(Op op);
 /// The inverse of OpName(); an unknown name is an error listing the valid ones.
 Result<Op> ParseOp(std::string_view name);
@@ -54,10 +57,12 @@ struct Request {
   std::string request_id;
   std::string model;
   Op op = Op::kSnapshot;
-  /// create_table, append, upsert, update, delete.
+  /// create_table, append, upsert, update, delete, drop_table, alter_table.
   std::string table;
   /// create_table: the columns and primary key (schema->name == table).
   std::optional<TableSchema> schema;
+  /// alter_table: the changes, applied in order and all or none.
+  std::vector<ColumnChange> changes;
   /// create_table: "duckdb" or "arrow"; chooses the engine of a new model (the DuckDB engine
   /// when the first create_table names none). Empty: the model's engine.
   std::string engine;

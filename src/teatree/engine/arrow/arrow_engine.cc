@@ -48,6 +48,8 @@ struct ArrowEngine::Impl {
   /// it was.
   Result<Applied> Execute(const Request& request, Manifest& next, StepRecorder& steps);
   Result<Applied> Invoke(const Request& request, Manifest& next, StepRecorder& steps);
+  /// drop_table and alter_table.
+  Result<Applied> ChangeSchema(const Request& request, Manifest& next, StepRecorder& steps);
   /// Writes a function's result into the table `write` names: replacing it (or creating it)
   /// with the result's columns, or appending to it.
   Result<int64_t> WriteResult(const FunctionWrite& write,
@@ -271,6 +273,27 @@ Result<Applied> ArrowEngine::Impl::Invoke(const Request& request, Manifest& next
   return Applied{.rows = written, .changed = true};
 }
 
+Result<Applied> ArrowEngine::Impl::ChangeSchema(const Request& request, Manifest& next,
+                                                StepRecorder& steps) {
+  auto it = next.tables.find(request.table);
+  if (it == next.tables.end()) {
+    std::vector<std::string> names;
+    for (const auto& [name, table] : next.tables) names.push_back(name);
+    return NoSuchTable(request, names);
+  }
+  if (request.op == Op::kDropTable) {
+    // Only the manifest changes: the table's files stay for the versions that name them.
+    next.tables.erase(it);
+    return Applied{.changed = true};
+  }
+  TableManifest& table = it->second;
+  ARROW_ASSIGN_OR_RAISE(TableSchema altered, AlterSchema(table.schema, request.changes));
+  const auto start = StepRecorder::Clock::now();
+  ARROW_ASSIGN_OR_RAISE(table, AlterTableFiles(*store, table, altered, request.changes));
+  steps.Record("rewrite", start, table.rows());
+  return Applied{.changed = true};
+}
+
 Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& next,
                                            StepRecorder& steps) {
   switch (request.op) {
@@ -346,6 +369,9 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
     }
     case Op::kSnapshot:
       return Applied{};
+    case Op::kDropTable:
+    case Op::kAlterTable:
+      return ChangeSchema(request, next, steps);
   }
   return Status::Invalid("unknown op");
 }

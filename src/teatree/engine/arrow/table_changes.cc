@@ -361,6 +361,49 @@ Result<int64_t> UpdateWhere(ManifestStore& store, const Request& request, TableM
                       });
 }
 
+namespace {
+
+/// A stored file's rows in the altered schema `target`.
+Result<std::shared_ptr<arrow::Table>> AlterRows(const arrow::Table& stored,
+                                                const std::vector<std::string>& origins,
+                                                const std::shared_ptr<arrow::Schema>& target) {
+  ARROW_ASSIGN_OR_RAISE(auto rows, stored.CombineChunksToBatch());
+  arrow::ArrayVector columns;
+  for (int i = 0; i < target->num_fields(); ++i) {
+    const auto& type = target->field(i)->type();
+    if (origins[i].empty()) {
+      ARROW_ASSIGN_OR_RAISE(columns.emplace_back(), arrow::MakeArrayOfNull(type, rows->num_rows()));
+      continue;
+    }
+    auto column = rows->GetColumnByName(origins[i]);
+    if (column == nullptr) return Status::IOError("a data file lacks column ", origins[i]);
+    if (column->type()->Equals(type)) {
+      columns.push_back(std::move(column));
+      continue;
+    }
+    // Safe casts: a value that would not convert exactly fails the request.
+    ARROW_ASSIGN_OR_RAISE(auto cast, cp::Cast(*column, type));
+    columns.push_back(std::move(cast));
+  }
+  return arrow::Table::Make(target, columns, rows->num_rows());
+}
+
+}  // namespace
+
+Result<TableManifest> AlterTableFiles(ManifestStore& store, const TableManifest& table,
+                                      const TableSchema& altered,
+                                      const std::vector<ColumnChange>& changes) {
+  const std::vector<std::string> origins = ColumnOrigins(table.schema, changes);
+  const auto target = altered.ToArrow();
+  TableManifest result{.schema = altered};
+  for (const auto& file : table.files) {
+    ARROW_ASSIGN_OR_RAISE(auto stored, store.ReadDataFile(file));
+    ARROW_ASSIGN_OR_RAISE(auto rows, AlterRows(*stored, origins, target));
+    ARROW_ASSIGN_OR_RAISE(result.files.emplace_back(), store.WriteDataFile(altered, *rows));
+  }
+  return result;
+}
+
 /// `rows` with `schema`: each column, by position, cast to its type (safely).
 Result<std::shared_ptr<arrow::RecordBatch>> ConformTo(
     const arrow::Table& rows, const std::shared_ptr<arrow::Schema>& target) {

@@ -72,6 +72,15 @@ Result<int64_t> DeleteWhere(ManifestStore& store, const Expression& predicate,
 /// Updates the rows `request.where` selects; returns how many.
 Result<int64_t> UpdateWhere(ManifestStore& store, const Request& request, TableManifest& table);
 
+/// `table` after an alter_table whose `changes` make its schema `altered` (AlterSchema):
+/// every file read and written again with the new columns (added ones all NULL, widened ones
+/// cast exactly), so that every file of a version has its table's schema and every reader
+/// (scans, rewrites, version files, the archive) reads it as it is. Costs a read and a write
+/// of the whole table; the old files stay for the versions that name them.
+Result<TableManifest> AlterTableFiles(ManifestStore& store, const TableManifest& table,
+                                      const TableSchema& altered,
+                                      const std::vector<ColumnChange>& changes);
+
 /// `rows` with `schema`: each column, by position, cast to its type (safely).
 Result<std::shared_ptr<arrow::RecordBatch>> ConformTo(const arrow::Table& rows,
                                                       const std::shared_ptr<arrow::Schema>& target);

@@ -2,6 +2,7 @@
 
 #include <arrow/api.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -55,6 +56,10 @@ struct DuckEngine::Impl {
   std::shared_ptr<DuckReader> reader;          // Shared with the read path's streams.
   std::atomic<int64_t> version{0};
   ModelState state;  // Committed schema; owned by the writer.
+  // The newest version at which a batch dropped a table: stored by the writer before that
+  // batch commits, read by the live reader's statement checks (ReadOnlyCheck::Options).
+  std::shared_ptr<std::atomic<int64_t>> tables_dropped_at =
+      std::make_shared<std::atomic<int64_t>>(0);
   // Every request id in _teatree_requests, approximately: ids it has never seen skip the
   // lookup.
   BloomFilter known_ids{0};
@@ -214,8 +219,9 @@ Result<std::unique_ptr<DuckEngine>> DuckEngine::Open(const EngineOptions& option
   ARROW_RETURN_NOT_OK(impl->writer->Execute(
       ConfineFileAccessSql(options.input_dirs, impl->path.parent_path().parent_path() / "tmp")));
   ARROW_RETURN_NOT_OK(impl->Load());
-  ARROW_ASSIGN_OR_RAISE(impl->query_check, ReadOnlyCheck::Make(*impl->writer, /*remember=*/false));
-  impl->reader = DuckReader::Make(impl->db, {.functions = options.functions});
+  ARROW_ASSIGN_OR_RAISE(impl->query_check, ReadOnlyCheck::Make(*impl->writer, {.remember = false}));
+  impl->reader = DuckReader::Make(
+      impl->db, {.functions = options.functions, .tables_dropped_at = impl->tables_dropped_at});
   return std::unique_ptr<DuckEngine>(new DuckEngine(std::move(impl)));
 }
 
@@ -296,6 +302,13 @@ std::vector<const PlannedRequest*> AppendRun(const std::vector<PlannedRequest>& 
   if (!mergeable(k)) return run;
   for (size_t i = k + 1; i < planned.size() && mergeable(i); ++i) run.push_back(&planned[i]);
   return run;
+}
+
+/// Whether an accepted request of the batch drops a table.
+bool DropsATable(const std::vector<PlannedRequest>& planned) {
+  return std::any_of(planned.begin(), planned.end(), [](const PlannedRequest& p) {
+    return p.rejection.empty() && p.request->op == Op::kDropTable;
+  });
 }
 
 }  // namespace
@@ -395,6 +408,10 @@ Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
     }
     Status status = impl.RecordRequests(planned, result.outcomes);
     if (status.ok() && changed) status = impl.set_version->Execute({{"v", new_version}});
+    if (status.ok() && DropsATable(planned)) {
+      // Before the commit: a read whose snapshot has the drop must find it stored.
+      impl.tables_dropped_at->store(new_version);
+    }
     if (status.ok()) status = impl.commit->Execute();
     if (!status.ok()) {
       (void)impl.rollback->Execute();
@@ -414,6 +431,7 @@ Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
       if (larger.ok()) impl.known_ids = std::move(*larger);
     }
     impl.state = std::move(state);
+    impl.state.rows_changed.clear();
     impl.version = new_version;
     result.new_version = changed;
     break;

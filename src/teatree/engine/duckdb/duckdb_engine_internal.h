@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ namespace teatree {
 struct ModelState {
   std::map<std::string, TableSchema> tables;
   std::map<std::string, std::string> attachments;  // name -> absolute path
+  /// The tables whose rows the batch has updated or deleted in place so far: DuckDB cannot
+  /// commit an ALTER TABLE that adds, drops or retypes a column of such a table in the same
+  /// transaction, so alter_table rebuilds them instead. Empty between batches.
+  std::set<std::string> rows_changed;
 };
 
 /// A request that passed the duplicate check, with what validation prepared for it.

@@ -55,6 +55,19 @@ Result<const TableSchema*> FindTable(const ModelState& state, const Request& req
   return &it->second;
 }
 
+std::vector<std::string> TableNames(const ModelState& state) {
+  std::vector<std::string> names;
+  for (const auto& [name, schema] : state.tables) names.push_back(name);
+  return names;
+}
+
+/// The table a drop_table or alter_table names; the refusal lists the model's tables.
+Result<TableSchema*> TableToChange(ModelState& state, const Request& request) {
+  auto it = state.tables.find(request.table);
+  if (it == state.tables.end()) return NoSuchTable(request, TableNames(state));
+  return &it->second;
+}
+
 Status ValidatePredicate(const TableSchema& schema, const std::optional<Expression>& where) {
   return where ? CheckPredicate(*where, schema) : Status::OK();
 }
@@ -115,8 +128,78 @@ Status Validate(const OpContext& context, ModelState& state, PlannedRequest& pla
       state.attachments[request.name] = planned.attach_path.string();
       return Status::OK();
     }
+    case Op::kDropTable: {
+      ARROW_RETURN_NOT_OK(TableToChange(state, request).status());
+      state.tables.erase(request.table);
+      return Status::OK();
+    }
+    case Op::kAlterTable: {
+      ARROW_ASSIGN_OR_RAISE(TableSchema * schema, TableToChange(state, request));
+      ARROW_ASSIGN_OR_RAISE(*schema, AlterSchema(*schema, request.changes));
+      return Status::OK();
+    }
   }
   return Status::Invalid("unknown op");
+}
+
+/// Drops the table and its row in _teatree_tables.
+Status DropTable(DuckConnection& writer, ModelState& state, const Request& request) {
+  ARROW_RETURN_NOT_OK(TableToChange(state, request).status());
+  ARROW_RETURN_NOT_OK(writer.Execute("DROP TABLE " + SqlIdentifier(request.table)));
+  ARROW_RETURN_NOT_OK(writer.Execute("DELETE FROM _teatree_tables WHERE name = " +
+                                     SqlStringLiteral(request.table)));
+  state.tables.erase(request.table);
+  return Status::OK();
+}
+
+/// Builds `altered` anew from `table`'s rows: each column cast from the one it comes from, or
+/// NULL for an added one. What alter_table does where ALTER TABLE cannot (RowsChanged).
+Status RebuildTable(DuckConnection& writer, const TableSchema& table, const TableSchema& altered,
+                    const std::vector<ColumnChange>& changes) {
+  TableSchema rebuilt = altered;
+  rebuilt.name = "_teatree_altered";
+  const std::vector<std::string> origins = ColumnOrigins(table, changes);
+  std::string values;
+  for (size_t i = 0; i < altered.columns.size(); ++i) {
+    values += (i ? ", " : "") + std::string("CAST(") +
+              (origins[i].empty() ? "NULL" : SqlIdentifier(origins[i])) + " AS " +
+              altered.columns[i].type.ToString() + ")";
+  }
+  ARROW_RETURN_NOT_OK(writer.Execute(CreateTableSql(rebuilt)));
+  ARROW_RETURN_NOT_OK(writer.Execute("INSERT INTO " + SqlIdentifier(rebuilt.name) + " SELECT " +
+                                     values + " FROM " + SqlIdentifier(table.name)));
+  ARROW_RETURN_NOT_OK(writer.Execute("DROP TABLE " + SqlIdentifier(table.name)));
+  return writer.Execute("ALTER TABLE " + SqlIdentifier(rebuilt.name) + " RENAME TO " +
+                        SqlIdentifier(table.name));
+}
+
+/// Whether DuckDB would refuse to commit `changes` as ALTER TABLE statements: it cannot add,
+/// drop or retype a column of a table whose rows the same transaction updated or deleted.
+bool NeedsRebuild(const ModelState& state, const Request& request) {
+  if (!state.rows_changed.contains(request.table)) return false;
+  return std::any_of(request.changes.begin(), request.changes.end(),
+                     [](const ColumnChange& c) { return c.kind != ColumnChange::Kind::kRename; });
+}
+
+/// Makes the changes in the batch's transaction, so a failure rolls them all back with it:
+/// with DuckDB's ALTER TABLE, one statement each (adding, dropping and renaming a column
+/// rewrite no rows; a type change rewrites its column), or by rebuilding the table where
+/// ALTER TABLE cannot be committed (NeedsRebuild), which copies its rows.
+Status AlterTable(DuckConnection& writer, ModelState& state, const Request& request) {
+  ARROW_ASSIGN_OR_RAISE(TableSchema * schema, TableToChange(state, request));
+  ARROW_ASSIGN_OR_RAISE(TableSchema altered, AlterSchema(*schema, request.changes));
+  if (NeedsRebuild(state, request)) {
+    ARROW_RETURN_NOT_OK(RebuildTable(writer, *schema, altered, request.changes));
+  } else {
+    for (const auto& change : request.changes) {
+      ARROW_RETURN_NOT_OK(writer.Execute(AlterColumnSql(request.table, change)));
+    }
+  }
+  ARROW_RETURN_NOT_OK(writer.Execute(
+      "UPDATE _teatree_tables SET schema = " + SqlStringLiteral(DumpJson(altered.ToJson())) +
+      " WHERE name = " + SqlStringLiteral(request.table)));
+  *schema = std::move(altered);
+  return Status::OK();
 }
 
 Result<int64_t> InsertRows(DuckConnection& writer, const std::string& sql,
@@ -307,6 +390,7 @@ Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
     case Op::kUpsert: {
       ARROW_ASSIGN_OR_RAISE(executed.rows,
                             Upsert(writer, state.tables.at(request.table), planned.rows));
+      state.rows_changed.insert(request.table);
       return executed;
     }
     case Op::kUpdate: {
@@ -320,6 +404,7 @@ Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
         sql += " WHERE " + ExpressionToSql(*request.where, state.tables.at(request.table));
       }
       ARROW_ASSIGN_OR_RAISE(executed.rows, writer.ExecuteCount(sql));
+      state.rows_changed.insert(request.table);
       return executed;
     }
     case Op::kDelete: {
@@ -327,6 +412,7 @@ Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
           executed.rows,
           writer.ExecuteCount("DELETE FROM " + SqlIdentifier(request.table) + " WHERE " +
                               ExpressionToSql(*request.where, state.tables.at(request.table))));
+      state.rows_changed.insert(request.table);
       return executed;
     }
     case Op::kInvoke:
@@ -349,6 +435,12 @@ Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
       executed.changed_data = false;
       return executed;
     }
+    case Op::kDropTable:
+      ARROW_RETURN_NOT_OK(DropTable(writer, state, request));
+      return executed;
+    case Op::kAlterTable:
+      ARROW_RETURN_NOT_OK(AlterTable(writer, state, request));
+      return executed;
   }
   return Status::Invalid("unknown op");
 }
@@ -370,6 +462,22 @@ std::string CreateTableSql(const TableSchema& schema) {
   }
   if (!schema.primary_key.empty()) sql += ", PRIMARY KEY (" + KeyColumns(schema) + ")";
   return sql + ")";
+}
+
+std::string AlterColumnSql(const std::string& table, const ColumnChange& change) {
+  std::string alter = "ALTER TABLE " + SqlIdentifier(table) + " ";
+  const std::string column = SqlIdentifier(change.column);
+  switch (change.kind) {
+    case ColumnChange::Kind::kAdd:
+      return alter + "ADD COLUMN " + column + " " + change.type.ToString();
+    case ColumnChange::Kind::kDrop:
+      return alter + "DROP COLUMN " + column;
+    case ColumnChange::Kind::kRename:
+      return alter + "RENAME COLUMN " + column + " TO " + SqlIdentifier(change.to);
+    case ColumnChange::Kind::kAlterType:
+      return alter + "ALTER COLUMN " + column + " TYPE " + change.type.ToString();
+  }
+  return alter;
 }
 
 }  // namespace teatree

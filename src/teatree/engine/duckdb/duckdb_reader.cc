@@ -115,11 +115,12 @@ struct ReadConnection {
   std::unique_ptr<ReadOnlyCheck> check;
   std::unique_ptr<DuckStatement> begin, version, rollback;
 
-  static Result<std::unique_ptr<ReadConnection>> Make(DuckDatabase& db) {
+  static Result<std::unique_ptr<ReadConnection>> Make(DuckDatabase& db,
+                                                      const ReadOnlyCheck::Options& check) {
     auto made = std::make_unique<ReadConnection>();
     ARROW_ASSIGN_OR_RAISE(made->connection, db.Connect());
     DuckConnection& connection = *made->connection;
-    ARROW_ASSIGN_OR_RAISE(made->check, ReadOnlyCheck::Make(connection));
+    ARROW_ASSIGN_OR_RAISE(made->check, ReadOnlyCheck::Make(connection, check));
     ARROW_ASSIGN_OR_RAISE(made->begin, connection.Prepare("BEGIN TRANSACTION"));
     ARROW_ASSIGN_OR_RAISE(made->version,
                           connection.Prepare("SELECT version FROM _teatree_version"));
@@ -136,8 +137,8 @@ struct ReadConnection {
 /// Connections for reads, made on demand up to a maximum; Acquire() waits when all are busy.
 class ConnectionPool {
  public:
-  ConnectionPool(std::shared_ptr<DuckDatabase> db, int capacity)
-      : db_(std::move(db)), capacity_(capacity) {}
+  ConnectionPool(std::shared_ptr<DuckDatabase> db, int capacity, ReadOnlyCheck::Options check)
+      : db_(std::move(db)), capacity_(capacity), check_(std::move(check)) {}
 
   Result<std::unique_ptr<ReadConnection>> Acquire() {
     std::unique_lock lock(mutex_);
@@ -149,7 +150,7 @@ class ConnectionPool {
     }
     ++created_;
     lock.unlock();
-    auto connection = ReadConnection::Make(*db_);
+    auto connection = ReadConnection::Make(*db_, check_);
     if (!connection.ok()) Forget();
     return connection;
   }
@@ -170,6 +171,7 @@ class ConnectionPool {
  private:
   std::shared_ptr<DuckDatabase> db_;
   const int capacity_;
+  const ReadOnlyCheck::Options check_;
   // State below is protected by mutex_.
   std::mutex mutex_;
   std::condition_variable available_;
@@ -335,7 +337,7 @@ Result<FunctionSql> DuckReader::Impl::Plan(Session& session, const ReadRequest& 
     ARROW_ASSIGN_OR_RAISE(auto tables, UserTables(session.connection()));
     ARROW_ASSIGN_OR_RAISE(call, FunctionCallSql(*function, args, tables));
   }
-  ARROW_RETURN_NOT_OK(session.check().Check(call.sql));
+  ARROW_RETURN_NOT_OK(session.check().Check(call.sql, session.version()));
   return call;
 }
 
@@ -379,7 +381,9 @@ std::shared_ptr<DuckReader> DuckReader::Make(std::shared_ptr<DuckDatabase> db,
                                              const DuckReaderOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
-  impl->pool = std::make_unique<ConnectionPool>(std::move(db), options.connections);
+  impl->pool = std::make_unique<ConnectionPool>(
+      std::move(db), options.connections,
+      ReadOnlyCheck::Options{.tables_dropped_at = options.tables_dropped_at});
   return std::shared_ptr<DuckReader>(new DuckReader(std::move(impl)));
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -82,6 +83,9 @@ struct DuckReaderOptions {
   /// connection (each table read whole). The Arrow engine scans its datasets instead.
   std::function<std::unique_ptr<FunctionContext>(nlohmann::json args, StepRecorder& steps)>
       native_context;
+  /// The live model's: the newest version at which its writer dropped a table (see
+  /// ReadOnlyCheck::Options); null for a version file. Shared with the writer, which stores it.
+  std::shared_ptr<const std::atomic<int64_t>> tables_dropped_at;
 };
 
 /// Serves the read path of one model database, live or a published version file: each read

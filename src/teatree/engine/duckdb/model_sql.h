@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "teatree/request/column_change.h"
 #include "teatree/request/table_schema.h"
 
 namespace teatree {
@@ -14,5 +15,8 @@ extern const char* const kBookkeepingSql;
 /// CREATE TABLE for a model table: its columns with their DuckDB types, key columns NOT NULL,
 /// and its PRIMARY KEY.
 std::string CreateTableSql(const TableSchema& schema);
+
+/// The ALTER TABLE statement that makes `change` to table `table`.
+std::string AlterColumnSql(const std::string& table, const ColumnChange& change);
 
 }  // namespace teatree

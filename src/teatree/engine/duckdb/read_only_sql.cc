@@ -146,7 +146,7 @@ Result<std::vector<std::string>> StringsAt(const arrow::Table& table, int column
 }  // namespace
 
 Result<std::unique_ptr<ReadOnlyCheck>> ReadOnlyCheck::Make(DuckConnection& connection,
-                                                           bool remember) {
+                                                           Options options) {
   ARROW_ASSIGN_OR_RAISE(auto serialize,
                         connection.Prepare("SELECT json_serialize_sql($sql::VARCHAR)"));
   // The model's tables, and the catalogs it attached (every database but its own and DuckDB's).
@@ -155,19 +155,27 @@ Result<std::unique_ptr<ReadOnlyCheck>> ReadOnlyCheck::Make(DuckConnection& conne
                                      "SELECT database_name, true FROM duckdb_databases() "
                                      "WHERE NOT internal AND database_name <> current_database()"));
   return std::unique_ptr<ReadOnlyCheck>(
-      new ReadOnlyCheck(connection, std::move(serialize), std::move(scope), remember));
+      new ReadOnlyCheck(connection, std::move(serialize), std::move(scope), std::move(options)));
 }
 
 ReadOnlyCheck::ReadOnlyCheck(DuckConnection& connection, std::unique_ptr<DuckStatement> serialize,
-                             std::unique_ptr<DuckStatement> scope, bool remember)
+                             std::unique_ptr<DuckStatement> scope, Options options)
     : connection_(connection),
       serialize_(std::move(serialize)),
       scope_(std::move(scope)),
-      remember_(remember) {}
+      options_(std::move(options)) {}
+
+bool ReadOnlyCheck::KnownHolds(int64_t version) const {
+  if (!known_ || !options_.remember) return false;
+  if (!options_.tables_dropped_at) return true;
+  // A drop at a version after known_version_ may have removed a remembered table, and a
+  // version before it may lack one created since.
+  return version >= known_version_ && options_.tables_dropped_at->load() <= known_version_;
+}
 
 ReadOnlyCheck::~ReadOnlyCheck() = default;
 
-Status ReadOnlyCheck::Check(const std::string& sql) {
+Status ReadOnlyCheck::Check(const std::string& sql, int64_t version) {
   // DuckDB's C API takes statements as C strings: a NUL would end the statement it runs
   // before the end of the one checked here.
   if (sql.find('\0') != std::string::npos) return Refuse("the SQL contains a NUL character");
@@ -198,10 +206,9 @@ Status ReadOnlyCheck::Check(const std::string& sql) {
     return Refuse(std::to_string(statements.size()) +
                   " statements were sent (stacked statements are refused)");
   }
-  if (known_ && remember_) {
-    if (CheckNode(statements, *known_).ok()) return Status::OK();
-  }
+  if (KnownHolds(version) && CheckNode(statements, *known_).ok()) return Status::OK();
   ARROW_RETURN_NOT_OK(ReadScope());
+  known_version_ = version;
   return CheckNode(statements, *known_);
 }
 
