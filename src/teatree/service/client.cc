@@ -6,6 +6,7 @@
 
 #include "teatree/bus/model_registry.h"
 #include "teatree/bus/subjects.h"
+#include "teatree/common/failure.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/json_text.h"
 #include "teatree/request/codec.h"
@@ -23,9 +24,9 @@ Result<std::string> ServedUrl(const std::filesystem::path& data_dir, const char*
   auto json =
       text.ok() ? ParseJson(*text, "serve.json").ValueOr(nlohmann::json()) : nlohmann::json();
   if (!json.is_object() || !json.contains(key) || !json[key].is_string()) {
-    return Status::Invalid("no Teatree server found in ", data_dir.string(), " (", path.string(),
-                           " is missing): start one with `teatree serve --data-dir ",
-                           data_dir.string(), "`, or give ", flag_hint);
+    return Unavailable("no Teatree server found in ", data_dir.string(), " (", path.string(),
+                       " is missing): start one with `teatree serve --data-dir ", data_dir.string(),
+                       "`, or give ", flag_hint);
   }
   return json[key].get<std::string>();
 }
@@ -129,10 +130,10 @@ Result<Outcome> Client::Collect(NoteSubscription& notes, const std::string& mode
     }
     return outcome;
   }
-  return Status::IOError("no outcome for request ", request_id, " of model ", model, " within ",
-                         timeout.count(),
-                         " ms: is a manager running for it (teatree status)? The request is "
-                         "queued and will be applied when one is");
+  return Unavailable("no outcome for request ", request_id, " of model ", model, " within ",
+                     timeout.count(),
+                     " ms: is a manager running for it (teatree status)? The request is "
+                     "queued and will be applied when one is");
 }
 
 Result<ReadClient*> Client::reads() {
