@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "teatree/common/file_util.h"
 #include "teatree/common/json_text.h"
 #include "teatree/manager/commands.h"
 #include "teatree/read/flight_client_internal.h"
@@ -126,10 +127,10 @@ Result<PulledVersion> ReadClient::Pull(const std::string& model, std::optional<i
   }
   PulledVersion pulled{header.value("version", int64_t{0}), header.value("bytes", int64_t{0}),
                        header.value("sha256", "")};
-  const std::filesystem::path tmp = output.string() + ".tmp";
+  // Written beside `output` under a name of its own, renamed only once verified: `output` is
+  // the whole file or nothing, and two pulls to one path cannot mix their bytes.
+  ARROW_ASSIGN_OR_RAISE(const std::filesystem::path tmp, CreateTempFileBeside(output));
   auto download = [&]() -> Status {
-    std::error_code ec;
-    if (output.has_parent_path()) std::filesystem::create_directories(output.parent_path(), ec);
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) return Status::IOError("cannot write ", tmp.string());
     int64_t received = 0;
