@@ -3,6 +3,7 @@
 #include <arrow/api.h>
 #include <arrow/flight/api.h>
 #include <arrow/util/key_value_metadata.h>
+#include <spdlog/spdlog.h>
 
 #include <condition_variable>
 #include <deque>
@@ -177,6 +178,15 @@ class FileResultStream final : public flight::ResultStream {
   bool header_sent_ = false;
 };
 
+/// A failure of the server's own files while preparing a pull: logged in full here, sent to
+/// the client without the server's paths (they are none of its business).
+Status ServerSide(const Status& status, const std::string& model, int64_t version) {
+  spdlog::error("pull of model {} version {}: {}", model, version, status.message());
+  return Status(status.code(), "version " + std::to_string(version) + " of model " + model +
+                                   " cannot be sent: the server failed to read or export it "
+                                   "(its log says why); try again or pull another version");
+}
+
 Result<std::string> ReadChecksum(const std::filesystem::path& version_file) {
   std::ifstream in(version_file.string() + ".sha256");
   std::string hex;
@@ -350,7 +360,9 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
       }
       ARROW_ASSIGN_OR_RAISE(auto file, reads->VersionFile(version));
       // An Arrow-engine version is exported for the trip; the export goes once it is open.
-      ARROW_ASSIGN_OR_RAISE(auto shipped, ShippableVersionFile(file.path));
+      auto exported = ShippableVersionFile(file.path);
+      if (!exported.ok()) return ServerSide(exported.status(), model, file.version);
+      auto& shipped = *exported;
       Status streamed = [&]() -> Status {
         ARROW_ASSIGN_OR_RAISE(
             auto sha256, shipped.temporary ? Sha256File(shipped.path) : ReadChecksum(file.path));
@@ -368,7 +380,7 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
       }();
       std::error_code ignored;
       if (shipped.temporary) std::filesystem::remove(shipped.path, ignored);
-      return streamed;
+      return streamed.ok() ? streamed : ServerSide(streamed, model, file.version);
     }
     return Status::NotImplemented("unknown action ", action.type, ": use ", kVersionsAction, " or ",
                                   kPullAction);
