@@ -124,6 +124,37 @@ expect_json '.model == "shop" and (.versions | length) >= 1 and (.versions[0].sh
 tt catalog -d "$data" --output json
 expect_json '.models[] | select(.model == "shop") | .tables[0].table == "orders"' "catalog json"
 
+# Read your writes: a read given the version of a write sees it, published yet or not.
+for i in 1 2 3; do
+  id=$((100 + i))
+  tt submit -d "$data" --model shop append --table orders --rows "[[$id,1.0]]" --wait --output json
+  v=$(jq .version <<<"$out")
+  tt query -d "$data" --model shop --min-version "$v" --output json "SELECT count(*) AS n FROM orders WHERE id = $id"
+  expect_rc 0 "query --min-version"
+  expect_json ".version >= $v and .rows == [{\"n\": 1}]" "query --min-version $v"
+  tt pull -d "$data" --model shop --min-version "$v" -o "$data/laptop/ryw.duckdb" --output json
+  expect_rc 0 "pull --min-version"
+  expect_json ".version >= $v" "pull --min-version $v"
+  [[ "$("$teatree" inspect "$data/laptop/ryw.duckdb" "SELECT count(*) FROM orders WHERE id = $id" | sed -n 3p | tr -d ' ')" == 1 ]] ||
+    fail "pulled version $(jq .version <<<"$out") lacks write $id"
+done
+tt submit -d "$data" --model shop append --table orders --rows '[[200,1.0]]' --wait=published --output json
+expect_rc 0 "submit --wait=published"
+expect_json '.status == "applied" and .published_version >= .version' "--wait=published"
+written=$(jq .version <<<"$out")
+tt submit -d "$data" --model shop append --table orders --rows '[[200,1.0]]' --wait=publish
+expect_rc 2 "--wait=publish"
+tt query -d "$data" --model shop --min-version 1000 --wait-ms 300 "SELECT 1"
+expect_rc 4 "a version that does not come"
+grep -q "has no version 1000 or newer after 300 ms: it reads at version $written" <<<"$err" ||
+  fail "min-version timeout said: $err"
+tt pull -d "$data" --model shop --min-version 1000 --wait-ms 300 -o "$data/laptop/late.duckdb"
+expect_rc 4 "a pull of a version that does not come"
+grep -q "newest published $written" <<<"$err" || fail "pull timeout said: $err"
+[[ ! -e "$data/laptop/late.duckdb" ]] || fail "a pull that timed out left a file"
+tt status -d "$data" --output json
+expect_json ".models[] | select(.model == \"shop\") | .published_version >= $written and .lag == .committed_version - .published_version" "status lag"
+
 # A model on the Arrow engine, chosen by its first create_table: the same requests and reads.
 out=$("$teatree" submit -d "$data" --model ledger create_table --table entries --engine arrow \
   --schema '[{"name":"id","type":"BIGINT"},{"name":"amount","type":"DECIMAL(10,2)"}]' \

@@ -23,8 +23,29 @@ struct Flags {
   PullVersionOptions pull;
   PullOptions archive_pull;
   int64_t version = 0;
+  int64_t min_version = 0, wait_ms = kDefaultVersionWait.count();
   ReaderOptions reader;
 };
+
+/// --min-version and --wait-ms of a read: read your writes.
+void AddMinVersionOptions(CLI::App& command, Flags& f) {
+  command
+      .add_option("--min-version", f.min_version,
+                  "wait until the model has this version or newer (the version in a write's "
+                  "outcome), then read")
+      ->check(CLI::PositiveNumber);
+  command
+      .add_option("--wait-ms", f.wait_ms,
+                  "how long the server waits for --min-version (at most " +
+                      std::to_string(kMaxVersionWait.count()) + ")")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, static_cast<int64_t>(kMaxVersionWait.count())));
+}
+
+std::optional<VersionWanted> Wanted(const Flags& f) {
+  if (f.min_version <= 0) return std::nullopt;
+  return VersionWanted{.min_version = f.min_version, .wait = std::chrono::milliseconds(f.wait_ms)};
+}
 
 /// `teatree query` from its flags.
 Status Query(Flags& f, OutputFormat output) {
@@ -45,6 +66,7 @@ Status Query(Flags& f, OutputFormat output) {
     f.query.ticket.args = std::move(*args);
   }
   if (f.at_version > 0) f.query.ticket.at_version = f.at_version;
+  f.query.ticket.min_version = Wanted(f);
   // The server checks the ticket too; checking here gives the same message sooner.
   Status ticket = ReadTicket::Parse(f.query.ticket.ToJson()).status();
   if (!ticket.ok()) return MarkFailure(ticket, FailureKind::kUsage);
@@ -71,6 +93,7 @@ Status CheckOutputFile(const fs::path& output) {
 Status Pull(Flags& f, OutputFormat output) {
   ARROW_RETURN_NOT_OK(CheckOutputFile(f.pull.output));
   if (!f.archive_pull.archive_url.empty()) {
+    if (f.min_version > 0) return UsageError("--min-version reads from a server, not an archive");
     f.archive_pull.model = f.pull.model;
     f.archive_pull.version = f.version;
     f.archive_pull.output = f.pull.output;
@@ -78,6 +101,7 @@ Status Pull(Flags& f, OutputFormat output) {
     return RunPull(f.archive_pull, std::cout);
   }
   if (f.version > 0) f.pull.version = f.version;
+  f.pull.min_version = Wanted(f);
   f.pull.output_format = output;
   return RunPullVersion(f.pull, std::cout, std::cerr);
 }
@@ -93,6 +117,7 @@ CLI::App* AddQuery(CLI::App& app, Flags& f, OutputFormat& output) {
   query->add_option("--function", f.query.ticket.function, "a read function instead of SQL");
   query->add_option("--args", f.args, "function arguments as a JSON object");
   query->add_option("--at-version", f.at_version, "read this retained version");
+  AddMinVersionOptions(*query, f);
   query->add_option("--format", f.format, "table (default), csv, json or arrow (an IPC stream)");
   AddOutputOption(*query, output);
   query->add_option("--data-dir,-d", f.query.data_dir, "data directory of a `teatree serve`")
@@ -110,6 +135,7 @@ CLI::App* AddPull(CLI::App& app, Flags& f, OutputFormat& output) {
       "appears at -o only once complete");
   pull->add_option("--model,-m", f.pull.model, "model name")->required();
   pull->add_option("--version", f.version, "version to pull (default: the newest)");
+  AddMinVersionOptions(*pull, f);
   pull->add_option("--output-file,-o", f.pull.output,
                    "where to write the .duckdb file (its directory must exist)")
       ->required();

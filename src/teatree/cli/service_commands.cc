@@ -110,7 +110,9 @@ Result<SubmitReport> Submit(Flags& f, OutputFormat output) {
   } else if (!f.op.empty()) {
     return UsageError("submit takes --file or an op (", f.op, "), not both");
   }
-  f.submit.wait = f.wait == "applied" ? SubmitWait::kApplied : SubmitWait::kNone;
+  f.submit.wait = f.wait == "published" ? SubmitWait::kPublished
+                  : f.wait == "applied" ? SubmitWait::kApplied
+                                        : SubmitWait::kNone;
   f.submit.timeout = std::chrono::seconds(f.timeout_s);
   f.submit.output = output;
   return RunSubmit(f.submit, std::cout);
@@ -224,8 +226,10 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
   submit->add_option("--page-rows", f->page_rows, "query: rows per result page");
   submit
       ->add_flag("--wait{applied},-w{applied}", f->wait,
-                 "wait for each outcome and print it (--wait=applied, the same)")
-      ->check(CLI::IsMember({"applied"}));
+                 "wait for each outcome and print it (--wait=applied, the same); "
+                 "--wait=published: then until each applied request's version is published "
+                 "(readable from version files), printing that version")
+      ->check(CLI::IsMember({"applied", "published"}));
   submit->add_option("--timeout-s", f->timeout_s, "how long --wait waits")->capture_default_str();
   AddOutputOption(*submit, output);
 

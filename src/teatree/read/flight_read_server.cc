@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "teatree/common/failure.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/json_text.h"
 #include "teatree/common/sql_quote.h"
@@ -20,6 +21,7 @@
 #include "teatree/read/live_forwarder.h"
 #include "teatree/read/model_directory.h"
 #include "teatree/read/read_ticket.h"
+#include "teatree/read/version_wait.h"
 
 namespace teatree {
 namespace flight = arrow::flight;
@@ -212,6 +214,13 @@ Result<ReadTicket> TicketOf(const flight::FlightDescriptor& descriptor) {
   return ticket;
 }
 
+/// A status as Flight clients should see it: a wait that ran out is TimedOut (a server that
+/// does not answer is Unavailable already), so that clients can tell it from a refusal.
+Status ToFlight(const Status& status) {
+  if (FailureKindOf(status) != FailureKind::kUnavailable) return status;
+  return flight::MakeFlightError(flight::FlightStatusCode::TimedOut, status.message());
+}
+
 flight::FlightEndpoint EndpointFor(const ReadTicket& ticket) {
   return flight::FlightEndpoint(flight::Ticket{ticket.ToJson()}, {}, std::nullopt, "");
 }
@@ -311,14 +320,15 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
     ARROW_ASSIGN_OR_RAISE(auto ticket, ReadTicket::Parse(request.ticket));
     ARROW_RETURN_NOT_OK(Authorize(context, Access::kRead, ticket.model));
     if (options_.live != nullptr) {
-      ARROW_ASSIGN_OR_RAISE(auto forwarded, options_.live->Read(ticket, Authorization(context)));
-      if (forwarded) {
+      auto forwarded = options_.live->Read(ticket, Authorization(context));
+      if (!forwarded.ok()) return ToFlight(forwarded.status());
+      if (*forwarded) {
         *stream = std::make_unique<flight::RecordBatchStream>(
-            std::make_shared<FlightBatches>(std::move(*forwarded)));
+            std::make_shared<FlightBatches>(std::move(**forwarded)));
         return Status::OK();
       }
     }
-    ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(ticket.model));
+    ARROW_ASSIGN_OR_RAISE(auto reads, Reads(ticket.model, ticket.min_version));
     ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(ticket.at_version));
     ReadRequest read = RequestOf(ticket, options_.limits);
     read.cancelled = [&context] { return context.is_cancelled(); };
@@ -338,7 +348,11 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
     }
     const std::string model = body["model"].get<std::string>();
     ARROW_RETURN_NOT_OK(Authorize(context, Access::kRead, model));
-    ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(model));
+    std::optional<VersionWanted> wanted;
+    if (Status parsed = ParseVersionWanted(body, wanted); !parsed.ok()) {
+      return parsed.WithMessage("action ", action.type, ": ", parsed.message());
+    }
+    ARROW_ASSIGN_OR_RAISE(auto reads, Reads(model, wanted, VersionSource::kPublished));
     if (action.type == kVersionsAction) {
       ARROW_ASSIGN_OR_RAISE(auto files, reads->Versions());
       nlohmann::json list = nlohmann::json::array();
@@ -388,9 +402,11 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
 
   Status ListActions(const flight::ServerCallContext&,
                      std::vector<flight::ActionType>* actions) override {
-    *actions = {{kVersionsAction, R"(the retained version files of {"model":"m"})"},
+    *actions = {{kVersionsAction, R"(the retained version files of {"model":"m"}, once one is )"
+                                  R"("min_version" or newer when the body says)"},
                 {kPullAction, R"(a version file of {"model":"m","version":N}: a JSON header )"
-                              "(version, bytes, sha256), then the file in chunks"}};
+                              "(version, bytes, sha256), then the file in chunks; with "
+                              R"("min_version", once that version is published)"}};
     return Status::OK();
   }
 
@@ -401,19 +417,29 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
     return it == headers.end() ? "" : std::string(it->second);
   }
 
+  /// The reads of `model` once they have `wanted` (ReadsAtLeast); a wait that ran out is a
+  /// Flight TimedOut.
+  Result<ModelReads*> Reads(const std::string& model, const std::optional<VersionWanted>& wanted,
+                            VersionSource source = VersionSource::kServed) {
+    auto reads = ReadsAtLeast(models_, model, wanted, source, options_.nats);
+    if (!reads.ok()) return ToFlight(reads.status());
+    return reads;
+  }
+
   /// The schema of a read: from the model's manager when the read is live there (its URL
   /// goes to `live`), else from this server's copy.
   Result<std::shared_ptr<arrow::Schema>> Describe(const ReadTicket& ticket,
                                                   const flight::ServerCallContext& context,
                                                   std::string* live) {
     if (options_.live != nullptr) {
-      ARROW_ASSIGN_OR_RAISE(auto schema, options_.live->Describe(ticket, Authorization(context)));
-      if (schema) {
+      auto schema = options_.live->Describe(ticket, Authorization(context));
+      if (!schema.ok()) return ToFlight(schema.status());
+      if (*schema) {
         if (live != nullptr) *live = options_.live->EndpointFor(ticket);
-        return schema;
+        return *schema;
       }
     }
-    ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(ticket.model));
+    ARROW_ASSIGN_OR_RAISE(auto reads, Reads(ticket.model, ticket.min_version));
     ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(ticket.at_version));
     return reader->Describe(RequestOf(ticket, options_.limits));
   }

@@ -1,6 +1,7 @@
 #include "teatree/service/client.h"
 
 #include <arrow/api.h>
+#include <arrow/flight/types.h>
 
 #include <fstream>
 
@@ -29,6 +30,12 @@ Result<std::string> ServedUrl(const std::filesystem::path& data_dir, const char*
                        "`, or give ", flag_hint);
   }
   return json[key].get<std::string>();
+}
+
+/// Whether a read server said it waited for a version in vain (and may be asked again).
+bool IsTimedOut(const Status& status) {
+  auto detail = arrow::flight::FlightStatusDetail::UnwrapStatus(status);
+  return detail && detail->code() == arrow::flight::FlightStatusCode::TimedOut;
 }
 
 }  // namespace
@@ -149,9 +156,35 @@ Result<QueryResult> Client::Query(const ReadTicket& ticket) {
 }
 
 Result<PulledVersion> Client::Pull(const std::string& model, std::optional<int64_t> version,
-                                   const std::filesystem::path& output, std::ostream* progress) {
+                                   const std::filesystem::path& output, std::ostream* progress,
+                                   const std::optional<VersionWanted>& wanted) {
   ARROW_ASSIGN_OR_RAISE(auto reads, this->reads());
-  return reads->Pull(model, version, output, progress);
+  return reads->Pull(model, version, output, progress, wanted);
+}
+
+Result<int64_t> Client::WaitPublished(const std::string& model, int64_t version,
+                                      std::chrono::milliseconds timeout) {
+  using Clock = std::chrono::steady_clock;
+  ARROW_ASSIGN_OR_RAISE(auto reads, this->reads());
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    // The server waits at most kMaxVersionWait per call: ask again while time is left.
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const VersionWanted wanted{
+        .min_version = version,
+        .wait = std::clamp(left, std::chrono::milliseconds(0), kMaxVersionWait)};
+    auto versions = reads->Versions(model, wanted);
+    if (versions.ok() && !versions->empty() && versions->back().version >= version) {
+      return versions->back().version;
+    }
+    if (Clock::now() >= deadline) {
+      if (!versions.ok()) return versions.status();
+      return Unavailable("version ", version, " of model ", model, " was not published within ",
+                         timeout.count(), " ms");
+    }
+    if (!versions.ok() && !IsTimedOut(versions.status())) return versions.status();
+  }
 }
 
 Result<std::unique_ptr<NoteSubscription>> Client::Watch(const std::string& model) {

@@ -206,13 +206,15 @@ void PrintSubmitted(const Request& request, const PublishAck& ack, OutputFormat 
 }
 
 /// Prints an outcome: a line (and a query's rows as a table), or the outcome note's fields
-/// with "sequence" and the rows under "result". "duplicate" is true when this submission
-/// applied nothing new, whether JetStream dropped it (`ack`) or its manager knew the id.
-Status PrintOutcome(const Outcome& outcome, const PublishAck& ack, OutputFormat output,
-                    std::ostream& out) {
+/// with "sequence", "published_version" (with --wait=published) and the rows under "result".
+/// "duplicate" is true when this submission applied nothing new, whether JetStream dropped it
+/// (`ack`) or its manager knew the id.
+Status PrintOutcome(const Outcome& outcome, const PublishAck& ack, std::optional<int64_t> published,
+                    OutputFormat output, std::ostream& out) {
   if (output == OutputFormat::kJson) {
     nlohmann::json json = outcome.note;
     json["sequence"] = ack.sequence;
+    if (published) json["published_version"] = *published;
     json["duplicate"] = ack.duplicate || outcome.note.value("duplicate", false);
     if (outcome.result) {
       ARROW_ASSIGN_OR_RAISE(json["result"], RowsAsJson(*outcome.result));
@@ -221,6 +223,7 @@ Status PrintOutcome(const Outcome& outcome, const PublishAck& ack, OutputFormat 
     return Status::OK();
   }
   out << OutcomeLine(outcome.note)
+      << (published ? "  published in v" + std::to_string(*published) : std::string())
       << (ack.duplicate ? "  (id submitted before, within the duplicate window: this "
                           "submission was dropped; the outcome is the first one's)"
                         : "")
@@ -504,7 +507,13 @@ Result<SubmitReport> RunSubmit(const SubmitOptions& options, std::ostream& out) 
     const Request& request = requests[i];
     ARROW_ASSIGN_OR_RAISE(auto outcome,
                           client->Wait(request.model, request.request_id, options.timeout));
-    ARROW_RETURN_NOT_OK(PrintOutcome(outcome, acks[i], options.output, out));
+    std::optional<int64_t> published;
+    if (options.wait == SubmitWait::kPublished && outcome.applied()) {
+      ARROW_ASSIGN_OR_RAISE(
+          published, client->WaitPublished(request.model, outcome.note.value("version", int64_t{0}),
+                                           options.timeout));
+    }
+    ARROW_RETURN_NOT_OK(PrintOutcome(outcome, acks[i], published, options.output, out));
     (outcome.applied() ? report.applied : report.rejected) += 1;
   }
   if (requests.size() > 1 && options.output == OutputFormat::kText) {

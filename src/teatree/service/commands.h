@@ -62,6 +62,9 @@ enum class SubmitWait {
   kNone,
   /// Each request's outcome (applied or rejected), with a query's result.
   kApplied,
+  /// As kApplied, then until the version of each applied request is published: readable from
+  /// version files (pull, replicas, `teatree serve`'s reads when its manager is gone).
+  kPublished,
 };
 
 struct SubmitOptions {

@@ -38,8 +38,8 @@ Status RunPullVersion(const PullVersionOptions& options, std::ostream& out,
                       std::ostream& progress) {
   if (options.output.empty()) return Status::Invalid("pull needs -o FILE.duckdb");
   ARROW_ASSIGN_OR_RAISE(auto client, ConnectReads(options.read, options.data_dir));
-  ARROW_ASSIGN_OR_RAISE(auto pulled,
-                        client->Pull(options.model, options.version, options.output, &progress));
+  ARROW_ASSIGN_OR_RAISE(auto pulled, client->Pull(options.model, options.version, options.output,
+                                                  &progress, options.min_version));
   if (options.output_format == OutputFormat::kJson) {
     out << DumpJson(nlohmann::json{{"model", options.model},
                                    {"path", options.output.string()},

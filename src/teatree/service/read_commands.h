@@ -37,6 +37,8 @@ struct PullVersionOptions {
   std::filesystem::path data_dir = "teatree-data";
   std::string model;
   std::optional<int64_t> version;
+  /// Pull once the newest published version is this one or newer (read your writes).
+  std::optional<VersionWanted> min_version;
   /// The file to write; its directory must exist.
   std::filesystem::path output;
   /// kJson: {"model", "path", "version", "bytes", "sha256"}.
