@@ -75,7 +75,12 @@ Result<ModelReads*> ReadsAtLeast(ModelDirectory& models, const std::string& mode
                                  NatsConnection* nats) {
   if (!wanted) return models.Find(model);
   const auto deadline = Clock::now() + wanted->wait;
-  // Subscribed before looking: a notification after the look cannot be missed.
+  // Usually the version is there (a live read after its outcome): no subscription then.
+  if (Standing now = Look(models, model, source);
+      now.version.ok() && *now.version >= wanted->min_version) {
+    return now.reads;
+  }
+  // Subscribed before looking again: a notification after that look cannot be missed.
   std::unique_ptr<NoteSubscription> notes;
   if (nats != nullptr) notes = NoteSubscription::Live(*nats, NoteSubject(model)).ValueOr(nullptr);
   for (;;) {
