@@ -8,6 +8,10 @@
 //     appender writing the same rows.
 //   - BM_GroupCommit: 1-row appends/s from several submitting threads with the manager
 //     grouping up to 256 requests per transaction, beside the same with one per transaction.
+//   - BM_ReadYourWrites: submit → outcome → a Flight read with min_version = the outcome's
+//     version returns, through a front server like `teatree serve`'s: passed on to the
+//     model's manager (live), or from version files only (published); beside submit →
+//     outcome notification alone.
 #include <nats/nats.h>
 #include <spdlog/spdlog.h>
 
@@ -20,6 +24,10 @@
 
 #include "bench/manager_bench_util.h"
 #include "teatree/bus/nats_server.h"
+#include "teatree/control/control_store.h"
+#include "teatree/read/model_directory.h"
+#include "teatree/read/read_client.h"
+#include "teatree/read/read_servers.h"
 #include "teatree/service/client.h"
 #include "teatree/service/manager_service.h"
 
@@ -561,6 +569,99 @@ void BM_GroupCommit(benchmark::State& state) {
   OrDie(bench->StopManagers());
 }
 BENCHMARK(BM_GroupCommit)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+/// The Flight URL the manager of `model` recorded in the catalog of `data_dir`.
+Result<std::string> ManagerEndpoint(const fs::path& data_dir, const std::string& model) {
+  const auto deadline = Clock::now() + kTimeout;
+  while (Clock::now() < deadline) {
+    ARROW_ASSIGN_OR_RAISE(auto control,
+                          ControlStore::Open("sqlite://" + (data_dir / "control.sqlite").string()));
+    ARROW_ASSIGN_OR_RAISE(auto record, control->GetModel(model));
+    if (record && !record->manager_endpoint.empty()) return record->manager_endpoint;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return Status::IOError("the manager of ", model, " recorded no endpoint");
+}
+
+/// One read-your-writes round: a 1-row append submitted and its outcome awaited, then a count
+/// through `reads` with min_version = the outcome's version, which must see the row.
+Result<double> WriteThenRead(Client& client, ReadClient& reads, int64_t row) {
+  const auto start = Clock::now();
+  const Request append = AppendRequest("ryw" + std::to_string(row), row, 1, Payload::kJson);
+  ARROW_ASSIGN_OR_RAISE(auto outcome, client.SubmitAndWait(append, kTimeout));
+  if (!outcome.applied()) return Status::Invalid("1-row append: ", outcome.note.dump());
+  const int64_t version = outcome.note.value("version", int64_t{0});
+  ARROW_ASSIGN_OR_RAISE(
+      auto read,
+      reads.Query({.model = kModel,
+                   .sql = "SELECT count(*) FROM t WHERE id = " + std::to_string(row),
+                   .min_version = VersionWanted{.min_version = version, .wait = kMaxVersionWait}}));
+  const double ms = MillisecondsSince(start);
+  ARROW_ASSIGN_OR_RAISE(auto count, read.table->column(0)->GetScalar(0));
+  if (read.version < version || count->ToString() != "1") {
+    return Status::Invalid("a read at version ", read.version, " missed the write of version ",
+                           version);
+  }
+  return ms;
+}
+
+/// Read your writes, end to end: submit → outcome → a Flight read given the outcome's
+/// version returns having seen the write. Through a front server that passes live reads to
+/// the model's manager (`live`), and through one that only has the version files (`published`,
+/// which waits for the next publication, at most one per 500 ms). Beside submit → outcome
+/// notification (Client::SubmitAndWait) alone, and a read through the live front without
+/// min_version, measured in the same loop.
+void BM_ReadYourWrites(benchmark::State& state) {
+  constexpr int64_t kLiveRounds = 200, kPublishedRounds = 20;
+  auto bench = QueueBench::Start("teatree-bench-ryw-");
+  OrDie(bench->StartManager(kModel, 256, milliseconds(10)));
+  const fs::path data_dir = bench->dir() / "data";
+  const std::string endpoint = OrDie(ManagerEndpoint(data_dir, kModel));
+  DataDirReplicas live_dir({.data_dir = data_dir}, [&](const std::string&) { return endpoint; });
+  DataDirReplicas files_dir({.data_dir = data_dir}, nullptr);
+  NatsConnection& nats = bench->client().connection();
+  auto live_front = OrDie(ReadServers::Start({.http_port = -1}, live_dir, {.nats = &nats}));
+  auto files_front = OrDie(ReadServers::Start({.http_port = -1}, files_dir, {.nats = &nats}));
+  auto live = OrDie(ReadClient::Connect({.url = live_front->flight_url()}));
+  auto files = OrDie(ReadClient::Connect({.url = files_front->flight_url()}));
+  std::vector<double> note_ms, live_ms, published_ms, read_ms;
+  int64_t row = 0;
+  for (auto _ : state) {
+    Status status;
+    for (int64_t i = 0; i < kLiveRounds + kPublishedRounds && status.ok(); ++i) {
+      const Request append = AppendRequest("n" + std::to_string(row), row, 1, Payload::kJson);
+      auto start = Clock::now();
+      auto outcome = bench->client().SubmitAndWait(append, kTimeout);
+      note_ms.push_back(MillisecondsSince(start));
+      status = outcome.status();
+      ++row;
+      if (!status.ok()) break;
+      auto read = WriteThenRead(bench->client(), i < kLiveRounds ? *live : *files, row++);
+      status = read.status();
+      if (status.ok()) (i < kLiveRounds ? live_ms : published_ms).push_back(*read);
+      if (!status.ok() || i >= kLiveRounds) continue;
+      // The same read without min_version: what the read costs apart from its wait.
+      start = Clock::now();
+      status = live->Query({.model = kModel, .sql = "SELECT count(*) FROM t"}).status();
+      read_ms.push_back(MillisecondsSince(start));
+    }
+    if (!status.ok()) {
+      state.SkipWithError(status.ToString().c_str());
+      return;
+    }
+  }
+  const double note = Quantile(note_ms, 0.5);
+  state.counters["note_p50_ms"] = note;
+  state.counters["read_p50_ms"] = Quantile(read_ms, 0.5);
+  state.counters["live_p50_ms"] = Quantile(live_ms, 0.5);
+  state.counters["live_p99_ms"] = Quantile(live_ms, 0.99);
+  state.counters["published_p50_ms"] = Quantile(published_ms, 0.5);
+  state.counters["published_max_ms"] = Quantile(published_ms, 1.0);
+  state.counters["live_ratio"] = note / Quantile(live_ms, 0.5);
+  state.counters["published_ratio"] = note / Quantile(published_ms, 0.5);
+  OrDie(bench->StopManagers());
+}
+BENCHMARK(BM_ReadYourWrites)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace teatree::bench

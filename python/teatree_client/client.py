@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,22 @@ REQUEST_STREAM = "TEATREE_REQ"
 MODEL_BUCKET = "teatree_models"
 #: Seconds `Client.connect` tries to reach the NATS server.
 NATS_CONNECT_TIMEOUT = 5.0
+
+
+# How long the server may wait for a min_version (read/read_ticket.h, kMaxVersionWait).
+MAX_WAIT_MS = 30_000
+
+
+def _version_wanted(min_version: int | None, wait_ms: int | None) -> dict[str, int]:
+    """The ticket or action fields of a read that waits for `min_version`."""
+    if min_version is None:
+        if wait_ms is not None:
+            raise TeatreeError("wait_ms needs min_version")
+        return {}
+    fields = {"min_version": min_version}
+    if wait_ms is not None:
+        fields["wait_ms"] = wait_ms
+    return fields
 
 
 def _served_urls(data_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
@@ -185,8 +203,43 @@ class Client(ClosesOnExit):
 
         return self._loop.run(replay_and_collect())
 
-    def submit_and_wait(self, request: Mapping[str, Any], timeout: float = 60) -> Outcome:
-        """Submits a request (as `submit`) and waits for its outcome (as `wait`)."""
+    def submit_and_wait(
+        self, request: Mapping[str, Any], timeout: float = 60, wait: str = "applied"
+    ) -> Outcome:
+        """Submits a request (as `submit`) and waits for its outcome (as `wait`).
+
+        With `wait="published"` it then waits, within the same `timeout`, until the version
+        of an applied request is published (readable from version files: pulls, replicas)
+        and puts that version in the outcome's `published_version`.
+        """
+        if wait not in ("applied", "published"):
+            raise TeatreeError(f'wait is "applied" or "published", not {wait!r}')
+        deadline = time.monotonic() + timeout
+        outcome = self._submit_and_collect(request, timeout)
+        if wait == "published" and outcome.applied and outcome.version is not None:
+            model = outcome.note.get("model") or self.model or ""
+            published = self._wait_published(model, outcome.version, deadline)
+            outcome = dataclasses.replace(outcome, published_version=published)
+        return outcome
+
+    def _wait_published(self, model: str, version: int, deadline: float) -> int:
+        """The newest published version once it is `version` or newer; the server waits on
+        its notifications, at most MAX_WAIT_MS a call."""
+        while True:
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            try:
+                files = self.versions(
+                    model, min_version=version, wait_ms=min(left_ms, MAX_WAIT_MS)
+                )
+                if files and files[-1]["version"] >= version:
+                    return files[-1]["version"]
+            except TeatreeError as error:
+                if time.monotonic() >= deadline or "has no version" not in str(error):
+                    raise
+            if time.monotonic() >= deadline:
+                raise TeatreeError(f"version {version} of model {model} was not published in time")
+
+    def _submit_and_collect(self, request: Mapping[str, Any], timeout: float) -> Outcome:
         model, request_id, body = encode_request(request, self.model)
 
         async def submit_and_collect() -> Outcome | None:
@@ -224,6 +277,8 @@ class Client(ClosesOnExit):
         function: str | None = None,
         args: Mapping[str, Any] | None = None,
         at_version: int | None = None,
+        min_version: int | None = None,
+        wait_ms: int | None = None,
     ) -> QueryResult:
         """Runs one read-only SELECT (`sql`) or a read function (`function` with `args`) on
         a model and returns its rows (`.table`, a pyarrow Table) with the version they were
@@ -232,6 +287,9 @@ class Client(ClosesOnExit):
         Without `at_version` the read sees the newest committed data (at the model's
         manager when it runs); with it, that published version. A statement other than a
         SELECT, or a read the server refuses, raises TeatreeError with the server's reason.
+        With `min_version` (an outcome's `version`) the server first waits, at most `wait_ms`
+        (default 10 000, at most 30 000), until the read sees that version or a newer one:
+        read your writes. Past it TeatreeError says which version the server has.
         """
         if (sql is None) == (function is None):
             raise TeatreeError("give either sql or function")
@@ -243,6 +301,7 @@ class Client(ClosesOnExit):
             ticket["args"] = dict(args or {})
         if at_version is not None:
             ticket["at_version"] = at_version
+        ticket.update(_version_wanted(min_version, wait_ms))
         return self._flight().query(ticket)
 
     def query_polars(
@@ -252,26 +311,42 @@ class Client(ClosesOnExit):
         function: str | None = None,
         args: Mapping[str, Any] | None = None,
         at_version: int | None = None,
+        min_version: int | None = None,
+        wait_ms: int | None = None,
     ) -> polars.DataFrame:
         """`query`, returning a polars DataFrame (needs the `polars` extra)."""
-        return self.query(model, sql, function, args, at_version).to_polars()
+        return self.query(
+            model, sql, function, args, at_version, min_version, wait_ms
+        ).to_polars()
 
     def tables(self, model: str) -> dict[str, int]:
         """The model's tables with their row counts, in its newest published version."""
         return self._flight().tables(check_model(model))
 
-    def versions(self, model: str) -> list[dict[str, int]]:
-        """The model's retained version files: `[{"version": N, "bytes": B}, ...]`."""
-        return self._flight().versions(check_model(model))
+    def versions(
+        self, model: str, min_version: int | None = None, wait_ms: int | None = None
+    ) -> list[dict[str, int]]:
+        """The model's retained version files: `[{"version": N, "bytes": B}, ...]`; with
+        `min_version`, once one that new is published (as in `query`)."""
+        return self._flight().versions(check_model(model), _version_wanted(min_version, wait_ms))
 
     def pull(
-        self, model: str, output: str | os.PathLike[str], version: int | None = None
+        self,
+        model: str,
+        output: str | os.PathLike[str],
+        version: int | None = None,
+        min_version: int | None = None,
+        wait_ms: int | None = None,
     ) -> dict[str, Any]:
         """Downloads a version file (the newest when `version` is None) to `output`, a
         DuckDB file any DuckDB opens read-only. Its size and SHA-256 are checked before it
-        replaces `output`. Returns `{"model", "version", "bytes", "sha256"}`.
+        replaces `output`. Returns `{"model", "version", "bytes", "sha256"}`. With
+        `min_version`, the server first waits until a version that new is published (as in
+        `query`).
         """
-        return self._flight().pull(check_model(model), output, version)
+        return self._flight().pull(
+            check_model(model), output, version, _version_wanted(min_version, wait_ms)
+        )
 
     # -- Internals ------------------------------------------------------------------------
 

@@ -58,6 +58,9 @@ class Outcome:
 
     note: dict[str, Any]
     result: pa.Table | None = None
+    # With submit_and_wait(wait="published"): the newest published version once it held
+    # the request.
+    published_version: int | None = None
 
     @property
     def applied(self) -> bool:

@@ -1,7 +1,8 @@
 """Reads over Arrow Flight (src/teatree/read/flight_read_server.h).
 
 - A query is a ticket `{"model", "sql"}` or `{"model", "function", "args"}`, optionally with
-  `"at_version"`: GetFlightInfo on it as a command, then DoGet of the endpoint's ticket at the
+  `"at_version"` and `"min_version"`/`"wait_ms"` (wait for a version, read your writes):
+  GetFlightInfo on it as a command, then DoGet of the endpoint's ticket at the
   endpoint's location (the model's manager, for live reads) or, if there is none or it is
   gone, at the server asked. The schema metadata `teatree.version` holds the version read.
 - ListFlights lists every table of every model: path `[model, table]`, total_records = rows.
@@ -113,10 +114,11 @@ class FlightReads:
                 if len(info.descriptor.path) == 2 and info.descriptor.path[0].decode() == model
             }
 
-    def versions(self, model: str) -> list[dict[str, int]]:
-        """The model's retained version files: `[{"version": N, "bytes": B}, ...]`."""
+    def versions(self, model: str, wanted: dict[str, int] | None = None) -> list[dict[str, int]]:
+        """The model's retained version files: `[{"version": N, "bytes": B}, ...]`; `wanted`
+        ({"min_version", "wait_ms"?}) makes the server wait for a version that new."""
         with flight_errors(self.url):
-            results = self._action("versions", {"model": model})
+            results = self._action("versions", {"model": model, **(wanted or {})})
             first = next(results, None)
         if first is None:
             raise TeatreeError(f"the read server at {self.url} sent no version list")
@@ -124,14 +126,18 @@ class FlightReads:
         return versions
 
     def pull(
-        self, model: str, output: str | os.PathLike[str], version: int | None
+        self,
+        model: str,
+        output: str | os.PathLike[str],
+        version: int | None,
+        wanted: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         """Downloads a version file to `output`, checked against its size and SHA-256.
 
         The file is written to `<output>.tmp` and renamed over `output` only once it checks
         out; on any failure the temporary file is removed. Returns the server's header.
         """
-        body: dict[str, Any] = {"model": model}
+        body: dict[str, Any] = {"model": model, **(wanted or {})}
         if version is not None:
             body["version"] = version
         tmp = f"{os.fspath(output)}.tmp"

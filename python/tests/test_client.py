@@ -308,6 +308,50 @@ def test_watch_sees_a_published_version(client: Client) -> None:
     assert any(note["request_id"] == appended.note["request_id"] for note in outcomes), seen
 
 
+CREATE_T = {"op": "create_table", "table": "t", "schema": [{"name": "x", "type": "BIGINT"}]}
+
+
+def test_reads_with_the_version_of_a_write_see_it(client: Client, tmp_path: Path) -> None:
+    client.submit_and_wait({"model": "ryw", **CREATE_T}).check()
+    for x in range(1, 4):
+        append = {"model": "ryw", "op": "append", "table": "t", "rows": [[x]]}
+        version = client.submit_and_wait(append).check().version
+        assert version is not None
+        sql = f"SELECT count(*) AS n FROM t WHERE x = {x}"
+        read = client.query("ryw", sql, min_version=version)
+        assert read.version is not None and read.version >= version
+        assert read.table.to_pylist() == [{"n": 1}]
+        # A pull reads version files: it waits for the write's version to be published.
+        header = client.pull("ryw", tmp_path / f"ryw{x}.duckdb", min_version=version)
+        assert header["version"] >= version
+        with duckdb.connect(str(tmp_path / f"ryw{x}.duckdb"), read_only=True) as pulled:
+            assert pulled.execute(f"SELECT count(*) FROM t WHERE x = {x}").fetchone() == (1,)
+
+
+def test_submit_can_wait_until_the_write_is_published(client: Client) -> None:
+    client.submit_and_wait({"model": "pub", **CREATE_T}).check()
+    outcome = client.submit_and_wait(
+        {"model": "pub", "op": "append", "table": "t", "rows": [[1]]}, wait="published"
+    ).check()
+    assert outcome.version is not None and outcome.published_version is not None
+    assert outcome.published_version >= outcome.version
+    assert client.versions("pub")[-1]["version"] >= outcome.version
+    with pytest.raises(TeatreeError, match="applied"):
+        client.submit_and_wait({"model": "pub", "op": "snapshot"}, wait="committed")
+
+
+def test_a_version_that_does_not_come_is_a_clear_error(client: Client) -> None:
+    client.submit_and_wait({"model": "late", **CREATE_T}).check()
+    late = r"has no version 999 or newer after 200 ms.*wait_ms"
+    with pytest.raises(TeatreeError, match=late) as raised:
+        client.query("late", "SELECT 1", min_version=999, wait_ms=200)
+    assert "Detail" not in str(raised.value)
+    with pytest.raises(TeatreeError, match="newest published"):
+        client.versions("late", min_version=999, wait_ms=200)
+    with pytest.raises(TeatreeError, match="wait_ms needs min_version"):
+        client.query("late", "SELECT 1", wait_ms=200)
+
+
 def test_connect_needs_a_server(tmp_path: Path) -> None:
     with pytest.raises(TeatreeError, match="no Teatree server"):
         Client.connect(tmp_path)

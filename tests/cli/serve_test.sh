@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # teatree serve as a user runs it: start, a second serve refused, submit and wait, status,
-# query and pull, SIGTERM stops everything, and clients then say there is no server.
+# query and pull, exit codes and --output json for scripts, SIGTERM stops everything, and
+# clients then say there is no server.
 set -euo pipefail
 teatree=${1:?usage: serve_test.sh path/to/teatree}
 data=$(mktemp -d /tmp/teatree-serve-test-XXXXXX)
@@ -11,6 +12,12 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# Runs teatree with stdout in $out, stderr in $err and the exit code in $rc.
+tt() { rc=0; out=$("$teatree" "$@" 2>"$data/stderr") || rc=$?; err=$(cat "$data/stderr"); }
+expect_rc() { [[ "$rc" == "$1" ]] || fail "$2: exit $rc, expected $1; stdout: $out; stderr: $err"; }
+# The JSON a command printed ($out: one document, or one a line) has what the filter asks of at
+# least one document; `select` picks one out.
+expect_json() { jq -s -e "map($1) | any" >/dev/null <<<"$out" || fail "$2: $out"; }
 
 "$teatree" serve --data-dir "$data" --lease-ttl-ms 2000 --hot-mb 64 >"$data/serve.out" 2>&1 &
 serve=$!
@@ -27,7 +34,8 @@ grep -q "create_table applied" <<<"$out" || fail "create_table: $out"
 out=$("$teatree" submit -d "$data" --model shop append --table orders \
   --rows '[[1,2.5],[2,4.0]]' --wait)
 grep -q "append .*applied .*rows=2" <<<"$out" || fail "append: $out"
-out=$("$teatree" submit -d "$data" --model shop append --table orders --rows '[[3,"x"]]' --wait)
+tt submit -d "$data" --model shop append --table orders --rows '[[3,"x"]]' --wait
+expect_rc 3 "a rejected request"
 grep -q "rejected .*expected DOUBLE" <<<"$out" || fail "bad append: $out"
 out=$("$teatree" submit -d "$data" --model shop query --sql 'SELECT sum(amount) AS total FROM orders' --wait)
 grep -q "6.5" <<<"$out" || fail "query: $out"
@@ -48,10 +56,104 @@ grep -q "only SELECT is allowed, not DELETE" <<<"$out" || fail "write: $out"
 out=$("$teatree" query -d "$data" --model shop --format parquet "SELECT 1" 2>&1) && fail "bad format"
 grep -q "use table, csv, json or arrow" <<<"$out" || fail "format: $out"
 for _ in $(seq 100); do ls "$data"/models/shop/versions/v2.duckdb >/dev/null 2>&1 && break; sleep 0.1; done
+# pull makes no directories, and leaves nothing at -o when it fails.
+tt pull -d "$data" --model shop -o "$data/laptop/shop.duckdb"
+expect_rc 2 "pull into a missing directory"
+grep -q -- "-o/--output-file .*laptop/shop.duckdb: directory .*laptop does not exist" <<<"$err" ||
+  fail "pull into a missing directory said: $err"
+[[ ! -e "$data/laptop" ]] || fail "pull made a directory"
+mkdir "$data/laptop"
+tt pull -d "$data" --model shop --version 99 -o "$data/laptop/shop.duckdb"
+expect_rc 5 "pull of a version that is not retained"
+[[ -z "$(ls -A "$data/laptop")" ]] || fail "a failed pull left files: $(ls -A "$data/laptop")"
 "$teatree" pull -d "$data" --model shop -o "$data/laptop/shop.duckdb" 2>/dev/null | grep -q "version 2" ||
   fail "pull"
+tt pull -d "$data" --model shop -o "$data/laptop/again.duckdb" --output json
+expect_rc 0 "pull --output json"
+expect_json '.model == "shop" and .version == 2 and .bytes > 0 and (.sha256 | length) == 64 and (.path | endswith("laptop/again.duckdb"))' "pull json"
+[[ "$(sha256sum <"$data/laptop/again.duckdb" | cut -d' ' -f1)" == "$(jq -r .sha256 <<<"$out")" ]] ||
+  fail "pulled file does not match the sha256 printed"
 out=$("$teatree" inspect "$data/laptop/shop.duckdb" "SELECT count(*) AS n FROM orders")
 grep -qx " *2" <<<"$out" || fail "pulled file: $out"
+
+# For scripts: exit codes and --output json (docs/cli.md).
+tt submit -d "$data" --model shop
+expect_rc 2 "submit without an op"
+tt submit -d "$data" --model shop --no-such-flag
+expect_rc 2 "an unknown flag"
+tt query -d "$data" --model shop --format csv --output json "SELECT 1"
+expect_rc 2 "--format csv with --output json"
+tt submit -d "$data" --model shop append --table orders --rows '[[1,' --output json
+expect_rc 2 "--rows that is not JSON"
+expect_json '.exit_code == 2 and (.error | test("--rows"))' "usage error as JSON"
+tt query -d "$data" --model nosuch "SELECT 1"
+expect_rc 5 "query of a model that does not exist"
+tt submit -d "$data" --model shop append --table orders --rows '[[10,1.0]]' --output json
+expect_rc 0 "submit --output json"
+expect_json '.model == "shop" and (.request_id | startswith("cli-")) and .sequence > 0 and .duplicate == false' "submit json"
+tt submit -d "$data" --model shop append --table orders --rows '[[11,1.0]]' --wait --output json
+expect_rc 0 "submit --wait --output json"
+expect_json '.type == "outcome" and .status == "applied" and .rows == 1 and .version >= 3 and .sequence > 0' "outcome json"
+tt submit -d "$data" --model shop query --sql 'SELECT count(*) AS n FROM orders' --wait --output json
+expect_json '.op == "query" and .result == [{"n": 4}]' "query outcome json"
+# JSON lines from stdin: one applied, one rejected; a line the codec refuses is never sent.
+out=$(printf '%s\n' '{"model":"shop","request_id":"stdin-1","op":"append","table":"orders","rows":[[20,1.5]]}' \
+  '{"model":"shop","request_id":"stdin-2","op":"append","table":"orders","rows":[[21,"x"]]}' \
+  '{"model":"shop","op":"append"}' |
+  "$teatree" submit -d "$data" --file - --wait --output json) && fail "stdin with a rejection exited 0"
+[[ "$(jq -s length <<<"$out")" == 3 ]] || fail "stdin submit: $out"
+expect_json 'select(.request_id == "stdin-1") | .status == "applied"' "stdin applied"
+expect_json 'select(.request_id == "stdin-2") | .status == "rejected"' "stdin rejected"
+expect_json 'select(.line == 3) | .status == "rejected" and (.error | length) > 0' "stdin invalid line"
+written=$(jq 'select(.request_id == "stdin-1") | .version' <<<"$out")
+printf '%s\n' 'not json' '{"op":"append"}' >"$data/bad.jsonl"
+tt submit -d "$data" --file "$data/bad.jsonl"
+expect_rc 3 "a file of invalid lines only"
+grep -q "bad.jsonl:1: not submitted" <<<"$out" || fail "invalid lines: $out"
+tt status -d "$data" --output json
+expect_json '.models[] | select(.model == "shop") | .committed_version >= '"$written"' and .lag >= 0 and .manager.holder != null' "status json"
+expect_json '.serve.flight_url | startswith("grpc://")' "status json endpoints"
+tt model list -d "$data" --output json
+expect_json '.models | index("shop") != null' "model list json"
+tt model create -d "$data" --model shop --output json
+expect_json '.model == "shop" and .created == false' "model create json"
+tt query -d "$data" --model shop --output json "SELECT id FROM orders WHERE id < 3 ORDER BY id"
+expect_json '.model == "shop" and .version >= '"$written"' and .rows == [{"id": 1}, {"id": 2}]' "query json"
+tt versions -d "$data" --model shop --output json
+expect_json '.model == "shop" and (.versions | length) >= 1 and (.versions[0].sha256 | length) == 64' "versions json"
+tt catalog -d "$data" --output json
+expect_json '.models[] | select(.model == "shop") | .tables[0].table == "orders"' "catalog json"
+
+# Read your writes: a read given the version of a write sees it, published yet or not.
+for i in 1 2 3; do
+  id=$((100 + i))
+  tt submit -d "$data" --model shop append --table orders --rows "[[$id,1.0]]" --wait --output json
+  v=$(jq .version <<<"$out")
+  tt query -d "$data" --model shop --min-version "$v" --output json "SELECT count(*) AS n FROM orders WHERE id = $id"
+  expect_rc 0 "query --min-version"
+  expect_json ".version >= $v and .rows == [{\"n\": 1}]" "query --min-version $v"
+  tt pull -d "$data" --model shop --min-version "$v" -o "$data/laptop/ryw.duckdb" --output json
+  expect_rc 0 "pull --min-version"
+  expect_json ".version >= $v" "pull --min-version $v"
+  [[ "$("$teatree" inspect "$data/laptop/ryw.duckdb" "SELECT count(*) FROM orders WHERE id = $id" | sed -n 3p | tr -d ' ')" == 1 ]] ||
+    fail "pulled version $(jq .version <<<"$out") lacks write $id"
+done
+tt submit -d "$data" --model shop append --table orders --rows '[[200,1.0]]' --wait=published --output json
+expect_rc 0 "submit --wait=published"
+expect_json '.status == "applied" and .published_version >= .version' "--wait=published"
+written=$(jq .version <<<"$out")
+tt submit -d "$data" --model shop append --table orders --rows '[[200,1.0]]' --wait=publish
+expect_rc 2 "--wait=publish"
+tt query -d "$data" --model shop --min-version 1000 --wait-ms 300 "SELECT 1"
+expect_rc 4 "a version that does not come"
+grep -q "has no version 1000 or newer after 300 ms: it reads at version $written" <<<"$err" ||
+  fail "min-version timeout said: $err"
+tt pull -d "$data" --model shop --min-version 1000 --wait-ms 300 -o "$data/laptop/late.duckdb"
+expect_rc 4 "a pull of a version that does not come"
+grep -q "newest published $written" <<<"$err" || fail "pull timeout said: $err"
+[[ ! -e "$data/laptop/late.duckdb" ]] || fail "a pull that timed out left a file"
+tt status -d "$data" --output json
+expect_json ".models[] | select(.model == \"shop\") | .published_version >= $written and .lag == .committed_version - .published_version" "status lag"
 
 # A model on the Arrow engine, chosen by its first create_table: the same requests and reads.
 out=$("$teatree" submit -d "$data" --model ledger create_table --table entries --engine arrow \
@@ -60,12 +162,14 @@ out=$("$teatree" submit -d "$data" --model ledger create_table --table entries -
 grep -q "create_table applied" <<<"$out" || fail "arrow create_table: $out"
 "$teatree" submit -d "$data" --model ledger append --table entries \
   --rows '[[1,"2.50"],[2,"4.00"],[3,"1.25"]]' --wait | grep -q "applied .*rows=3" || fail "arrow append"
-out=$("$teatree" submit -d "$data" --model ledger append --table entries --rows '[[3,"9"]]' --wait)
+tt submit -d "$data" --model ledger append --table entries --rows '[[3,"9"]]' --wait
+expect_rc 3 "arrow duplicate"
 grep -q 'rejected .*duplicate key "3"' <<<"$out" || fail "arrow duplicate: $out"
 "$teatree" submit -d "$data" --model ledger delete --table entries \
   --where '{"call":"equal","args":[{"field":"id"},{"literal":2}]}' --wait | grep -q "applied .*rows=1" || fail "arrow delete"
-out=$("$teatree" submit -d "$data" --model ledger create_table --table more --engine duckdb \
-  --schema '[{"name":"id","type":"BIGINT"}]' --wait)
+tt submit -d "$data" --model ledger create_table --table more --engine duckdb \
+  --schema '[{"name":"id","type":"BIGINT"}]' --wait
+expect_rc 3 "engine switch"
 grep -q "rejected .*uses the arrow engine" <<<"$out" || fail "engine switch: $out"
 out=$("$teatree" query -d "$data" --model ledger "SELECT sum(amount) AS total FROM entries")
 grep -q "3.75" <<<"$out" && grep -q "(model ledger at version 3)" <<<"$out" || fail "arrow query: $out"
@@ -115,8 +219,12 @@ wait "$serve" || fail "serve exited with $? after SIGTERM: $(cat "$data/serve.ou
 serve=""
 grep -q "teatree serve: stopped" "$data/serve.out" || fail "no clean stop: $(cat "$data/serve.out")"
 [[ ! -f "$data/serve.json" ]] || fail "serve.json left behind"
-grep -q "manager stopped at version 2, lease released" "$data/logs/manager-shop.log" ||
+grep -q "manager stopped at version $written, lease released" "$data/logs/manager-shop.log" ||
   fail "manager did not stop cleanly: $(cat "$data/logs/manager-shop.log")"
-out=$("$teatree" submit -d "$data" --model shop query --sql 'SELECT 1' 2>&1) && fail "submit without server"
-grep -q "no Teatree server found" <<<"$out" || fail "without server: $out"
+tt submit -d "$data" --model shop query --sql 'SELECT 1'
+expect_rc 4 "submit without server"
+grep -q "no Teatree server found" <<<"$err" || fail "without server: $err"
+tt status -d "$data" --output json
+expect_rc 4 "status without server"
+expect_json '.exit_code == 4 and (.error | test("no Teatree server found"))' "error as JSON"
 echo "serve test passed"

@@ -1,6 +1,6 @@
 // The read path with real managers: live reads found through the catalog, a front server
-// pointing live reads at the manager, HTTP submits and notifications, and a replica that
-// switches versions under a query loop.
+// pointing live reads at the manager, HTTP submits and notifications, a replica that
+// switches versions under a query loop, and reads that wait for the version of a write.
 
 #include <arrow/flight/api.h>
 #include <httplib.h>
@@ -12,6 +12,7 @@
 #include "teatree/bus/notes.h"
 #include "teatree/bus/subjects.h"
 #include "teatree/common/net.h"
+#include "teatree/common/temp_dir.h"
 #include "teatree/control/control_store.h"
 #include "teatree/manager/model_manager.h"
 #include "teatree/read/model_directory.h"
@@ -223,6 +224,117 @@ TEST_F(ReadPathTest, AReplicaSwitchesVersionsUnderAQueryLoopWithoutFailedQueries
   EXPECT_GE(versions_seen.size(), 3u) << "the replica should have moved through versions";
   EXPECT_GT(queries, 30);
   EXPECT_GT(appended, 20);
+}
+
+/// The count in a one-row, one-column result.
+std::string CountOf(const QueryResult& result) {
+  return result.table->column(0)->GetScalar(0).ValueOrDie()->ToString();
+}
+
+/// The Flight status code of an error, or -1.
+int FlightCodeOf(const Status& status) {
+  auto detail = arrow::flight::FlightStatusDetail::UnwrapStatus(status);
+  return detail ? static_cast<int>(detail->code()) : -1;
+}
+
+TEST_F(ReadPathTest, ReadsWithTheVersionOfAWriteAlwaysSeeIt) {
+  StartDispatcher();
+  ASSERT_TRUE(Run(CreateTable("sales")).applied());
+  // Version files only, no manager to pass live reads to: each read below waits for the
+  // publication of the write it follows (published at most every 500 ms).
+  DataDirReplicas replicas({.data_dir = data_}, nullptr);
+  auto front =
+      ReadServers::Start({.http_port = 0}, replicas, {.nats = &client().connection()}).ValueOrDie();
+  auto reads = ReadClient::Connect({.url = front->flight_url()}).ValueOrDie();
+  const std::string http_url = front->http_url();
+  httplib::Client http("127.0.0.1", std::stoi(http_url.substr(http_url.rfind(':') + 1)));
+  auto dir = TempDir::Make("teatree-read-your-writes-").ValueOrDie();
+  for (int i = 1; i <= 5; ++i) {
+    Outcome written = Run(Append("sales", "w" + std::to_string(i), i));
+    ASSERT_TRUE(written.applied());
+    const int64_t version = written.note["version"].get<int64_t>();
+    const VersionWanted wanted{.min_version = version};
+
+    auto query = reads->Query(
+        {.model = "sales", .sql = "SELECT count(*) FROM orders", .min_version = wanted});
+    ASSERT_TRUE(query.ok()) << query.status().ToString();
+    EXPECT_GE(query->version, version);
+    EXPECT_EQ(CountOf(*query), std::to_string(i)) << "write " << i << " not seen";
+
+    const fs::path file = dir->path() / ("v" + std::to_string(i) + ".duckdb");
+    auto pulled = reads->Pull("sales", std::nullopt, file, nullptr, wanted);
+    ASSERT_TRUE(pulled.ok()) << pulled.status().ToString();
+    EXPECT_GE(pulled->version, version);
+
+    auto answer = http.Post("/v1/models/sales/query?min_version=" + std::to_string(version),
+                            R"({"sql":"SELECT count(*) AS n FROM orders"})", "application/json");
+    ASSERT_TRUE(answer);
+    ASSERT_EQ(answer->status, 200) << answer->body;
+    EXPECT_GE(std::stoll(answer->get_header_value("Teatree-Version")), version);
+    EXPECT_NE(answer->body.find("\"n\":" + std::to_string(i)), std::string::npos) << answer->body;
+  }
+
+  // A version that does not come: a clear error after wait_ms, naming what the server has.
+  const ReadTicket ahead{
+      .model = "sales",
+      .sql = "SELECT 1",
+      .min_version = VersionWanted{.min_version = 1000, .wait = milliseconds(300)}};
+  auto late = reads->Query(ahead);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(FlightCodeOf(late.status()),
+            static_cast<int>(arrow::flight::FlightStatusCode::TimedOut));
+  EXPECT_NE(late.status().message().find("has no version 1000 or newer after 300 ms"),
+            std::string::npos)
+      << late.status().message();
+  EXPECT_NE(late.status().message().find("newest published 6"), std::string::npos)
+      << late.status().message();
+  EXPECT_EQ(late.status().message().find("Detail:"), std::string::npos) << late.status().message();
+  auto refused = http.Post("/v1/models/sales/query?min_version=1000&wait_ms=300",
+                           R"({"sql":"SELECT 1"})", "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_NE(refused->body.find("wait longer with wait_ms"), std::string::npos) << refused->body;
+  auto capped = http.Post("/v1/models/sales/query?min_version=1&wait_ms=600000",
+                          R"({"sql":"SELECT 1"})", "application/json");
+  ASSERT_TRUE(capped);
+  EXPECT_EQ(capped->status, 400) << capped->body;
+}
+
+TEST_F(ReadPathTest, ALiveReadWaitsAtTheManagerForTheVersionOfAWrite) {
+  StartDispatcher();
+  ASSERT_TRUE(Run(CreateTable("sales")).applied());
+  const std::string endpoint = CatalogEndpoint("sales");
+  WaitForVersionFile("sales");
+  DataDirReplicas replicas({.data_dir = data_}, [&](const std::string&) { return endpoint; });
+  auto front = ReadServers::Start({.http_port = -1}, replicas, {.nats = &client().connection()})
+                   .ValueOrDie();
+  auto reads = ReadClient::Connect({.url = front->flight_url()}).ValueOrDie();
+  // Submitted without waiting for the outcome: the read waits at the manager until the
+  // batch that holds the write committed.
+  for (int i = 1; i <= 5; ++i) {
+    auto ack = client().Submit(Parse(Append("sales", "l" + std::to_string(i), i)));
+    ASSERT_TRUE(ack.ok()) << ack.status().ToString();
+    auto query = reads->Query({.model = "sales",
+                               .sql = "SELECT count(*) FROM orders",
+                               .min_version = VersionWanted{.min_version = 1 + i}});
+    ASSERT_TRUE(query.ok()) << query.status().ToString();
+    EXPECT_GE(query->version, 1 + i);
+    EXPECT_EQ(CountOf(*query), std::to_string(i));
+  }
+  // The manager's refusal after wait_ms comes back as it is, once: the front server does not
+  // wait again on its older copy.
+  const auto started = std::chrono::steady_clock::now();
+  auto late =
+      reads->Query({.model = "sales",
+                    .sql = "SELECT 1",
+                    .min_version = VersionWanted{.min_version = 1000, .wait = milliseconds(500)}});
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(FlightCodeOf(late.status()),
+            static_cast<int>(arrow::flight::FlightStatusCode::TimedOut));
+  EXPECT_NE(late.status().message().find("it reads at version 6"), std::string::npos)
+      << late.status().message();
+  EXPECT_LT(took, milliseconds(1500));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include <string>
 
 #include "teatree/bus/nats_status_internal.h"
+#include "teatree/common/failure.h"
 
 namespace teatree {
 
@@ -16,7 +17,7 @@ Status FromNats(natsStatus status, std::string_view context, jsErrCode js_error)
   }
   if (js_error != 0) message += " (JetStream error " + std::to_string(js_error) + ")";
   if (status == NATS_TIMEOUT || status == NATS_NO_SERVER || status == NATS_CONNECTION_CLOSED) {
-    return Status::IOError(context, ": ", message);
+    return Unavailable(context, ": ", message);
   }
   return Status::UnknownError(context, ": ", message);
 }

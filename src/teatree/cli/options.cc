@@ -175,4 +175,20 @@ void AddReadClientOptions(CLI::App& command, ReadClientOptions& options) {
                      "PEM root certificate to trust (for a self-signed server)");
 }
 
+void AddOutputOption(CLI::App& command, OutputFormat& output, const std::string& hint) {
+  command
+      .add_option_function<std::string>(
+          "--output",
+          [&output](const std::string& name) {
+            output = name == "json" ? OutputFormat::kJson : OutputFormat::kText;
+          },
+          "text (default): lines for people; json: JSON for scripts (docs/cli.md)")
+      ->check(
+          [hint](const std::string& name) -> std::string {
+            if (name == "text" || name == "json") return "";
+            return "text or json, not \"" + name + "\"" + hint;
+          },
+          "text|json");
+}
+
 }  // namespace teatree::cli

@@ -6,6 +6,7 @@
 
 #include "teatree/bus/nats_connection.h"
 #include "teatree/bus/notes.h"
+#include "teatree/common/output_format.h"
 #include "teatree/manager/model_manager.h"
 #include "teatree/read/read_client.h"
 #include "teatree/read/read_servers.h"
@@ -35,5 +36,9 @@ std::vector<std::string> NoteStreamArgs(const NoteStreamOptions& options);
 
 /// --url, --token and --tls-root of a read client.
 void AddReadClientOptions(CLI::App& command, ReadClientOptions& options);
+
+/// --output text|json of a command that prints; `hint` is added to the message for any other
+/// value (e.g. where a flag that used to be --output went).
+void AddOutputOption(CLI::App& command, OutputFormat& output, const std::string& hint = "");
 
 }  // namespace teatree::cli

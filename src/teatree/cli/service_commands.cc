@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "teatree/cli/options.h"
+#include "teatree/common/failure.h"
 #include "teatree/common/json_text.h"
 #include "teatree/service/commands.h"
 
@@ -31,8 +32,10 @@ struct Flags {
   std::string op, table, rows, schema, primary_key, engine, set, where, sql, function, args, id,
       changes;
   int64_t page_rows = 0, timeout_s = 60;
-  ClientOptions watch_client, status_client, model_client;
-  std::string watch_model, status_control, model_name, model_engine;
+  std::string wait = "none";
+  ClientOptions watch_client, status_client;
+  ModelCommandOptions model;
+  std::string watch_model, status_control;
   bool watch_json = false;
 };
 
@@ -78,7 +81,9 @@ Result<nlohmann::json> SugarRequest(const Flags& f) {
   nlohmann::json request{{"op", f.op}};
   auto json_flag = [&](const char* key, const std::string& text, const char* flag) -> Status {
     if (text.empty()) return Status::OK();
-    ARROW_ASSIGN_OR_RAISE(request[key], ParseJson(text, flag));
+    auto parsed = ParseJson(text, flag);
+    if (!parsed.ok()) return MarkFailure(parsed.status(), FailureKind::kUsage);
+    request[key] = std::move(*parsed);
     return Status::OK();
   };
   if (!f.id.empty()) request["request_id"] = f.id;
@@ -102,9 +107,29 @@ Result<nlohmann::json> SugarRequest(const Flags& f) {
   return request;
 }
 
+/// `teatree submit` from its flags.
+Result<SubmitReport> Submit(Flags& f, OutputFormat output) {
+  if (f.submit.file.empty()) {
+    if (f.submit.model.empty() || f.op.empty()) {
+      return UsageError(
+          "submit needs --file requests.jsonl, or --model and an op (e.g. `teatree submit "
+          "--model sales query --sql 'SELECT 1'`)");
+    }
+    ARROW_ASSIGN_OR_RAISE(f.submit.request, SugarRequest(f));
+  } else if (!f.op.empty()) {
+    return UsageError("submit takes --file or an op (", f.op, "), not both");
+  }
+  f.submit.wait = f.wait == "published" ? SubmitWait::kPublished
+                  : f.wait == "applied" ? SubmitWait::kApplied
+                                        : SubmitWait::kNone;
+  f.submit.timeout = std::chrono::seconds(f.timeout_s);
+  f.submit.output = output;
+  return RunSubmit(f.submit, std::cout);
+}
+
 }  // namespace
 
-std::function<Status()> AddServiceCommands(CLI::App& app) {
+std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat& output) {
   auto f = std::make_shared<Flags>();
 
   auto* serve = app.add_subcommand(
@@ -198,7 +223,7 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
       "Returns once JetStream stored them; --wait prints each outcome (and query results)");
   AddClientOptions(*submit, f->submit.client);
   submit->add_option("--model,-m", f->submit.model, "model name (required without --file)");
-  submit->add_option("--file,-f", f->submit.file, "JSON lines, one request each");
+  submit->add_option("--file,-f", f->submit.file, "JSON lines, one request each (- for stdin)");
   submit->add_option("op", f->op,
                      "create_table, append, upsert, update, delete, invoke, query, snapshot, "
                      "drop_table, alter_table");
@@ -219,19 +244,28 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
                      "alter_table: the changes as JSON, e.g. "
                      "'[{\"add_column\":\"note\",\"type\":\"VARCHAR\"}]'");
   submit->add_option("--page-rows", f->page_rows, "query: rows per result page");
-  submit->add_flag("--wait,-w", f->submit.wait, "wait for each outcome and print it");
+  submit
+      ->add_flag("--wait{applied},-w{applied}", f->wait,
+                 "wait for each outcome and print it (--wait=applied, the same); "
+                 "--wait=published: then until each applied request's version is published "
+                 "(readable from version files), printing that version")
+      ->check(CLI::IsMember({"applied", "published"}));
   submit->add_option("--timeout-s", f->timeout_s, "how long --wait waits")->capture_default_str();
+  AddOutputOption(*submit, output);
 
   auto* watch = app.add_subcommand("watch", "Print a model's notifications live, one line each");
   AddClientOptions(*watch, f->watch_client);
   watch->add_option("--model,-m", f->watch_model, "model name")->required();
-  watch->add_flag("--json", f->watch_json, "print the notification JSON as received");
+  watch->add_flag("--json", f->watch_json,
+                  "print the notification JSON as received (--output json)");
+  AddOutputOption(*watch, output);
 
   auto* status = app.add_subcommand(
       "status", "Models, their managers (lease holders), queue backlog and versions");
   AddClientOptions(*status, f->status_client);
   status->add_option("--control", f->status_control,
                      "control catalog URL (default: sqlite://<data-dir>/control.sqlite)");
+  AddOutputOption(*status, output);
 
   auto* model = app.add_subcommand(
       "model",
@@ -239,17 +273,33 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
       "model is made here or by its first create_table");
   model->require_subcommand(1);
   auto* model_create = model->add_subcommand("create", "Create a model (no tables yet)");
-  AddClientOptions(*model_create, f->model_client);
-  model_create->add_option("--model,-m", f->model_name, "model name")->required();
-  model_create->add_option("--engine", f->model_engine, "duckdb (default) or arrow");
+  AddClientOptions(*model_create, f->model.client);
+  model_create->add_option("--model,-m", f->model.model, "model name")->required();
+  model_create->add_option("--engine", f->model.engine, "duckdb (default) or arrow");
+  AddOutputOption(*model_create, output);
   auto* model_list = model->add_subcommand("list", "List the models that exist");
-  AddClientOptions(*model_list, f->model_client);
+  AddClientOptions(*model_list, f->model.client);
+  AddOutputOption(*model_list, output);
 
-  return [=]() -> Status {
-    if (model_create->parsed()) {
-      return RunModelCreate(f->model_client, f->model_name, f->model_engine, std::cout);
+  auto run_clients = [=, &output]() -> Result<ExitCode> {
+    f->model.output = output;
+    if (model_create->parsed()) ARROW_RETURN_NOT_OK(RunModelCreate(f->model, std::cout));
+    if (model_list->parsed()) ARROW_RETURN_NOT_OK(RunModelList(f->model, std::cout));
+    if (submit->parsed()) {
+      ARROW_ASSIGN_OR_RAISE(auto report, Submit(*f, output));
+      if (report.any_rejected()) return ExitCode::kRejected;
     }
-    if (model_list->parsed()) return RunModelList(f->model_client, std::cout);
+    if (watch->parsed()) {
+      if (f->watch_json) output = OutputFormat::kJson;
+      ARROW_RETURN_NOT_OK(RunWatch(f->watch_client, f->watch_model, output, std::cout));
+    }
+    if (status->parsed()) {
+      ARROW_RETURN_NOT_OK(RunStatus(f->status_client, f->status_control, std::cout, output));
+    }
+    return ExitCode::kOk;
+  };
+
+  auto run_servers = [=]() -> Status {
     if (serve->parsed()) {
       f->serve.data_dir = f->serve_models.data_dir;
       f->serve.manager_args = ManagerArgs(f->serve_models, f->manager.batch_size, f->lease_ttl_ms);
@@ -296,21 +346,12 @@ std::function<Status()> AddServiceCommands(CLI::App& app) {
       ProcessLauncher launcher("/proc/self/exe", args, f->dispatcher_data_dir / "logs");
       return RunDispatcher(o, launcher, StopOnSignals());
     }
-    if (submit->parsed()) {
-      if (f->submit.file.empty()) {
-        if (f->submit.model.empty() || f->op.empty()) {
-          return Status::Invalid(
-              "submit needs --file requests.jsonl, or --model and an op (e.g. `teatree submit "
-              "--model sales query --sql 'SELECT 1'`)");
-        }
-        ARROW_ASSIGN_OR_RAISE(f->submit.request, SugarRequest(*f));
-      }
-      f->submit.timeout = std::chrono::seconds(f->timeout_s);
-      return RunSubmit(f->submit, std::cout);
-    }
-    if (watch->parsed()) return RunWatch(f->watch_client, f->watch_model, f->watch_json, std::cout);
-    if (status->parsed()) return RunStatus(f->status_client, f->status_control, std::cout);
     return Status::OK();
+  };
+
+  return [=]() -> Result<ExitCode> {
+    ARROW_RETURN_NOT_OK(run_servers());
+    return run_clients();
   };
 }
 

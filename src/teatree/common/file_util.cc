@@ -248,6 +248,19 @@ Status WriteFileAtomically(const std::filesystem::path& target, std::string_view
   return status;
 }
 
+Result<std::filesystem::path> CreateTempFileBeside(const std::filesystem::path& target) {
+  std::string tmp =
+      (ParentDir(target) / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
+  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(errno, "create a temporary file beside", target);
+  Status status;
+  if (::fchmod(fd.get(), 0644) != 0) status = ErrnoError(errno, "chmod", tmp);
+  if (int err = fd.Close(); err != 0 && status.ok()) status = ErrnoError(err, "close", tmp);
+  if (!status.ok()) ::unlink(tmp.c_str());
+  ARROW_RETURN_NOT_OK(status);
+  return std::filesystem::path(tmp);
+}
+
 Result<std::string> Sha256File(const std::filesystem::path& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError(errno, "open for hashing", path);

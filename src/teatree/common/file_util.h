@@ -45,6 +45,10 @@ Status DurableRename(const std::filesystem::path& tmp, const std::filesystem::pa
 /// temporary is removed on failure. The file gets mode 0644.
 Status WriteFileAtomically(const std::filesystem::path& target, std::string_view contents);
 
+/// Creates an empty file of a name no one else uses, beside `target` (same directory, so
+/// DurableRename() can publish it as `target`): ".<name>.tmp-XXXXXX", mode 0644. The caller
+/// writes it and removes it if it does not rename it.
+Result<std::filesystem::path> CreateTempFileBeside(const std::filesystem::path& target);
 /// The whole contents of a (small) file.
 Result<std::string> ReadFileToString(const std::filesystem::path& path);
 

@@ -154,25 +154,36 @@ Status RunApply(const ApplyOptions& options, std::ostream& out, std::ostream& pr
   return runner.Finish(progress);
 }
 
-Status RunVersions(const fs::path& data_dir, const std::string& model, std::ostream& out) {
+Status RunVersions(const fs::path& data_dir, const std::string& model, OutputFormat output,
+                   std::ostream& out) {
   ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(data_dir, model));
   if (versions.empty() && !fs::exists(ModelDir(data_dir, model))) {
     return Status::KeyError("model ", model, " does not exist in ", data_dir.string());
   }
-  out << std::left << std::setw(10) << "version" << std::setw(14) << "bytes"
-      << "sha256\n";
+  nlohmann::json list = nlohmann::json::array();
+  if (output == OutputFormat::kText) {
+    out << std::left << std::setw(10) << "version" << std::setw(14) << "bytes"
+        << "sha256\n";
+  }
   for (int64_t version : versions) {
     const fs::path file = VersionFilePath(data_dir, model, version);
     std::error_code ec;
     const auto bytes = fs::file_size(file, ec);
     std::string checksum;
     std::ifstream(file.string() + ".sha256") >> checksum;
-    out << std::setw(10) << version << std::setw(14) << (ec ? 0 : bytes) << checksum << "\n";
+    if (output == OutputFormat::kJson) {
+      list.push_back({{"version", version}, {"bytes", ec ? 0 : bytes}, {"sha256", checksum}});
+    } else {
+      out << std::setw(10) << version << std::setw(14) << (ec ? 0 : bytes) << checksum << "\n";
+    }
+  }
+  if (output == OutputFormat::kJson) {
+    out << DumpJson(nlohmann::json{{"model", model}, {"versions", list}}) << "\n";
   }
   return Status::OK();
 }
 
-Status RunCatalog(const fs::path& data_dir, std::ostream& out) {
+Status RunCatalog(const fs::path& data_dir, OutputFormat output, std::ostream& out) {
   const fs::path path = data_dir / "control.sqlite";
   if (!fs::exists(path)) {
     return Status::KeyError("no control catalog at ", path.string(),
@@ -182,17 +193,33 @@ Status RunCatalog(const fs::path& data_dir, std::ostream& out) {
   ARROW_ASSIGN_OR_RAISE(auto control,
                         ControlStore::Open("sqlite://" + fs::absolute(path).string()));
   ARROW_ASSIGN_OR_RAISE(auto models, control->ListModels());
+  nlohmann::json list = nlohmann::json::array();
   for (const auto& model : models) {
-    out << "model " << model.id << "  engine " << model.engine << "  status " << model.status
-        << "  version " << model.current_version << "  published " << model.published_version
-        << "\n";
+    nlohmann::json tables = nlohmann::json::array();
+    if (output == OutputFormat::kText) {
+      out << "model " << model.id << "  engine " << model.engine << "  status " << model.status
+          << "  version " << model.current_version << "  published " << model.published_version
+          << "\n";
+    }
     ARROW_ASSIGN_OR_RAISE(auto content, control->ListContent(model.id));
     for (const auto& record : content) {
       if (record.version != model.published_version) continue;
-      out << "  " << std::left << std::setw(24) << record.table_name << std::right << std::setw(12)
-          << record.rows << " rows  " << record.archive_uri << "\n";
+      tables.push_back({{"table", record.table_name},
+                        {"rows", record.rows},
+                        {"archive_uri", record.archive_uri}});
+      if (output == OutputFormat::kText) {
+        out << "  " << std::left << std::setw(24) << record.table_name << std::right
+            << std::setw(12) << record.rows << " rows  " << record.archive_uri << "\n";
+      }
     }
+    list.push_back({{"model", model.id},
+                    {"engine", model.engine},
+                    {"status", model.status},
+                    {"version", model.current_version},
+                    {"published_version", model.published_version},
+                    {"tables", tables}});
   }
+  if (output == OutputFormat::kJson) out << DumpJson(nlohmann::json{{"models", list}}) << "\n";
   return Status::OK();
 }
 
@@ -256,8 +283,14 @@ Status RunPull(const PullOptions& options, std::ostream& out) {
     }
     version = versions.back();
   }
-  const fs::path tmp = options.output.string() + ".tmp";
-  const fs::path tmp_checksum = options.output.string() + ".sha256.tmp";
+  // Both beside the output under names of their own: the output is whole or absent.
+  ARROW_ASSIGN_OR_RAISE(const fs::path tmp, CreateTempFileBeside(options.output));
+  auto tmp_checksum = CreateTempFileBeside(options.output);
+  if (!tmp_checksum.ok()) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    return tmp_checksum.status();
+  }
   auto fetch = [&]() -> Status {
     const std::string name = kMirroredVersionFile;
     Status got = archive->GetFile(options.model, version, name, tmp);
@@ -266,19 +299,29 @@ Status RunPull(const PullOptions& options, std::ostream& out) {
                              ": its manager mirrors version files only with --mirror-versions");
     }
     ARROW_RETURN_NOT_OK(got);
-    ARROW_RETURN_NOT_OK(archive->GetFile(options.model, version, name + ".sha256", tmp_checksum));
+    ARROW_RETURN_NOT_OK(archive->GetFile(options.model, version, name + ".sha256", *tmp_checksum));
     std::string expected;
-    std::ifstream(tmp_checksum) >> expected;
+    std::ifstream(*tmp_checksum) >> expected;
     return KeepVerifiedVersionFile(tmp, {options.model, version, expected}, options.output);
   };
   Status status = fetch();
   std::error_code ignored;
   fs::remove(tmp, ignored);
-  fs::remove(tmp_checksum, ignored);
+  fs::remove(*tmp_checksum, ignored);
   ARROW_RETURN_NOT_OK(status);
-  out << "pulled model " << options.model << " version " << version << " ("
-      << fs::file_size(options.output) << " bytes, sha256 verified) to " << options.output.string()
-      << std::endl;
+  const auto bytes = fs::file_size(options.output, ignored);
+  if (options.output_format == OutputFormat::kJson) {
+    ARROW_ASSIGN_OR_RAISE(auto sha256, Sha256File(options.output));
+    out << DumpJson(nlohmann::json{{"model", options.model},
+                                   {"path", options.output.string()},
+                                   {"version", version},
+                                   {"bytes", bytes},
+                                   {"sha256", sha256}})
+        << std::endl;
+    return Status::OK();
+  }
+  out << "pulled model " << options.model << " version " << version << " (" << bytes
+      << " bytes, sha256 verified) to " << options.output.string() << std::endl;
   return Status::OK();
 }
 

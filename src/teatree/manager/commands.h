@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <ostream>
 
+#include "teatree/common/output_format.h"
 #include "teatree/common/status.h"
 #include "teatree/manager/model_manager.h"
 
@@ -28,13 +29,15 @@ struct ApplyOptions {
 /// request to `out` as soon as its batch is committed, and progress to `progress`.
 Status RunApply(const ApplyOptions& options, std::ostream& out, std::ostream& progress);
 
-/// `teatree versions`: the published versions of one model with size and checksum.
+/// `teatree versions`: the published versions of one model with size and checksum; JSON:
+/// {"model", "versions": [{"version", "bytes", "sha256"}]}.
 Status RunVersions(const std::filesystem::path& data_dir, const std::string& model,
-                   std::ostream& out);
+                   OutputFormat output, std::ostream& out);
 
 /// `teatree catalog`: every model in the control catalog with its versions, and the tables
-/// and row counts of its newest published version.
-Status RunCatalog(const std::filesystem::path& data_dir, std::ostream& out);
+/// and row counts of its newest published version; JSON: {"models": [{"model", "engine",
+/// "status", "version", "published_version", "tables": [{"table", "rows", "archive_uri"}]}]}.
+Status RunCatalog(const std::filesystem::path& data_dir, OutputFormat output, std::ostream& out);
 
 struct PullOptions {
   /// The archive the managers mirror version files into (--mirror-versions).
@@ -42,7 +45,10 @@ struct PullOptions {
   std::string model;
   /// 0: the newest archived version.
   int64_t version = 0;
+  /// The file to write; its directory must exist.
   std::filesystem::path output;
+  /// kJson: {"model", "path", "version", "bytes", "sha256"}.
+  OutputFormat output_format = OutputFormat::kText;
 };
 
 /// `teatree pull --from-archive`: downloads a version file mirrored in the archive, checks

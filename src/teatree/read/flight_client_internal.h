@@ -16,6 +16,10 @@ namespace teatree {
 Result<std::unique_ptr<arrow::flight::FlightClient>> ConnectFlight(
     const std::string& url, const std::filesystem::path& tls_root);
 
+/// `status` (code and details kept) without what Flight's transport appends to the server's
+/// message: ". Detail: TimedOut" once per hop, gRPC's debug context.
+Status WithoutTransportNoise(const Status& status);
+
 /// The model version a DoGet stream's schema carries (kVersionMetadataKey), or 0.
 int64_t VersionOf(const arrow::Schema& schema);
 

@@ -3,6 +3,7 @@
 #include <arrow/api.h>
 #include <arrow/flight/api.h>
 #include <arrow/util/key_value_metadata.h>
+#include <spdlog/spdlog.h>
 
 #include <condition_variable>
 #include <deque>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "teatree/common/failure.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/json_text.h"
 #include "teatree/common/sql_quote.h"
@@ -19,6 +21,7 @@
 #include "teatree/read/live_forwarder.h"
 #include "teatree/read/model_directory.h"
 #include "teatree/read/read_ticket.h"
+#include "teatree/read/version_wait.h"
 
 namespace teatree {
 namespace flight = arrow::flight;
@@ -177,6 +180,15 @@ class FileResultStream final : public flight::ResultStream {
   bool header_sent_ = false;
 };
 
+/// A failure of the server's own files while preparing a pull: logged in full here, sent to
+/// the client without the server's paths (they are none of its business).
+Status ServerSide(const Status& status, const std::string& model, int64_t version) {
+  spdlog::error("pull of model {} version {}: {}", model, version, status.message());
+  return Status(status.code(), "version " + std::to_string(version) + " of model " + model +
+                                   " cannot be sent: the server failed to read or export it "
+                                   "(its log says why); try again or pull another version");
+}
+
 Result<std::string> ReadChecksum(const std::filesystem::path& version_file) {
   std::ifstream in(version_file.string() + ".sha256");
   std::string hex;
@@ -200,6 +212,13 @@ Result<ReadTicket> TicketOf(const flight::FlightDescriptor& descriptor) {
                     .sql = "SELECT * FROM " + SqlIdentifier(descriptor.path[1])};
   ARROW_RETURN_NOT_OK(ReadTicket::Parse(ticket.ToJson()).status());
   return ticket;
+}
+
+/// A status as Flight clients should see it: a wait that ran out is TimedOut (a server that
+/// does not answer is Unavailable already), so that clients can tell it from a refusal.
+Status ToFlight(const Status& status) {
+  if (FailureKindOf(status) != FailureKind::kUnavailable) return status;
+  return flight::MakeFlightError(flight::FlightStatusCode::TimedOut, status.message());
 }
 
 flight::FlightEndpoint EndpointFor(const ReadTicket& ticket) {
@@ -301,14 +320,15 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
     ARROW_ASSIGN_OR_RAISE(auto ticket, ReadTicket::Parse(request.ticket));
     ARROW_RETURN_NOT_OK(Authorize(context, Access::kRead, ticket.model));
     if (options_.live != nullptr) {
-      ARROW_ASSIGN_OR_RAISE(auto forwarded, options_.live->Read(ticket, Authorization(context)));
-      if (forwarded) {
+      auto forwarded = options_.live->Read(ticket, Authorization(context));
+      if (!forwarded.ok()) return ToFlight(forwarded.status());
+      if (*forwarded) {
         *stream = std::make_unique<flight::RecordBatchStream>(
-            std::make_shared<FlightBatches>(std::move(*forwarded)));
+            std::make_shared<FlightBatches>(std::move(**forwarded)));
         return Status::OK();
       }
     }
-    ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(ticket.model));
+    ARROW_ASSIGN_OR_RAISE(auto reads, Reads(ticket.model, ticket.min_version));
     ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(ticket.at_version));
     ReadRequest read = RequestOf(ticket, options_.limits);
     read.cancelled = [&context] { return context.is_cancelled(); };
@@ -328,7 +348,11 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
     }
     const std::string model = body["model"].get<std::string>();
     ARROW_RETURN_NOT_OK(Authorize(context, Access::kRead, model));
-    ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(model));
+    std::optional<VersionWanted> wanted;
+    if (Status parsed = ParseVersionWanted(body, wanted); !parsed.ok()) {
+      return parsed.WithMessage("action ", action.type, ": ", parsed.message());
+    }
+    ARROW_ASSIGN_OR_RAISE(auto reads, Reads(model, wanted, VersionSource::kPublished));
     if (action.type == kVersionsAction) {
       ARROW_ASSIGN_OR_RAISE(auto files, reads->Versions());
       nlohmann::json list = nlohmann::json::array();
@@ -350,7 +374,9 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
       }
       ARROW_ASSIGN_OR_RAISE(auto file, reads->VersionFile(version));
       // An Arrow-engine version is exported for the trip; the export goes once it is open.
-      ARROW_ASSIGN_OR_RAISE(auto shipped, ShippableVersionFile(file.path));
+      auto exported = ShippableVersionFile(file.path);
+      if (!exported.ok()) return ServerSide(exported.status(), model, file.version);
+      auto& shipped = *exported;
       Status streamed = [&]() -> Status {
         ARROW_ASSIGN_OR_RAISE(
             auto sha256, shipped.temporary ? Sha256File(shipped.path) : ReadChecksum(file.path));
@@ -368,7 +394,7 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
       }();
       std::error_code ignored;
       if (shipped.temporary) std::filesystem::remove(shipped.path, ignored);
-      return streamed;
+      return streamed.ok() ? streamed : ServerSide(streamed, model, file.version);
     }
     return Status::NotImplemented("unknown action ", action.type, ": use ", kVersionsAction, " or ",
                                   kPullAction);
@@ -376,9 +402,11 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
 
   Status ListActions(const flight::ServerCallContext&,
                      std::vector<flight::ActionType>* actions) override {
-    *actions = {{kVersionsAction, R"(the retained version files of {"model":"m"})"},
+    *actions = {{kVersionsAction, R"(the retained version files of {"model":"m"}, once one is )"
+                                  R"("min_version" or newer when the body says)"},
                 {kPullAction, R"(a version file of {"model":"m","version":N}: a JSON header )"
-                              "(version, bytes, sha256), then the file in chunks"}};
+                              "(version, bytes, sha256), then the file in chunks; with "
+                              R"("min_version", once that version is published)"}};
     return Status::OK();
   }
 
@@ -389,19 +417,29 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
     return it == headers.end() ? "" : std::string(it->second);
   }
 
+  /// The reads of `model` once they have `wanted` (ReadsAtLeast); a wait that ran out is a
+  /// Flight TimedOut.
+  Result<ModelReads*> Reads(const std::string& model, const std::optional<VersionWanted>& wanted,
+                            VersionSource source = VersionSource::kServed) {
+    auto reads = ReadsAtLeast(models_, model, wanted, source, options_.nats);
+    if (!reads.ok()) return ToFlight(reads.status());
+    return reads;
+  }
+
   /// The schema of a read: from the model's manager when the read is live there (its URL
   /// goes to `live`), else from this server's copy.
   Result<std::shared_ptr<arrow::Schema>> Describe(const ReadTicket& ticket,
                                                   const flight::ServerCallContext& context,
                                                   std::string* live) {
     if (options_.live != nullptr) {
-      ARROW_ASSIGN_OR_RAISE(auto schema, options_.live->Describe(ticket, Authorization(context)));
-      if (schema) {
+      auto schema = options_.live->Describe(ticket, Authorization(context));
+      if (!schema.ok()) return ToFlight(schema.status());
+      if (*schema) {
         if (live != nullptr) *live = options_.live->EndpointFor(ticket);
-        return schema;
+        return *schema;
       }
     }
-    ARROW_ASSIGN_OR_RAISE(auto reads, models_.Find(ticket.model));
+    ARROW_ASSIGN_OR_RAISE(auto reads, Reads(ticket.model, ticket.min_version));
     ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(ticket.at_version));
     return reader->Describe(RequestOf(ticket, options_.limits));
   }

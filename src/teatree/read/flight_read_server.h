@@ -11,6 +11,7 @@ namespace teatree {
 
 class LiveForwarder;
 class ModelDirectory;
+class NatsConnection;
 
 /// Where and how a read server listens (Flight and HTTP alike).
 struct ListenOptions {
@@ -43,6 +44,9 @@ inline constexpr const char* kVersionMetadataKey = "teatree.version";
 ///   manager runs elsewhere is passed on to it (Options::live).
 /// - DoAction "versions" {"model"} lists the retained version files; "pull" {"model",
 ///   "version"?} sends {"model","version","bytes","sha256"} and then the file in chunks.
+/// A ticket's "min_version" (and an action body's) makes the call wait, at most its
+/// "wait_ms", until the model has that version (ReadsAtLeast): live in a manager, published
+/// for files; past it the call fails with TimedOut, naming the version the server has.
 /// Start() serves in background threads until Shutdown() or destruction.
 class FlightReadServer {
  public:
@@ -51,6 +55,9 @@ class FlightReadServer {
     ReadLimits limits;
     /// Where live reads go when the model's manager runs elsewhere; null: read here.
     LiveForwarder* live = nullptr;
+    /// The models' notifications, which wake reads waiting for a min_version; null: those
+    /// look for it every 50 ms.
+    NatsConnection* nats = nullptr;
   };
   /// `models` must outlive the server.
   static Result<std::unique_ptr<FlightReadServer>> Start(const Options& options,

@@ -14,6 +14,7 @@
 #include "teatree/bus/notes.h"
 #include "teatree/bus/request_queue.h"
 #include "teatree/bus/subjects.h"
+#include "teatree/common/failure.h"
 #include "teatree/common/json_text.h"
 #include "teatree/common/table_format.h"
 #include "teatree/read/access_tokens.h"
@@ -22,6 +23,7 @@
 #include "teatree/read/metrics.h"
 #include "teatree/read/model_directory.h"
 #include "teatree/read/read_ticket.h"
+#include "teatree/read/version_wait.h"
 #include "teatree/request/codec.h"
 
 namespace teatree {
@@ -29,6 +31,8 @@ namespace {
 
 constexpr const char* kArrowStreamType = "application/vnd.apache.arrow.stream";
 int HttpStatusOf(const Status& status) {
+  // A min_version that did not come within wait_ms: try again later.
+  if (FailureKindOf(status) == FailureKind::kUnavailable) return 503;
   if (status.IsKeyError()) return 404;
   if (status.IsCapacityError()) return 413;
   if (status.IsInvalid() || status.IsTypeError()) return 400;
@@ -79,6 +83,22 @@ Result<std::string> ReadBody(const httplib::Request& request, const httplib::Con
   if (over) return too_large();
   if (!read) return Status::Invalid("the body could not be read to its end");
   return body;
+}
+
+/// ?min_version=N&wait_ms=MS of `request` into `json` (as numbers, for ParseVersionWanted);
+/// a body's own fields win. Anything but digits is refused.
+Status AddVersionParams(const httplib::Request& request, nlohmann::json& json) {
+  for (const char* name : {"min_version", "wait_ms"}) {
+    if (!request.has_param(name) || json.contains(name)) continue;
+    const std::string text = request.get_param_value(name);
+    int64_t value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+      return Status::Invalid("the parameter ", name, "=", Quoted(text), " is not a number");
+    }
+    json[name] = value;
+  }
+  return Status::OK();
 }
 
 /// The result format an Accept header asks for: JSON unless CSV or Arrow is preferred.
@@ -170,8 +190,10 @@ struct HttpReadServer::Impl {
     return std::shared_ptr<StreamSlot>(new StreamSlot{this, request.remote_addr});
   }
 
-  Result<nlohmann::json> DescribeModel(const std::string& model, bool with_versions) {
-    ARROW_ASSIGN_OR_RAISE(auto reads, models->Find(model));
+  Result<nlohmann::json> DescribeModel(const std::string& model, bool with_versions,
+                                       const std::optional<VersionWanted>& wanted = {}) {
+    ARROW_ASSIGN_OR_RAISE(
+        auto reads, ReadsAtLeast(*models, model, wanted, VersionSource::kServed, options.nats));
     ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(std::nullopt));
     int64_t version = 0;
     ARROW_ASSIGN_OR_RAISE(auto tables, reader->ListTables(&version));
@@ -210,15 +232,23 @@ struct HttpReadServer::Impl {
       return SendError(response, 400, "the body names another model than the path");
     }
     body["model"] = model;
+    if (Status params = AddVersionParams(request, body); !params.ok()) {
+      return SendStatus(response, params);
+    }
     auto ticket = ReadTicket::Parse(DumpJson(body));
     if (!ticket.ok()) return SendStatus(response, ticket.status());
+    // Taken before the read: a read waiting for its min_version holds this connection's
+    // thread, and no client may hold more of them than of streams.
+    auto slot = TakeStream(request, response);
+    if (!slot) return;
     auto stream = [&]() -> Result<ReadStream> {
       if (options.live != nullptr) {
         ARROW_ASSIGN_OR_RAISE(
             auto forwarded, options.live->Read(*ticket, request.get_header_value("Authorization")));
         if (forwarded) return std::move(*forwarded);
       }
-      ARROW_ASSIGN_OR_RAISE(auto reads, models->Find(model));
+      ARROW_ASSIGN_OR_RAISE(auto reads, ReadsAtLeast(*models, model, ticket->min_version,
+                                                     VersionSource::kServed, options.nats));
       ARROW_ASSIGN_OR_RAISE(auto reader, reads->At(ticket->at_version));
       return reader->Read({.sql = ticket->sql,
                            .function = ticket->function,
@@ -233,8 +263,6 @@ struct HttpReadServer::Impl {
     const ResultFormat format = FormatFor(request.get_header_value("Accept"));
     auto result = ResultBody::Make(std::move(*stream), format);
     if (!result.ok()) return SendStatus(response, result.status());
-    auto slot = TakeStream(request, response);
-    if (!slot) return;
     Metrics::Process().CountRead("http", "ok");
     const char* type = format == ResultFormat::kArrow ? kArrowStreamType
                        : format == ResultFormat::kCsv ? "text/csv"
@@ -363,7 +391,14 @@ struct HttpReadServer::Impl {
     server->Get(R"(/v1/models/([^/]+))",
                 [this](const httplib::Request& request, httplib::Response& response) {
                   if (!Allowed(request, response, Access::kRead, request.matches[1])) return;
-                  auto described = DescribeModel(request.matches[1], true);
+                  nlohmann::json params = nlohmann::json::object();
+                  std::optional<VersionWanted> wanted;
+                  Status parsed = AddVersionParams(request, params);
+                  if (parsed.ok()) parsed = ParseVersionWanted(params, wanted);
+                  if (!parsed.ok()) return SendStatus(response, parsed);
+                  auto slot = wanted ? TakeStream(request, response) : nullptr;
+                  if (wanted && !slot) return;
+                  auto described = DescribeModel(request.matches[1], true, wanted);
                   if (!described.ok()) return SendStatus(response, described.status());
                   SendJson(response, *described);
                 });

@@ -39,11 +39,15 @@ struct HttpLimits {
 ///   GET  /v1/models/{m}                     one model, with its retained versions
 ///   POST /v1/models/{m}/query               a ReadTicket's JSON (model from the path);
 ///                                           JSON, CSV or Arrow IPC by the Accept header
+///                                           (both take ?min_version=N&wait_ms=MS, or for a
+///                                           query the ticket's fields: the answer waits for
+///                                           version N or newer, 503 past wait_ms)
 ///   POST /v1/models/{m}/requests            requests (one JSON object or JSON lines) into
 ///                                           the queue, through the codec; 202 with their ids
 ///   GET  /v1/models/{m}/notifications       the model's notifications as server-sent events
 /// Errors are JSON {"error": "..."} with 400 (bad input), 401 (token), 404 (unknown model or
-/// version), 413 (body too large), 429 (too many streams from one client), 503 (no queue) or
+/// version), 413 (body too large), 429 (too many streams from one client, waiting reads
+/// included), 503 (no queue, or a min_version that did not come in time) or
 /// 500. With a token file every path but /healthz and /readyz needs "Authorization: Bearer
 /// <token>". Each connection has a thread of its own (up to max_connections at once, then
 /// they wait), so streams and slow clients never keep /healthz from answering; a client that
@@ -55,7 +59,8 @@ class HttpReadServer {
     /// listen.port is the HTTP port (0: a free one).
     ListenOptions listen;
     ReadLimits limits;
-    /// For submitting requests and following notifications; null: those answer 503.
+    /// For submitting requests and following notifications (which also wake reads waiting
+    /// for a min_version); null: those answer 503.
     NatsConnection* nats = nullptr;
     RequestQueue* queue = nullptr;
     /// The models that exist: requests for others are refused with 404; null: no check.

@@ -3,6 +3,7 @@
 #include <arrow/api.h>
 #include <arrow/flight/api.h>
 
+#include "teatree/common/failure.h"
 #include "teatree/read/flight_client_internal.h"
 #include "teatree/read/model_directory.h"
 
@@ -10,10 +11,24 @@ namespace teatree {
 namespace flight = arrow::flight;
 namespace {
 
-/// A manager that is gone (or not there yet) shows as unavailable: read locally then.
+/// A manager that is gone (or not there yet) shows as unavailable: read locally then. A
+/// manager that answered TimedOut waited for a min_version in vain: its answer stands (the
+/// local copy, older still, would only wait again).
 bool Unreachable(const Status& status) {
   auto detail = flight::FlightStatusDetail::UnwrapStatus(status);
+  if (detail && detail->code() == flight::FlightStatusCode::TimedOut) return false;
   return status.IsIOError() || (detail && detail->code() == flight::FlightStatusCode::Unavailable);
+}
+
+/// An error the manager answered, as this server passes it on: the manager's message, and a
+/// wait for a min_version that ran out marked as such (HTTP says 503, Flight TimedOut).
+Status FromManager(const Status& status) {
+  auto detail = flight::FlightStatusDetail::UnwrapStatus(status);
+  Status clean = WithoutTransportNoise(status);
+  if (detail && detail->code() == flight::FlightStatusCode::TimedOut) {
+    return MarkFailure(Status::IOError(clean.message()), FailureKind::kUnavailable);
+  }
+  return clean;
 }
 
 flight::FlightCallOptions CallWith(const std::string& authorization) {
@@ -56,10 +71,12 @@ Result<std::optional<ReadStream>> LiveForwarder::Read(const ReadTicket& ticket,
   auto stream = (*client)->DoGet(CallWith(authorization), flight::Ticket{ticket.ToJson()});
   if (!stream.ok()) {
     if (Unreachable(stream.status())) return std::nullopt;
-    return stream.status();
+    return FromManager(stream.status());
   }
-  ARROW_ASSIGN_OR_RAISE(auto schema, (*stream)->GetSchema());
-  ReadStream forwarded{.version = VersionOf(*schema)};
+  // The manager's first answer comes with the schema: its refusal shows here.
+  auto schema = (*stream)->GetSchema();
+  if (!schema.ok()) return FromManager(schema.status());
+  ReadStream forwarded{.version = VersionOf(**schema)};
   ARROW_ASSIGN_OR_RAISE(auto reader, flight::MakeRecordBatchReader(std::move(*stream)));
   // The reader shares the stream; a unique_ptr is what ReadStream carries.
   struct Owned final : arrow::RecordBatchReader {
@@ -85,7 +102,7 @@ Result<std::shared_ptr<arrow::Schema>> LiveForwarder::Describe(const ReadTicket&
                                      flight::FlightDescriptor::Command(ticket.ToJson()));
   if (!result.ok()) {
     if (Unreachable(result.status())) return nullptr;
-    return result.status();
+    return FromManager(result.status());
   }
   arrow::ipc::DictionaryMemo memo;
   return (*result)->GetSchema(&memo);

@@ -1,5 +1,7 @@
 #include "teatree/read/model_reads.h"
 
+#include <arrow/record_batch.h>
+
 #include <map>
 #include <mutex>
 
@@ -98,6 +100,20 @@ Result<int64_t> ModelReads::Refresh() {
   if (impl_->live) return 0;
   std::lock_guard lock(impl_->mutex);
   return impl_->RefreshLocked();
+}
+
+Result<int64_t> ModelReads::CurrentVersion() {
+  if (!impl_->live) return Refresh();
+  ARROW_ASSIGN_OR_RAISE(auto reader, impl_->live());
+  // The version comes with any read's transaction; the cheapest read there is.
+  ARROW_ASSIGN_OR_RAISE(auto probe, reader->Read({.sql = "SELECT 1"}));
+  return probe.version;
+}
+
+Result<int64_t> ModelReads::PublishedVersion() const {
+  ARROW_ASSIGN_OR_RAISE(auto versions,
+                        ListVersionFiles(impl_->options.data_dir, impl_->options.model));
+  return versions.empty() ? 0 : versions.back();
 }
 
 Result<std::vector<VersionFileInfo>> ModelReads::Versions() const {

@@ -53,6 +53,11 @@ class ModelReads {
   /// A replica opens the newest version file if it is newer than the one it serves and
   /// returns the version it now serves; the live source returns 0.
   Result<int64_t> Refresh();
+  /// The version a read of the newest sees now: the live model's (a one-row read tells), or
+  /// a replica's newest version file, looked for at once (Refresh()).
+  Result<int64_t> CurrentVersion();
+  /// The newest retained version file; 0 when there is none.
+  Result<int64_t> PublishedVersion() const;
   /// The retained version files, ascending.
   Result<std::vector<VersionFileInfo>> Versions() const;
   /// Version file `version`, or the newest; a KeyError when there is none.

@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "teatree/common/file_util.h"
 #include "teatree/common/json_text.h"
 #include "teatree/manager/commands.h"
 #include "teatree/read/flight_client_internal.h"
@@ -45,6 +46,17 @@ struct ReadClient::Impl {
   }
 };
 
+namespace {
+
+/// A result with its error's message as the server said it.
+template <typename T>
+Result<T> Clean(Result<T> result) {
+  if (!result.ok()) return WithoutTransportNoise(result.status());
+  return result;
+}
+
+}  // namespace
+
 ReadClient::ReadClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ReadClient::~ReadClient() = default;
 
@@ -58,7 +70,9 @@ Result<std::unique_ptr<ReadClient>> ReadClient::Connect(const ReadClientOptions&
   return std::unique_ptr<ReadClient>(new ReadClient(std::move(impl)));
 }
 
-Result<QueryResult> ReadClient::Query(const ReadTicket& ticket) {
+Result<QueryResult> ReadClient::Query(const ReadTicket& ticket) { return Clean(QueryRaw(ticket)); }
+
+Result<QueryResult> ReadClient::QueryRaw(const ReadTicket& ticket) {
   ARROW_ASSIGN_OR_RAISE(auto client, impl_->Main());
   ARROW_ASSIGN_OR_RAISE(
       auto info,
@@ -97,8 +111,28 @@ Result<std::vector<TableInfo>> ReadClient::Tables(const std::string& model) {
   return tables;
 }
 
-Result<std::vector<VersionFileInfo>> ReadClient::Versions(const std::string& model) {
-  ARROW_ASSIGN_OR_RAISE(auto results, impl_->Act(kVersionsAction, {{"model", model}}));
+namespace {
+
+/// An action's body: {"model"} and, with `wanted`, "min_version" and "wait_ms".
+nlohmann::json ActionBody(const std::string& model, const std::optional<VersionWanted>& wanted) {
+  nlohmann::json body{{"model", model}};
+  if (wanted) {
+    body["min_version"] = wanted->min_version;
+    body["wait_ms"] = wanted->wait.count();
+  }
+  return body;
+}
+
+}  // namespace
+
+Result<std::vector<VersionFileInfo>> ReadClient::Versions(
+    const std::string& model, const std::optional<VersionWanted>& wanted) {
+  return Clean(VersionsRaw(model, wanted));
+}
+
+Result<std::vector<VersionFileInfo>> ReadClient::VersionsRaw(
+    const std::string& model, const std::optional<VersionWanted>& wanted) {
+  ARROW_ASSIGN_OR_RAISE(auto results, impl_->Act(kVersionsAction, ActionBody(model, wanted)));
   ARROW_ASSIGN_OR_RAISE(auto result, results->Next());
   if (!result) return Status::IOError("the read server sent no version list");
   const auto list =
@@ -112,9 +146,16 @@ Result<std::vector<VersionFileInfo>> ReadClient::Versions(const std::string& mod
 }
 
 Result<PulledVersion> ReadClient::Pull(const std::string& model, std::optional<int64_t> version,
-                                       const std::filesystem::path& output,
-                                       std::ostream* progress) {
-  nlohmann::json body{{"model", model}};
+                                       const std::filesystem::path& output, std::ostream* progress,
+                                       const std::optional<VersionWanted>& wanted) {
+  return Clean(PullRaw(model, version, output, progress, wanted));
+}
+
+Result<PulledVersion> ReadClient::PullRaw(const std::string& model, std::optional<int64_t> version,
+                                          const std::filesystem::path& output,
+                                          std::ostream* progress,
+                                          const std::optional<VersionWanted>& wanted) {
+  nlohmann::json body = ActionBody(model, wanted);
   if (version) body["version"] = *version;
   ARROW_ASSIGN_OR_RAISE(auto results, impl_->Act(kPullAction, body));
   ARROW_ASSIGN_OR_RAISE(auto first, results->Next());
@@ -126,10 +167,10 @@ Result<PulledVersion> ReadClient::Pull(const std::string& model, std::optional<i
   }
   PulledVersion pulled{header.value("version", int64_t{0}), header.value("bytes", int64_t{0}),
                        header.value("sha256", "")};
-  const std::filesystem::path tmp = output.string() + ".tmp";
+  // Written beside `output` under a name of its own, renamed only once verified: `output` is
+  // the whole file or nothing, and two pulls to one path cannot mix their bytes.
+  ARROW_ASSIGN_OR_RAISE(const std::filesystem::path tmp, CreateTempFileBeside(output));
   auto download = [&]() -> Status {
-    std::error_code ec;
-    if (output.has_parent_path()) std::filesystem::create_directories(output.parent_path(), ec);
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) return Status::IOError("cannot write ", tmp.string());
     int64_t received = 0;

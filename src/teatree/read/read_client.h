@@ -53,15 +53,26 @@ class ReadClient {
   Result<QueryResult> Query(const ReadTicket& ticket);
   /// The model's tables and row counts (ListFlights).
   Result<std::vector<TableInfo>> Tables(const std::string& model);
-  /// The retained version files of `model`.
-  Result<std::vector<VersionFileInfo>> Versions(const std::string& model);
-  /// Downloads version `version` (or the newest) of `model` to `output`, checks its
-  /// SHA-256 and the version it holds, then moves it into place. Reports progress on
-  /// `progress` when not null.
+  /// The retained version files of `model`; with `wanted`, once the newest is
+  /// wanted->min_version or newer (the server waits, at most wanted->wait).
+  Result<std::vector<VersionFileInfo>> Versions(const std::string& model,
+                                                const std::optional<VersionWanted>& wanted = {});
+  /// Downloads version `version` (or the newest; with `wanted`, once the newest published is
+  /// wanted->min_version or newer) of `model` to `output`, checks its SHA-256 and the version
+  /// it holds, then moves it into place. Reports progress on `progress` when not null.
   Result<PulledVersion> Pull(const std::string& model, std::optional<int64_t> version,
-                             const std::filesystem::path& output, std::ostream* progress);
+                             const std::filesystem::path& output, std::ostream* progress,
+                             const std::optional<VersionWanted>& wanted = {});
 
  private:
+  // The calls themselves; the public ones clean their errors' messages.
+  Result<QueryResult> QueryRaw(const ReadTicket& ticket);
+  Result<std::vector<VersionFileInfo>> VersionsRaw(const std::string& model,
+                                                   const std::optional<VersionWanted>& wanted);
+  Result<PulledVersion> PullRaw(const std::string& model, std::optional<int64_t> version,
+                                const std::filesystem::path& output, std::ostream* progress,
+                                const std::optional<VersionWanted>& wanted);
+
   struct Impl;
   explicit ReadClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -9,7 +9,8 @@ Result<std::unique_ptr<ReadServers>> ReadServers::Start(const ReadServingOptions
   servers->live_ = std::make_unique<LiveForwarder>(models, options.listen.tls_cert);
   ARROW_ASSIGN_OR_RAISE(servers->flight_, FlightReadServer::Start({.listen = options.listen,
                                                                    .limits = options.limits,
-                                                                   .live = servers->live_.get()},
+                                                                   .live = servers->live_.get(),
+                                                                   .nats = extras.nats},
                                                                   models));
   if (options.http_port >= 0) {
     HttpReadServer::Options http_options{.listen = options.listen,

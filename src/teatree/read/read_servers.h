@@ -28,7 +28,8 @@ struct ReadServingOptions {
   HttpLimits http;
 };
 
-/// What the HTTP server offers besides reads; see HttpReadServer::Options.
+/// What the HTTP server offers besides reads (see HttpReadServer::Options); `nats` also wakes
+/// both servers' reads that wait for a min_version.
 struct HttpExtras {
   NatsConnection* nats = nullptr;
   RequestQueue* queue = nullptr;

@@ -9,10 +9,34 @@ namespace {
 Status BadTicket(const std::string& why) {
   return Status::Invalid(
       "invalid read ticket: ", why, R"(; write {"model":"m","sql":"SELECT …"} or )",
-      R"({"model":"m","function":"f","args":{…}}, optionally with "at_version":N)");
+      R"({"model":"m","function":"f","args":{…}}, optionally with "at_version":N, )",
+      R"("min_version":N and "wait_ms":MS)");
 }
 
 }  // namespace
+
+Status ParseVersionWanted(const nlohmann::json& json, std::optional<VersionWanted>& wanted) {
+  if (!json.contains("min_version")) {
+    if (json.contains("wait_ms")) return Status::Invalid("\"wait_ms\" needs \"min_version\"");
+    return Status::OK();
+  }
+  const auto& min_version = json["min_version"];
+  if (!min_version.is_number_integer() || min_version.get<int64_t>() < 1) {
+    return Status::Invalid("\"min_version\" must be a version number (1 or more)");
+  }
+  VersionWanted parsed{.min_version = min_version.get<int64_t>()};
+  if (json.contains("wait_ms")) {
+    const auto& wait = json["wait_ms"];
+    if (!wait.is_number_integer() || wait.get<int64_t>() < 0 ||
+        wait.get<int64_t>() > kMaxVersionWait.count()) {
+      return Status::Invalid("\"wait_ms\" must be between 0 and ", kMaxVersionWait.count(),
+                             " (milliseconds)");
+    }
+    parsed.wait = std::chrono::milliseconds(wait.get<int64_t>());
+  }
+  wanted = parsed;
+  return Status::OK();
+}
 
 Result<ReadTicket> ReadTicket::Parse(std::string_view json) {
   auto text = ParseJson(json, "the ticket", {.max_bytes = kMaxTicketBytes, .max_depth = 64});
@@ -32,9 +56,14 @@ Result<ReadTicket> ReadTicket::Parse(std::string_view json) {
         return BadTicket("\"at_version\" must be a version number (1 or more)");
       }
       ticket.at_version = value.get<int64_t>();
+    } else if (key == "min_version" || key == "wait_ms") {
+      continue;  // Read together below.
     } else {
       return BadTicket("unknown field \"" + key + "\"");
     }
+  }
+  if (Status wanted = ParseVersionWanted(parsed, ticket.min_version); !wanted.ok()) {
+    return BadTicket(wanted.message());
   }
   if (ticket.model.empty()) return BadTicket("\"model\" is missing");
   ARROW_RETURN_NOT_OK(ValidateName("model", ticket.model));
@@ -52,6 +81,10 @@ std::string ReadTicket::ToJson() const {
     json["args"] = args;
   }
   if (at_version) json["at_version"] = *at_version;
+  if (min_version) {
+    json["min_version"] = min_version->min_version;
+    json["wait_ms"] = min_version->wait.count();
+  }
   return DumpJson(json);
 }
 

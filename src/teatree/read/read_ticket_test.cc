@@ -17,6 +17,23 @@ TEST(ReadTicketTest, ParsesSqlAndFunctionTickets) {
   EXPECT_EQ(ReadTicket::Parse(function->ToJson())->ToJson(), function->ToJson());
 }
 
+TEST(ReadTicketTest, AMinVersionWaitsTenSecondsUnlessTheTicketSays) {
+  auto ticket = ReadTicket::Parse(R"({"model":"sales","sql":"SELECT 1","min_version":7})");
+  ASSERT_TRUE(ticket.ok()) << ticket.status().ToString();
+  ASSERT_TRUE(ticket->min_version.has_value());
+  EXPECT_EQ(ticket->min_version->min_version, 7);
+  EXPECT_EQ(ticket->min_version->wait, std::chrono::seconds(10));
+  ticket = ReadTicket::Parse(R"({"model":"sales","sql":"SELECT 1","min_version":7,"wait_ms":0})");
+  ASSERT_TRUE(ticket.ok()) << ticket.status().ToString();
+  EXPECT_EQ(ticket->min_version->wait, std::chrono::milliseconds(0));
+  // What a server forwards to a model's manager keeps both.
+  auto again = ReadTicket::Parse(ticket->ToJson());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->min_version->min_version, 7);
+  EXPECT_EQ(again->min_version->wait, std::chrono::milliseconds(0));
+  EXPECT_FALSE(ReadTicket::Parse(R"({"model":"sales","sql":"SELECT 1"})")->min_version);
+}
+
 TEST(ReadTicketTest, RefusesMalformedTicketsSayingWhatIsWrong) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"not json", "not a JSON object"},
@@ -28,6 +45,12 @@ TEST(ReadTicketTest, RefusesMalformedTicketsSayingWhatIsWrong) {
       {R"({"model":"sales","sql":"SELECT 1","at_version":"7"})", "at_version"},
       {R"({"model":"sales","sql":1})", "\"sql\" must be a string"},
       {R"({"model":"sales","sql":"SELECT 1","limit":5})", "unknown field \"limit\""},
+      {R"({"model":"sales","sql":"SELECT 1","min_version":0})", "\"min_version\" must be"},
+      {R"({"model":"sales","sql":"SELECT 1","min_version":"3"})", "\"min_version\" must be"},
+      {R"({"model":"sales","sql":"SELECT 1","wait_ms":100})", "\"wait_ms\" needs"},
+      {R"({"model":"sales","sql":"SELECT 1","min_version":3,"wait_ms":30001})",
+       "between 0 and 30000"},
+      {R"({"model":"sales","sql":"SELECT 1","min_version":3,"wait_ms":-1})", "wait_ms"},
   };
   for (const auto& [json, expected] : cases) {
     auto ticket = ReadTicket::Parse(json);

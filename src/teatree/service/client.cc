@@ -1,11 +1,13 @@
 #include "teatree/service/client.h"
 
 #include <arrow/api.h>
+#include <arrow/flight/types.h>
 
 #include <fstream>
 
 #include "teatree/bus/model_registry.h"
 #include "teatree/bus/subjects.h"
+#include "teatree/common/failure.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/json_text.h"
 #include "teatree/request/codec.h"
@@ -23,11 +25,17 @@ Result<std::string> ServedUrl(const std::filesystem::path& data_dir, const char*
   auto json =
       text.ok() ? ParseJson(*text, "serve.json").ValueOr(nlohmann::json()) : nlohmann::json();
   if (!json.is_object() || !json.contains(key) || !json[key].is_string()) {
-    return Status::Invalid("no Teatree server found in ", data_dir.string(), " (", path.string(),
-                           " is missing): start one with `teatree serve --data-dir ",
-                           data_dir.string(), "`, or give ", flag_hint);
+    return Unavailable("no Teatree server found in ", data_dir.string(), " (", path.string(),
+                       " is missing): start one with `teatree serve --data-dir ", data_dir.string(),
+                       "`, or give ", flag_hint);
   }
   return json[key].get<std::string>();
+}
+
+/// Whether a read server said it waited for a version in vain (and may be asked again).
+bool IsTimedOut(const Status& status) {
+  auto detail = arrow::flight::FlightStatusDetail::UnwrapStatus(status);
+  return detail && detail->code() == arrow::flight::FlightStatusCode::TimedOut;
 }
 
 }  // namespace
@@ -129,10 +137,10 @@ Result<Outcome> Client::Collect(NoteSubscription& notes, const std::string& mode
     }
     return outcome;
   }
-  return Status::IOError("no outcome for request ", request_id, " of model ", model, " within ",
-                         timeout.count(),
-                         " ms: is a manager running for it (teatree status)? The request is "
-                         "queued and will be applied when one is");
+  return Unavailable("no outcome for request ", request_id, " of model ", model, " within ",
+                     timeout.count(),
+                     " ms: is a manager running for it (teatree status)? The request is "
+                     "queued and will be applied when one is");
 }
 
 Result<ReadClient*> Client::reads() {
@@ -148,9 +156,35 @@ Result<QueryResult> Client::Query(const ReadTicket& ticket) {
 }
 
 Result<PulledVersion> Client::Pull(const std::string& model, std::optional<int64_t> version,
-                                   const std::filesystem::path& output, std::ostream* progress) {
+                                   const std::filesystem::path& output, std::ostream* progress,
+                                   const std::optional<VersionWanted>& wanted) {
   ARROW_ASSIGN_OR_RAISE(auto reads, this->reads());
-  return reads->Pull(model, version, output, progress);
+  return reads->Pull(model, version, output, progress, wanted);
+}
+
+Result<int64_t> Client::WaitPublished(const std::string& model, int64_t version,
+                                      std::chrono::milliseconds timeout) {
+  using Clock = std::chrono::steady_clock;
+  ARROW_ASSIGN_OR_RAISE(auto reads, this->reads());
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    // The server waits at most kMaxVersionWait per call: ask again while time is left.
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const VersionWanted wanted{
+        .min_version = version,
+        .wait = std::clamp(left, std::chrono::milliseconds(0), kMaxVersionWait)};
+    auto versions = reads->Versions(model, wanted);
+    if (versions.ok() && !versions->empty() && versions->back().version >= version) {
+      return versions->back().version;
+    }
+    if (Clock::now() >= deadline) {
+      if (!versions.ok()) return versions.status();
+      return Unavailable("version ", version, " of model ", model, " was not published within ",
+                         timeout.count(), " ms");
+    }
+    if (!versions.ok() && !IsTimedOut(versions.status())) return versions.status();
+  }
 }
 
 Result<std::unique_ptr<NoteSubscription>> Client::Watch(const std::string& model) {

@@ -68,7 +68,13 @@ class Client {
   /// Downloads a version file of `model` (the newest when `version` is empty) to `output`,
   /// checksum-verified; see ReadClient::Pull.
   Result<PulledVersion> Pull(const std::string& model, std::optional<int64_t> version,
-                             const std::filesystem::path& output, std::ostream* progress = nullptr);
+                             const std::filesystem::path& output, std::ostream* progress = nullptr,
+                             const std::optional<VersionWanted>& wanted = {});
+  /// Waits until version `version` of `model` (or a newer one) is published, i.e. readable
+  /// from version files, and returns the newest published version; an error marked
+  /// kUnavailable after `timeout`. Asks the read path, which waits on the notifications.
+  Result<int64_t> WaitPublished(const std::string& model, int64_t version,
+                                std::chrono::milliseconds timeout);
   /// The read client, connected on first use.
   Result<ReadClient*> reads();
 

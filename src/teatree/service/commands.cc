@@ -9,6 +9,7 @@
 #include <csignal>
 #include <fstream>
 #include <iomanip>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -19,6 +20,7 @@
 #include "teatree/bus/nats_server.h"
 #include "teatree/bus/notes.h"
 #include "teatree/bus/subjects.h"
+#include "teatree/common/failure.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/json_text.h"
 #include "teatree/common/subprocess.h"
@@ -166,20 +168,41 @@ std::string NoteLine(const nlohmann::json& note) {
   return OutcomeLine(note);
 }
 
-/// The requests to submit. A line of the file the codec refuses is reported on `out` and
-/// left out: it could never be applied, and the others can.
-Result<std::vector<Request>> RequestsToSubmit(const SubmitOptions& options, std::ostream& out) {
+/// A line of --file the codec refused: for people, or {"line", "status": "rejected", "error"}
+/// as `teatree apply` prints it.
+void PrintInvalidLine(const SubmitOptions& options, int number, const Status& refused,
+                      std::ostream& out) {
+  if (options.output == OutputFormat::kJson) {
+    out << DumpJson(nlohmann::json{
+               {"line", number}, {"status", "rejected"}, {"error", refused.message()}})
+        << std::endl;
+    return;
+  }
+  const std::string name = options.file == "-" ? "<stdin>" : options.file.string();
+  out << name << ":" << number << ": not submitted: " << refused.message() << std::endl;
+}
+
+/// The requests to submit. A line of the file the codec refuses is reported on `out`, counted
+/// in `report` and left out: it could never be applied, and the others can.
+Result<std::vector<Request>> RequestsToSubmit(const SubmitOptions& options, SubmitReport& report,
+                                              std::ostream& out) {
   std::vector<Request> requests;
   if (options.file.empty()) {
     nlohmann::json request = options.request;
     if (!options.model.empty()) request["model"] = options.model;
     if (!request.contains("request_id")) request["request_id"] = NewRequestId();
-    ARROW_ASSIGN_OR_RAISE(auto decoded, DecodeRequest(DumpJson(request)));
-    requests.push_back(std::move(decoded));
+    auto decoded = DecodeRequest(DumpJson(request));
+    // The flags describe a request that cannot be: the command line is at fault.
+    if (!decoded.ok()) return MarkFailure(decoded.status(), FailureKind::kUsage);
+    requests.push_back(std::move(*decoded));
     return requests;
   }
-  std::ifstream in(options.file);
-  if (!in) return Status::IOError("cannot read ", options.file.string());
+  std::ifstream file;
+  if (options.file != "-") {
+    file.open(options.file);
+    if (!file) return Status::IOError("cannot read --file ", options.file.string());
+  }
+  std::istream& in = options.file == "-" ? std::cin : file;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
     if (line.empty() || line[0] == '#') continue;
@@ -190,13 +213,204 @@ Result<std::vector<Request>> RequestsToSubmit(const SubmitOptions& options, std:
                                 ", not ", options.model);
     }
     if (!refused.ok()) {
-      out << options.file.string() << ":" << number << ": not submitted: " << refused.message()
-          << std::endl;
+      PrintInvalidLine(options, number, refused, out);
+      ++report.invalid;
       continue;
     }
     requests.push_back(std::move(*decoded));
   }
   return requests;
+}
+
+/// The rows of a result as JSON objects, as `teatree query --format json` writes them.
+Result<nlohmann::json> RowsAsJson(const arrow::Table& table) {
+  ARROW_ASSIGN_OR_RAISE(auto text, WriteResult(table, ResultFormat::kJson));
+  return ParseJson(text, "the result", {.max_bytes = text.size() + 1, .max_depth = 512});
+}
+
+/// Prints that `request` was stored (JetStream's `ack`): a line, or {"request_id", "model",
+/// "sequence", "duplicate"} as the HTTP submit endpoint answers.
+void PrintSubmitted(const Request& request, const PublishAck& ack, OutputFormat output,
+                    std::ostream& out) {
+  if (output == OutputFormat::kJson) {
+    out << DumpJson(nlohmann::json{{"request_id", request.request_id},
+                                   {"model", request.model},
+                                   {"sequence", ack.sequence},
+                                   {"duplicate", ack.duplicate}})
+        << std::endl;
+    return;
+  }
+  out << request.request_id << " submitted to " << request.model << " (queue position "
+      << ack.sequence << (ack.duplicate ? ", duplicate of an earlier submission" : "") << ")"
+      << std::endl;
+}
+
+/// Prints an outcome: a line (and a query's rows as a table), or the outcome note's fields
+/// with "sequence", "published_version" (with --wait=published) and the rows under "result".
+/// "duplicate" is true when this submission applied nothing new, whether JetStream dropped it
+/// (`ack`) or its manager knew the id.
+Status PrintOutcome(const Outcome& outcome, const PublishAck& ack, std::optional<int64_t> published,
+                    OutputFormat output, std::ostream& out) {
+  if (output == OutputFormat::kJson) {
+    nlohmann::json json = outcome.note;
+    json["sequence"] = ack.sequence;
+    if (published) json["published_version"] = *published;
+    json["duplicate"] = ack.duplicate || outcome.note.value("duplicate", false);
+    if (outcome.result) {
+      ARROW_ASSIGN_OR_RAISE(json["result"], RowsAsJson(*outcome.result));
+    }
+    out << DumpJson(json) << std::endl;
+    return Status::OK();
+  }
+  out << OutcomeLine(outcome.note)
+      << (published ? "  published in v" + std::to_string(*published) : std::string())
+      << (ack.duplicate ? "  (id submitted before, within the duplicate window: this "
+                          "submission was dropped; the outcome is the first one's)"
+                        : "")
+      << std::endl;
+  if (outcome.result) {
+    ARROW_ASSIGN_OR_RAISE(auto text, FormatTable(*outcome.result));
+    out << text;
+  }
+  return Status::OK();
+}
+
+/// What `teatree status` knows of one model.
+struct ModelState {
+  ModelRecord record;
+  /// Newest committed and newest published versions: the newer of what the catalog and the
+  /// manager's last status note say (the catalog follows the manager by a moment, the note
+  /// comes every few seconds).
+  int64_t committed = 0;
+  int64_t published = 0;
+  uint64_t backlog = 0;
+  std::optional<LeaseInfo> lease;
+  /// The manager's last status note ({} without a manager).
+  nlohmann::json note = nlohmann::json::object();
+};
+
+struct ServeEndpoints {
+  std::string flight, http;
+};
+
+/// The models of the catalog (`catalog_error` says why none when it does not answer), and
+/// those the queue and the leases know.
+Result<std::vector<ModelRecord>> StatusModels(Client& client, const ClientOptions& options,
+                                              const std::string& control_url,
+                                              std::string& catalog_error) {
+  std::vector<ModelRecord> models;
+  const fs::path catalog = options.data_dir / "control.sqlite";
+  if (!control_url.empty() || fs::exists(catalog)) {
+    auto listed = [&]() -> Result<std::vector<ModelRecord>> {
+      ARROW_ASSIGN_OR_RAISE(
+          auto control,
+          ControlStore::Open(control_url.empty() ? "sqlite://" + fs::absolute(catalog).string()
+                                                 : control_url));
+      return control->ListModels();
+    }();
+    // The catalog may be down while the managers go on: show what the queue knows.
+    if (listed.ok()) {
+      models = std::move(*listed);
+    } else {
+      catalog_error = listed.status().message();
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto waiting, client.queue().ModelsWithBacklog());
+  ARROW_ASSIGN_OR_RAISE(auto leased, Lease::HeldModels(client.connection()));
+  waiting.insert(waiting.end(), leased.begin(), leased.end());
+  for (const auto& model : waiting) {
+    if (std::none_of(models.begin(), models.end(), [&](const auto& m) { return m.id == model; })) {
+      models.push_back({.id = model, .status = "unknown"});
+    }
+  }
+  return models;
+}
+
+Result<ModelState> InspectModel(Client& client, const ModelRecord& record) {
+  ModelState state{
+      .record = record, .committed = record.current_version, .published = record.published_version};
+  ARROW_ASSIGN_OR_RAISE(state.backlog, client.queue().Backlog(record.id));
+  ARROW_ASSIGN_OR_RAISE(state.lease, Lease::Inspect(client.connection(), record.id));
+  if (!state.lease) return state;
+  ARROW_ASSIGN_OR_RAISE(auto note, LastNote(client.connection(), ManagerStatusSubject(record.id)));
+  auto parsed = note ? ParseJson(note->body, "the manager status").ValueOr(nlohmann::json())
+                     : nlohmann::json();
+  if (!parsed.is_object()) return state;
+  state.note = std::move(parsed);
+  state.committed = std::max(state.committed, state.note.value("version", int64_t{0}));
+  state.published = std::max(state.published, state.note.value("published_version", int64_t{0}));
+  return state;
+}
+
+nlohmann::json StatusJson(const std::vector<ModelState>& states, const ServeEndpoints& serve,
+                          const std::string& catalog_error) {
+  nlohmann::json models = nlohmann::json::array();
+  for (const auto& state : states) {
+    nlohmann::json manager = nullptr;
+    if (state.lease) {
+      manager = {{"holder", state.lease->holder},
+                 {"expires_in_ms", state.lease->expires_in.count()},
+                 {"flight_url", state.note.value("flight_url", "")},
+                 {"http_url", state.note.value("http_url", "")},
+                 {"catalog_backlog", state.note.value("catalog_backlog", int64_t{0})},
+                 {"archive_backlog", state.note.value("archive_backlog", int64_t{0})}};
+    }
+    models.push_back({{"model", state.record.id},
+                      {"engine", state.record.engine},
+                      {"status", state.record.status},
+                      {"committed_version", state.committed},
+                      {"published_version", state.published},
+                      {"lag", std::max<int64_t>(0, state.committed - state.published)},
+                      {"backlog", state.backlog},
+                      {"manager", manager}});
+  }
+  nlohmann::json json{{"models", models},
+                      {"serve", {{"flight_url", serve.flight}, {"http_url", serve.http}}}};
+  if (!catalog_error.empty()) json["catalog_error"] = catalog_error;
+  return json;
+}
+
+void PrintStatus(const std::vector<ModelState>& states, const ServeEndpoints& serve,
+                 const std::string& catalog_error, std::ostream& out) {
+  if (!catalog_error.empty()) {
+    out << "control catalog unreachable (" << catalog_error
+        << "); models below come from the queue and the leases\n";
+  }
+  out << std::left << std::setw(20) << "model" << std::setw(8) << "engine" << std::setw(10)
+      << "status" << std::setw(11) << "committed" << std::setw(11) << "published" << std::setw(6)
+      << "lag" << std::setw(9) << "backlog"
+      << "manager (lease)\n";
+  std::vector<std::string> held_back, endpoints;
+  if (!serve.flight.empty()) endpoints.push_back("every model (teatree serve): " + serve.flight);
+  if (!serve.http.empty()) endpoints.push_back("every model (teatree serve): " + serve.http);
+  for (const auto& state : states) {
+    const ModelRecord& model = state.record;
+    out << std::setw(20) << model.id << std::setw(8) << model.engine << std::setw(10)
+        << model.status << std::setw(11) << state.committed << std::setw(11) << state.published
+        << std::setw(6) << std::max<int64_t>(0, state.committed - state.published) << std::setw(9)
+        << state.backlog
+        << (state.lease ? state.lease->holder + " (expires in " +
+                              std::to_string(state.lease->expires_in.count()) + " ms)"
+                        : std::string("none"))
+        << "\n";
+    for (const char* url : {"flight_url", "http_url"}) {
+      if (!state.note.value(url, "").empty()) {
+        endpoints.push_back(model.id + " (live, its manager): " + state.note.value(url, ""));
+      }
+    }
+    // What a running manager holds back because its catalog or archive does not answer.
+    const int64_t catalog = state.note.value("catalog_backlog", int64_t{0});
+    const int64_t archive = state.note.value("archive_backlog", int64_t{0});
+    if (catalog > 0 || archive > 0) {
+      held_back.push_back(model.id + ": " + std::to_string(catalog) + " catalog updates and " +
+                          std::to_string(archive) +
+                          " versions to archive are waiting for their backends");
+    }
+  }
+  for (const auto& line : held_back) out << line << "\n";
+  if (!endpoints.empty()) out << "read endpoints (Arrow Flight, HTTP):\n";
+  for (const auto& line : endpoints) out << "  " << line << "\n";
+  if (states.empty()) out << "(no models yet)\n";
 }
 
 }  // namespace
@@ -211,17 +425,24 @@ const std::atomic<bool>& StopOnSignals() {
   return g_stop;
 }
 
-Status RunModelCreate(const ClientOptions& options, const std::string& model,
-                      const std::string& engine, std::ostream& out) {
-  ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options));
-  ARROW_ASSIGN_OR_RAISE(bool created, client->models().Create(model, engine));
-  out << "model " << model << (created ? " created" : " exists already") << std::endl;
+Status RunModelCreate(const ModelCommandOptions& options, std::ostream& out) {
+  ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options.client));
+  ARROW_ASSIGN_OR_RAISE(bool created, client->models().Create(options.model, options.engine));
+  if (options.output == OutputFormat::kJson) {
+    out << DumpJson(nlohmann::json{{"model", options.model}, {"created", created}}) << std::endl;
+  } else {
+    out << "model " << options.model << (created ? " created" : " exists already") << std::endl;
+  }
   return Status::OK();
 }
 
-Status RunModelList(const ClientOptions& options, std::ostream& out) {
-  ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options));
+Status RunModelList(const ModelCommandOptions& options, std::ostream& out) {
+  ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options.client));
   ARROW_ASSIGN_OR_RAISE(auto names, client->models().List());
+  if (options.output == OutputFormat::kJson) {
+    out << DumpJson(nlohmann::json{{"models", names}}) << std::endl;
+    return Status::OK();
+  }
   for (const auto& name : names) out << name << "\n";
   out << std::flush;
   return Status::OK();
@@ -326,44 +547,39 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
   return status;
 }
 
-Status RunSubmit(const SubmitOptions& options, std::ostream& out) {
-  ARROW_ASSIGN_OR_RAISE(auto requests, RequestsToSubmit(options, out));
+Result<SubmitReport> RunSubmit(const SubmitOptions& options, std::ostream& out) {
+  SubmitReport report;
+  ARROW_ASSIGN_OR_RAISE(auto requests, RequestsToSubmit(options, report, out));
+  if (requests.empty()) return report;
   ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options.client));
   std::vector<PublishAck> acks;
   for (const auto& request : requests) {
     ARROW_ASSIGN_OR_RAISE(auto ack, client->Submit(request));
     acks.push_back(ack);
-    if (!options.wait) {
-      out << request.request_id << " submitted to " << request.model << " (queue position "
-          << ack.sequence << (ack.duplicate ? ", duplicate of an earlier submission" : "") << ")"
-          << std::endl;
-    }
+    ++report.submitted;
+    if (options.wait == SubmitWait::kNone) PrintSubmitted(request, ack, options.output, out);
   }
-  if (!options.wait) return Status::OK();
-  int64_t applied = 0;
+  if (options.wait == SubmitWait::kNone) return report;
   for (size_t i = 0; i < requests.size(); ++i) {
     const Request& request = requests[i];
     ARROW_ASSIGN_OR_RAISE(auto outcome,
                           client->Wait(request.model, request.request_id, options.timeout));
-    out << OutcomeLine(outcome.note)
-        << (acks[i].duplicate ? "  (id submitted before, within the duplicate window: this "
-                                "submission was dropped; the outcome is the first one's)"
-                              : "")
-        << std::endl;
-    if (outcome.result) {
-      ARROW_ASSIGN_OR_RAISE(auto text, FormatTable(*outcome.result));
-      out << text;
+    std::optional<int64_t> published;
+    if (options.wait == SubmitWait::kPublished && outcome.applied()) {
+      ARROW_ASSIGN_OR_RAISE(
+          published, client->WaitPublished(request.model, outcome.note.value("version", int64_t{0}),
+                                           options.timeout));
     }
-    applied += outcome.applied() ? 1 : 0;
+    ARROW_RETURN_NOT_OK(PrintOutcome(outcome, acks[i], published, options.output, out));
+    (outcome.applied() ? report.applied : report.rejected) += 1;
   }
-  // A rejection is an answer, not a failure of the command: the lines above say why.
-  if (requests.size() > 1) {
-    out << applied << " applied, " << requests.size() - applied << " rejected" << std::endl;
+  if (requests.size() > 1 && options.output == OutputFormat::kText) {
+    out << report.applied << " applied, " << report.rejected << " rejected" << std::endl;
   }
-  return Status::OK();
+  return report;
 }
 
-Status RunWatch(const ClientOptions& options, const std::string& model, bool json,
+Status RunWatch(const ClientOptions& options, const std::string& model, OutputFormat output,
                 std::ostream& out) {
   const auto& stop = StopOnSignals();
   ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options));
@@ -372,85 +588,30 @@ Status RunWatch(const ClientOptions& options, const std::string& model, bool jso
     ARROW_ASSIGN_OR_RAISE(auto note, notes->Next(std::chrono::milliseconds(200)));
     if (!note) continue;
     auto parsed = ParseJson(note->body, "a notification").ValueOr(nlohmann::json());
-    out << (json || !parsed.is_object() ? note->body : NoteLine(parsed)) << std::endl;
+    const bool json = output == OutputFormat::kJson || !parsed.is_object();
+    out << (json ? note->body : NoteLine(parsed)) << std::endl;
   }
   return Status::OK();
 }
 
-Status RunStatus(const ClientOptions& options, const std::string& control_url, std::ostream& out) {
+Status RunStatus(const ClientOptions& options, const std::string& control_url, std::ostream& out,
+                 OutputFormat output) {
   ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options));
-  std::vector<ModelRecord> models;
-  const fs::path catalog = options.data_dir / "control.sqlite";
-  if (!control_url.empty() || fs::exists(catalog)) {
-    auto listed = [&]() -> Result<std::vector<ModelRecord>> {
-      ARROW_ASSIGN_OR_RAISE(
-          auto control,
-          ControlStore::Open(control_url.empty() ? "sqlite://" + fs::absolute(catalog).string()
-                                                 : control_url));
-      return control->ListModels();
-    }();
-    // The catalog may be down while the managers go on: show what the queue knows.
-    if (listed.ok()) {
-      models = std::move(*listed);
-    } else {
-      out << "control catalog unreachable (" << listed.status().message()
-          << "); models below come from the queue and the leases\n";
-    }
-  }
-  ARROW_ASSIGN_OR_RAISE(auto waiting, client->queue().ModelsWithBacklog());
-  ARROW_ASSIGN_OR_RAISE(auto leased, Lease::HeldModels(client->connection()));
-  waiting.insert(waiting.end(), leased.begin(), leased.end());
-  for (const auto& model : waiting) {
-    if (std::none_of(models.begin(), models.end(), [&](const auto& m) { return m.id == model; })) {
-      models.push_back({.id = model, .status = "unknown"});
-    }
-  }
-  out << std::left << std::setw(20) << "model" << std::setw(8) << "engine" << std::setw(10)
-      << "status" << std::setw(10) << "version" << std::setw(11) << "published" << std::setw(9)
-      << "backlog"
-      << "manager (lease)\n";
-  std::vector<std::string> held_back;
-  std::vector<std::string> endpoints;
-  if (auto served = ServedFlightUrl(options.data_dir); served.ok()) {
-    endpoints.push_back("every model (teatree serve): " + *served);
-  }
-  if (auto served = ServedHttpUrl(options.data_dir); served.ok() && !served->empty()) {
-    endpoints.push_back("every model (teatree serve): " + *served);
-  }
+  std::string catalog_error;
+  ARROW_ASSIGN_OR_RAISE(auto models, StatusModels(*client, options, control_url, catalog_error));
+  std::vector<ModelState> states;
   for (const auto& model : models) {
-    ARROW_ASSIGN_OR_RAISE(auto backlog, client->queue().Backlog(model.id));
-    ARROW_ASSIGN_OR_RAISE(auto lease, Lease::Inspect(client->connection(), model.id));
-    out << std::setw(20) << model.id << std::setw(8) << model.engine << std::setw(10)
-        << model.status << std::setw(10) << model.current_version << std::setw(11)
-        << model.published_version << std::setw(9) << backlog
-        << (lease ? lease->holder + " (expires in " + std::to_string(lease->expires_in.count()) +
-                        " ms)"
-                  : std::string("none"))
-        << "\n";
-    // What a running manager holds back because its catalog or archive does not answer.
-    if (!lease) continue;
-    ARROW_ASSIGN_OR_RAISE(auto note,
-                          LastNote(client->connection(), ManagerStatusSubject(model.id)));
-    auto state = note ? ParseJson(note->body, "the manager status").ValueOr(nlohmann::json())
-                      : nlohmann::json();
-    if (!state.is_object()) continue;
-    for (const char* url : {"flight_url", "http_url"}) {
-      if (!state.value(url, "").empty()) {
-        endpoints.push_back(model.id + " (live, its manager): " + state.value(url, ""));
-      }
-    }
-    const int64_t catalog = state.value("catalog_backlog", int64_t{0});
-    const int64_t archive = state.value("archive_backlog", int64_t{0});
-    if (catalog > 0 || archive > 0) {
-      held_back.push_back(model.id + ": " + std::to_string(catalog) + " catalog updates and " +
-                          std::to_string(archive) +
-                          " versions to archive are waiting for their backends");
-    }
+    ARROW_ASSIGN_OR_RAISE(auto state, InspectModel(*client, model));
+    states.push_back(std::move(state));
   }
-  for (const auto& line : held_back) out << line << "\n";
-  if (!endpoints.empty()) out << "read endpoints (Arrow Flight, HTTP):\n";
-  for (const auto& line : endpoints) out << "  " << line << "\n";
-  if (models.empty()) out << "(no models yet)\n";
+  ServeEndpoints serve;
+  if (auto served = ServedFlightUrl(options.data_dir); served.ok()) serve.flight = *served;
+  if (auto served = ServedHttpUrl(options.data_dir); served.ok()) serve.http = *served;
+  if (output == OutputFormat::kJson) {
+    out << DumpJson(StatusJson(states, serve, catalog_error)) << std::endl;
+  } else {
+    PrintStatus(states, serve, catalog_error, out);
+  }
   return Status::OK();
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "teatree/common/output_format.h"
 #include "teatree/common/status.h"
 #include "teatree/read/read_servers.h"
 #include "teatree/service/client.h"
@@ -39,37 +40,73 @@ struct ServeOptions {
   int64_t max_models = 1000;
 };
 
-/// `teatree model create`: registers `model` (engine "duckdb", "arrow" or "" for the default).
-Status RunModelCreate(const ClientOptions& options, const std::string& model,
-                      const std::string& engine, std::ostream& out);
-/// `teatree model list`: the models that exist, one a line.
-Status RunModelList(const ClientOptions& options, std::ostream& out);
+struct ModelCommandOptions {
+  ClientOptions client;
+  /// The model to create.
+  std::string model;
+  /// Its engine: "duckdb", "arrow" or "" for the default.
+  std::string engine;
+  OutputFormat output = OutputFormat::kText;
+};
+
+/// `teatree model create`: registers `options.model`; says whether it existed already.
+Status RunModelCreate(const ModelCommandOptions& options, std::ostream& out);
+/// `teatree model list`: the models that exist, one a line (JSON: {"models": [...]}).
+Status RunModelList(const ModelCommandOptions& options, std::ostream& out);
 
 /// `teatree serve`: everything on one machine until SIGINT/SIGTERM.
 Status RunServe(const ServeOptions& options, std::ostream& out);
 
+/// What `teatree submit` waits for after JetStream stored the requests.
+enum class SubmitWait {
+  kNone,
+  /// Each request's outcome (applied or rejected), with a query's result.
+  kApplied,
+  /// As kApplied, then until the version of each applied request is published: readable from
+  /// version files (pull, replicas, `teatree serve`'s reads when its manager is gone).
+  kPublished,
+};
+
 struct SubmitOptions {
   ClientOptions client;
   std::string model;
-  /// JSON lines to submit; empty: the one request in `request`.
+  /// JSON lines to submit ("-": standard input); empty: the one request in `request`.
   std::filesystem::path file;
   /// A request built from the command line (model and, if absent, request_id filled in).
   nlohmann::json request;
-  bool wait = false;
+  SubmitWait wait = SubmitWait::kNone;
   std::chrono::milliseconds timeout = std::chrono::seconds(60);
+  OutputFormat output = OutputFormat::kText;
 };
 
-/// `teatree submit`: prints one line per request once JetStream stored it, or with `wait`
-/// its outcome (and a query's result as a table).
-Status RunSubmit(const SubmitOptions& options, std::ostream& out);
+/// What became of a submission. A rejection is an answer, not a failure of the command: it
+/// is counted here (the exit code tells scripts) rather than returned as an error.
+struct SubmitReport {
+  /// Requests JetStream stored.
+  int64_t submitted = 0;
+  /// Lines of the file the codec refused: never submitted.
+  int64_t invalid = 0;
+  /// With a wait: outcomes applied and rejected.
+  int64_t applied = 0;
+  int64_t rejected = 0;
+
+  /// Whether any request was refused, by its manager or before it was submitted.
+  bool any_rejected() const { return invalid > 0 || rejected > 0; }
+};
+
+/// `teatree submit`: prints one line (or JSON object) per request once JetStream stored it,
+/// or with a wait its outcome (and a query's result). Errors are failures to submit or to
+/// wait; rejections are in the report.
+Result<SubmitReport> RunSubmit(const SubmitOptions& options, std::ostream& out);
 
 /// `teatree watch`: one line per notification of `model` until SIGINT.
-Status RunWatch(const ClientOptions& options, const std::string& model, bool json,
+Status RunWatch(const ClientOptions& options, const std::string& model, OutputFormat output,
                 std::ostream& out);
 
 /// `teatree status`: models, their managers (lease holders), queue backlog, versions, and
 /// what managers hold back while their catalog or archive does not answer. The catalog is
 /// `control_url`, or <data_dir>/control.sqlite when empty.
-Status RunStatus(const ClientOptions& options, const std::string& control_url, std::ostream& out);
+Status RunStatus(const ClientOptions& options, const std::string& control_url, std::ostream& out,
+                 OutputFormat output = OutputFormat::kText);
 
 }  // namespace teatree

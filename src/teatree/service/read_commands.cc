@@ -16,6 +16,15 @@ namespace teatree {
 Status RunQuery(const QueryOptions& options, std::ostream& out) {
   ARROW_ASSIGN_OR_RAISE(auto client, ConnectReads(options.read, options.data_dir));
   ARROW_ASSIGN_OR_RAISE(auto result, client->Query(options.ticket));
+  if (options.output_format == OutputFormat::kJson) {
+    ARROW_ASSIGN_OR_RAISE(auto rows, WriteResult(*result.table, ResultFormat::kJson));
+    ARROW_ASSIGN_OR_RAISE(auto parsed, ParseJson(rows, "the result",
+                                                 {.max_bytes = rows.size() + 1, .max_depth = 512}));
+    out << DumpJson(nlohmann::json{
+               {"model", options.ticket.model}, {"version", result.version}, {"rows", parsed}})
+        << std::endl;
+    return Status::OK();
+  }
   ARROW_ASSIGN_OR_RAISE(auto text, WriteResult(*result.table, options.format));
   out << text;
   if (options.format == ResultFormat::kTable) {
@@ -27,10 +36,19 @@ Status RunQuery(const QueryOptions& options, std::ostream& out) {
 
 Status RunPullVersion(const PullVersionOptions& options, std::ostream& out,
                       std::ostream& progress) {
-  if (options.output.empty()) return Status::Invalid("pull needs --output (-o) FILE.duckdb");
+  if (options.output.empty()) return Status::Invalid("pull needs -o FILE.duckdb");
   ARROW_ASSIGN_OR_RAISE(auto client, ConnectReads(options.read, options.data_dir));
-  ARROW_ASSIGN_OR_RAISE(auto pulled,
-                        client->Pull(options.model, options.version, options.output, &progress));
+  ARROW_ASSIGN_OR_RAISE(auto pulled, client->Pull(options.model, options.version, options.output,
+                                                  &progress, options.min_version));
+  if (options.output_format == OutputFormat::kJson) {
+    out << DumpJson(nlohmann::json{{"model", options.model},
+                                   {"path", options.output.string()},
+                                   {"version", pulled.version},
+                                   {"bytes", pulled.bytes},
+                                   {"sha256", pulled.sha256}})
+        << std::endl;
+    return Status::OK();
+  }
   out << "pulled model " << options.model << " version " << pulled.version << " (" << pulled.bytes
       << " bytes, sha256 " << pulled.sha256.substr(0, 12) << "… verified) to "
       << options.output.string() << std::endl;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "teatree/bus/nats_connection.h"
+#include "teatree/common/output_format.h"
 #include "teatree/common/status.h"
 #include "teatree/common/table_format.h"
 #include "teatree/read/read_servers.h"
@@ -23,10 +24,12 @@ struct QueryOptions {
   std::filesystem::path data_dir = "teatree-data";
   ReadTicket ticket;
   ResultFormat format = ResultFormat::kTable;
+  /// kJson: {"model", "version", "rows": [...]} whatever `format` says.
+  OutputFormat output_format = OutputFormat::kText;
 };
 
-/// `teatree query`: runs one read and prints its result in `format`; the table format also
-/// says how many rows came back and at which version.
+/// `teatree query`: runs one read and prints its result in `format` (the table format also
+/// says at which version), or as one JSON object with the version.
 Status RunQuery(const QueryOptions& options, std::ostream& out);
 
 struct PullVersionOptions {
@@ -34,11 +37,17 @@ struct PullVersionOptions {
   std::filesystem::path data_dir = "teatree-data";
   std::string model;
   std::optional<int64_t> version;
+  /// Pull once the newest published version is this one or newer (read your writes).
+  std::optional<VersionWanted> min_version;
+  /// The file to write; its directory must exist.
   std::filesystem::path output;
+  /// kJson: {"model", "path", "version", "bytes", "sha256"}.
+  OutputFormat output_format = OutputFormat::kText;
 };
 
-/// `teatree pull`: downloads a version file over the read path, checks its SHA-256 and the
-/// version it holds, and moves it into place; progress goes to `progress`.
+/// `teatree pull`: downloads a version file over the read path into a temporary file beside
+/// `output`, checks its SHA-256 and the version it holds, and renames it to `output`; nothing
+/// is left at `output` on failure. Progress goes to `progress`.
 Status RunPullVersion(const PullVersionOptions& options, std::ostream& out, std::ostream& progress);
 
 struct ReaderOptions {
