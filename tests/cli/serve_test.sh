@@ -199,14 +199,18 @@ grep -qx " *0" <<<"$out" || fail "pulled arrow file has views: $out"
 out=$("$teatree" submit -d "$data" --model ledger alter_table --table entries \
   --changes '[{"add_column":"note","type":"VARCHAR"},{"rename_column":"amount","to":"total"}]' --wait)
 grep -q "alter_table .*applied" <<<"$out" || fail "alter_table: $out"
+code=0
 out=$("$teatree" submit -d "$data" --model ledger alter_table --table entries \
-  --changes '[{"drop_column":"id"}]' --wait)
+  --changes '[{"drop_column":"id"}]' --wait) || code=$?
+[[ $code -eq 3 ]] || fail "a rejected alter_table exits 3, not $code"
 grep -q "rejected .*part of the primary key" <<<"$out" || fail "alter_table of a key: $out"
 out=$("$teatree" query -d "$data" --model ledger --format json \
   "SELECT id, total::VARCHAR AS total, note FROM entries ORDER BY id")
 [[ "$(tr -d '\n' <<<"$out")" == '[{"id":1,"note":null,"total":"2.50"},{"id":3,"note":null,"total":"1.25"}]' ]] ||
   fail "altered table: $out"
-out=$("$teatree" submit -d "$data" --model ledger drop_table --table entrie --wait)
+code=0
+out=$("$teatree" submit -d "$data" --model ledger drop_table --table entrie --wait) || code=$?
+[[ $code -eq 3 ]] || fail "a rejected drop_table exits 3, not $code"
 grep -q "rejected .*table entrie does not exist in model ledger (its tables: entries" <<<"$out" ||
   fail "drop_table of a missing table: $out"
 out=$("$teatree" submit -d "$data" --model ledger drop_table --table entries --wait)

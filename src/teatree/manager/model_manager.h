@@ -52,8 +52,8 @@ struct ManagerOptions {
   /// newer one was published.
   int keep_versions = 2;
   std::chrono::milliseconds retention_grace = std::chrono::seconds(60);
-  /// Coalescing by default: under kill -9 of managers in a row, `every` still shows stalled
-  /// deliveries in the queue crash test (see docs/operations.md).
+  /// Coalescing by default: `every` makes each batch wait for the copy of the previous
+  /// version, O(model) without reflinks (docs/operations.md).
   PublishPolicy publish = PublishPolicy::kCoalesce;
   /// When coalescing, at most one version publication per interval; `snapshot` requests
   /// publish at once.
