@@ -218,11 +218,27 @@ grep -q "drop_table .*applied" <<<"$out" || fail "drop_table: $out"
 out=$("$teatree" query -d "$data" --model ledger "SELECT * FROM entries" 2>&1) && fail "dropped table read"
 grep -q "there is no table 'entries'" <<<"$out" || fail "read of a dropped table: $out"
 
+# Notifications are kept: a watch replays them from a version (or a time) on, then goes on
+# live; it gives up with exit 4 once the server is gone for --reconnect-timeout.
+rc=0
+out=$(timeout 3 "$teatree" watch -d "$data" --model shop --since 1 --output json) || rc=$?
+[[ $rc -eq 124 ]] || fail "watch --since stopped by itself ($rc): $out"
+expect_json 'select(.type == "outcome" and .op == "create_table")' "watch --since 1 replays"
+tt watch -d "$data" --model shop --since yesterday
+expect_rc 2 "watch --since of a bad value"
+"$teatree" watch -d "$data" --model shop --reconnect-timeout 1 >/dev/null 2>"$data/watch.err" &
+watcher=$!
+
 kill -TERM "$serve"
 wait "$serve" || fail "serve exited with $? after SIGTERM: $(cat "$data/serve.out")"
 serve=""
 grep -q "teatree serve: stopped" "$data/serve.out" || fail "no clean stop: $(cat "$data/serve.out")"
 [[ ! -f "$data/serve.json" ]] || fail "serve.json left behind"
+for _ in $(seq 150); do kill -0 "$watcher" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$watcher" 2>/dev/null && { kill -KILL "$watcher"; fail "watch ran on without a server"; }
+rc=0
+wait "$watcher" || rc=$?
+[[ $rc -eq 4 ]] || fail "watch without a server exits 4, not $rc: $(cat "$data/watch.err")"
 grep -q "manager stopped at version $written, lease released" "$data/logs/manager-shop.log" ||
   fail "manager did not stop cleanly: $(cat "$data/logs/manager-shop.log")"
 tt submit -d "$data" --model shop query --sql 'SELECT 1'

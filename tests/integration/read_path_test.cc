@@ -160,6 +160,47 @@ TEST_F(ReadPathTest, HttpSubmitsRequestsAndStreamsTheirNotifications) {
       << metrics->body;
 }
 
+/// The server-sent events of `path` at 127.0.0.1:`port` until `until` is in them (or 30 s).
+std::string EventsUntil(int port, const std::string& path, const std::string& until,
+                        const httplib::Headers& headers = {}) {
+  std::string events;
+  httplib::Client sse("127.0.0.1", port);
+  sse.set_read_timeout(30);
+  sse.Get(path, headers, [&](const char* data, size_t length) {
+    events.append(data, length);
+    return events.find(until) == std::string::npos;
+  });
+  return events;
+}
+
+TEST_F(ReadPathTest, TheNotificationStreamResumesAfterTheLastEventItSent) {
+  StartDispatcher();
+  ASSERT_TRUE(Run(CreateTable("sales")).applied());
+  const std::string url = ManagerStatus("sales", "http_url");
+  const int port = std::stoi(url.substr(url.rfind(':') + 1));
+  ASSERT_TRUE(Run(Append("sales", "e1", 1)).applied());
+  ASSERT_TRUE(Run(Append("sales", "e2", 2)).applied());
+  // From the start of what the stream kept: every event has an id.
+  const std::string all =
+      EventsUntil(port, "/v1/models/sales/notifications?after=1", R"("request_id":"e2")");
+  const auto e1 = all.find(R"("request_id":"e1")");
+  ASSERT_NE(e1, std::string::npos) << all;
+  const auto id_at = all.rfind("id: ", e1);
+  ASSERT_NE(id_at, std::string::npos) << all;
+  const std::string id = all.substr(id_at + 4, all.find('\n', id_at) - id_at - 4);
+  // A client that reconnects with the last id it saw gets what followed, and only that.
+  const std::string resumed = EventsUntil(port, "/v1/models/sales/notifications",
+                                          R"("request_id":"e2")", {{"Last-Event-ID", id}});
+  EXPECT_NE(resumed.find(R"("request_id":"e2")"), std::string::npos) << resumed;
+  EXPECT_EQ(resumed.find(R"("request_id":"e1")"), std::string::npos) << resumed;
+  EXPECT_GT(std::stoull(resumed.substr(resumed.find("id: ") + 4)), std::stoull(id)) << resumed;
+  httplib::Client http("127.0.0.1", port);
+  auto bad = http.Get("/v1/models/sales/notifications", {{"Last-Event-ID", "x1"}});
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("Last-Event-ID"), std::string::npos) << bad->body;
+}
+
 TEST_F(ReadPathTest, AReplicaSwitchesVersionsUnderAQueryLoopWithoutFailedQueries) {
   StartDispatcher();
   ASSERT_TRUE(Run(CreateTable("sales")).applied());

@@ -102,11 +102,23 @@ Result<std::unique_ptr<NoteSubscription>> NoteSubscription::Live(NatsConnection&
 }
 
 Result<std::unique_ptr<NoteSubscription>> NoteSubscription::Replay(NatsConnection& connection,
-                                                                   const std::string& subject) {
+                                                                   const std::string& subject,
+                                                                   const ReplayFrom& from) {
   jsSubOptions options;
   jsSubOptions_Init(&options);
   options.Ordered = true;
   options.Config.DeliverPolicy = js_DeliverAll;
+  if (from.after_sequence > 0) {
+    options.Config.DeliverPolicy = js_DeliverByStartSequence;
+    options.Config.OptStartSeq = from.after_sequence + 1;
+  } else if (from.since) {
+    options.Config.DeliverPolicy = js_DeliverByStartTime;
+    options.Config.OptStartTime =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(from.since->time_since_epoch())
+            .count();
+  } else if (from.only_new) {
+    options.Config.DeliverPolicy = js_DeliverNew;
+  }
   const std::string stream(kNoteStream);
   options.Stream = stream.c_str();
   natsSubscription* subscription = nullptr;
@@ -130,9 +142,14 @@ Result<std::optional<Note>> NoteSubscription::Next(std::chrono::milliseconds tim
   if (status == NATS_TIMEOUT) return std::optional<Note>();
   ARROW_RETURN_NOT_OK(FromNats(status, "cannot receive a notification"));
   bus_internal::MsgHandle msg(raw);
-  return std::optional<Note>(
-      Note{natsMsg_GetSubject(raw),
-           std::string(natsMsg_GetData(raw), static_cast<size_t>(natsMsg_GetDataLength(raw)))});
+  Note note{natsMsg_GetSubject(raw),
+            std::string(natsMsg_GetData(raw), static_cast<size_t>(natsMsg_GetDataLength(raw)))};
+  jsMsgMetaData* meta = nullptr;
+  if (natsMsg_GetMetaData(&meta, raw) == NATS_OK) {  // Only replayed ones have it.
+    note.sequence = meta->Sequence.Stream;
+    jsMsgMetaData_Destroy(meta);
+  }
+  return std::optional<Note>(std::move(note));
 }
 
 }  // namespace teatree

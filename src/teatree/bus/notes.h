@@ -63,6 +63,17 @@ class Notifier {
 struct Note {
   std::string subject;
   std::string body;
+  /// Its sequence number in the stream, for a replayed one (what a client resumes after,
+  /// e.g. the SSE event id); 0 for one received live.
+  uint64_t sequence = 0;
+};
+
+/// Where a replay of the stream starts: after a sequence number a client saw last, at a
+/// time, with the next new notification, or (all unset) with the oldest one kept.
+struct ReplayFrom {
+  uint64_t after_sequence = 0;
+  std::optional<std::chrono::system_clock::time_point> since;
+  bool only_new = false;
 };
 
 /// The newest notification the stream holds on `subject`, or nullopt when it has none.
@@ -78,7 +89,8 @@ class NoteSubscription {
   /// as they come (a JetStream ordered consumer): waiting for an outcome cannot miss it,
   /// whether it came before or after the call.
   static Result<std::unique_ptr<NoteSubscription>> Replay(NatsConnection& connection,
-                                                          const std::string& subject);
+                                                          const std::string& subject,
+                                                          const ReplayFrom& from = {});
   ~NoteSubscription();
   NoteSubscription(const NoteSubscription&) = delete;
   NoteSubscription& operator=(const NoteSubscription&) = delete;

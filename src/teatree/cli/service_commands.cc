@@ -1,6 +1,9 @@
 #include "teatree/cli/service_commands.h"
 
+#include <algorithm>
+#include <ctime>
 #include <iostream>
+#include <map>
 #include <memory>
 
 #include "teatree/cli/options.h"
@@ -35,7 +38,8 @@ struct Flags {
   std::string wait = "none";
   ClientOptions watch_client, status_client;
   ModelCommandOptions model;
-  std::string watch_model, status_control;
+  std::string watch_model, status_control, watch_since;
+  int64_t watch_reconnect_s = 30;
   bool watch_json = false;
 };
 
@@ -125,6 +129,36 @@ Result<SubmitReport> Submit(Flags& f, OutputFormat output) {
   f.submit.timeout = std::chrono::seconds(f.timeout_s);
   f.submit.output = output;
   return RunSubmit(f.submit, std::cout);
+}
+
+/// Reads `watch --since`: a version, a UTC time or a time ago, into `options`.
+Status ParseSince(const std::string& text, WatchOptions& options) {
+  if (text.empty()) return Status::OK();
+  const auto digits = [](std::string_view part) {
+    return !part.empty() && part.size() < 16 &&
+           std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (digits(text)) {
+    options.since_version = std::stoll(text);
+    return Status::OK();
+  }
+  static const std::map<char, int64_t> kUnits{{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+  if (const auto unit = kUnits.find(text.back());
+      unit != kUnits.end() && digits(std::string_view(text).substr(0, text.size() - 1))) {
+    options.from = ReplayFrom{
+        .since = std::chrono::system_clock::now() -
+                 std::chrono::seconds(std::stoll(text.substr(0, text.size() - 1)) * unit->second)};
+    return Status::OK();
+  }
+  std::tm time{};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &time);
+  if (end != nullptr && (*end == '\0' || std::string_view(end) == "Z")) {
+    options.from = ReplayFrom{.since = std::chrono::system_clock::from_time_t(timegm(&time))};
+    return Status::OK();
+  }
+  return UsageError("--since ", Quoted(text),
+                    " is not a version (42), a UTC time (2026-12-07T10:00:00Z) or a time ago "
+                    "(90s, 15m, 2h, 3d)");
 }
 
 }  // namespace
@@ -256,6 +290,15 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
   auto* watch = app.add_subcommand("watch", "Print a model's notifications live, one line each");
   AddClientOptions(*watch, f->watch_client);
   watch->add_option("--model,-m", f->watch_model, "model name")->required();
+  watch->add_option("--since", f->watch_since,
+                    "replay what the server kept (7 days by default) from here on, then go on "
+                    "live: a version (42), a UTC time (2026-12-07T10:00:00Z) or a time ago "
+                    "(90s, 15m, 2h, 3d)");
+  watch
+      ->add_option("--reconnect-timeout", f->watch_reconnect_s,
+                   "exit (code 4) once the server has been unreachable this many seconds")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   watch->add_flag("--json", f->watch_json,
                   "print the notification JSON as received (--output json)");
   AddOutputOption(*watch, output);
@@ -290,8 +333,12 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       if (report.any_rejected()) return ExitCode::kRejected;
     }
     if (watch->parsed()) {
-      if (f->watch_json) output = OutputFormat::kJson;
-      ARROW_RETURN_NOT_OK(RunWatch(f->watch_client, f->watch_model, output, std::cout));
+      WatchOptions watch_options{.client = f->watch_client,
+                                 .model = f->watch_model,
+                                 .reconnect_timeout = std::chrono::seconds(f->watch_reconnect_s),
+                                 .output = f->watch_json ? OutputFormat::kJson : output};
+      ARROW_RETURN_NOT_OK(ParseSince(f->watch_since, watch_options));
+      ARROW_RETURN_NOT_OK(RunWatch(watch_options, std::cout));
     }
     if (status->parsed()) {
       ARROW_RETURN_NOT_OK(RunStatus(f->status_client, f->status_control, std::cout, output));

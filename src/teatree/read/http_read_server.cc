@@ -330,7 +330,22 @@ struct HttpReadServer::Impl {
     }
     const std::string model = request.matches[1];
     if (!Allowed(request, response, Access::kRead, model)) return;
-    auto subscription = NoteSubscription::Live(*options.nats, NoteSubject(model));
+    // A client that reconnects sends the id of the last event it saw and gets what followed;
+    // a new one starts with the next notification.
+    ReplayFrom from{.only_new = true};
+    const std::string last = request.has_header("Last-Event-ID")
+                                 ? request.get_header_value("Last-Event-ID")
+                                 : request.get_param_value("after");
+    if (!last.empty()) {
+      if (last.size() > 19 || !std::all_of(last.begin(), last.end(), ::isdigit)) {
+        return SendError(response, 400,
+                         "Last-Event-ID (or ?after=) must be the id of an event this stream "
+                         "sent, a number; got " +
+                             Quoted(last));
+      }
+      from.after_sequence = std::stoull(last);
+    }
+    auto subscription = NoteSubscription::Replay(*options.nats, NoteSubject(model), from);
     if (!subscription.ok()) return SendStatus(response, subscription.status());
     std::shared_ptr<NoteSubscription> notes = std::move(*subscription);
     auto slot = TakeStream(request, response);
@@ -345,7 +360,8 @@ struct HttpReadServer::Impl {
           if (*note) {
             auto json = ParseJson((*note)->body, "a notification").ValueOr(nlohmann::json());
             const std::string type = json.is_object() ? json.value("type", "note") : "note";
-            event = "event: " + type + "\ndata: " + (*note)->body + "\n\n";
+            event = "id: " + std::to_string((*note)->sequence) + "\nevent: " + type +
+                    "\ndata: " + (*note)->body + "\n\n";
           }
           return sink.write(event.data(), event.size());
         });

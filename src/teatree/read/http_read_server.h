@@ -45,6 +45,7 @@ struct HttpLimits {
 ///   POST /v1/models/{m}/requests            requests (one JSON object or JSON lines) into
 ///                                           the queue, through the codec; 202 with their ids
 ///   GET  /v1/models/{m}/notifications       the model's notifications as server-sent events
+///                                           (ids: resume with Last-Event-ID or ?after=ID)
 /// Errors are JSON {"error": "..."} with 400 (bad input), 401 (token), 404 (unknown model or
 /// version), 413 (body too large), 429 (too many streams from one client, waiting reads
 /// included), 503 (no queue, or a min_version that did not come in time) or

@@ -187,6 +187,11 @@ Result<int64_t> Client::WaitPublished(const std::string& model, int64_t version,
   }
 }
 
+Result<std::unique_ptr<NoteSubscription>> Client::Watch(const std::string& model,
+                                                        const ReplayFrom& from) {
+  return NoteSubscription::Replay(*nats_, NoteSubject(model), from);
+}
+
 Result<std::unique_ptr<NoteSubscription>> Client::Watch(const std::string& model) {
   return NoteSubscription::Live(*nats_, NoteSubject(model));
 }

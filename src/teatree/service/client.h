@@ -62,6 +62,8 @@ class Client {
   Result<Outcome> SubmitAndWait(const Request& request, std::chrono::milliseconds timeout);
   /// Every notification of `model` from now on (outcomes and version_published).
   Result<std::unique_ptr<NoteSubscription>> Watch(const std::string& model);
+  /// The notifications of `model` the stream kept, from `from` on, then new ones.
+  Result<std::unique_ptr<NoteSubscription>> Watch(const std::string& model, const ReplayFrom& from);
 
   /// Runs a read on the model (live, or at_version) and returns its rows and version.
   Result<QueryResult> Query(const ReadTicket& ticket);

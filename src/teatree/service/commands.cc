@@ -579,17 +579,33 @@ Result<SubmitReport> RunSubmit(const SubmitOptions& options, std::ostream& out) 
   return report;
 }
 
-Status RunWatch(const ClientOptions& options, const std::string& model, OutputFormat output,
-                std::ostream& out) {
+Status RunWatch(const WatchOptions& options, std::ostream& out) {
   const auto& stop = StopOnSignals();
-  ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options));
-  ARROW_ASSIGN_OR_RAISE(auto notes, client->Watch(model));
+  ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options.client));
+  ReplayFrom from = options.from;
+  if (options.since_version > 0 && !from.since && from.after_sequence == 0) from = ReplayFrom{};
+  ARROW_ASSIGN_OR_RAISE(auto notes, client->Watch(options.model, from));
+  auto connected_at = std::chrono::steady_clock::now();
   while (!stop) {
-    ARROW_ASSIGN_OR_RAISE(auto note, notes->Next(std::chrono::milliseconds(200)));
-    if (!note) continue;
-    auto parsed = ParseJson(note->body, "a notification").ValueOr(nlohmann::json());
-    const bool json = output == OutputFormat::kJson || !parsed.is_object();
-    out << (json ? note->body : NoteLine(parsed)) << std::endl;
+    if (client->connection().connected()) {
+      connected_at = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - connected_at > options.reconnect_timeout) {
+      return Unavailable("the server of model ", options.model, " has been unreachable for ",
+                         options.reconnect_timeout.count() / 1000,
+                         " s: is it running (teatree status)? Watch again with --since to "
+                         "resume where this stopped");
+    }
+    auto note = notes->Next(std::chrono::milliseconds(200));
+    if (!note.ok()) continue;  // Reconnecting: the ordered consumer resumes by itself.
+    if (!*note) continue;
+    auto parsed = ParseJson((*note)->body, "a notification").ValueOr(nlohmann::json());
+    if (options.since_version > 0 && parsed.is_object() && parsed.contains("version") &&
+        parsed["version"].is_number_integer() &&
+        parsed["version"].get<int64_t>() < options.since_version) {
+      continue;
+    }
+    const bool json = options.output == OutputFormat::kJson || !parsed.is_object();
+    out << (json ? (*note)->body : NoteLine(parsed)) << std::endl;
   }
   return Status::OK();
 }

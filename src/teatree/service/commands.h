@@ -99,9 +99,24 @@ struct SubmitReport {
 /// wait; rejections are in the report.
 Result<SubmitReport> RunSubmit(const SubmitOptions& options, std::ostream& out);
 
-/// `teatree watch`: one line per notification of `model` until SIGINT.
-Status RunWatch(const ClientOptions& options, const std::string& model, OutputFormat output,
-                std::ostream& out);
+struct WatchOptions {
+  ClientOptions client;
+  std::string model;
+  /// Where to start: by default the next notification; a time or a sequence replays what the
+  /// stream kept since then.
+  ReplayFrom from{.only_new = true};
+  /// With `from` unset: start with the notifications of this version (replaying the stream
+  /// and leaving out those of older versions); 0: none.
+  int64_t since_version = 0;
+  /// Fail (unavailable) once the server has been unreachable this long.
+  std::chrono::milliseconds reconnect_timeout = std::chrono::seconds(30);
+  OutputFormat output = OutputFormat::kText;
+};
+
+/// `teatree watch`: one line per notification of the model until SIGINT, or an error once
+/// the server is gone for longer than options.reconnect_timeout. Resumes without a gap
+/// across the server's restarts (it replays from the last notification it printed).
+Status RunWatch(const WatchOptions& options, std::ostream& out);
 
 /// `teatree status`: models, their managers (lease holders), queue backlog, versions, and
 /// what managers hold back while their catalog or archive does not answer. The catalog is
