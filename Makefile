@@ -73,7 +73,7 @@ ASAN_DIR = build-asan
 ASAN_TARGETS = teatree apply_crash_test queue_test queue_crash_test read_path_test
 # The kill -9 tests whose timing assumes an optimised build (the Arrow engine's 10,000
 # requests, a manager killed 20 times mid-batch) run on the release build only.
-ASAN_TESTS = ^(cli[.]serve|Engines/ApplyCrashTest[.].*/duckdb|QueueTest[.]|ReadPathTest[.]|QueueCrashTest[.](KillNineOfNatsServer|ARequestThatKills))
+ASAN_TESTS = ^(cli[.]serve|Engines/StagingTest[.].*/duckdb|Engines/ApplyCrashTest[.].*/duckdb|QueueTest[.]|ReadPathTest[.]|QueueCrashTest[.](KillNineOfNatsServer|ARequestThatKills))
 test-asan: bootstrap
 	@test -f $(ASAN_DIR)/build.ninja || cmake --preset asan -DTEATREE_CACHE=$(TEATREE_CACHE) \
 	  >$(ASAN_DIR).configure.log 2>&1 || (cat $(ASAN_DIR).configure.log; exit 1)

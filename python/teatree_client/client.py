@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import nats.errors
 import nats.js.api
@@ -42,6 +44,10 @@ MODEL_BUCKET = "teatree_models"
 #: Seconds `Client.connect` tries to reach the NATS server.
 NATS_CONNECT_TIMEOUT = 5.0
 
+
+# The largest request body the queue takes (bus/request_queue.h, max_body_bytes); larger
+# rows are uploaded first.
+MAX_REQUEST_BYTES = 8 << 20
 
 # How long the server may wait for a min_version (read/read_ticket.h, kMaxVersionWait).
 MAX_WAIT_MS = 30_000
@@ -181,9 +187,47 @@ class Client(ClosesOnExit):
         pyarrow Table / polars DataFrame (sent as Arrow IPC). From the return on the request
         is not lost; submitting the same request_id again never applies it twice.
         """
-        model, request_id, body = encode_request(request, self.model)
+        model, request_id, body = self._encode(request)
         self._loop.run(self._publish(model, request_id, body))
         return request_id
+
+    def upload(self, model: str, source: str | os.PathLike[str] | bytes | BinaryIO) -> str:
+        """Uploads a file (a path, bytes or a binary file object: Parquet, CSV, Arrow IPC or
+        JSON rows) into the model's staging area and returns its id, for a request's
+        `"source": {"format": "parquet", "staged": id}`. The server removes the upload once
+        that request is applied, or after a day if no request names it."""
+        reads = self._flight()
+        model = check_model(model)
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            staged = reads.upload(model, io.BytesIO(bytes(source)))
+        elif isinstance(source, (str, os.PathLike)):
+            try:
+                with open(source, "rb") as file:
+                    staged = reads.upload(model, file)
+            except OSError as error:
+                raise TeatreeError(f"cannot read the file to upload: {error}") from error
+        else:
+            staged = reads.upload(model, source)
+        return str(staged["staged"])
+
+    def _encode(self, request: Mapping[str, Any]) -> tuple[str, str, bytes]:
+        """(model, request_id, body) of `request`; rows too large for the queue are uploaded
+        first and the request names the upload (`source.staged`)."""
+        model, request_id, body = encode_request(request, self.model)
+        if len(body) <= MAX_REQUEST_BYTES:
+            return model, request_id, body
+        message = json.loads(body)
+        if "rows_ipc" in message:
+            payload, source_format = base64.b64decode(message.pop("rows_ipc")), "arrow"
+        elif "rows" in message:
+            payload, source_format = json.dumps(message.pop("rows")).encode(), "json"
+        else:
+            raise TeatreeError(
+                f"request {request_id} is {len(body)} bytes, over the {MAX_REQUEST_BYTES} the "
+                "queue takes: only rows are uploaded by themselves; make it smaller"
+            )
+        message["source"] = {"format": source_format, "staged": self.upload(model, payload)}
+        return model, request_id, json.dumps(message, separators=(",", ":")).encode()
 
     def wait(self, model: str, request_id: str, timeout: float = 60) -> Outcome:
         """Waits for the outcome of a submitted request, however long ago it was submitted
@@ -240,7 +284,7 @@ class Client(ClosesOnExit):
                 raise TeatreeError(f"version {version} of model {model} was not published in time")
 
     def _submit_and_collect(self, request: Mapping[str, Any], timeout: float) -> Outcome:
-        model, request_id, body = encode_request(request, self.model)
+        model, request_id, body = self._encode(request)
 
         async def submit_and_collect() -> Outcome | None:
             # Listening before submitting cannot miss the outcome.

@@ -9,6 +9,8 @@
 - DoAction "versions" `{"model"}`: one JSON list `[{"version", "bytes"}, ...]`.
 - DoAction "pull" `{"model", "version"?}`: a JSON header `{"model", "version", "bytes",
   "sha256"}`, then the version file in chunks.
+- DoPut `{"upload": model}` (a command descriptor): the bytes of a file as metadata-only
+  messages into the model's staging area; one PutResult back, `{"staged", "bytes"}`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     import polars
 
 VERSION_METADATA_KEY = b"teatree.version"
+# The size of the pieces an upload is sent in (read/uploads.h, kUploadChunkBytes).
+UPLOAD_CHUNK_BYTES = 4 << 20
 
 # What gRPC and Arrow add after the server's message.
 _TRANSPORT_NOISE = re.compile(r"(\. gRPC client debug context:.*|\. Detail: \w+)$", re.DOTALL)
@@ -113,6 +117,26 @@ class FlightReads:
                 for info in self._client(self.url).list_flights(options=self._options)
                 if len(info.descriptor.path) == 2 and info.descriptor.path[0].decode() == model
             }
+
+    def upload(self, model: str, source: BinaryIO) -> dict[str, Any]:
+        """Sends the bytes of `source` into the model's staging area; returns the server's
+        answer, `{"staged": id, "bytes": N}`, once it has stored them durably."""
+        descriptor = flight.FlightDescriptor.for_command(json.dumps({"upload": model}))
+        sent = 0
+        with flight_errors(self.url):
+            writer, reader = self._client(self.url).do_put(descriptor, pa.schema([]), self._options)
+            try:
+                while chunk := source.read(UPLOAD_CHUNK_BYTES):
+                    writer.write_metadata(pa.py_buffer(chunk))
+                    sent += len(chunk)
+                writer.done_writing()
+                answer = reader.read()
+            finally:
+                writer.close()
+        staged = json.loads(answer.to_pybytes()) if answer is not None else None
+        if not isinstance(staged, dict) or staged.get("bytes") != sent:
+            raise TeatreeError(f"the server at {self.url} did not confirm the upload: upload again")
+        return staged
 
     def versions(self, model: str, wanted: dict[str, int] | None = None) -> list[dict[str, int]]:
         """The model's retained version files: `[{"version": N, "bytes": B}, ...]`; `wanted`

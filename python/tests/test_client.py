@@ -17,6 +17,7 @@ import duckdb
 import polars
 import pyarrow as pa
 import pyarrow.flight as flight
+import pyarrow.parquet as pq
 import pytest
 from conftest import running_serve
 
@@ -338,6 +339,42 @@ def test_submit_can_wait_until_the_write_is_published(client: Client) -> None:
     assert client.versions("pub")[-1]["version"] >= outcome.version
     with pytest.raises(TeatreeError, match="applied"):
         client.submit_and_wait({"model": "pub", "op": "snapshot"}, wait="committed")
+
+
+def test_rows_too_large_for_the_queue_are_uploaded_first(client: Client, serve_dir: Path) -> None:
+    client.submit_and_wait({"model": "bulk", **CREATE_T}).check()
+    # About 12 MiB of base64 Arrow IPC: over the 8 MiB the queue takes.
+    table = pa.table({"x": pa.array(range(1_500_000), pa.int64())})
+    outcome = client.submit_and_wait({"model": "bulk", "op": "append", "table": "t", "rows": table})
+    assert outcome.check().note["rows"] == 1_500_000
+    rows = [[x] for x in range(2_000_000, 3_000_000)]  # JSON rows, over 8 MiB as well.
+    json_rows = {"model": "bulk", "op": "append", "table": "t", "rows": rows}
+    assert client.submit_and_wait(json_rows).check()
+    read = client.query("bulk", "SELECT count(*) AS n FROM t", min_version=outcome.version)
+    assert read.table.to_pylist() == [{"n": 2_500_000}]
+    # Each upload went once its request was applied.
+    deadline = time.monotonic() + 10
+    while any((serve_dir / "staging" / "bulk").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any((serve_dir / "staging" / "bulk").iterdir())
+
+
+def test_an_upload_is_named_by_a_request(client: Client, tmp_path: Path) -> None:
+    client.submit_and_wait({"model": "staged", **CREATE_T}).check()
+    parquet = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"x": pa.array([1, 2, 3], pa.int64())}), parquet)
+    staged = client.upload("staged", parquet)
+    source = {"format": "parquet", "staged": staged}
+    append = {"model": "staged", "op": "append", "table": "t", "source": source}
+    assert client.submit_and_wait(append).check().note["rows"] == 3
+    csv_id = client.upload("staged", b"x\n4\n5\n")
+    csv = {**append, "source": {"format": "csv", "staged": csv_id}}
+    assert client.submit_and_wait(csv).check().note["rows"] == 2
+    # Applied once: the upload is gone, and naming it again is a clear refusal.
+    again = client.submit_and_wait({**append, "request_id": "again"})
+    assert not again.applied and "upload the file again" in (again.error or "")
+    with pytest.raises(TeatreeError, match="does not exist"):
+        client.upload("nosuchmodel", b"x")
 
 
 def test_a_version_that_does_not_come_is_a_clear_error(client: Client) -> None:

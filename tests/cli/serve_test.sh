@@ -218,6 +218,26 @@ grep -q "drop_table .*applied" <<<"$out" || fail "drop_table: $out"
 out=$("$teatree" query -d "$data" --model ledger "SELECT * FROM entries" 2>&1) && fail "dropped table read"
 grep -q "there is no table 'entries'" <<<"$out" || fail "read of a dropped table: $out"
 
+# Files from this machine, of any size: uploaded to serve, then named by a small request.
+printf 'id,amount\n500,1.5\n501,2.5\n' >"$data/more.csv"
+tt submit -d "$data" --model shop append --table orders --upload "$data/more.csv" --wait --output json
+expect_rc 0 "append --upload"
+expect_json '.status == "applied" and .rows == 2' "append --upload"
+written=$(jq .version <<<"$out")
+"$teatree" query -d "$data" --model shop --format csv "SELECT count(*) AS n FROM orders WHERE id >= 500" |
+  grep -qx 2 ||
+  fail "uploaded rows are not in the model"
+printf 'id,amount\n502,abc\n' >"$data/bad.csv"
+tt submit -d "$data" --model shop append --table orders --upload "$data/bad.csv" --wait
+expect_rc 3 "a rejected upload"
+tt submit -d "$data" --model shop append --table orders --upload "$data/more.txt"
+expect_rc 2 "an upload of unknown format"
+grep -q "give --format parquet, csv, arrow or json" <<<"$err" || fail "unknown format: $err"
+tt submit -d "$data" --model nosuch append --table orders --upload "$data/more.csv"
+expect_rc 5 "an upload for a model that does not exist"
+for _ in $(seq 100); do [[ -z "$(ls -A "$data/staging/shop")" ]] && break; sleep 0.1; done
+[[ -z "$(ls -A "$data/staging/shop")" ]] || fail "uploads left behind: $(ls -A "$data/staging/shop")"
+
 # Notifications are kept: a watch replays them from a version (or a time) on, then goes on
 # live; it gives up with exit 4 once the server is gone for --reconnect-timeout.
 rc=0

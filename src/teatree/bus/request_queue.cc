@@ -81,8 +81,9 @@ Result<PublishAck> RequestQueue::Submit(const std::string& model, const std::str
   if (static_cast<int64_t>(body.size()) > options_.max_body_bytes) {
     return Status::Invalid("request ", request_id, " for model ", model, " is ", body.size(),
                            " bytes, over the limit of ", options_.max_body_bytes,
-                           " bytes: pass large data by reference (a file the manager can "
-                           "read) instead of inline");
+                           " bytes (the queue's message size): upload large rows first "
+                           "(`teatree submit --upload FILE`; Teatree's clients do it by "
+                           "themselves) and name the upload in \"source\"");
   }
   ARROW_ASSIGN_OR_RAISE(
       auto msg, bus_internal::MakeMessage(RequestSubject(model), body,

@@ -22,6 +22,9 @@ struct Flags {
   ServeOptions serve;
   ManagerOptions serve_models;
   int64_t idle_stop_s = 300;
+  int64_t max_upload_mb = StagingLimits{}.max_bytes >> 20,
+          uploads_keep_h =
+              std::chrono::duration_cast<std::chrono::hours>(StagingLimits{}.keep).count();
   // manager
   ManagerServiceOptions manager;
   int64_t max_wait_ms = 200, ack_wait_ms = 30'000, lease_ttl_ms = 10'000, idle_exit_ms = 0,
@@ -193,6 +196,18 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       ->add_option("--lease-ttl-ms", f->lease_ttl_ms,
                    "how long a dead manager's lease keeps others out")
       ->capture_default_str();
+  serve
+      ->add_option("--max-upload-mb", f->max_upload_mb,
+                   "the largest file a client may upload for a request (submit --upload, and "
+                   "requests too large for the queue, which clients upload by themselves)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve
+      ->add_option("--uploads-keep-h", f->uploads_keep_h,
+                   "how long an upload waits for the request that names it before it is "
+                   "removed")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
 
   auto* manager = app.add_subcommand(
       "manager",
@@ -264,6 +279,13 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
   submit->add_option("--id", f->id, "request id (default: a new random one)");
   submit->add_option("--table", f->table, "table name");
   submit->add_option("--rows", f->rows, "rows as JSON: [[1,2.0,\"eu\"]] or [{\"id\":1}]");
+  submit->add_option("--upload", f->submit.upload,
+                     "append/upsert: a file on this machine to load (Parquet, CSV, Arrow IPC or "
+                     "JSON rows, any size): uploaded to the server first, with progress");
+  submit
+      ->add_option("--format", f->submit.upload_format,
+                   "the --upload file's format (default: from its extension)")
+      ->check(CLI::IsMember({"parquet", "csv", "arrow", "json"}));
   submit->add_option("--schema", f->schema, "create_table schema as JSON");
   submit->add_option("--primary-key", f->primary_key, "create_table key columns, comma-separated");
   submit->add_option("--engine", f->engine,
@@ -356,6 +378,8 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       f->serve.manager_args.insert(f->serve.manager_args.end(), note_args.begin(), note_args.end());
       f->serve.control_url = f->serve_models.control_url;
       f->serve.dispatcher.idle_stop = std::chrono::seconds(f->idle_stop_s);
+      f->serve.uploads = {.max_bytes = f->max_upload_mb << 20,
+                          .keep = std::chrono::hours(f->uploads_keep_h)};
       f->serve.dispatcher.queue.duplicate_window = milliseconds(f->duplicate_window_ms);
       return RunServe(f->serve, std::cout);
     }

@@ -28,6 +28,8 @@ struct EngineOptions {
   /// `source` files and `attach` paths must lie under one of these (relative paths are
   /// resolved against the first).
   std::vector<std::filesystem::path> input_dirs;
+  /// Where the model's staged uploads wait (StagingDir), which `source.staged` names.
+  std::filesystem::path staging_dir;
   /// Functions `invoke` may call; may be null (then only built-ins).
   const FunctionRegistry* functions = nullptr;
   /// Worker threads for the engine; 0 lets it choose.

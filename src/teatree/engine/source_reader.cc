@@ -7,7 +7,9 @@
 #include <arrow/ipc/reader.h>
 #include <parquet/arrow/reader.h>
 
+#include "teatree/common/file_util.h"
 #include "teatree/common/json_text.h"
+#include "teatree/engine/staging.h"
 #include "teatree/request/rows_to_arrow.h"
 
 namespace teatree {
@@ -56,7 +58,32 @@ std::string ColumnList(const TableSchema& schema) {
   return names;
 }
 
+/// What the client calls the source file.
+std::string SourceName(const SourceRef& source) {
+  return source.staged.empty() ? source.path : "staged upload " + source.staged;
+}
+
+/// The JSON rows of a "json" source file, as the `rows` field takes them.
+Result<std::shared_ptr<arrow::RecordBatch>> ReadJsonRows(const fs::path& path,
+                                                         const SourceRef& source,
+                                                         const TableSchema& schema) {
+  auto text = ReadFileToString(path);
+  if (!text.ok()) return Status::Invalid("cannot read json file ", Quoted(SourceName(source)));
+  ARROW_ASSIGN_OR_RAISE(auto rows, ParseJson(*text, "json file " + Quoted(SourceName(source)),
+                                             {.max_bytes = text->size()}));
+  if (!rows.is_array() || rows.empty()) {
+    return Status::Invalid("json file ", Quoted(SourceName(source)),
+                           " must hold a non-empty JSON array of rows, as the \"rows\" field");
+  }
+  return RowsToRecordBatch(rows, schema);
+}
+
 }  // namespace
+
+Result<fs::path> SourcePath(const SourceRef& source, const EngineOptions& options) {
+  return source.staged.empty() ? ResolveInputPath(source.path, options.input_dirs)
+                               : FindStaged(options.staging_dir, source.staged);
+}
 
 Result<fs::path> ResolveInputPath(const std::string& path, const std::vector<fs::path>& dirs) {
   // Messages name the path as the client gave it and never where the server looked: the
@@ -89,9 +116,10 @@ Result<fs::path> ResolveInputPath(const std::string& path, const std::vector<fs:
 }
 
 Result<std::shared_ptr<arrow::Table>> ReadSource(const SourceRef& source,
-                                                 const std::vector<fs::path>& dirs,
+                                                 const EngineOptions& options,
                                                  const TableSchema& schema) {
-  ARROW_ASSIGN_OR_RAISE(fs::path path, ResolveInputPath(source.path, dirs));
+  ARROW_ASSIGN_OR_RAISE(fs::path path, SourcePath(source, options));
+  const std::string name = SourceName(source);
   Result<std::shared_ptr<arrow::Table>> table;
   if (source.format == "parquet") {
     table = ReadParquet(path);
@@ -100,16 +128,17 @@ Result<std::shared_ptr<arrow::Table>> ReadSource(const SourceRef& source,
   } else if (source.format == "arrow") {
     table = ReadArrowIpc(path);
   } else {
-    return Status::Invalid("source format \"", source.format, "\" is not parquet, csv or arrow");
+    return Status::Invalid("source format ", Quoted(source.format),
+                           " is not parquet, csv or arrow");
   }
   if (!table.ok()) {
-    return Status::Invalid("cannot read ", source.format, " file \"", source.path,
-                           "\": ", table.status().message());
+    return Status::Invalid("cannot read ", source.format, " file ", Quoted(name), ": ",
+                           table.status().message());
   }
   Status valid = (*table)->ValidateFull();
   if (!valid.ok()) {
-    return Status::Invalid(source.format, " file \"", source.path,
-                           "\" holds invalid data: ", valid.message());
+    return Status::Invalid(source.format, " file ", Quoted(name),
+                           " holds invalid data: ", valid.message());
   }
   return table;
 }
@@ -149,11 +178,15 @@ Result<std::shared_ptr<arrow::RecordBatch>> ConformToSchema(const arrow::Table& 
 
 Result<std::shared_ptr<arrow::RecordBatch>> RequestRows(const Request& request,
                                                         const TableSchema& schema,
-                                                        const std::vector<fs::path>& dirs) {
+                                                        const EngineOptions& options) {
   if (!request.rows.is_null()) return RowsToRecordBatch(request.rows, schema);
   if (!request.rows_ipc.empty()) return IpcToRecordBatch(request.rows_ipc, schema);
+  if (request.source && request.source->format == "json") {
+    ARROW_ASSIGN_OR_RAISE(fs::path path, SourcePath(*request.source, options));
+    return ReadJsonRows(path, *request.source, schema);
+  }
   if (request.source) {
-    ARROW_ASSIGN_OR_RAISE(auto table, ReadSource(*request.source, dirs, schema));
+    ARROW_ASSIGN_OR_RAISE(auto table, ReadSource(*request.source, options, schema));
     return ConformToSchema(*table, schema);
   }
   return Status::Invalid(OpName(request.op), " request ", request.request_id,

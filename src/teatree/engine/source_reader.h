@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "teatree/common/status.h"
+#include "teatree/engine/engine.h"
 #include "teatree/request/request.h"
 
 namespace arrow {
@@ -20,9 +21,13 @@ namespace teatree {
 Result<std::filesystem::path> ResolveInputPath(const std::string& path,
                                                const std::vector<std::filesystem::path>& dirs);
 
-/// Reads a `source` file (Parquet, CSV or Arrow IPC) with Arrow, validating the data fully.
+/// The file a `source` names: under the input directories, or a staged upload of the model.
+Result<std::filesystem::path> SourcePath(const SourceRef& source, const EngineOptions& options);
+
+/// Reads a `source` file (Parquet, CSV or Arrow IPC) with Arrow, validating the data fully:
+/// a file under the input directories, or a staged upload of the model.
 Result<std::shared_ptr<arrow::Table>> ReadSource(const SourceRef& source,
-                                                 const std::vector<std::filesystem::path>& dirs,
+                                                 const EngineOptions& options,
                                                  const TableSchema& schema);
 
 /// Gives `table` exactly the table's schema: columns matched by name and reordered, types
@@ -30,10 +35,10 @@ Result<std::shared_ptr<arrow::Table>> ReadSource(const SourceRef& source,
 Result<std::shared_ptr<arrow::RecordBatch>> ConformToSchema(const arrow::Table& table,
                                                             const TableSchema& schema);
 
-/// The rows an append or upsert carries (inline JSON, Arrow IPC or a source file), as one
-/// record batch with the table's schema.
-Result<std::shared_ptr<arrow::RecordBatch>> RequestRows(
-    const Request& request, const TableSchema& schema,
-    const std::vector<std::filesystem::path>& dirs);
+/// The rows an append or upsert carries (inline JSON, Arrow IPC, a source file or a staged
+/// upload), as one record batch with the table's schema.
+Result<std::shared_ptr<arrow::RecordBatch>> RequestRows(const Request& request,
+                                                        const TableSchema& schema,
+                                                        const EngineOptions& options);
 
 }  // namespace teatree

@@ -13,6 +13,7 @@
 #include "teatree/control/control_store.h"
 #include "teatree/engine/arrow/arrow_engine.h"
 #include "teatree/engine/duckdb/duckdb_engine.h"
+#include "teatree/engine/staging.h"
 #include "teatree/functions/function_registry.h"
 #include "teatree/manager/catalog_recorder.h"
 #include "teatree/manager/version_publisher.h"
@@ -165,15 +166,16 @@ struct ModelManager::Impl {
 };
 
 Status ModelManager::Impl::StartEngine(const std::string& kind, int64_t since) {
-  ARROW_ASSIGN_OR_RAISE(engine_owner,
-                        OpenEngine(kind, {.model_dir = ModelDir(options.data_dir, options.model),
-                                          .model = options.model,
-                                          .input_dirs = options.input_dirs,
-                                          .functions = &functions,
-                                          .threads = options.threads,
-                                          .memory_limit = options.memory_limit,
-                                          .retention = options.retention_grace,
-                                          .hot_bytes = options.hot_bytes}));
+  ARROW_ASSIGN_OR_RAISE(
+      engine_owner, OpenEngine(kind, {.model_dir = ModelDir(options.data_dir, options.model),
+                                      .model = options.model,
+                                      .input_dirs = options.input_dirs,
+                                      .staging_dir = StagingDir(options.data_dir, options.model),
+                                      .functions = &functions,
+                                      .threads = options.threads,
+                                      .memory_limit = options.memory_limit,
+                                      .retention = options.retention_grace,
+                                      .hot_bytes = options.hot_bytes}));
   catalog->SetEngine(kind);
   ARROW_ASSIGN_OR_RAISE(auto versions, ListVersionFiles(options.data_dir, options.model));
   const int64_t published = versions.empty() ? 0 : versions.back();

@@ -21,6 +21,7 @@
 #include "teatree/read/live_forwarder.h"
 #include "teatree/read/model_directory.h"
 #include "teatree/read/read_ticket.h"
+#include "teatree/read/uploads.h"
 #include "teatree/read/version_wait.h"
 
 namespace teatree {
@@ -398,6 +399,42 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
     }
     return Status::NotImplemented("unknown action ", action.type, ": use ", kVersionsAction, " or ",
                                   kPullAction);
+  }
+
+  /// An upload into a model's staging area (kUploadCommandKey): the bytes of metadata-only
+  /// messages, in order, into one staged file; answers {"staged": id, "bytes": N}.
+  Status DoPut(const flight::ServerCallContext& context,
+               std::unique_ptr<flight::FlightMessageReader> reader,
+               std::unique_ptr<flight::FlightMetadataWriter> writer) override {
+    const auto& descriptor = reader->descriptor();
+    const auto command =
+        descriptor.type == flight::FlightDescriptor::CMD
+            ? ParseJson(descriptor.cmd, "the DoPut command", {.max_bytes = kMaxActionBytes})
+                  .ValueOr(nlohmann::json())
+            : nlohmann::json();
+    if (!command.is_object() || command.size() != 1 || !command.contains(kUploadCommandKey) ||
+        !command[kUploadCommandKey].is_string()) {
+      return Status::Invalid(
+          R"(DoPut takes uploads only: a command descriptor {"upload": "<model>"} and the )"
+          "file's bytes as metadata-only messages");
+    }
+    const std::string model = command[kUploadCommandKey].get<std::string>();
+    ARROW_RETURN_NOT_OK(Authorize(context, Access::kSubmit, model));
+    ARROW_ASSIGN_OR_RAISE(auto upload, BeginUpload(options_.uploads, model));
+    for (;;) {
+      if (context.is_cancelled()) return Status::Cancelled("the upload was cancelled");
+      ARROW_ASSIGN_OR_RAISE(auto chunk, reader->Next());
+      if (chunk.data != nullptr) {
+        return Status::Invalid(
+            "an upload carries the file's bytes in metadata-only messages, not record batches");
+      }
+      if (chunk.app_metadata == nullptr) break;  // The end of the stream.
+      ARROW_RETURN_NOT_OK(upload->Write(std::string_view(*chunk.app_metadata)));
+    }
+    ARROW_ASSIGN_OR_RAISE(StagedFile staged, upload->Finish());
+    spdlog::info("model {}: staged upload {} ({} bytes)", model, staged.id, staged.bytes);
+    return writer->WriteMetadata(
+        *arrow::Buffer::FromString(DumpJson({{"staged", staged.id}, {"bytes", staged.bytes}})));
   }
 
   Status ListActions(const flight::ServerCallContext&,

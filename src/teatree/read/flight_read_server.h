@@ -6,6 +6,7 @@
 
 #include "teatree/common/status.h"
 #include "teatree/engine/duckdb/duckdb_reader.h"
+#include "teatree/read/uploads.h"
 
 namespace teatree {
 
@@ -44,6 +45,8 @@ inline constexpr const char* kVersionMetadataKey = "teatree.version";
 ///   manager runs elsewhere is passed on to it (Options::live).
 /// - DoAction "versions" {"model"} lists the retained version files; "pull" {"model",
 ///   "version"?} sends {"model","version","bytes","sha256"} and then the file in chunks.
+/// - DoPut {"upload": "<model>"} stores an upload in the model's staging area (see
+///   kUploadCommandKey), when Options::uploads has a data directory.
 /// A ticket's "min_version" (and an action body's) makes the call wait, at most its
 /// "wait_ms", until the model has that version (ReadsAtLeast): live in a manager, published
 /// for files; past it the call fails with TimedOut, naming the version the server has.
@@ -58,6 +61,8 @@ class FlightReadServer {
     /// The models' notifications, which wake reads waiting for a min_version; null: those
     /// look for it every 50 ms.
     NatsConnection* nats = nullptr;
+    /// Where uploads go (DoPut); its data_dir empty: the server takes none.
+    UploadOptions uploads;
   };
   /// `models` must outlive the server.
   static Result<std::unique_ptr<FlightReadServer>> Start(const Options& options,

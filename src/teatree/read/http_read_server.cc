@@ -1,12 +1,14 @@
 #include "teatree/read/http_read_server.h"
 
 #include <arrow/api.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -37,6 +39,7 @@ int HttpStatusOf(const Status& status) {
   if (status.IsCapacityError()) return 413;
   if (status.IsInvalid() || status.IsTypeError()) return 400;
   if (status.IsCancelled()) return 499;
+  if (status.IsNotImplemented()) return 501;
   return 500;
 }
 
@@ -54,11 +57,11 @@ void SendJson(httplib::Response& response, const nlohmann::json& body, int code 
   response.set_content(DumpJson(body) + "\n", "application/json");
 }
 
-/// The body of `request`, read as it arrives: refused (CapacityError) past `limit`, from its
-/// Content-Length before any of it is read when it has one. Any content type is taken as it
-/// is: `curl -d` sends JSON as a form.
-Result<std::string> ReadBody(const httplib::Request& request, const httplib::ContentReader& reader,
-                             size_t limit) {
+/// Passes the body of `request` to `sink` as it arrives: refused (CapacityError) past
+/// `limit`, from its Content-Length before any of it is read when it has one; an error of
+/// `sink` ends the read. Any content type is taken as it is: `curl -d` sends JSON as a form.
+Status StreamBody(const httplib::Request& request, const httplib::ContentReader& reader,
+                  size_t limit, const std::function<Status(std::string_view)>& sink) {
   auto too_large = [&] {
     return Status::CapacityError("the body is larger than ", limit,
                                  " bytes: split it into smaller bodies");
@@ -73,15 +76,26 @@ Result<std::string> ReadBody(const httplib::Request& request, const httplib::Con
     }
     if (declared > limit) return too_large();
   }
-  std::string body;
-  bool over = false;
+  size_t received = 0;
+  Status status;
   const bool read = reader([&](const char* data, size_t length) {
-    over = body.size() + length > limit;
-    if (!over) body.append(data, length);
-    return !over;
+    received += length;
+    status = received > limit ? too_large() : sink(std::string_view(data, length));
+    return status.ok();
   });
-  if (over) return too_large();
+  ARROW_RETURN_NOT_OK(status);
   if (!read) return Status::Invalid("the body could not be read to its end");
+  return Status::OK();
+}
+
+/// The body of `request`, whole (StreamBody).
+Result<std::string> ReadBody(const httplib::Request& request, const httplib::ContentReader& reader,
+                             size_t limit) {
+  std::string body;
+  ARROW_RETURN_NOT_OK(StreamBody(request, reader, limit, [&](std::string_view data) {
+    body.append(data);
+    return Status::OK();
+  }));
   return body;
 }
 
@@ -324,6 +338,23 @@ struct HttpReadServer::Impl {
     SendJson(response, {{"accepted", accepted}}, 202);
   }
 
+  /// The body, as it is, into the model's staging area: 201 {"staged": id, "bytes": N}.
+  void Upload(const httplib::Request& request, httplib::Response& response,
+              const httplib::ContentReader& reader) {
+    const std::string model = request.matches[1];
+    if (!Allowed(request, response, Access::kSubmit, model)) return;
+    auto upload = BeginUpload(options.uploads, model);
+    if (!upload.ok()) return SendStatus(response, upload.status());
+    Status streamed =
+        StreamBody(request, reader, static_cast<size_t>(options.uploads.limits.max_bytes),
+                   [&](std::string_view data) { return (*upload)->Write(data); });
+    if (!streamed.ok()) return SendStatus(response, streamed);
+    auto staged = (*upload)->Finish();
+    if (!staged.ok()) return SendStatus(response, staged.status());
+    spdlog::info("model {}: staged upload {} ({} bytes)", model, staged->id, staged->bytes);
+    SendJson(response, {{"staged", staged->id}, {"bytes", staged->bytes}}, 201);
+  }
+
   void Notifications(const httplib::Request& request, httplib::Response& response) {
     if (options.nats == nullptr) {
       return SendError(response, 503, "this server has no NATS connection for notifications");
@@ -370,6 +401,16 @@ struct HttpReadServer::Impl {
   void Route() {
     server->set_pre_routing_handler(
         [this](const httplib::Request& request, httplib::Response& response) {
+          // The library reads the bodies of POSTs it has no reading handler for, whole: none
+          // are taken (an upload's body may be as long as the library allows).
+          static const std::regex kPosts(R"(/v1/models/[^/]+/(query|requests|uploads))");
+          const bool reads = request.method == "GET" || request.method == "HEAD";
+          if (!reads && !(request.method == "POST" && std::regex_match(request.path, kPosts))) {
+            SendError(response, request.method == "POST" ? 404 : 405,
+                      "no such endpoint: POST goes to /v1/models/{model}/query, /requests or "
+                      "/uploads; everything else is a GET");
+            return httplib::Server::HandlerResponse::Handled;
+          }
           if (!tokens || request.path == "/healthz" || request.path == "/readyz") {
             return httplib::Server::HandlerResponse::Unhandled;
           }
@@ -427,6 +468,10 @@ struct HttpReadServer::Impl {
         R"(/v1/models/([^/]+)/requests)",
         [this](const httplib::Request& request, httplib::Response& response,
                const httplib::ContentReader& reader) { Submit(request, response, reader); });
+    server->Post(
+        R"(/v1/models/([^/]+)/uploads)",
+        [this](const httplib::Request& request, httplib::Response& response,
+               const httplib::ContentReader& reader) { Upload(request, response, reader); });
     server->Get(R"(/v1/models/([^/]+)/notifications)",
                 [this](const httplib::Request& request, httplib::Response& response) {
                   Notifications(request, response);
@@ -469,7 +514,12 @@ Result<std::unique_ptr<HttpReadServer>> HttpReadServer::Start(const Options& opt
   impl->server->new_task_queue = [max = options.http.max_connections] {
     return new ConnectionThreads(max);
   };
-  impl->server->set_payload_max_length(options.http.max_body_bytes);
+  // Each handler bounds its own body: a request's or query's by max_body_bytes, an upload's
+  // by the staging limits.
+  impl->server->set_payload_max_length(std::max<size_t>(
+      options.http.max_body_bytes, options.uploads.data_dir.empty()
+                                       ? 0
+                                       : static_cast<size_t>(options.uploads.limits.max_bytes)));
   impl->server->set_read_timeout(options.http.io_timeout);
   impl->server->set_write_timeout(options.http.io_timeout);
   impl->server->set_keep_alive_timeout(5);

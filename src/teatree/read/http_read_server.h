@@ -9,6 +9,7 @@
 #include "teatree/common/status.h"
 #include "teatree/engine/duckdb/duckdb_reader.h"
 #include "teatree/read/flight_read_server.h"
+#include "teatree/read/uploads.h"
 
 namespace teatree {
 
@@ -44,6 +45,10 @@ struct HttpLimits {
 ///                                           version N or newer, 503 past wait_ms)
 ///   POST /v1/models/{m}/requests            requests (one JSON object or JSON lines) into
 ///                                           the queue, through the codec; 202 with their ids
+///   POST /v1/models/{m}/uploads             the body as it is (a Parquet, CSV or Arrow file)
+///                                           into the model's staging area; 201 with
+///                                           {"staged": id, "bytes": N}, for a request's
+///                                           "source": {"format": …, "staged": id}
 ///   GET  /v1/models/{m}/notifications       the model's notifications as server-sent events
 ///                                           (ids: resume with Last-Event-ID or ?after=ID)
 /// Errors are JSON {"error": "..."} with 400 (bad input), 401 (token), 404 (unknown model or
@@ -71,6 +76,8 @@ class HttpReadServer {
     /// Where live reads go when the model's manager runs elsewhere; null: read here.
     LiveForwarder* live = nullptr;
     HttpLimits http;
+    /// Where uploads go; its data_dir empty: uploads answer 501.
+    UploadOptions uploads;
   };
   /// `models` (and nats, queue) must outlive the server.
   static Result<std::unique_ptr<HttpReadServer>> Start(const Options& options,

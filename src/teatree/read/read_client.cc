@@ -202,4 +202,59 @@ Result<PulledVersion> ReadClient::PullRaw(const std::string& model, std::optiona
   return pulled;
 }
 
+Result<StagedFile> ReadClient::Upload(const std::string& model, std::istream& in, int64_t bytes,
+                                      std::ostream* progress) {
+  return Clean(UploadRaw(model, in, bytes, progress));
+}
+
+Result<StagedFile> ReadClient::UploadRaw(const std::string& model, std::istream& in, int64_t bytes,
+                                         std::ostream* progress) {
+  ARROW_ASSIGN_OR_RAISE(auto client, impl_->Main());
+  ARROW_ASSIGN_OR_RAISE(auto put, client->DoPut(impl_->call,
+                                                flight::FlightDescriptor::Command(DumpJson(
+                                                    nlohmann::json{{kUploadCommandKey, model}})),
+                                                arrow::schema({})));
+  int64_t sent = 0;
+  int last_percent = -1;
+  while (in) {
+    ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::ResizableBuffer> chunk,
+                          arrow::AllocateResizableBuffer(kUploadChunkBytes));
+    in.read(reinterpret_cast<char*>(chunk->mutable_data()), kUploadChunkBytes);
+    const int64_t n = in.gcount();
+    if (n == 0) break;
+    ARROW_RETURN_NOT_OK(chunk->Resize(n));
+    // A refusal mid-way (a limit, a full disk) ends the stream: the reader says why.
+    Status written = put.writer->WriteMetadata(std::move(chunk));
+    if (!written.ok()) {
+      (void)put.writer->Close();
+      return written;
+    }
+    sent += n;
+    const int percent = bytes > 0 ? static_cast<int>(100 * sent / bytes) : 100;
+    if (progress != nullptr && percent / 10 != last_percent / 10) {
+      *progress << "upload: " << sent << " of " << bytes << " bytes (" << percent << "%)"
+                << std::endl;
+      last_percent = percent;
+    }
+  }
+  if (in.bad()) return Status::IOError("cannot read the file to upload");
+  ARROW_RETURN_NOT_OK(put.writer->DoneWriting());
+  std::shared_ptr<arrow::Buffer> answer;
+  ARROW_RETURN_NOT_OK(put.reader->ReadMetadata(&answer));
+  ARROW_RETURN_NOT_OK(put.writer->Close());
+  const auto json =
+      answer ? ParseJson(answer->ToString(), "the upload's answer").ValueOr(nlohmann::json())
+             : nlohmann::json();
+  if (!json.is_object() || !json.contains("staged") || !json["staged"].is_string()) {
+    return Status::IOError("the server did not confirm the upload");
+  }
+  StagedFile staged{.id = json["staged"].get<std::string>(),
+                    .bytes = json.value("bytes", int64_t{-1})};
+  if (staged.bytes != sent) {
+    return Status::IOError("the server stored ", staged.bytes, " of the ", sent,
+                           " bytes sent: upload again");
+  }
+  return staged;
+}
+
 }  // namespace teatree

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "teatree/common/status.h"
+#include "teatree/engine/staging.h"
 #include "teatree/read/model_reads.h"
 #include "teatree/read/read_ticket.h"
 
@@ -63,6 +64,11 @@ class ReadClient {
   Result<PulledVersion> Pull(const std::string& model, std::optional<int64_t> version,
                              const std::filesystem::path& output, std::ostream* progress,
                              const std::optional<VersionWanted>& wanted = {});
+  /// Uploads `in` (`bytes` long, -1 when unknown) into the staging area of `model` (Flight
+  /// DoPut, see kUploadCommandKey) and returns the id a request names as `source.staged`.
+  /// Reports progress on `progress` when not null.
+  Result<StagedFile> Upload(const std::string& model, std::istream& in, int64_t bytes,
+                            std::ostream* progress = nullptr);
 
  private:
   // The calls themselves; the public ones clean their errors' messages.
@@ -72,6 +78,8 @@ class ReadClient {
   Result<PulledVersion> PullRaw(const std::string& model, std::optional<int64_t> version,
                                 const std::filesystem::path& output, std::ostream* progress,
                                 const std::optional<VersionWanted>& wanted);
+  Result<StagedFile> UploadRaw(const std::string& model, std::istream& in, int64_t bytes,
+                               std::ostream* progress);
 
   struct Impl;
   explicit ReadClient(std::unique_ptr<Impl> impl);

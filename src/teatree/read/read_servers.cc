@@ -10,7 +10,8 @@ Result<std::unique_ptr<ReadServers>> ReadServers::Start(const ReadServingOptions
   ARROW_ASSIGN_OR_RAISE(servers->flight_, FlightReadServer::Start({.listen = options.listen,
                                                                    .limits = options.limits,
                                                                    .live = servers->live_.get(),
-                                                                   .nats = extras.nats},
+                                                                   .nats = extras.nats,
+                                                                   .uploads = extras.uploads},
                                                                   models));
   if (options.http_port >= 0) {
     HttpReadServer::Options http_options{.listen = options.listen,
@@ -20,7 +21,8 @@ Result<std::unique_ptr<ReadServers>> ReadServers::Start(const ReadServingOptions
                                          .registry = extras.registry,
                                          .ready = std::move(extras.ready),
                                          .live = servers->live_.get(),
-                                         .http = options.http};
+                                         .http = options.http,
+                                         .uploads = extras.uploads};
     http_options.listen.port = options.http_port;
     ARROW_ASSIGN_OR_RAISE(servers->http_, HttpReadServer::Start(http_options, models));
   }

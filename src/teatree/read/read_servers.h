@@ -9,6 +9,7 @@
 #include "teatree/read/flight_read_server.h"
 #include "teatree/read/http_read_server.h"
 #include "teatree/read/live_forwarder.h"
+#include "teatree/read/uploads.h"
 
 namespace teatree {
 
@@ -35,6 +36,8 @@ struct HttpExtras {
   RequestQueue* queue = nullptr;
   ModelRegistry* registry = nullptr;
   std::function<bool()> ready;
+  /// Where both servers put uploads (none when its data_dir is empty).
+  UploadOptions uploads;
 };
 
 /// The read servers of one process, Arrow Flight and HTTP, over one ModelDirectory. Stop by

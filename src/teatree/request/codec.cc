@@ -233,19 +233,29 @@ Status CheckRows(const json& rows) {
 Status DecodeSource(const json& source, Request* out) {
   const json* format = source.is_object() ? Find(source, "format") : nullptr;
   const json* path = source.is_object() ? Find(source, "path") : nullptr;
-  if (format == nullptr || path == nullptr || source.size() != 2 || !format->is_string() ||
-      !path->is_string()) {
+  const json* staged = source.is_object() ? Find(source, "staged") : nullptr;
+  const json* where = path != nullptr ? path : staged;
+  if (format == nullptr || where == nullptr || (path != nullptr && staged != nullptr) ||
+      source.size() != 2 || !format->is_string() || !where->is_string()) {
     return Status::Invalid(
         "field \"source\" must be {\"format\": \"parquet\", \"path\": "
-        "\"in/orders.parquet\"}, got ",
+        "\"in/orders.parquet\"} (a file in the server's input directory) or {\"format\": "
+        "\"parquet\", \"staged\": \"<id>\"} (an upload), got ",
         Snippet(source));
   }
-  SourceRef ref{format->get<std::string>(), path->get<std::string>()};
-  if (ref.format != "parquet" && ref.format != "csv" && ref.format != "arrow") {
+  SourceRef ref{.format = format->get<std::string>()};
+  if (ref.format != "parquet" && ref.format != "csv" && ref.format != "arrow" &&
+      ref.format != "json") {
     return Status::Invalid("source format ", Quoted(ref.format),
-                           " is not supported: use \"parquet\", \"csv\" or \"arrow\"");
+                           " is not supported: use \"parquet\", \"csv\", \"arrow\" or \"json\"");
   }
-  ARROW_RETURN_NOT_OK(ValidatePath("source path", ref.path));
+  if (path != nullptr) {
+    ref.path = path->get<std::string>();
+    ARROW_RETURN_NOT_OK(ValidatePath("source path", ref.path));
+  } else {
+    ref.staged = staged->get<std::string>();
+    ARROW_RETURN_NOT_OK(ValidateStagedId(ref.staged));
+  }
   out->source = std::move(ref);
   return Status::OK();
 }
@@ -423,7 +433,12 @@ json CanonicalJson(const Request& request, bool with_id) {
   if (!request.rows.is_null()) out["rows"] = request.rows;
   if (!request.rows_ipc.empty()) out["rows_ipc"] = arrow::util::base64_encode(request.rows_ipc);
   if (request.source) {
-    out["source"] = {{"format", request.source->format}, {"path", request.source->path}};
+    out["source"] = {{"format", request.source->format}};
+    if (request.source->staged.empty()) {
+      out["source"]["path"] = request.source->path;
+    } else {
+      out["source"]["staged"] = request.source->staged;
+    }
   }
   if (!request.set.empty()) {
     json& set = out["set"] = json::object();

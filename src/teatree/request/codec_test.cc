@@ -6,6 +6,8 @@
 #include <cctype>
 #include <set>
 
+#include "teatree/request/names.h"
+
 namespace teatree {
 namespace {
 
@@ -79,6 +81,30 @@ TEST(CodecTest, DecodesAppendsAndUpsert) {
   Request upsert = Decode(kExamples[3]);
   EXPECT_EQ(upsert.op, Op::kUpsert);
   EXPECT_EQ(upsert.rows[0]["region"], "us");
+}
+
+TEST(CodecTest, DecodesStagedSourcesAndRefusesIdsThatCouldNameAPath) {
+  const std::string id(kStagedIdLength, 'a');
+  Request staged = Decode(R"({"request_id":"s","model":"sales","op":"append","table":"orders",)"
+                          R"("source":{"format":"json","staged":")" +
+                          id + R"("}})");
+  ASSERT_TRUE(staged.source.has_value());
+  EXPECT_EQ(staged.source->staged, id);
+  EXPECT_EQ(staged.source->path, "");
+  EXPECT_EQ(staged.source->format, "json");
+  // Encoded and decoded again, it is the same request.
+  EXPECT_EQ(Decode(EncodeRequest(staged)).source, staged.source);
+  for (const std::string& bad : {std::string("../../etc/passwd"), std::string(31, 'a'),
+                                 std::string(32, 'A'), std::string(33, 'a'), std::string()}) {
+    EXPECT_TRUE(Contains(PatchedError(2, R"({"source":{"path":null,"staged":")" + bad + R"("}})"),
+                         "staged upload id"))
+        << bad;
+  }
+  EXPECT_TRUE(
+      Contains(PatchedError(2, R"({"source":{"staged":")" + id + R"("}})"),
+               R"(field "source" must be {"format": "parquet", "path": "in/orders.parquet"})"));
+  EXPECT_TRUE(Contains(PatchedError(2, R"({"source":{"format":"xml"}})"),
+                       R"(use "parquet", "csv", "arrow" or "json")"));
 }
 
 TEST(CodecTest, DecodesUpdateAndDelete) {
@@ -425,8 +451,9 @@ TEST(CodecTest, RefusesPageRowsOutOfRange) {
 }
 
 TEST(CodecTest, RefusesBadSources) {
-  EXPECT_EQ(PatchedError(2, R"({"source":{"format":"json"}})"),
-            "source format \"json\" is not supported: use \"parquet\", \"csv\" or \"arrow\"");
+  EXPECT_EQ(PatchedError(2, R"({"source":{"format":"xlsx"}})"),
+            "source format \"xlsx\" is not supported: use \"parquet\", \"csv\", \"arrow\" or "
+            "\"json\"");
   EXPECT_TRUE(Contains(PatchedError(2, R"({"source":{"path":null}})"),
                        "field \"source\" must be {\"format\""));
   EXPECT_TRUE(Contains(PatchedError(2, R"({"source":{"extra":1}})"), "field \"source\" must be"));

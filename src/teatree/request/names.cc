@@ -37,4 +37,15 @@ Status ValidateRequestId(std::string_view id) {
                          kMaxRequestIdLength, " letters, digits, '.', '_', ':' or '-'");
 }
 
+Status ValidateStagedId(std::string_view id) {
+  bool valid = id.size() == kStagedIdLength;
+  for (size_t i = 0; valid && i < id.size(); ++i) {
+    valid = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f');
+  }
+  if (valid) return Status::OK();
+  return Status::Invalid("staged upload id ", request_internal::Quoted(id),
+                         " is invalid: give the id the upload returned (", kStagedIdLength,
+                         " lowercase hex digits)");
+}
+
 }  // namespace teatree

@@ -25,4 +25,12 @@ Status ValidateName(std::string_view kind, std::string_view name);
 /// used as the NATS message id and as a key of the request log. Thread-safe.
 Status ValidateRequestId(std::string_view id);
 
+/// The length of a staged upload's id: that many lowercase hex digits.
+inline constexpr size_t kStagedIdLength = 32;
+
+/// Checks the id of a staged upload (what a request's `source.staged` names): exactly
+/// kStagedIdLength lowercase hex digits, as the server hands them out, so the id can only
+/// ever name a file inside a staging directory. Thread-safe.
+Status ValidateStagedId(std::string_view id);
+
 }  // namespace teatree

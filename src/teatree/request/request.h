@@ -37,12 +37,19 @@ std::string_view OpName(Op op);
 Result<Op> ParseOp(std::string_view name);
 
 /// A file the manager reads rows from instead of inline rows, so large payloads need not
-/// travel through the queue.
+/// travel through the queue: a file in one of its input directories (`path`), or one a client
+/// uploaded into the model's staging area (`staged`, the id the upload returned). Exactly one
+/// of the two is set.
 struct SourceRef {
-  /// "parquet", "csv" or "arrow" (an Arrow IPC file).
+  /// "parquet", "csv", "arrow" (an Arrow IPC file or stream) or "json" (the rows as the
+  /// `rows` field takes them: a JSON array of arrays or of objects).
   std::string format;
-  /// Relative to the manager's data volume, or a URI; never contains a ".." segment.
+  /// Relative to the manager's first input directory, or absolute under one; never contains
+  /// a ".." segment.
   std::string path;
+  /// The id of a staged upload (ValidateStagedId); the manager removes the upload once the
+  /// request's outcome is out.
+  std::string staged;
 
   bool operator==(const SourceRef& other) const = default;
 };

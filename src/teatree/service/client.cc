@@ -4,6 +4,7 @@
 #include <arrow/flight/types.h>
 
 #include <fstream>
+#include <sstream>
 
 #include "teatree/bus/model_registry.h"
 #include "teatree/bus/subjects.h"
@@ -85,7 +86,28 @@ Client::~Client() = default;
 Result<PublishAck> Client::Submit(const Request& request) {
   ARROW_RETURN_NOT_OK(
       registry_->Admit(request.model, request.op == Op::kCreateTable, request.engine));
-  return queue_->Submit(request.model, request.request_id, EncodeRequest(request));
+  std::string body = EncodeRequest(request);
+  if (static_cast<int64_t>(body.size()) > queue_->options().max_body_bytes &&
+      (!request.rows.is_null() || !request.rows_ipc.empty())) {
+    // Too large for the queue: the rows go to the staging area and the request names them.
+    Request staged = request;
+    std::istringstream rows(request.rows_ipc.empty() ? DumpJson(request.rows) : request.rows_ipc);
+    const int64_t bytes = static_cast<int64_t>(rows.view().size());
+    ARROW_ASSIGN_OR_RAISE(auto upload, Upload(request.model, rows, bytes));
+    staged.source =
+        SourceRef{.format = request.rows_ipc.empty() ? "json" : "arrow", .staged = upload.id};
+    staged.rows = nullptr;
+    staged.rows_ipc.clear();
+    body = EncodeRequest(staged);
+  }
+  return queue_->Submit(request.model, request.request_id, body);
+}
+
+Result<StagedFile> Client::Upload(const std::string& model, std::istream& in, int64_t bytes,
+                                  std::ostream* progress) {
+  // A connection of its own: Submit is thread-safe, the read client is not.
+  ARROW_ASSIGN_OR_RAISE(auto reads, ConnectReads(options_.read, options_.data_dir));
+  return reads->Upload(model, in, bytes, progress);
 }
 
 Result<Outcome> Client::Wait(const std::string& model, const std::string& request_id,

@@ -53,7 +53,16 @@ class Client {
   /// checks them against the model (a bad one comes back rejected). A request for a model
   /// that does not exist is refused here (KeyError), unless it is a create_table, which
   /// creates the model.
+  /// A request larger than the queue takes (RequestQueueOptions::max_body_bytes) that
+  /// carries rows is sent in two steps: its rows are uploaded into the model's staging area
+  /// and the request names them (`source.staged`); any other oversize request is refused
+  /// here, naming the limit.
   Result<PublishAck> Submit(const Request& request);
+  /// Uploads `in` (`bytes` long, -1 when unknown: a Parquet, CSV, Arrow IPC or JSON rows
+  /// file) into the staging area of `model` over the read path's Flight server; a request
+  /// names the returned id as "source": {"format": …, "staged": id}. Thread-safe.
+  Result<StagedFile> Upload(const std::string& model, std::istream& in, int64_t bytes,
+                            std::ostream* progress = nullptr);
   /// The outcome of request `request_id` of `model`, notified before or after the call, or
   /// an error after `timeout`.
   Result<Outcome> Wait(const std::string& model, const std::string& request_id,

@@ -29,6 +29,7 @@
 #include "teatree/read/metrics.h"
 #include "teatree/read/model_directory.h"
 #include "teatree/request/codec.h"
+#include "teatree/request/names.h"
 
 namespace teatree {
 namespace {
@@ -220,6 +221,56 @@ Result<std::vector<Request>> RequestsToSubmit(const SubmitOptions& options, Subm
     requests.push_back(std::move(*decoded));
   }
   return requests;
+}
+
+/// The source format of a file to upload, from its extension.
+Result<std::string> UploadFormat(const fs::path& file) {
+  static const std::map<std::string, std::string> kFormats{
+      {".parquet", "parquet"}, {".pq", "parquet"}, {".csv", "csv"},       {".arrow", "arrow"},
+      {".arrows", "arrow"},    {".ipc", "arrow"},  {".feather", "arrow"}, {".json", "json"}};
+  const auto found = kFormats.find(file.extension().string());
+  if (found != kFormats.end()) return found->second;
+  return UsageError("cannot tell the format of ", Quoted(file.string()),
+                    " from its name: give --format parquet, csv, arrow or json");
+}
+
+/// `submit --upload FILE`: checks the request the flags describe, uploads the file into the
+/// model's staging area (progress on `progress`), and makes it the request's source.
+Status UploadSource(Client& client, SubmitOptions& options, std::ostream* progress) {
+  if (!options.file.empty()) {
+    return UsageError(
+        "--upload loads a file into one request: give it with an op (append or "
+        "upsert), not with --file");
+  }
+  nlohmann::json& request = options.request;
+  const std::string op = request.value("op", "");
+  if (op != "append" && op != "upsert") {
+    return UsageError("--upload loads rows: use it with append or upsert, not ", Quoted(op));
+  }
+  if (request.contains("rows")) return UsageError("give --rows or --upload, not both");
+  std::string format = options.upload_format;
+  if (format.empty()) {
+    ARROW_ASSIGN_OR_RAISE(format, UploadFormat(options.upload));
+  }
+  // Checked before the upload, with a stand-in id: a bad flag costs no transfer.
+  request["source"] = {{"format", format}, {"staged", std::string(kStagedIdLength, '0')}};
+  request["model"] = options.model;
+  if (!request.contains("request_id")) request["request_id"] = NewRequestId();
+  if (auto decoded = DecodeRequest(DumpJson(request)); !decoded.ok()) {
+    return MarkFailure(decoded.status(), FailureKind::kUsage);
+  }
+  ARROW_RETURN_NOT_OK(client.models().Admit(options.model, false, ""));
+  std::ifstream in(options.upload, std::ios::binary);
+  std::error_code ec;
+  const auto bytes = fs::file_size(options.upload, ec);
+  if (!in || ec || !fs::is_regular_file(options.upload)) {
+    return UsageError("cannot read --upload ", Quoted(options.upload.string()),
+                      ": give a file on this machine");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto staged,
+                        client.Upload(options.model, in, static_cast<int64_t>(bytes), progress));
+  request["source"]["staged"] = staged.id;
+  return Status::OK();
 }
 
 /// The rows of a result as JSON objects, as `teatree query --format json` writes them.
@@ -482,9 +533,12 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
       auto read_servers,
       ReadServers::Start(
           options.read, models,
-          {.nats = nats.get(), .queue = queue.get(), .registry = registry.get(), .ready = [&] {
-             return supervisor.up() && nats->connected();
-           }}));
+          {.nats = nats.get(),
+           .queue = queue.get(),
+           .registry = registry.get(),
+           .ready = [&] { return supervisor.up() && nats->connected(); },
+           .uploads = {
+               .data_dir = data_dir, .limits = options.uploads, .registry = registry.get()}}));
   Metrics::Process().SetCollector([&models, &queue](Metrics& metrics) {
     for (const auto& model : models.Models()) {
       auto backlog = queue->Backlog(model);
@@ -549,9 +603,18 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
 
 Result<SubmitReport> RunSubmit(const SubmitOptions& options, std::ostream& out) {
   SubmitReport report;
-  ARROW_ASSIGN_OR_RAISE(auto requests, RequestsToSubmit(options, report, out));
+  std::unique_ptr<Client> client;
+  SubmitOptions submitted = options;
+  if (!options.upload.empty()) {
+    ARROW_ASSIGN_OR_RAISE(client, Client::Connect(options.client));
+    ARROW_RETURN_NOT_OK(UploadSource(*client, submitted,
+                                     options.output == OutputFormat::kText ? &std::cerr : nullptr));
+  }
+  ARROW_ASSIGN_OR_RAISE(auto requests, RequestsToSubmit(submitted, report, out));
   if (requests.empty()) return report;
-  ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options.client));
+  if (!client) {
+    ARROW_ASSIGN_OR_RAISE(client, Client::Connect(options.client));
+  }
   std::vector<PublishAck> acks;
   for (const auto& request : requests) {
     ARROW_ASSIGN_OR_RAISE(auto ack, client->Submit(request));

@@ -38,6 +38,8 @@ struct ServeOptions {
   ReadServingOptions read;
   /// How many models the server keeps at most (0: no bound).
   int64_t max_models = 1000;
+  /// What uploads into the models' staging areas may take (Flight DoPut, HTTP).
+  StagingLimits uploads;
 };
 
 struct ModelCommandOptions {
@@ -74,6 +76,12 @@ struct SubmitOptions {
   std::filesystem::path file;
   /// A request built from the command line (model and, if absent, request_id filled in).
   nlohmann::json request;
+  /// A file on this machine (Parquet, CSV, Arrow IPC or JSON rows) that `request`, an append
+  /// or upsert, loads: uploaded into the model's staging area first, then named as the
+  /// request's source.
+  std::filesystem::path upload;
+  /// The upload's format: "parquet", "csv", "arrow" or "json"; empty: from its extension.
+  std::string upload_format;
   SubmitWait wait = SubmitWait::kNone;
   std::chrono::milliseconds timeout = std::chrono::seconds(60);
   OutputFormat output = OutputFormat::kText;

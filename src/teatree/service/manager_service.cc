@@ -17,6 +17,7 @@
 #include "teatree/common/file_util.h"
 #include "teatree/common/json_text.h"
 #include "teatree/engine/duckdb/duckdb_engine.h"
+#include "teatree/engine/staging.h"
 #include "teatree/read/metrics.h"
 #include "teatree/read/model_directory.h"
 #include "teatree/request/codec.h"
@@ -218,7 +219,9 @@ class ServiceLoop {
       Notify(batch, *result);
       FlushNotes();
       FaultPoint("manager.before_ack");  // Outcomes told, deliveries not settled.
-      return AckAll(at);
+      ARROW_RETURN_NOT_OK(AckAll(at));
+      RemoveUploads(batch);
+      return Status::OK();
     }
     if (batch.size() == 1) return Failed(at[0], result.status());
     spdlog::warn("model {}: batch of {} failed ({}); applying its requests one by one", model_,
@@ -227,6 +230,16 @@ class ServiceLoop {
       ARROW_RETURN_NOT_OK(ApplyGroup({batch[k]}, at.subspan(k, 1)));
     }
     return Status::OK();
+  }
+
+  /// Removes the staged uploads the batch's requests named: their outcomes are out and the
+  /// requests settled (a redelivery is answered from the request table, without the file).
+  void RemoveUploads(std::span<const Request> batch) {
+    for (const auto& request : batch) {
+      if (request.source && !request.source->staged.empty()) {
+        RemoveStaged(StagingDir(options_.manager.data_dir, model_), request.source->staged);
+      }
+    }
   }
 
   /// Counts the batch's requests and times its apply; remembers when its version committed,

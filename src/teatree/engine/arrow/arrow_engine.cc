@@ -309,7 +309,7 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
     case Op::kAppend: {
       ARROW_ASSIGN_OR_RAISE(TableManifest * found, FindTable(next, request));
       TableManifest& table = *found;
-      ARROW_ASSIGN_OR_RAISE(auto rows, RequestRows(request, table.schema, options.input_dirs));
+      ARROW_ASSIGN_OR_RAISE(auto rows, RequestRows(request, table.schema, options));
       const auto start = StepRecorder::Clock::now();
       auto& appended = pending[request.table];
       ARROW_RETURN_NOT_OK(CheckKeys(*store, table, appended, rows));
@@ -319,7 +319,7 @@ Result<Applied> ArrowEngine::Impl::Execute(const Request& request, Manifest& nex
     }
     case Op::kUpsert: {
       ARROW_ASSIGN_OR_RAISE(TableManifest * table, FindTable(next, request));
-      ARROW_ASSIGN_OR_RAISE(auto rows, RequestRows(request, table->schema, options.input_dirs));
+      ARROW_ASSIGN_OR_RAISE(auto rows, RequestRows(request, table->schema, options));
       const auto start = StepRecorder::Clock::now();
       ARROW_ASSIGN_OR_RAISE(auto upserted, UpsertRows(*store, *table, std::move(rows)));
       steps.Record("rewrite", start, upserted.replaced);

@@ -97,8 +97,7 @@ Status Validate(const OpContext& context, ModelState& state, PlannedRequest& pla
     case Op::kUpsert: {
       ARROW_ASSIGN_OR_RAISE(auto schema, FindTable(state, request));
       if (request.op == Op::kUpsert) ARROW_RETURN_NOT_OK(CheckUpsertKey(*schema));
-      ARROW_ASSIGN_OR_RAISE(planned.rows,
-                            RequestRows(request, *schema, context.options->input_dirs));
+      ARROW_ASSIGN_OR_RAISE(planned.rows, RequestRows(request, *schema, *context.options));
       return Status::OK();
     }
     case Op::kUpdate: {
