@@ -5,18 +5,11 @@
 // since: every acknowledged request is applied exactly once and told to its client, the newest
 // published version holds every row (a crashed manager's successor publishes its work), the
 // version files are whole and match their checksums, and the catalog tells the truth.
-#include <arpa/inet.h>
 #include <signal.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-
-#include <fstream>
 
 #include "queue_test_util.h"
 #include "teatree/common/file_util.h"
 #include "teatree/control/control_store.h"
-#include "teatree/engine/duckdb/duckdb_database.h"
-#include "teatree/manager/model_manager.h"
 
 namespace teatree::testing {
 namespace {
@@ -25,49 +18,18 @@ constexpr int kRequests = 300;
 constexpr auto kRecovery = seconds(90);
 
 std::string CreateTableOn(const std::string& model, const std::string& engine) {
-  return R"({"request_id":"create","model":")" + model + R"(","op":"create_table",)" +
-         R"("table":"orders","engine":")" + engine +
-         R"(","schema":[{"name":"id","type":"BIGINT"},)"
-         R"({"name":"amount","type":"DOUBLE"},{"name":"region","type":"VARCHAR"}],)"
-         R"("primary_key":["id"]})";
+  return CreateTableRequest(model, "create", "orders", engine, /*primary_key=*/true);
 }
 
 /// "<rows> <distinct ids>" in the newest version file of `model`, or why not.
 std::string NewestVersionRows(const fs::path& data, const std::string& model) {
-  auto versions = ListVersionFiles(data, model);
-  if (!versions.ok() || versions->empty()) return "no version";
-  auto db = DuckDatabase::Open(
-      {.path = VersionFilePath(data, model, versions->back()).string(), .read_only = true});
-  if (!db.ok()) return db.status().ToString();
-  auto connection = (*db)->Connect();
-  if (!connection.ok()) return connection.status().ToString();
-  auto rows = (*connection)->QueryTable("SELECT count(*) || ' ' || count(DISTINCT id) FROM orders");
-  if (!rows.ok()) return rows.status().ToString();
-  return (*rows)->column(0)->GetScalar(0).ValueOrDie()->ToString();
+  auto rows =
+      NewestVersionScalar(data, model, "SELECT count(*) || ' ' || count(DISTINCT id) FROM orders");
+  return rows.ok() ? *rows : rows.status().ToString();
 }
 
 /// Waits until `done` holds, up to kRecovery; true if it did.
-bool Eventually(const std::function<bool()>& done) {
-  for (auto deadline = std::chrono::steady_clock::now() + kRecovery;
-       std::chrono::steady_clock::now() < deadline;) {
-    if (done()) return true;
-    std::this_thread::sleep_for(milliseconds(100));
-  }
-  return done();
-}
-
-/// Sets TEATREE_FAULT for the processes started while it lives (they inherit it).
-class FaultEnvironment {
- public:
-  FaultEnvironment(const std::string& fault, const fs::path& once) {
-    ::setenv("TEATREE_FAULT", fault.c_str(), 1);
-    ::setenv("TEATREE_FAULT_ONCE", once.c_str(), 1);
-  }
-  ~FaultEnvironment() {
-    ::unsetenv("TEATREE_FAULT");
-    ::unsetenv("TEATREE_FAULT_ONCE");
-  }
-};
+bool Eventually(const std::function<bool()>& done) { return testing::Eventually(done, kRecovery); }
 
 class FaultCrashTest : public QueueFixture {
  protected:
@@ -172,17 +134,9 @@ INSTANTIATE_TEST_SUITE_P(
 
 /// `teatree serve` as a user runs it, in the test's data directory.
 std::unique_ptr<Subprocess> StartServe(const fs::path& data, const fs::path& log) {
-  auto serve = Subprocess::Spawn({.argv = {TEATREE_BIN, "serve", "--data-dir", data.string(),
-                                           "--lease-ttl-ms", "1000", "--batch-size", "1000"},
-                                  .log_path = log})
-                   .ValueOrDie();
-  // serve.json names the serve that wrote it: a killed one leaves its own behind.
-  EXPECT_TRUE(Eventually([&] {
-    auto text = ReadFileToString(data / "serve.json");
-    auto json = nlohmann::json::parse(text.ValueOr(""), nullptr, false);
-    return !serve->Running() || (json.is_object() && json.value("pid", 0) == serve->pid());
-  }));
-  return serve;
+  auto serve = testing::StartServe(data, log);
+  EXPECT_TRUE(serve.ok()) << serve.status().ToString();
+  return std::move(serve).ValueOrDie();
 }
 
 class ServeFaultTest : public FaultCrashTest, public ::testing::WithParamInterface<std::string> {};
@@ -217,35 +171,6 @@ TEST_P(ServeFaultTest, ServeKilledBeforeAPublicationRecoversAtItsRestart) {
   client_ = Client::Connect({.nats = {.url = ServedNatsUrl(data_).ValueOrDie()}}).ValueOrDie();
   ExpectRecovered("m");
   EXPECT_TRUE(serve->Stop(seconds(30)).ok());
-}
-
-/// The pid of `parent`'s child running `name`, or 0.
-pid_t ChildNamed(pid_t parent, const std::string& name) {
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    std::ifstream stat(entry.path() / "stat");
-    std::string pid, comm, state;
-    pid_t ppid = 0;
-    if (!(stat >> pid >> comm >> state >> ppid)) continue;
-    if (ppid == parent && comm == "(" + name + ")") return std::stoi(pid);
-  }
-  return 0;
-}
-
-/// The status code of GET <path> at 127.0.0.1:<port>, or 0 when nothing answers.
-int HttpStatus(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{.sin_family = AF_INET, .sin_port = htons(static_cast<uint16_t>(port))};
-  ::inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
-  int status = 0;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-    const std::string request = "GET " + path + " HTTP/1.0\r\n\r\n";
-    char reply[64] = {0};
-    if (::write(fd, request.data(), request.size()) > 0 && ::read(fd, reply, 63) > 12) {
-      status = std::atoi(reply + 9);  // "HTTP/1.1 200 OK"
-    }
-  }
-  ::close(fd);
-  return status;
 }
 
 TEST_P(ServeFaultTest, ServeRestartsItsNatsServerAndKeepsServing) {

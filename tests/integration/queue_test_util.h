@@ -1,7 +1,7 @@
 #pragma once
 
 // What the queue tests share: a private nats-server, the dispatcher running in the test
-// process and starting real `teatree manager` processes, and a client.
+// process and starting real `teatree manager` processes (crash_harness.h), and a client.
 
 #include <arrow/api.h>
 #include <gtest/gtest.h>
@@ -11,24 +11,13 @@
 #include <thread>
 #include <vector>
 
-#include "teatree/bus/lease.h"
+#include "crash_harness.h"
 #include "teatree/bus/nats_server.h"
-#include "teatree/common/subprocess.h"
 #include "teatree/common/temp_dir.h"
 #include "teatree/request/codec.h"
 #include "teatree/service/client.h"
-#include "teatree/service/dispatcher.h"
 
 namespace teatree::testing {
-
-namespace fs = std::filesystem;
-using std::chrono::milliseconds;
-using std::chrono::seconds;
-
-/// Settings that make failures quick to recover from in a test: a dead manager's lease
-/// lapses after a second, an unsettled request comes back after two.
-inline const std::vector<std::string> kFastManagerArgs = {
-    "--lease-ttl-ms", "1000", "--ack-wait-ms", "2000", "--max-wait-ms", "20"};
 
 class QueueFixture : public ::testing::Test {
  protected:
@@ -48,27 +37,17 @@ class QueueFixture : public ::testing::Test {
   /// Runs the dispatcher in a thread; its managers are `teatree manager` processes.
   void StartDispatcher(std::vector<std::string> manager_args = kFastManagerArgs,
                        RequestQueueOptions queue = {}) {
-    std::vector<std::string> args{"--nats", server_->url(), "--data-dir", data_.string()};
-    args.insert(args.end(), manager_args.begin(), manager_args.end());
-    launcher_ = std::make_unique<ProcessLauncher>(TEATREE_BIN, args, data_ / "logs");
-    stop_ = false;
-    // Crashed managers come back within a second: the crash tests kill them on purpose.
-    DispatcherOptions options{.nats = {.url = server_->url()},
-                              .queue = queue,
-                              .idle_stop = idle_stop_,
-                              .restart_delay = milliseconds(100),
-                              .max_restart_delay = seconds(1),
-                              .poll_interval = milliseconds(200),
-                              .control_url = "sqlite://" + (data_ / "control.sqlite").string()};
-    dispatcher_ = std::thread([this, options] {
-      Status status = RunDispatcher(options, *launcher_, stop_);
-      EXPECT_TRUE(status.ok()) << status.ToString();
-    });
+    DispatcherOptions options = DispatcherThread::FastOptions(server_->url(), data_);
+    options.queue = queue;
+    options.idle_stop = idle_stop_;
+    dispatcher_ = std::make_unique<DispatcherThread>(server_->url(), data_, manager_args, options);
   }
 
   void StopDispatcher() {
-    stop_ = true;
-    if (dispatcher_.joinable()) dispatcher_.join();
+    if (!dispatcher_) return;
+    Status status = dispatcher_->Stop();
+    EXPECT_TRUE(status.ok()) << status.ToString();
+    dispatcher_.reset();
   }
 
   /// Shared by the test's threads (Submit is thread-safe; Wait and Watch subscribe anew).
@@ -89,11 +68,7 @@ class QueueFixture : public ::testing::Test {
 
   /// The pid of the manager holding `model`'s lease, or 0.
   pid_t ManagerPid(const std::string& model) {
-    auto lease = Lease::Inspect(client().connection(), model);
-    if (!lease.ok() || !lease->has_value()) return 0;
-    const std::string& holder = (*lease)->holder;
-    const auto at = holder.rfind("pid ");
-    return at == std::string::npos ? 0 : std::stoi(holder.substr(at + 4));
+    return LeaseHolderPid(client().connection(), model);
   }
 
   /// The single value of a one-row, one-column query result, as text.
@@ -107,25 +82,18 @@ class QueueFixture : public ::testing::Test {
   }
 
   static std::string CreateTable(const std::string& model, const std::string& id = "create") {
-    return R"({"request_id":")" + id + R"(","model":")" + model +
-           R"(","op":"create_table","table":"orders","schema":[{"name":"id","type":"BIGINT"},)"
-           R"({"name":"amount","type":"DOUBLE"},{"name":"region","type":"VARCHAR"}],)"
-           R"("primary_key":["id"]})";
+    return CreateTableRequest(model, id, "orders", /*engine=*/"", /*primary_key=*/true);
   }
 
   static std::string Append(const std::string& model, const std::string& id, int64_t key) {
-    return R"({"request_id":")" + id + R"(","model":")" + model +
-           R"(","op":"append","table":"orders","rows":[[)" + std::to_string(key) +
-           R"(,1.5,"eu"]]})";
+    return AppendRequest(model, id, key);
   }
 
   std::unique_ptr<TempDir> dir_;
   fs::path data_;
   std::unique_ptr<NatsServer> server_;
-  std::unique_ptr<ProcessLauncher> launcher_;
   milliseconds idle_stop_ = std::chrono::minutes(5);  // Before StartDispatcher().
-  std::atomic<bool> stop_{false};
-  std::thread dispatcher_;
+  std::unique_ptr<DispatcherThread> dispatcher_;
   std::unique_ptr<Client> client_;
 };
 

@@ -2,6 +2,10 @@
 
 #include <nats/nats.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
 #include "teatree/bus/nats_connection.h"
 #include "teatree/bus/nats_handles_internal.h"
 #include "teatree/bus/nats_status_internal.h"
@@ -23,6 +27,20 @@ namespace {
 
 /// How many notifications may wait for the stream's ack before Publish() waits too.
 constexpr int kMaxPendingNotes = 65536;
+/// How long Flush() waits for a notification's ack before publishing it again: a
+/// nats-server killed after receiving it never answers, and nats.c would wait for that
+/// answer forever.
+constexpr std::chrono::milliseconds kResendAfter(2000);
+
+/// A prefix of message ids no other Notifier uses: the stream drops a notification
+/// published again within its duplicate window, by id.
+std::string UniquePrefix() {
+  std::random_device random;
+  std::uniform_int_distribution<uint64_t> any;
+  char prefix[24];
+  std::snprintf(prefix, sizeof(prefix), "note-%016lx-", static_cast<unsigned long>(any(random)));
+  return prefix;
+}
 
 }  // namespace
 
@@ -38,7 +56,7 @@ Result<std::unique_ptr<Notifier>> Notifier::Make(NatsConnection& connection,
   jsOptions_Init(&js_options);
   js_options.Wait = connection.request_timeout().count();
   js_options.PublishAsync.MaxPending = kMaxPendingNotes;
-  std::unique_ptr<Notifier> notifier(new Notifier(connection, options, reconnects));
+  std::unique_ptr<Notifier> notifier(new Notifier(connection, options, reconnects, UniquePrefix()));
   js_options.PublishAsync.ErrHandler = OnPublishFailed;
   js_options.PublishAsync.ErrHandlerClosure = notifier.get();
   ARROW_RETURN_NOT_OK(
@@ -57,23 +75,54 @@ Status Notifier::Publish(const std::string& subject, std::string_view body) {
     Status made = EnsureNoteStream(connection_, options_);
     if (!made.ok()) reconnects_ = 0;  // Try again next time.
   }
-  return FromNats(
-      js_PublishAsync(js_, subject.c_str(), body.data(), static_cast<int>(body.size()), nullptr),
-      "cannot publish a notification on " + subject);
+  const std::string context = "cannot publish a notification on " + subject;
+  natsMsg* raw = nullptr;
+  ARROW_RETURN_NOT_OK(FromNats(
+      natsMsg_Create(&raw, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())),
+      context));
+  bus_internal::MsgHandle msg(raw);
+  const std::string id = id_prefix_ + std::to_string(++published_);
+  ARROW_RETURN_NOT_OK(FromNats(natsMsgHeader_Set(raw, kMsgIdHeader, id.c_str()), context));
+  natsMsg* taken = msg.release();
+  const natsStatus status = js_PublishMsgAsync(js_, &taken, nullptr);
+  natsMsg_Destroy(taken);  // nullptr once nats.c took it.
+  return FromNats(status, context);
 }
 
 Status Notifier::Flush(std::chrono::milliseconds timeout) {
-  jsPubOptions options;
-  jsPubOptions_Init(&options);
-  options.MaxWait = timeout.count();
-  ARROW_RETURN_NOT_OK(FromNats(
-      js_PublishAsyncComplete(js_, &options),
-      "notifications were not all stored within " + std::to_string(timeout.count()) + " ms"));
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    jsPubOptions options;
+    jsPubOptions_Init(&options);
+    options.MaxWait = std::max<int64_t>(1, std::min(left, kResendAfter).count());
+    const natsStatus status = js_PublishAsyncComplete(js_, &options);
+    if (status == NATS_OK) break;
+    if (status != NATS_TIMEOUT || left <= kResendAfter) {
+      return FromNats(status, "notifications were not all stored within " +
+                                  std::to_string(timeout.count()) + " ms");
+    }
+    ARROW_RETURN_NOT_OK(ResendPending());
+  }
   if (const int64_t failed = failed_.exchange(0); failed > 0) {
     return Status::IOError(failed, " notifications were not stored (is the stream ", kNoteStream,
                            " there?)");
   }
   return Status::OK();
+}
+
+Status Notifier::ResendPending() {
+  natsMsgList pending{};
+  const natsStatus listed = js_PublishAsyncGetPendingList(&pending, js_);
+  if (listed == NATS_NOT_FOUND) return Status::OK();  // The acks came meanwhile.
+  ARROW_RETURN_NOT_OK(FromNats(listed, "cannot list the notifications not yet stored"));
+  natsStatus status = NATS_OK;
+  for (int i = 0; i < pending.Count && status == NATS_OK; ++i) {
+    status = js_PublishMsgAsync(js_, &pending.Msgs[i], nullptr);
+  }
+  natsMsgList_Destroy(&pending);  // Destroys the messages nats.c did not take back.
+  return FromNats(status, "cannot publish the notifications not yet stored again");
 }
 
 Result<std::optional<Note>> LastNote(NatsConnection& connection, const std::string& subject) {

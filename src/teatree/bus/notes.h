@@ -30,7 +30,9 @@ Status EnsureNoteStream(NatsConnection& connection, const NoteStreamOptions& opt
 /// Publishes notifications into the stream without waiting for each (notifications are
 /// never on the path that makes a request durable); Flush() waits until the stream has
 /// stored all of them, so a manager acknowledges a request only once its outcome is kept.
-/// After the connection was re-established it makes the stream again first. Thread-safe.
+/// After the connection was re-established it makes the stream again first; a notification
+/// whose ack does not come (a nats-server killed before answering) is published again, and
+/// the stream keeps one copy (each carries a Nats-Msg-Id). Thread-safe.
 /// The connection must outlive it.
 class Notifier {
  public:
@@ -48,15 +50,23 @@ class Notifier {
   Status Flush(std::chrono::milliseconds timeout);
 
  private:
-  Notifier(NatsConnection& connection, NoteStreamOptions options, uint64_t reconnects)
-      : connection_(connection), options_(options), reconnects_(reconnects) {}
+  Notifier(NatsConnection& connection, NoteStreamOptions options, uint64_t reconnects,
+           std::string id_prefix)
+      : connection_(connection),
+        options_(options),
+        id_prefix_(std::move(id_prefix)),
+        reconnects_(reconnects) {}
   static void OnPublishFailed(jsCtx* js, jsPubAckErr* failed, void* closure);
+  /// Publishes again every notification whose ack has not come.
+  Status ResendPending();
 
   NatsConnection& connection_;
   jsCtx* js_ = nullptr;  // Owned: its own context, so Flush() waits for notifications only.
   const NoteStreamOptions options_;
-  std::atomic<uint64_t> reconnects_;  // As of the last time the stream was made.
-  std::atomic<int64_t> failed_{0};    // Notifications the stream refused since the last Flush().
+  const std::string id_prefix_;         // Of each notification's Nats-Msg-Id.
+  std::atomic<uint64_t> published_{0};  // Notifications published: the rest of their ids.
+  std::atomic<uint64_t> reconnects_;    // As of the last time the stream was made.
+  std::atomic<int64_t> failed_{0};      // Notifications the stream refused since the last Flush().
 };
 
 /// One notification received.
