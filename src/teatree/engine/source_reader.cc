@@ -24,7 +24,13 @@ bool IsUnder(const fs::path& path, const fs::path& dir) {
 
 Result<std::shared_ptr<arrow::Table>> ReadParquet(const fs::path& path) {
   ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open(path.string()));
-  ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
+  parquet::arrow::FileReaderBuilder builder;
+  ARROW_RETURN_NOT_OK(builder.Open(file));
+  // Columns decoded in parallel, each column chunk read in one go.
+  parquet::ArrowReaderProperties properties;
+  properties.set_use_threads(true);
+  properties.set_pre_buffer(true);
+  ARROW_ASSIGN_OR_RAISE(auto reader, builder.properties(properties)->Build());
   return reader->ReadTable();
 }
 
@@ -143,8 +149,8 @@ Result<std::shared_ptr<arrow::Table>> ReadSource(const SourceRef& source,
   return table;
 }
 
-Result<std::shared_ptr<arrow::RecordBatch>> ConformToSchema(const arrow::Table& table,
-                                                            const TableSchema& schema) {
+Result<std::shared_ptr<arrow::Table>> ConformToSchema(const arrow::Table& table,
+                                                      const TableSchema& schema) {
   auto target = schema.ToArrow();
   for (const auto& field : table.schema()->fields()) {
     if (schema.FindColumn(field->name()) == nullptr) {
@@ -152,45 +158,54 @@ Result<std::shared_ptr<arrow::RecordBatch>> ConformToSchema(const arrow::Table& 
                              " (its columns: ", ColumnList(schema), ")");
     }
   }
-  std::vector<std::shared_ptr<arrow::Array>> columns;
+  std::vector<std::shared_ptr<arrow::ChunkedArray>> columns;
   for (const auto& field : target->fields()) {
     auto chunked = table.GetColumnByName(field->name());
     if (chunked == nullptr) {
       return Status::Invalid("the data has no column \"", field->name(), "\"; table ", schema.name,
                              " needs ", ColumnList(schema));
     }
-    ARROW_ASSIGN_OR_RAISE(auto combined, arrow::Concatenate(chunked->chunks()));
-    auto cast = arrow::compute::Cast(*combined, field->type(), arrow::compute::CastOptions::Safe());
+    auto cast = arrow::compute::Cast(chunked, field->type(), arrow::compute::CastOptions::Safe());
     if (!cast.ok()) {
-      return Status::Invalid("column \"", field->name(), "\" holds ", combined->type()->ToString(),
+      return Status::Invalid("column \"", field->name(), "\" holds ", chunked->type()->ToString(),
                              " that cannot be stored as ",
                              schema.FindColumn(field->name())->type.ToString(), ": ",
                              cast.status().message());
     }
-    if (schema.IsKey(field->name()) && (*cast)->null_count() > 0) {
+    if (schema.IsKey(field->name()) && cast->chunked_array()->null_count() > 0) {
       return Status::Invalid("key column \"", field->name(), "\" of table ", schema.name,
                              " holds NULL; every key needs a value");
     }
-    columns.push_back(*cast);
+    columns.push_back(cast->chunked_array());
   }
-  return arrow::RecordBatch::Make(target, table.num_rows(), std::move(columns));
+  return arrow::Table::Make(target, std::move(columns), table.num_rows());
+}
+
+Result<std::shared_ptr<arrow::Table>> RequestTable(const Request& request,
+                                                   const TableSchema& schema,
+                                                   const EngineOptions& options) {
+  if (request.source && request.source->format != "json") {
+    ARROW_ASSIGN_OR_RAISE(auto table, ReadSource(*request.source, options, schema));
+    return ConformToSchema(*table, schema);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto rows, [&]() -> Result<std::shared_ptr<arrow::RecordBatch>> {
+    if (!request.rows.is_null()) return RowsToRecordBatch(request.rows, schema);
+    if (!request.rows_ipc.empty()) return IpcToRecordBatch(request.rows_ipc, schema);
+    if (request.source) {
+      ARROW_ASSIGN_OR_RAISE(fs::path path, SourcePath(*request.source, options));
+      return ReadJsonRows(path, *request.source, schema);
+    }
+    return Status::Invalid(OpName(request.op), " request ", request.request_id,
+                           " carries no rows: give rows, rows_ipc or source");
+  }());
+  return arrow::Table::FromRecordBatches({rows});
 }
 
 Result<std::shared_ptr<arrow::RecordBatch>> RequestRows(const Request& request,
                                                         const TableSchema& schema,
                                                         const EngineOptions& options) {
-  if (!request.rows.is_null()) return RowsToRecordBatch(request.rows, schema);
-  if (!request.rows_ipc.empty()) return IpcToRecordBatch(request.rows_ipc, schema);
-  if (request.source && request.source->format == "json") {
-    ARROW_ASSIGN_OR_RAISE(fs::path path, SourcePath(*request.source, options));
-    return ReadJsonRows(path, *request.source, schema);
-  }
-  if (request.source) {
-    ARROW_ASSIGN_OR_RAISE(auto table, ReadSource(*request.source, options, schema));
-    return ConformToSchema(*table, schema);
-  }
-  return Status::Invalid(OpName(request.op), " request ", request.request_id,
-                         " carries no rows: give rows, rows_ipc or source");
+  ARROW_ASSIGN_OR_RAISE(auto table, RequestTable(request, schema, options));
+  return table->CombineChunksToBatch();
 }
 
 }  // namespace teatree

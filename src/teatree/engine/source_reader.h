@@ -32,11 +32,16 @@ Result<std::shared_ptr<arrow::Table>> ReadSource(const SourceRef& source,
 
 /// Gives `table` exactly the table's schema: columns matched by name and reordered, types
 /// cast safely (no truncation or overflow), missing or extra columns and NULL keys refused.
-Result<std::shared_ptr<arrow::RecordBatch>> ConformToSchema(const arrow::Table& table,
-                                                            const TableSchema& schema);
+/// The chunks stay as they are (no copy into one batch).
+Result<std::shared_ptr<arrow::Table>> ConformToSchema(const arrow::Table& table,
+                                                      const TableSchema& schema);
 
 /// The rows an append or upsert carries (inline JSON, Arrow IPC, a source file or a staged
-/// upload), as one record batch with the table's schema.
+/// upload) with the table's schema, in the chunks they were read in.
+Result<std::shared_ptr<arrow::Table>> RequestTable(const Request& request,
+                                                   const TableSchema& schema,
+                                                   const EngineOptions& options);
+/// RequestTable() as one record batch.
 Result<std::shared_ptr<arrow::RecordBatch>> RequestRows(const Request& request,
                                                         const TableSchema& schema,
                                                         const EngineOptions& options);

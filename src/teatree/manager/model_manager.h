@@ -52,9 +52,9 @@ struct ManagerOptions {
   /// newer one was published.
   int keep_versions = 2;
   std::chrono::milliseconds retention_grace = std::chrono::seconds(60);
-  /// Coalescing by default: `every` makes each batch wait for the copy of the previous
-  /// version, O(model) without reflinks (docs/operations.md).
-  PublishPolicy publish = PublishPolicy::kCoalesce;
+  /// Every version while that is cheap, coalescing past it: `every` makes each batch wait
+  /// for the copy of the previous version, O(model) without reflinks (docs/operations.md).
+  PublishPolicy publish = PublishPolicy::kAuto;
   /// When coalescing, at most one version publication per interval; `snapshot` requests
   /// publish at once.
   std::chrono::milliseconds publish_interval = std::chrono::milliseconds(500);

@@ -330,12 +330,11 @@ Status DuckConnection::RegisterArrowView(const std::string& name,
   return FromDuck(state, "cannot register Arrow stream as DuckDB view " + name, nullptr);
 }
 
-Result<int64_t> DuckConnection::AppendArrow(const std::string& table,
-                                            const arrow::RecordBatch& batch) {
+Result<int64_t> DuckConnection::AppendArrow(const std::string& table, const arrow::Table& rows) {
   constexpr int64_t kChunkRows = 2048;  // DuckDB's vector size: one data chunk at most.
   const std::string context = "cannot append to table " + table;
   ArrowSchema c_schema;
-  ARROW_RETURN_NOT_OK(arrow::ExportSchema(*batch.schema(), &c_schema));
+  ARROW_RETURN_NOT_OK(arrow::ExportSchema(*rows.schema(), &c_schema));
   duckdb_arrow_converted_schema converted = nullptr;
   Status status =
       FromDuck(duckdb_schema_from_arrow(impl_->connection, &c_schema, &converted), context);
@@ -353,9 +352,14 @@ Result<int64_t> DuckConnection::AppendArrow(const std::string& table,
       DuckDBSuccess) {
     return FromDuck(duckdb_appender_error_data(cleanup.appender), context);
   }
-  for (int64_t offset = 0; offset < batch.num_rows(); offset += kChunkRows) {
+  arrow::TableBatchReader chunks(rows);
+  chunks.set_chunksize(kChunkRows);
+  for (;;) {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    ARROW_RETURN_NOT_OK(chunks.ReadNext(&batch));
+    if (batch == nullptr) break;
     ArrowArray c_array;
-    ARROW_RETURN_NOT_OK(arrow::ExportRecordBatch(*batch.Slice(offset, kChunkRows), &c_array));
+    ARROW_RETURN_NOT_OK(arrow::ExportRecordBatch(*batch, &c_array));
     duckdb_data_chunk chunk = nullptr;
     // DuckDB takes ownership of the array's buffers.
     ARROW_RETURN_NOT_OK(FromDuck(
@@ -369,7 +373,7 @@ Result<int64_t> DuckConnection::AppendArrow(const std::string& table,
   if (duckdb_appender_close(cleanup.appender) != DuckDBSuccess) {
     return FromDuck(duckdb_appender_error_data(cleanup.appender), context);
   }
-  return batch.num_rows();
+  return rows.num_rows();
 }
 
 Status DuckConnection::WithArrowView(const std::string& name,

@@ -127,10 +127,11 @@ class DuckConnection {
   void Interrupt();
   /// Query() collected into one table.
   Result<std::shared_ptr<arrow::Table>> QueryTable(const std::string& sql);
-  /// Appends `batch` (whose columns match the table's, in order) to `table` with DuckDB's
-  /// appender, converting through the C data interface chunk by chunk: no SQL, no view.
-  /// Runs inside the connection's open transaction, if any. Returns the rows appended.
-  Result<int64_t> AppendArrow(const std::string& table, const arrow::RecordBatch& batch);
+  /// Appends `rows` (whose columns match the table's, in order) to `table` with DuckDB's
+  /// appender, converting through the C data interface chunk by chunk, as the rows lie (no
+  /// copy into one batch first): no SQL, no view. Runs inside the connection's open
+  /// transaction, if any. Returns the rows appended.
+  Result<int64_t> AppendArrow(const std::string& table, const arrow::Table& rows);
   /// Makes an Arrow stream scannable from SQL as the view `name`. The stream is consumed by
   /// the first query that scans it and lives as long as the connection. Scan every column:
   /// DuckDB 1.4 reads the wrong columns of such a view when a query uses only some of them

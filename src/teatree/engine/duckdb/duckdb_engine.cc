@@ -192,8 +192,8 @@ Status DuckEngine::Impl::RecordRequests(const std::vector<PlannedRequest>& plann
       {arrow::field("request_id", arrow::utf8()), arrow::field("version", arrow::int64()),
        arrow::field("status", arrow::utf8()), arrow::field("op", arrow::utf8()),
        arrow::field("payload_hash", arrow::utf8()), arrow::field("outcome", arrow::utf8())});
-  auto batch = arrow::RecordBatch::Make(schema, static_cast<int64_t>(planned.size()), columns);
-  return writer->AppendArrow("_teatree_requests", *batch).status();
+  auto rows = arrow::Table::Make(schema, columns, static_cast<int64_t>(planned.size()));
+  return writer->AppendArrow("_teatree_requests", *rows).status();
 }
 
 DuckEngine::DuckEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -403,6 +403,9 @@ Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
       outcome.steps = executed[k].steps;
       if (outcome.steps.empty()) {
         outcome.steps.push_back({"execute", durations[k], executed[k].rows});
+      }
+      if (p.read_ms > 0) {
+        outcome.steps.insert(outcome.steps.begin(), {"read source", p.read_ms, executed[k].rows});
       }
       result.publish_requested = result.publish_requested || p.request->op == Op::kSnapshot;
     }

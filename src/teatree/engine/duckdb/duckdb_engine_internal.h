@@ -37,11 +37,12 @@ struct ModelState {
 struct PlannedRequest {
   size_t index = 0;
   const Request* request = nullptr;
-  std::shared_ptr<arrow::RecordBatch> rows;  // append, upsert
-  const ModelFunction* function = nullptr;   // invoke
-  nlohmann::json args;                       // invoke: complete, checked arguments
-  std::filesystem::path attach_path;         // attach
-  std::string rejection;                     // non-empty: refused, recorded as rejected
+  std::shared_ptr<arrow::Table> rows;       // append, upsert
+  double read_ms = 0;                       // append, upsert: reading a source file
+  const ModelFunction* function = nullptr;  // invoke
+  nlohmann::json args;                      // invoke: complete, checked arguments
+  std::filesystem::path attach_path;        // attach
+  std::string rejection;                    // non-empty: refused, recorded as rejected
 };
 
 /// What executing one request did.

@@ -97,7 +97,13 @@ Status Validate(const OpContext& context, ModelState& state, PlannedRequest& pla
     case Op::kUpsert: {
       ARROW_ASSIGN_OR_RAISE(auto schema, FindTable(state, request));
       if (request.op == Op::kUpsert) ARROW_RETURN_NOT_OK(CheckUpsertKey(*schema));
-      ARROW_ASSIGN_OR_RAISE(planned.rows, RequestRows(request, *schema, *context.options));
+      const auto start = std::chrono::steady_clock::now();
+      ARROW_ASSIGN_OR_RAISE(planned.rows, RequestTable(request, *schema, *context.options));
+      if (request.source) {
+        planned.read_ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count();
+      }
       return Status::OK();
     }
     case Op::kUpdate: {
@@ -387,8 +393,8 @@ Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
       return executed;
     }
     case Op::kUpsert: {
-      ARROW_ASSIGN_OR_RAISE(executed.rows,
-                            Upsert(writer, state.tables.at(request.table), planned.rows));
+      ARROW_ASSIGN_OR_RAISE(auto rows, planned.rows->CombineChunksToBatch());
+      ARROW_ASSIGN_OR_RAISE(executed.rows, Upsert(writer, state.tables.at(request.table), rows));
       state.rows_changed.insert(request.table);
       return executed;
     }
@@ -446,9 +452,9 @@ Result<Executed> ExecuteRequest(const OpContext& context, ModelState& state,
 
 Result<int64_t> ExecuteAppendRun(const OpContext& context,
                                  const std::vector<const PlannedRequest*>& run) {
-  arrow::RecordBatchVector batches;
-  for (const PlannedRequest* planned : run) batches.push_back(planned->rows);
-  ARROW_ASSIGN_OR_RAISE(auto rows, arrow::ConcatenateRecordBatches(batches));
+  std::vector<std::shared_ptr<arrow::Table>> tables;
+  for (const PlannedRequest* planned : run) tables.push_back(planned->rows);
+  ARROW_ASSIGN_OR_RAISE(auto rows, arrow::ConcatenateTables(tables));  // Chunks, not copies.
   return context.writer->AppendArrow(run.front()->request->table, *rows);
 }
 
