@@ -127,6 +127,11 @@ Result<std::vector<VersionFileInfo>> ModelReads::Versions() const {
     if (ec) continue;  // Removed by the publisher since it was listed.
     files.push_back({version, path, static_cast<int64_t>(bytes)});
   }
+  if (!impl_->live && !files.empty()) {
+    // A client that saw a version in the list reads it (or a newer one) next from here.
+    std::lock_guard lock(impl_->mutex);
+    if (files.back().version > impl_->newest_version) impl_->last_refresh = {};
+  }
   return files;
 }
 

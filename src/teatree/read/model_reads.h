@@ -58,7 +58,9 @@ class ModelReads {
   Result<int64_t> CurrentVersion();
   /// The newest retained version file; 0 when there is none.
   Result<int64_t> PublishedVersion() const;
-  /// The retained version files, ascending.
+  /// The retained version files, ascending. A replica that lists a version newer than the
+  /// one it reads moves to it at the next read (monotonic reads: what a client was shown
+  /// it can read next).
   Result<std::vector<VersionFileInfo>> Versions() const;
   /// Version file `version`, or the newest; a KeyError when there is none.
   Result<VersionFileInfo> VersionFile(std::optional<int64_t> version) const;
