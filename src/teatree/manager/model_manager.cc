@@ -231,6 +231,10 @@ bool ModelManager::Impl::PublishEvery() const {
     case PublishPolicy::kAuto:
       break;
   }
+  // A publisher still archiving or recording the last version (an archive that is slow or
+  // away) would make the writer wait for it: the newest version is published once it is done.
+  const VersionPublisher* publishing = publisher.load();
+  if (publishing != nullptr && publishing->behind()) return false;
   const Engine* current = engine.load();
   if (current == nullptr || current->kind() == "arrow") return true;  // Manifests: cheap.
   std::error_code ec;

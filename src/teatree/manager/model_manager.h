@@ -24,7 +24,8 @@ enum class PublishPolicy {
   /// The newest version at most once per publish_interval; versions in between are skipped.
   kCoalesce,
   /// kEvery while a version costs little to publish (the Arrow engine; a DuckDB model file
-  /// under kAutoEveryBytes), kCoalesce past that.
+  /// under kAutoEveryBytes) and the publisher keeps up (its archive and catalog answer),
+  /// kCoalesce otherwise.
   kAuto,
 };
 

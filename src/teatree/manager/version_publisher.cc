@@ -67,6 +67,11 @@ int64_t VersionPublisher::published() const {
   return published_;
 }
 
+bool VersionPublisher::behind() const {
+  std::lock_guard lock(mutex_);
+  return written_ > published_ || unfinished_count_ > 0;
+}
+
 Status VersionPublisher::WaitPublished(int64_t version, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   if (!changed_.wait_for(lock, timeout, [&] { return published_ >= version || stopping_; }) ||

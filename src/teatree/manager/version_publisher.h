@@ -70,6 +70,9 @@ class VersionPublisher {
   int64_t published() const;
   /// Published versions not archived and recorded yet (their archive did not answer).
   int64_t unfinished() const { return unfinished_count_; }
+  /// Whether a written version still waits for its archive or catalog: a writer that waited
+  /// for the next file now would wait for them too.
+  bool behind() const;
 
   /// Archives and records an already published version (used when reconciling at start).
   Status Finish(int64_t version);
