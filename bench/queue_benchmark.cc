@@ -4,6 +4,8 @@
 // Each figure is printed beside a raw baseline measured in the same run:
 //   - BM_Latency: submit to outcome of 1-row appends (p50, p99), beside a raw JetStream
 //     round trip with the same server settings (publish, pull, ack).
+//   - BM_ConcurrentLatency: the same from 1, 8 and 32 submitters at once, beside as many raw
+//     round trips at once.
 //   - BM_Ingest: rows/s of 10,000-row appends submitted back to back, beside DuckDB's raw
 //     appender writing the same rows.
 //   - BM_GroupCommit: 1-row appends/s from several submitting threads with the manager
@@ -18,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -251,12 +254,14 @@ Result<int64_t> CountRowsThroughQueue(Client& client, const std::string& model) 
 
 /// The latency baseline: JetStream alone, with the server Teatree uses, on a stream of its
 /// own like TEATREE_REQ (file storage, work-queue retention, deduplication on Nats-Msg-Id)
-/// read by a durable pull consumer. One round trip publishes a message and waits for the
-/// store's ack, pulls it and acks it synchronously. The NatsConnection must outlive it.
+/// read by durable pull consumers, one per lane (a subject of its own), so that concurrent
+/// submitters each pull their own message. One round trip publishes a message and waits for
+/// the store's ack, pulls it and acks it synchronously. Thread-safe across lanes: use each
+/// lane from one thread at a time. The NatsConnection must outlive it.
 class RawJetStream {
  public:
-  static Result<std::unique_ptr<RawJetStream>> Make(NatsConnection& nats) {
-    const char* subjects[] = {kSubject};
+  static Result<std::unique_ptr<RawJetStream>> Make(NatsConnection& nats, int lanes = 1) {
+    const char* subjects[] = {"bench.raw.>"};
     jsStreamConfig config;
     jsStreamConfig_Init(&config);
     config.Name = "BENCH_RAW";
@@ -270,29 +275,39 @@ class RawJetStream {
     ARROW_RETURN_NOT_OK(CheckNats(js_AddStream(&info, nats.jetstream(), &config, nullptr, &error),
                                   error, "cannot create stream BENCH_RAW"));
     jsStreamInfo_Destroy(info);
-    jsSubOptions options;
-    jsSubOptions_Init(&options);
-    options.Stream = "BENCH_RAW";
-    options.ManualAck = true;
-    natsSubscription* subscription = nullptr;
-    ARROW_RETURN_NOT_OK(CheckNats(js_PullSubscribe(&subscription, nats.jetstream(), kSubject,
-                                                   "bench-raw", nullptr, &options, &error),
-                                  error, "cannot subscribe to BENCH_RAW"));
-    return std::unique_ptr<RawJetStream>(new RawJetStream(nats, subscription));
+    auto raw = std::unique_ptr<RawJetStream>(new RawJetStream(nats));
+    for (int lane = 0; lane < lanes; ++lane) {
+      const std::string subject = Subject(lane);
+      const std::string durable = "bench-raw-" + std::to_string(lane);
+      jsSubOptions options;
+      jsSubOptions_Init(&options);
+      options.Stream = "BENCH_RAW";
+      options.ManualAck = true;
+      natsSubscription* subscription = nullptr;
+      ARROW_RETURN_NOT_OK(
+          CheckNats(js_PullSubscribe(&subscription, nats.jetstream(), subject.c_str(),
+                                     durable.c_str(), nullptr, &options, &error),
+                    error, "cannot subscribe to BENCH_RAW"));
+      raw->subscriptions_.push_back(subscription);
+    }
+    return raw;
   }
   ~RawJetStream() {
-    natsSubscription_Unsubscribe(subscription_);
-    natsSubscription_Destroy(subscription_);
+    for (natsSubscription* subscription : subscriptions_) {
+      natsSubscription_Unsubscribe(subscription);
+      natsSubscription_Destroy(subscription);
+    }
   }
   RawJetStream(const RawJetStream&) = delete;
   RawJetStream& operator=(const RawJetStream&) = delete;
 
-  Status RoundTrip(const std::string& id, const std::string& body) {
+  Status RoundTrip(const std::string& id, const std::string& body, int lane = 0) {
+    const std::string subject = Subject(lane);
     natsMsg* msg = nullptr;
     jsErrCode error = jsErrCode(0);
     Status status = CheckNats(
-        natsMsg_Create(&msg, kSubject, nullptr, body.data(), static_cast<int>(body.size())), error,
-        "cannot build a message");
+        natsMsg_Create(&msg, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())),
+        error, "cannot build a message");
     if (status.ok()) {
       status = CheckNats(natsMsgHeader_Set(msg, "Nats-Msg-Id", id.c_str()), error,
                          "cannot set Nats-Msg-Id");
@@ -307,8 +322,8 @@ class RawJetStream {
     ARROW_RETURN_NOT_OK(status);
     natsMsgList list{};
     ARROW_RETURN_NOT_OK(
-        CheckNats(natsSubscription_Fetch(&list, subscription_, 1, kTimeout.count(), &error), error,
-                  "cannot fetch from BENCH_RAW"));
+        CheckNats(natsSubscription_Fetch(&list, subscriptions_[lane], 1, kTimeout.count(), &error),
+                  error, "cannot fetch from BENCH_RAW"));
     if (list.Count == 1 && natsMsg_GetDataLength(list.Msgs[0]) == static_cast<int>(body.size())) {
       status = CheckNats(natsMsg_AckSync(list.Msgs[0], nullptr, &error), error,
                          "cannot ack on BENCH_RAW");
@@ -320,13 +335,12 @@ class RawJetStream {
   }
 
  private:
-  static constexpr const char* kSubject = "bench.raw";
+  static std::string Subject(int lane) { return "bench.raw." + std::to_string(lane); }
 
-  RawJetStream(NatsConnection& nats, natsSubscription* subscription)
-      : nats_(nats), subscription_(subscription) {}
+  explicit RawJetStream(NatsConnection& nats) : nats_(nats) {}
 
   NatsConnection& nats_;
-  natsSubscription* subscription_;
+  std::vector<natsSubscription*> subscriptions_;  // One per lane, owned.
 };
 
 /// Submit to outcome of 1-row appends, one at a time, with the manager's fetch waiting up to
@@ -408,6 +422,104 @@ BENCHMARK(BM_Latency)
     ->ArgName("max_wait_ms")
     ->Arg(10)
     ->Arg(200)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+/// Runs `call(thread, i)` for i in [0, calls) on each of `threads` threads at once and adds
+/// the time of every call, in ms, to `ms`; returns the first failure.
+Status TimeConcurrently(int threads, int64_t calls,
+                        const std::function<Status(int thread, int64_t i)>& call,
+                        std::vector<double>& ms) {
+  std::vector<std::vector<double>> times(threads);
+  std::vector<Status> statuses(threads);
+  std::vector<std::thread> running;
+  running.reserve(threads);
+  for (int t = 0; t < threads; ++t) {
+    running.emplace_back([&, t] {
+      for (int64_t i = 0; i < calls && statuses[t].ok(); ++i) {
+        const auto start = Clock::now();
+        statuses[t] = call(t, i);
+        times[t].push_back(MillisecondsSince(start));
+      }
+    });
+  }
+  for (auto& thread : running) thread.join();
+  for (const auto& some : times) ms.insert(ms.end(), some.begin(), some.end());
+  for (const auto& status : statuses) ARROW_RETURN_NOT_OK(status);
+  return Status::OK();
+}
+
+/// Submit to outcome of 1-row appends from state.range(0) submitters at once, each calling
+/// Client::SubmitAndWait in a loop on the one client, against a manager with the service's
+/// defaults (batch size 256, fetch waiting up to 200 ms). Beside it the raw JetStream round
+/// trip (publish, pull, ack) from as many threads at once, each on a consumer of its own.
+/// The two alternate in rounds, so that both see the disk alike. `p50_ratio` and
+/// `p99_ratio` are raw / Teatree, as in BM_Latency.
+void BM_ConcurrentLatency(benchmark::State& state) {
+  constexpr int kRounds = 4;
+  const int submitters = static_cast<int>(state.range(0));
+  // 600 to 1,600 requests a side: enough for a p99, few enough for a shared machine.
+  const int64_t per_round = std::clamp<int64_t>(50 * submitters, 150, 400);
+  const int64_t calls = std::max<int64_t>(1, per_round / submitters);
+  auto bench = QueueBench::Start("teatree-bench-concurrent-");
+  OrDie(bench->StartManager(kModel, 256, milliseconds(200)));
+  auto raw = OrDie(RawJetStream::Make(bench->client().connection(), submitters));
+  std::vector<double> teatree_ms, raw_ms;
+  int64_t next_row = 0;
+  for (auto _ : state) {
+    Status status;
+    for (int round = 0; round < kRounds && status.ok(); ++round) {
+      const int64_t first = next_row;
+      const auto row = [&](int t, int64_t i) { return first + t * calls + i; };
+      status = TimeConcurrently(
+          submitters, calls,
+          [&](int t, int64_t i) {
+            const std::string id = "r" + std::to_string(row(t, i));
+            return raw->RoundTrip(
+                id, EncodeRequest(AppendRequest(id, row(t, i), 1, Payload::kJson)), t);
+          },
+          raw_ms);
+      if (!status.ok()) break;
+      status = TimeConcurrently(
+          submitters, calls,
+          [&](int t, int64_t i) -> Status {
+            const Request append =
+                AppendRequest("c" + std::to_string(row(t, i)), row(t, i), 1, Payload::kJson);
+            ARROW_ASSIGN_OR_RAISE(auto outcome, bench->client().SubmitAndWait(append, kTimeout));
+            if (!outcome.applied()) return Status::Invalid("1-row append: ", outcome.note.dump());
+            return Status::OK();
+          },
+          teatree_ms);
+      next_row += submitters * calls;
+    }
+    if (!status.ok()) {
+      state.SkipWithError(status.ToString().c_str());
+      return;
+    }
+  }
+  auto rows = CountRowsThroughQueue(bench->client(), kModel);
+  if (!rows.ok() || *rows != next_row) {
+    state.SkipWithError(rows.ok() ? "row count differs from the rows appended"
+                                  : rows.status().ToString().c_str());
+    return;
+  }
+  const double p50 = Quantile(teatree_ms, 0.5), p99 = Quantile(teatree_ms, 0.99);
+  const double raw_p50 = Quantile(raw_ms, 0.5), raw_p99 = Quantile(raw_ms, 0.99);
+  state.counters["requests"] = static_cast<double>(teatree_ms.size());
+  state.counters["p50_ms"] = p50;
+  state.counters["p99_ms"] = p99;
+  state.counters["raw_p50_ms"] = raw_p50;
+  state.counters["raw_p99_ms"] = raw_p99;
+  state.counters["p50_ratio"] = raw_p50 / p50;
+  state.counters["p99_ratio"] = raw_p99 / p99;
+  state.counters["fsync_ms"] = FsyncMilliseconds(bench->dir());
+  OrDie(bench->StopManagers());
+}
+BENCHMARK(BM_ConcurrentLatency)
+    ->ArgName("submitters")
+    ->Arg(1)
+    ->Arg(8)
+    ->Arg(32)
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);
 

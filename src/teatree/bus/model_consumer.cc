@@ -21,8 +21,8 @@ using bus_internal::PubAckHandle;
 
 // The most requests one Fetch returns.
 constexpr size_t kMaxBatch = 1 << 16;
-// Between pull requests the server ended early without requests.
-constexpr std::chrono::milliseconds kRetryPause(10);
+// The longest pause between pull requests the server ended early without requests.
+constexpr std::chrono::milliseconds kMaxRetryPause(10);
 // Error texts go into a header: one line, bounded.
 constexpr size_t kMaxErrorHeader = 4096;
 
@@ -146,17 +146,21 @@ Result<std::vector<Delivery>> ModelConsumer::Fetch(size_t max, std::chrono::mill
   // manager wants the first request at once. A no_wait pull request with an expiry does
   // that on nats-server >= 2.10: it returns as soon as any requests are there, with all
   // that are, or expires empty. The server may also end it early, e.g. "408 Requests
-  // Pending" while an earlier request it has not expired yet still waits: then ask again.
+  // Pending" while an earlier request it has not expired yet still waits, or while the
+  // previous batch waits for its acks: then ask again at once, and back off after that, so
+  // that a request arriving meanwhile is not held up by a fixed pause, nor the server asked
+  // in a tight loop.
   const auto deadline = Clock::now() + max_wait;
   std::vector<Delivery> out;
+  std::chrono::milliseconds pause(0);
   while (true) {
     const auto remaining =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     ARROW_RETURN_NOT_OK(
         PullOnce(static_cast<int>(max), std::max(remaining, std::chrono::milliseconds(1)), out));
-    // Ended early with time left: the server refused the pull for now; ask again shortly.
-    if (!out.empty() || deadline - Clock::now() <= kRetryPause) return out;
-    std::this_thread::sleep_for(kRetryPause);
+    if (!out.empty() || deadline - Clock::now() <= pause) return out;
+    std::this_thread::sleep_for(pause);
+    pause = std::clamp(2 * pause, std::chrono::milliseconds(1), kMaxRetryPause);
   }
 }
 

@@ -42,6 +42,10 @@ struct EngineOptions {
   /// How many bytes of a model's newest data the Arrow engine keeps as hot copies, memory-
   /// mapped Arrow IPC files beside the Parquet (ManifestStore::RefreshHotCopies); 0: none.
   int64_t hot_bytes = int64_t{1} << 30;
+  /// How long the DuckDB engine lets a model's write-ahead log grow before a snapshot
+  /// checkpoints it into the main file (the writer waits for that); until then a snapshot
+  /// only notes where the log ends, and each version file replays at most this much.
+  int64_t snapshot_log_bytes = int64_t{4} << 20;
 };
 
 /// A version frozen for publication: PrepareSnapshot() returns it under the writer lock,
@@ -49,6 +53,9 @@ struct EngineOptions {
 struct Snapshot {
   int64_t version = 0;
   std::filesystem::path source;
+  /// DuckDB: how many bytes of the source's write-ahead log bring its last checkpoint up to
+  /// `version` (the log only grows until the next checkpoint); 0 when the file alone holds it.
+  int64_t log_bytes = 0;
 };
 
 /// A storage engine for one model. Thread-safety: ApplyBatch() and PrepareSnapshot() belong
@@ -77,7 +84,8 @@ class Engine {
   virtual Result<std::vector<RequestOutcome>> OutcomesSince(int64_t version) = 0;
   /// The user tables, sorted.
   virtual Result<std::vector<std::string>> Tables() = 0;
-  /// Makes the committed state copyable (e.g. checkpoints); writer only.
+  /// Freezes the committed state for copying (e.g. notes where the log ends, or checkpoints);
+  /// writer only, so cheap: the writer waits meanwhile.
   virtual Result<Snapshot> PrepareSnapshot() = 0;
   /// Writes `snapshot` to `target` (which must not exist) and verifies it holds exactly that
   /// version. Does not fsync or rename: the publisher does.

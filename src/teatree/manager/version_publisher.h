@@ -39,8 +39,9 @@ inline constexpr const char* kMirroredVersionFile = "version.duckdb";
 
 /// Turns committed versions into immutable version files, off the writer's path. Its thread
 /// waits for a version newer than the published one, freezes it under the writer lock
-/// (Engine::PrepareSnapshot: a checkpoint, cost proportional to the change), then copies,
-/// verifies, fsyncs and renames it into versions/v<N>.duckdb without holding the lock, writes
+/// (Engine::PrepareSnapshot: DuckDB notes where its log ends, and checkpoints only a long log),
+/// then copies, replays, verifies, fsyncs and renames it into versions/v<N>.duckdb without
+/// holding the lock, writes
 /// a `sha256sum`-style checksum beside it, archives each table as Parquet, hands its record
 /// to the catalog recorder, and removes versions beyond the newest `keep_versions` once they
 /// have been superseded for the grace period. When commits outrun it, it publishes the newest

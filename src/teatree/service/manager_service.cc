@@ -132,6 +132,12 @@ class Suspects {
   std::map<std::string, int> attempts_;
 };
 
+/// The deliveries of one fetch; open[i]: delivery i is not settled yet.
+struct FetchedBatch {
+  std::vector<Delivery> deliveries;
+  std::vector<bool> open;
+};
+
 class ServiceLoop {
  public:
   ServiceLoop(const ManagerServiceOptions& options, Notifier& notifier, ModelConsumer& consumer,
@@ -144,17 +150,31 @@ class ServiceLoop {
         lease_(lease),
         suspects_(ModelDir(options.manager.data_dir, model_) / "suspects.json") {}
 
+  ~ServiceLoop() {
+    Drain();
+    {
+      std::lock_guard lock(settle_mutex_);
+      stopping_ = true;
+    }
+    settle_wake_.notify_all();
+    settler_.join();
+  }
+
   /// Settles every delivery: first-time ones are group-committed together; redelivered ones
   /// (their manager stopped before settling them) are applied one at a time, so one that
   /// brings the manager down is found and given up after MaxDeliver attempts. An error only
-  /// when the manager must stop.
-  Status Process(std::vector<Delivery>& deliveries) {
+  /// when the manager must stop. A batch committed whole is acknowledged by the settler
+  /// thread once its outcomes are stored, while the next batch is fetched and applied: the
+  /// stream's fsyncs for one batch overlap the model's commit of the next.
+  Status Process(std::vector<Delivery> fetched) {
     {
       // From here on the ticker keeps everything held ours while earlier requests apply.
       std::lock_guard lock(settle_mutex_);
-      open_.assign(deliveries.size(), true);
-      deliveries_ = &deliveries;
+      current_ = std::make_unique<FetchedBatch>();
+      current_->open.assign(fetched.size(), true);
+      current_->deliveries = std::move(fetched);
     }
+    std::vector<Delivery>& deliveries = current_->deliveries;
     // Requests move into two groups, each beside the index of its delivery.
     std::vector<Request> fresh, redelivered;
     std::vector<size_t> fresh_at, redelivered_at;
@@ -169,7 +189,7 @@ class ServiceLoop {
       (again ? redelivered : fresh).push_back(std::move(*decoded));
       (again ? redelivered_at : fresh_at).push_back(i);
     }
-    Status status = ApplyGroup(fresh, fresh_at);
+    Status status = ApplyGroup(fresh, fresh_at, /*hand_off=*/redelivered.empty());
     for (size_t k = 0; k < redelivered.size() && status.ok(); ++k) {
       const std::string id = redelivered[k].request_id;  // A copy: the request moves.
       // A crash while the previous version is published is not this request's doing.
@@ -180,14 +200,19 @@ class ServiceLoop {
       } else {
         std::vector<Request> alone;
         alone.push_back(std::move(redelivered[k]));
-        status = ApplyGroup(alone, std::span(redelivered_at).subspan(k, 1));
+        status = ApplyGroup(alone, std::span(redelivered_at).subspan(k, 1), false);
       }
       suspects_.Settled(id);
     }
     std::lock_guard lock(settle_mutex_);
-    deliveries_ = nullptr;
-    open_.clear();
+    current_.reset();  // Settled, or handed to the settler.
     return status;
+  }
+
+  /// Waits until the settler has acknowledged every batch handed to it.
+  void Drain() {
+    std::unique_lock lock(settle_mutex_);
+    settled_.wait(lock, [&] { return settling_ == nullptr; });
   }
 
   void NotifyPublished(int64_t version) {
@@ -203,9 +228,10 @@ class ServiceLoop {
 
  private:
   /// Applies `batch` as one transaction and settles the deliveries at `at` (one per
-  /// request); a batch that fails as a whole is applied again one request at a time, to find
-  /// the one behind it.
-  Status ApplyGroup(const std::vector<Request>& batch, std::span<const size_t> at) {
+  /// request): with `hand_off` (`at` is every delivery still open), a committed batch goes to
+  /// the settler thread; otherwise it is settled here. A batch that fails as a whole is
+  /// applied again one request at a time, to find the one behind it.
+  Status ApplyGroup(const std::vector<Request>& batch, std::span<const size_t> at, bool hand_off) {
     if (batch.empty()) return Status::OK();
     if (!lease_.held()) {
       for (size_t i : at) Settle(i, [](Delivery& d) { return d.Nak(); });
@@ -217,28 +243,42 @@ class ServiceLoop {
     if (result.ok()) {
       Measure(batch, *result, Clock::now() - started);
       Notify(batch, *result);
+      if (hand_off) {
+        HandOff(at, Uploads(batch));
+        return Status::OK();
+      }
+      Drain();  // One flush at a time: the settler's first.
       FlushNotes();
       FaultPoint("manager.before_ack");  // Outcomes told, deliveries not settled.
-      ARROW_RETURN_NOT_OK(AckAll(at));
-      RemoveUploads(batch);
+      ARROW_RETURN_NOT_OK(AckAll(*current_, at));
+      RemoveUploads(Uploads(batch));
       return Status::OK();
     }
     if (batch.size() == 1) return Failed(at[0], result.status());
     spdlog::warn("model {}: batch of {} failed ({}); applying its requests one by one", model_,
                  batch.size(), result.status().message());
     for (size_t k = 0; k < batch.size(); ++k) {
-      ARROW_RETURN_NOT_OK(ApplyGroup({batch[k]}, at.subspan(k, 1)));
+      ARROW_RETURN_NOT_OK(ApplyGroup({batch[k]}, at.subspan(k, 1), false));
     }
     return Status::OK();
   }
 
-  /// Removes the staged uploads the batch's requests named: their outcomes are out and the
-  /// requests settled (a redelivery is answered from the request table, without the file).
-  void RemoveUploads(std::span<const Request> batch) {
+  /// The staged uploads the batch's requests named.
+  static std::vector<std::string> Uploads(std::span<const Request> batch) {
+    std::vector<std::string> staged;
     for (const auto& request : batch) {
       if (request.source && !request.source->staged.empty()) {
-        RemoveStaged(StagingDir(options_.manager.data_dir, model_), request.source->staged);
+        staged.push_back(request.source->staged);
       }
+    }
+    return staged;
+  }
+
+  /// Removes staged uploads once the requests that named them are settled: their outcomes are
+  /// out (a redelivery is answered from the request table, without the file).
+  void RemoveUploads(const std::vector<std::string>& staged) {
+    for (const auto& name : staged) {
+      RemoveStaged(StagingDir(options_.manager.data_dir, model_), name);
     }
   }
 
@@ -276,36 +316,68 @@ class ServiceLoop {
 
   void KeepInProgress() {
     std::lock_guard lock(settle_mutex_);
-    if (deliveries_ == nullptr) return;
-    for (size_t i = 0; i < open_.size(); ++i) {
-      if (!open_[i]) continue;
-      Status status = (*deliveries_)[i].InProgress();
-      if (!status.ok()) spdlog::warn("model {}: {}", model_, status.message());
+    for (FetchedBatch* batch : {current_.get(), settling_.get()}) {
+      if (batch == nullptr) continue;
+      for (size_t i = 0; i < batch->open.size(); ++i) {
+        if (!batch->open[i]) continue;
+        Status status = batch->deliveries[i].InProgress();
+        if (!status.ok()) spdlog::warn("model {}: {}", model_, status.message());
+      }
     }
   }
 
-  /// Settles delivery i with `how`, once, never while the ticker touches it.
+  /// Settles delivery i of the current batch with `how`, once, never while the ticker
+  /// touches it.
   void Settle(size_t i, const std::function<Status(Delivery&)>& how) {
     std::lock_guard lock(settle_mutex_);
-    if (!open_[i]) return;
-    open_[i] = false;
-    Status status = how((*deliveries_)[i]);
+    if (!current_->open[i]) return;
+    current_->open[i] = false;
+    Status status = how(current_->deliveries[i]);
     if (!status.ok()) spdlog::warn("model {}: {}", model_, status.message());
   }
 
   /// The batch is committed: a lost ack only means a redelivery, which the request table
   /// answers without applying anything twice.
-  Status AckAll(std::span<const size_t> at) {
+  Status AckAll(FetchedBatch& fetched, std::span<const size_t> at) {
     std::lock_guard lock(settle_mutex_);
     std::vector<Delivery*> batch;
     batch.reserve(at.size());
     for (size_t i : at) {
-      if (open_[i]) batch.push_back(&(*deliveries_)[i]);
-      open_[i] = false;
+      if (fetched.open[i]) batch.push_back(&fetched.deliveries[i]);
+      fetched.open[i] = false;
     }
     Status status = Delivery::AckAll(batch);
     if (!status.ok()) spdlog::warn("model {}: {}", model_, status.message());
     return Status::OK();
+  }
+
+  /// Gives the committed current batch, its outcomes published, to the settler, once the
+  /// batch before it is settled: one batch waits for its acks while the next applies.
+  /// `uploads`: the staged uploads to remove once it is acknowledged.
+  void HandOff(std::span<const size_t> at, std::vector<std::string> uploads) {
+    std::unique_lock lock(settle_mutex_);
+    settled_.wait(lock, [&] { return settling_ == nullptr; });
+    settling_ = std::move(current_);
+    settling_at_.assign(at.begin(), at.end());
+    settling_uploads_ = std::move(uploads);
+    settle_wake_.notify_all();
+  }
+
+  /// The settler thread: stores the outcomes of each batch handed to it, then acks it.
+  void RunSettler() {
+    std::unique_lock lock(settle_mutex_);
+    for (;;) {
+      settle_wake_.wait(lock, [&] { return stopping_ || settling_ != nullptr; });
+      if (settling_ == nullptr) return;  // Stopping, nothing left.
+      lock.unlock();
+      FlushNotes();
+      FaultPoint("manager.before_ack");  // Outcomes told, deliveries not settled.
+      (void)AckAll(*settling_, settling_at_);
+      RemoveUploads(settling_uploads_);
+      lock.lock();
+      settling_.reset();
+      settled_.notify_all();
+    }
   }
 
   /// Publishes every outcome (and the result pages of queries and functions).
@@ -345,7 +417,7 @@ class ServiceLoop {
   /// dead-lettered on its last attempt.
   Status Failed(size_t i, const Status& error) {
     if (error.IsCancelled()) return error;  // Lease lost: stop.
-    Delivery& delivery = (*deliveries_)[i];
+    Delivery& delivery = current_->deliveries[i];
     if (delivery.last_attempt()) {
       GiveUp(i, error.message());
       return Status::OK();
@@ -361,7 +433,7 @@ class ServiceLoop {
 
   /// Dead-letters delivery i and tells its client.
   void GiveUp(size_t i, const std::string& error) {
-    auto [id, op] = IdAndOp((*deliveries_)[i]);
+    auto [id, op] = IdAndOp(current_->deliveries[i]);
     spdlog::error("model {}: request {} dead-lettered to {}: {}", model_, id,
                   DeadLetterSubject(model_), error);
     Tell(id, op, "dead-lettered: " + error);
@@ -370,7 +442,7 @@ class ServiceLoop {
 
   /// Refuses delivery i (not a valid request for this model) and tells its client.
   void Refuse(size_t i, const std::string& error) {
-    auto [id, op] = IdAndOp((*deliveries_)[i]);
+    auto [id, op] = IdAndOp(current_->deliveries[i]);
     spdlog::info("model {}: refused message {}: {}", model_, id, error);
     Tell(id, op, error);
     Settle(i, [](Delivery& d) { return d.Term(); });
@@ -379,6 +451,7 @@ class ServiceLoop {
   /// Logs and notifies a request that ends without reaching the engine (before its delivery
   /// is settled, so that its client hears of it whatever happens next).
   void Tell(const std::string& id, const std::string& op, const std::string& error) {
+    Drain();  // One flush at a time: the settler's first.
     manager_.LogRejected(id, op, error);
     const std::string note = RejectedNote(model_, id, op, error);
     if (ValidateRequestId(id).ok()) Publish(RequestNoteSubject(model_, id), note);
@@ -398,16 +471,23 @@ class ServiceLoop {
   ModelManager& manager_;
   Lease& lease_;
   Suspects suspects_;
-  // The deliveries of the Process() call under way; open_[i]: not settled yet. Protected by
-  // settle_mutex_ (the ticker reads them).
+  // The batch of the Process() call under way, and the committed one the settler stores the
+  // outcomes of and acks (with the indices of its deliveries to ack and the uploads its
+  // requests named). Protected by settle_mutex_ (the ticker and the settler use them).
   std::mutex settle_mutex_;
-  std::vector<Delivery>* deliveries_ = nullptr;
-  std::vector<bool> open_;
+  std::condition_variable settle_wake_;  // Something to settle, or stopping_.
+  std::condition_variable settled_;      // settling_ became null.
+  std::unique_ptr<FetchedBatch> current_;
+  std::unique_ptr<FetchedBatch> settling_;
+  std::vector<size_t> settling_at_;
+  std::vector<std::string> settling_uploads_;
+  bool stopping_ = false;
   // When each version not yet published committed; protected by committed_mutex_ (the
   // publisher's thread reads it).
   std::mutex committed_mutex_;
   std::map<int64_t, Clock::time_point> committed_at_;
-  Ticker ticker_{TickInterval(), [this] { KeepInProgress(); }};  // Last: uses the above.
+  Ticker ticker_{TickInterval(), [this] { KeepInProgress(); }};  // Uses the above.
+  std::thread settler_{[this] { RunSettler(); }};                // Last: uses the above.
 };
 
 /// How often a manager publishes its state for `teatree status`.
@@ -513,9 +593,10 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
       continue;
     }
     last_work = Clock::now();
-    status = loop.Process(*deliveries);
+    status = loop.Process(std::move(*deliveries));
     if (!status.ok()) break;
   }
+  loop.Drain();  // Every committed batch acknowledged before the model closes.
   const int64_t version = manager->version();
   Metrics::Process().SetCollector(nullptr);
   read_servers.reset();  // Reads stop before the model closes.

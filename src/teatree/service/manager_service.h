@@ -40,8 +40,9 @@ struct ManagerServiceOptions {
 /// `teatree manager`: the one writer of a model, fed by the queue. Takes the model's lease
 /// (refusing to start while another manager holds it), opens the model, and loops: fetch a
 /// batch, apply it in one transaction, publish each outcome (and result pages) to
-/// teatree.note.<model>, ack the batch. Messages that are not valid requests for this model
-/// are refused (recorded, notified, terminated); a batch that fails as a whole is redelivered
+/// teatree.note.<model>, ack the batch once its outcomes are stored (on a thread of its own,
+/// while the next batch is fetched and applied). Messages that are not valid requests for this
+/// model are refused (recorded, notified, terminated); a batch that fails as a whole is redelivered
 /// with backoff, and a request still failing at MaxDeliver is dead-lettered. Runs until `stop`
 /// turns true (it then finishes the batch at hand, acks it, publishes the newest version and
 /// releases the lease), the lease is lost (it stops writing at once), or it was idle for

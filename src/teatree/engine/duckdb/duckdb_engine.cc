@@ -22,6 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
+/// Where DuckDB keeps the write-ahead log of the database file `db`.
+fs::path WalPath(const fs::path& db) { return db.string() + ".wal"; }
+
 /// What the model's request table says about an id seen before.
 
 double MillisecondsSince(std::chrono::steady_clock::time_point start) {
@@ -257,8 +260,48 @@ Result<std::vector<std::string>> DuckEngine::Tables() {
 }
 
 Result<Snapshot> DuckEngine::PrepareSnapshot() {
+  // Every commit is in the WAL once ApplyBatch returns, and only a checkpoint (here, under the
+  // writer lock) changes what the main file holds: the main file plus this much of the WAL is
+  // the current version. A checkpoint makes the writer wait for its fsyncs, so it happens only
+  // when the WAL has grown long enough to make publishing replay too much.
+  std::error_code missing;
+  const auto log_bytes = static_cast<int64_t>(fs::file_size(WalPath(impl_->path), missing));
+  if (missing || log_bytes == 0) return Snapshot{impl_->version, impl_->path, 0};
+  if (log_bytes < impl_->options.snapshot_log_bytes)
+    return Snapshot{impl_->version, impl_->path, log_bytes};
   ARROW_RETURN_NOT_OK(impl_->writer->Execute("CHECKPOINT"));
-  return Snapshot{impl_->version, impl_->path};
+  return Snapshot{impl_->version, impl_->path, 0};
+}
+
+Status DuckEngine::ReplayLog(const Snapshot& snapshot, const fs::path& target) {
+  if (snapshot.log_bytes == 0) return Status::OK();
+  // The WAL has grown since the snapshot (the writer went on): the copy keeps its first
+  // log_bytes, which end with the snapshot's commit.
+  const fs::path log = WalPath(target);
+  std::error_code error;
+  fs::remove(log, error);  // Left by a publication that stopped half-way.
+  ARROW_RETURN_NOT_OK(CopyFileFast(WalPath(snapshot.source), log).status());
+  const auto copied = static_cast<int64_t>(fs::file_size(log, error));
+  if (!error && copied < snapshot.log_bytes) {
+    return Status::IOError("the write-ahead log of ", snapshot.source.string(), " holds ", copied,
+                           " bytes, fewer than the ", snapshot.log_bytes, " of version ",
+                           snapshot.version, ": was it checkpointed meanwhile?");
+  }
+  if (!error) fs::resize_file(log, static_cast<uintmax_t>(snapshot.log_bytes), error);
+  if (error) {
+    return Status::IOError("cannot cut the copied write-ahead log ", log.string(), " to ",
+                           snapshot.log_bytes, " bytes: ", error.message());
+  }
+  // Opening the copy replays its log; the checkpoint folds it into the one file.
+  ARROW_ASSIGN_OR_RAISE(
+      auto db, DuckDatabase::Open({.path = target.string(), .settings = {{"threads", "1"}}}));
+  ARROW_ASSIGN_OR_RAISE(auto connection, db->Connect());
+  ARROW_RETURN_NOT_OK(connection->Execute("CHECKPOINT"));
+  connection.reset();
+  db.reset();
+  fs::remove(log, error);  // Empty after the checkpoint; a version file stands alone.
+  if (error) return Status::IOError("cannot remove ", log.string(), ": ", error.message());
+  return Status::OK();
 }
 
 Result<int64_t> DuckEngine::ReadFileVersion(const fs::path& file) {
@@ -273,6 +316,13 @@ Result<int64_t> DuckEngine::ReadFileVersion(const fs::path& file) {
 
 Status DuckEngine::WriteVersionFile(const Snapshot& snapshot, const fs::path& target) {
   ARROW_RETURN_NOT_OK(CopyFileFast(snapshot.source, target).status());
+  Status replayed = ReplayLog(snapshot, target);
+  if (!replayed.ok()) {
+    std::error_code ignored;
+    fs::remove(target, ignored);
+    fs::remove(WalPath(target), ignored);
+    return replayed;
+  }
   auto copied = ReadFileVersion(target);
   if (!copied.ok() || *copied != snapshot.version) {
     std::error_code ignored;

@@ -11,9 +11,12 @@ class DuckReader;
 /// The DuckDB engine: a model is one read-write DuckDB file, D/models/<m>/rw/<m>.duckdb,
 /// written through one connection, with Teatree's bookkeeping in tables that user names can
 /// never collide with (`_teatree_version`, `_teatree_requests`, `_teatree_tables`,
-/// `_teatree_attachments`). Automatic checkpoints are off: between PrepareSnapshot() calls the
-/// checkpointed main file stays as it was, so the publisher can copy it while the writer goes
-/// on committing to the WAL. Thread-safety as described on Engine.
+/// `_teatree_attachments`). Automatic checkpoints are off: between the checkpoints that
+/// PrepareSnapshot() makes once the WAL outgrows EngineOptions::snapshot_log_bytes, the
+/// checkpointed main file stays as it was and the WAL only grows, so a version is frozen by noting
+/// where the WAL ends (no I/O under the writer lock) and the publisher copies the file and that
+/// much of the WAL while the writer goes on committing, then replays the copy into one file.
+/// Thread-safety as described on Engine.
 class DuckEngine final : public Engine {
  public:
   /// Opens the model's file, creating it if new; DuckDB replays its WAL after a crash.
@@ -38,6 +41,10 @@ class DuckEngine final : public Engine {
   static Result<int64_t> ReadFileVersion(const std::filesystem::path& file);
 
  private:
+  /// Brings the copy `target` of snapshot.source up to snapshot.version with the first
+  /// snapshot.log_bytes of the source's write-ahead log.
+  static Status ReplayLog(const Snapshot& snapshot, const std::filesystem::path& target);
+
   struct Impl;
   explicit DuckEngine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
