@@ -24,16 +24,16 @@ void AddModelOptions(CLI::App& command, ManagerOptions& options) {
                      "DuckDB memory limit of a model (its writer and live reads), e.g. 4GB");
   command
       .add_option("--publish", options.publish,
-                  "which versions get a version file: auto (every while a version costs "
-                  "little: the Arrow engine, a DuckDB model under 256 MiB; coalesce past it), "
-                  "every (each batch's, for --at-version of any version kept; the next batch "
-                  "waits for it) or coalesce (the newest, at most every 500 ms)")
+                  "which versions get a version file: coalesce (the newest, at most every 500 "
+                  "ms), every (each batch's, for --at-version of any version kept; the next "
+                  "batch waits for it) or auto (every while a version costs little and the "
+                  "publisher keeps up: the Arrow engine, a DuckDB model under 256 MiB)")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, PublishPolicy>{{"every", PublishPolicy::kEvery},
                                                {"coalesce", PublishPolicy::kCoalesce},
                                                {"auto", PublishPolicy::kAuto}},
           CLI::ignore_case))
-      ->default_str("auto");
+      ->default_str("coalesce");
   command
       .add_option("--keep-versions", options.keep_versions,
                   "version files kept whatever their age (the newest N)")

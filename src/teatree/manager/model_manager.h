@@ -53,9 +53,9 @@ struct ManagerOptions {
   /// newer one was published.
   int keep_versions = 2;
   std::chrono::milliseconds retention_grace = std::chrono::seconds(60);
-  /// Every version while that is cheap, coalescing past it: `every` makes each batch wait
-  /// for the copy of the previous version, O(model) without reflinks (docs/operations.md).
-  PublishPolicy publish = PublishPolicy::kAuto;
+  /// Coalescing by default: under `every` and `auto` each batch waits for the previous
+  /// version's file, which costs the tail of submit → outcome (docs/operations.md).
+  PublishPolicy publish = PublishPolicy::kCoalesce;
   /// When coalescing, at most one version publication per interval; `snapshot` requests
   /// publish at once.
   std::chrono::milliseconds publish_interval = std::chrono::milliseconds(500);
