@@ -252,6 +252,15 @@ Result<int64_t> CountRowsThroughQueue(Client& client, const std::string& model) 
   return std::static_pointer_cast<arrow::Int64Scalar>(scalar)->value;
 }
 
+/// OK when `model` holds exactly `expected` rows: nothing appended was lost or doubled.
+Status CheckRowCount(Client& client, const std::string& model, int64_t expected) {
+  ARROW_ASSIGN_OR_RAISE(int64_t rows, CountRowsThroughQueue(client, model));
+  if (rows != expected) {
+    return Status::Invalid("row count ", rows, " differs from the ", expected, " rows appended");
+  }
+  return Status::OK();
+}
+
 /// The latency baseline: JetStream alone, with the server Teatree uses, on a stream of its
 /// own like TEATREE_REQ (file storage, work-queue retention, deduplication on Nats-Msg-Id)
 /// read by durable pull consumers, one per lane (a subject of its own), so that concurrent
@@ -398,10 +407,8 @@ void BM_Latency(benchmark::State& state) {
       return;
     }
   }
-  auto rows = CountRowsThroughQueue(bench->client(), kModel);
-  if (!rows.ok() || *rows != next_row) {
-    state.SkipWithError(rows.ok() ? "row count differs from the rows appended"
-                                  : rows.status().ToString().c_str());
+  if (Status counted = CheckRowCount(bench->client(), kModel, next_row); !counted.ok()) {
+    state.SkipWithError(counted.ToString().c_str());
     return;
   }
   const double p50 = Quantile(teatree_ms, 0.5), p99 = Quantile(teatree_ms, 0.99);
@@ -497,10 +504,8 @@ void BM_ConcurrentLatency(benchmark::State& state) {
       return;
     }
   }
-  auto rows = CountRowsThroughQueue(bench->client(), kModel);
-  if (!rows.ok() || *rows != next_row) {
-    state.SkipWithError(rows.ok() ? "row count differs from the rows appended"
-                                  : rows.status().ToString().c_str());
+  if (Status counted = CheckRowCount(bench->client(), kModel, next_row); !counted.ok()) {
+    state.SkipWithError(counted.ToString().c_str());
     return;
   }
   const double p50 = Quantile(teatree_ms, 0.5), p99 = Quantile(teatree_ms, 0.99);
