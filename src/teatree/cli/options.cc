@@ -24,16 +24,16 @@ void AddModelOptions(CLI::App& command, ManagerOptions& options) {
                      "DuckDB memory limit of a model (its writer and live reads), e.g. 4GB");
   command
       .add_option("--publish", options.publish,
-                  "which versions get a version file: coalesce (the newest, at most every 500 "
-                  "ms), every (each batch's, for --at-version of any version kept; the next "
-                  "batch waits for it) or auto (every while a version costs little and the "
-                  "publisher keeps up: the Arrow engine, a DuckDB model under 256 MiB)")
+                  "which versions get a version file: auto (each as soon as the publisher "
+                  "is free, pacing it by what a publication costs; the writer never waits), "
+                  "every (each batch's, for --at-version of any version kept; the next batch "
+                  "waits for it) or coalesce (the newest, at most every 500 ms)")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, PublishPolicy>{{"every", PublishPolicy::kEvery},
                                                {"coalesce", PublishPolicy::kCoalesce},
                                                {"auto", PublishPolicy::kAuto}},
           CLI::ignore_case))
-      ->default_str("coalesce");
+      ->default_str("auto");
   command
       .add_option("--keep-versions", options.keep_versions,
                   "version files kept whatever their age (the newest N)")

@@ -158,10 +158,10 @@ struct ModelManager::Impl {
     failed = now_failed;
   }
   Status Reconcile(int64_t published, int64_t since);
-  /// Whether the next batch's version gets a file of its own (PublishPolicy).
-  bool PublishEvery() const;
-  /// Under PublishPolicy::kEvery: waits until the committed version's file is written, so
-  /// that the next batch does not supersede it first.
+  /// The version whose file the next batch waits for (0: none), so that it does not
+  /// supersede that version before its file is written (kEvery); set under writer_mutex.
+  std::atomic<int64_t> awaited_version{0};
+  /// Waits for the file of awaited_version.
   Status WaitForVersionFile();
 };
 
@@ -189,6 +189,7 @@ Status ModelManager::Impl::StartEngine(const std::string& kind, int64_t since) {
                        .retention_grace = options.retention_grace,
                        .keep_versions = options.keep_versions,
                        .min_interval = options.publish_interval,
+                       .pace_by_cost = options.publish == PublishPolicy::kAuto,
                        .on_published = on_published,
                        .mirror_versions = options.mirror_versions},
       *engine_owner, writer_mutex, *catalog, archive.get(), published);
@@ -222,32 +223,11 @@ Status ModelManager::Impl::Reconcile(int64_t published, int64_t since) {
   return Status::OK();
 }
 
-bool ModelManager::Impl::PublishEvery() const {
-  switch (options.publish) {
-    case PublishPolicy::kEvery:
-      return true;
-    case PublishPolicy::kCoalesce:
-      return false;
-    case PublishPolicy::kAuto:
-      break;
-  }
-  // A publisher still archiving or recording the last version (an archive that is slow or
-  // away) would make the writer wait for it: the newest version is published once it is done.
-  const VersionPublisher* publishing = publisher.load();
-  if (publishing != nullptr && publishing->behind()) return false;
-  const Engine* current = engine.load();
-  if (current == nullptr || current->kind() == "arrow") return true;  // Manifests: cheap.
-  std::error_code ec;
-  const auto size = fs::file_size(
-      ModelDir(options.data_dir, options.model) / "rw" / (options.model + ".duckdb"), ec);
-  return !ec && static_cast<int64_t>(size) < kAutoEveryBytes;
-}
-
 Status ModelManager::Impl::WaitForVersionFile() {
   constexpr auto kPatience = std::chrono::seconds(30);
   VersionPublisher* current = publisher.load();
-  if (current == nullptr || !PublishEvery()) return Status::OK();
-  const int64_t version = CurrentVersion();
+  const int64_t version = awaited_version.exchange(0);
+  if (current == nullptr || version == 0) return Status::OK();
   for (;;) {
     Status written = current->WaitWritten(version, kPatience);
     if (written.ok() || closed) return Status::OK();
@@ -333,7 +313,11 @@ Result<BatchResult> ModelManager::Apply(const std::vector<Request>& batch) {
   FaultPoint("manager.after_commit");
   impl_->UpdateCatalog(&*result);
   if (result->new_version || result->publish_requested) {
-    impl_->publisher.load()->Notify(result->publish_requested, impl_->PublishEvery());
+    if (result->new_version && impl_->options.publish == PublishPolicy::kEvery) {
+      impl_->awaited_version = impl_->CurrentVersion();
+    }
+    impl_->publisher.load()->Notify(result->publish_requested,
+                                    impl_->options.publish == PublishPolicy::kEvery);
   }
   return result;
 }

@@ -23,14 +23,12 @@ enum class PublishPolicy {
   kEvery,
   /// The newest version at most once per publish_interval; versions in between are skipped.
   kCoalesce,
-  /// kEvery while a version costs little to publish (the Arrow engine; a DuckDB model file
-  /// under kAutoEveryBytes) and the publisher keeps up (its archive and catalog answer),
-  /// kCoalesce otherwise.
+  /// Paced by what publishing costs, and the writer never waits: the next version is
+  /// published once as long has passed since the last publication as it took (at most
+  /// publish_interval). A model written less often than that gets a file for every version;
+  /// a busy one, as many as half a core can publish (PublisherOptions::pace_by_cost).
   kAuto,
 };
-
-/// The DuckDB model size up to which PublishPolicy::kAuto publishes every version.
-inline constexpr int64_t kAutoEveryBytes = int64_t{256} << 20;
 
 struct ManagerOptions {
   /// The data directory: models/, archive/, input/, control.sqlite live here.
@@ -53,11 +51,11 @@ struct ManagerOptions {
   /// newer one was published.
   int keep_versions = 2;
   std::chrono::milliseconds retention_grace = std::chrono::seconds(60);
-  /// Coalescing by default: under `every` and `auto` each batch waits for the previous
-  /// version's file, which costs the tail of submit → outcome (docs/operations.md).
-  PublishPolicy publish = PublishPolicy::kCoalesce;
-  /// When coalescing, at most one version publication per interval; `snapshot` requests
-  /// publish at once.
+  /// Paced by cost by default: under `every` each batch waits for the previous version's
+  /// file, which costs the tail of submit → outcome (docs/operations.md).
+  PublishPolicy publish = PublishPolicy::kAuto;
+  /// Under kCoalesce (and kAuto at most) one version publication per interval; `snapshot`
+  /// requests publish at once.
   std::chrono::milliseconds publish_interval = std::chrono::milliseconds(500);
   /// DuckDB worker threads; 0 lets DuckDB choose.
   int threads = 0;

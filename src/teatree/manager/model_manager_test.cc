@@ -196,6 +196,26 @@ TEST_F(ModelManagerTest, PublishEveryGivesEachVersionItsFile) {
   }
 }
 
+// Under auto a quiet model gets a file for every version without waiting out the interval
+// (an hour here), and the writer never waits for the publisher.
+TEST_F(ModelManagerTest, PublishAutoGivesAQuietModelEveryVersionAtOnce) {
+  manager_.reset();
+  manager_ = ModelManager::Open({.data_dir = data_,
+                                 .model = "sales",
+                                 .archive_url = "none",
+                                 .keep_versions = 100,
+                                 .publish = PublishPolicy::kAuto,
+                                 .publish_interval = std::chrono::hours(1)})
+                 .ValueOrDie();
+  Apply({kCreate});
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(manager_->WaitPublished(manager_->version(), seconds(30)).ok());
+    Apply({AppendOne(i)});
+  }
+  ASSERT_TRUE(manager_->WaitPublished(manager_->version(), seconds(30)).ok());
+  EXPECT_EQ(ListVersionFiles(data_, "sales").ValueOrDie(), (std::vector<int64_t>{1, 2, 3, 4}));
+}
+
 TEST_F(ModelManagerTest, PublishCoalesceSkipsVersionsCommittedWithinTheInterval) {
   manager_.reset();
   manager_ = ModelManager::Open({.data_dir = data_,

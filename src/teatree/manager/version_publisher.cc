@@ -67,11 +67,6 @@ int64_t VersionPublisher::published() const {
   return published_;
 }
 
-bool VersionPublisher::behind() const {
-  std::lock_guard lock(mutex_);
-  return written_ > published_ || unfinished_count_ > 0;
-}
-
 Status VersionPublisher::WaitPublished(int64_t version, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   if (!changed_.wait_for(lock, timeout, [&] { return published_ >= version || stopping_; }) ||
@@ -103,7 +98,12 @@ void VersionPublisher::Run() {
       const bool pending = force_ || engine_.version() > published_;
       if (!pending && stopping_) return;
       // Coalesce: wait out the interval since the last publication, unless forced.
-      changed_.wait_until(lock, last_publish_ + options_.min_interval,
+      auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          options_.min_interval);
+      if (options_.pace_by_cost && unfinished_.empty()) {
+        interval = std::min(interval, 2 * last_cost_);
+      }
+      changed_.wait_until(lock, last_publish_ + interval,
                           [&] { return stopping_ || force_ || immediate_; });
       force_ = false;
       immediate_ = false;
@@ -111,6 +111,7 @@ void VersionPublisher::Run() {
     }
     Status status = PublishOnce();
     std::unique_lock lock(mutex_);
+    last_cost_ = std::chrono::steady_clock::now() - last_publish_;
     last_error_ = status;
     changed_.notify_all();
     if (!status.ok()) {

@@ -25,9 +25,15 @@ struct PublisherOptions {
   /// …and how many of the newest stay whatever their age.
   int keep_versions = 2;
   /// At most one publication per interval (a `snapshot` request publishes at once): each
-  /// publication checkpoints under the writer lock, so publishing after every commit of a
-  /// busy model would slow its writer. Live reads see every commit regardless.
+  /// copies the model file and replays its log, so publishing after every commit of a busy
+  /// model would take a core and the disk from its writer. Live reads see every commit
+  /// regardless.
   std::chrono::milliseconds min_interval = std::chrono::milliseconds(500);
+  /// Paces publications by their cost instead (PublishPolicy::kAuto): the next one starts
+  /// once as long has passed since the last one ended as it took, so a busy model's
+  /// publisher keeps at most half a core, and a quiet model gets a file for every version.
+  /// At most min_interval apart still; while the archive or catalog does not answer, exactly.
+  bool pace_by_cost = false;
   /// Called from the publisher's thread after each version is published; may be empty.
   std::function<void(int64_t version)> on_published;
   /// Also copy each version file and its checksum into the archive (kMirroredVersionFile).
@@ -71,10 +77,6 @@ class VersionPublisher {
   int64_t published() const;
   /// Published versions not archived and recorded yet (their archive did not answer).
   int64_t unfinished() const { return unfinished_count_; }
-  /// Whether a written version still waits for its archive or catalog: a writer that waited
-  /// for the next file now would wait for them too.
-  bool behind() const;
-
   /// Archives and records an already published version (used when reconciling at start).
   Status Finish(int64_t version);
 
@@ -104,6 +106,7 @@ class VersionPublisher {
   bool force_ = false;
   bool immediate_ = false;
   std::chrono::steady_clock::time_point last_publish_{};
+  std::chrono::steady_clock::duration last_cost_{};  // What the last publication took.
   bool stopping_ = false;
   Status last_error_;
 };
