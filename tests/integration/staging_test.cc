@@ -4,6 +4,7 @@
 #include "teatree/engine/staging.h"
 
 #include <arpa/inet.h>
+#include <arrow/compute/cast.h>
 #include <arrow/io/memory.h>
 #include <arrow/ipc/writer.h>
 #include <httplib.h>
@@ -169,6 +170,48 @@ TEST_P(StagingTest, AnUploadIsAppliedOnceAndThenRemoved) {
   EXPECT_EQ(bad.note.value("error", "").find(data_.string()), std::string::npos);
   EXPECT_TRUE(Removed(wrong.id));
   EXPECT_EQ(Scalar("sales", "SELECT count(*) FROM orders"), "5102");
+}
+
+// A Parquet file with the table's columns and types is stored as it is (on DuckDB, read by
+// DuckDB itself); one that needs a cast is converted first. Either way a bad file is
+// refused whole, naming the upload and not where the server keeps it.
+TEST_P(StagingTest, ParquetIsStoredAsItIsOrConvertedAndBadFilesAreRefusedWhole) {
+  StartFront();
+  ASSERT_TRUE(Run(CreateTable("sales")).applied());
+  auto expect_refused = [&](const std::string& request_id, const std::string& bytes,
+                            const std::string& says) {
+    const StagedFile staged = Upload("sales", bytes);
+    Outcome refused = Run(StagedAppend(request_id, "parquet", staged.id));
+    EXPECT_FALSE(refused.applied());
+    const std::string error = refused.note.value("error", "");
+    EXPECT_NE(error.find(says), std::string::npos) << error;
+    EXPECT_EQ(error.find(data_.string()), std::string::npos) << error;
+    EXPECT_TRUE(Removed(staged.id));
+  };
+  ASSERT_TRUE(Run(StagedAppend("p1", "parquet", Upload("sales", ParquetBytes(*Orders(1, 3))).id))
+                  .applied());
+  // Columns in another order, `id` as int32: converted, then stored.
+  auto narrow = Orders(101, 2);
+  auto ids = arrow::compute::Cast(narrow->column(0), arrow::int32()).ValueOrDie().chunked_array();
+  auto reordered = arrow::Table::Make(
+      arrow::schema({arrow::field("region", arrow::utf8()), arrow::field("id", arrow::int32()),
+                     arrow::field("amount", arrow::float64())}),
+      {narrow->column(2), ids, narrow->column(1)});
+  ASSERT_TRUE(
+      Run(StagedAppend("p2", "parquet", Upload("sales", ParquetBytes(*reordered)).id)).applied());
+  EXPECT_EQ(Scalar("sales", "SELECT string_agg(id || ':' || region || ':' || amount, ' ' "
+                            "ORDER BY id) FROM orders"),
+            "1:us:0.0 2:eu:0.5 3:us:1.0 101:us:0.0 102:eu:0.5");
+  // A key the table holds already, in a file that is otherwise fine: nothing of it stored.
+  expect_refused("p3", ParquetBytes(*Orders(3, 10)), "");
+  // A column the table lacks, or damaged pages behind an intact footer.
+  auto extra = Orders(200, 2)->AddColumn(3, arrow::field("extra", arrow::int64()),
+                                         Orders(0, 2)->column(0));
+  expect_refused("p4", ParquetBytes(*extra.ValueOrDie()), "column \"extra\" is not in table");
+  std::string damaged = ParquetBytes(*Orders(300, 1000));
+  std::fill(damaged.begin() + 4, damaged.begin() + 2000, '\xff');
+  expect_refused("p5", damaged, "staged upload");
+  EXPECT_EQ(Scalar("sales", "SELECT count(*) FROM orders"), "5");
 }
 
 TEST_P(StagingTest, RowsTooLargeForTheQueueAreUploadedByTheClient) {

@@ -64,11 +64,6 @@ std::string ColumnList(const TableSchema& schema) {
   return names;
 }
 
-/// What the client calls the source file.
-std::string SourceName(const SourceRef& source) {
-  return source.staged.empty() ? source.path : "staged upload " + source.staged;
-}
-
 /// The JSON rows of a "json" source file, as the `rows` field takes them.
 Result<std::shared_ptr<arrow::RecordBatch>> ReadJsonRows(const fs::path& path,
                                                          const SourceRef& source,
@@ -85,6 +80,10 @@ Result<std::shared_ptr<arrow::RecordBatch>> ReadJsonRows(const fs::path& path,
 }
 
 }  // namespace
+
+std::string SourceName(const SourceRef& source) {
+  return source.staged.empty() ? source.path : "staged upload " + source.staged;
+}
 
 Result<fs::path> SourcePath(const SourceRef& source, const EngineOptions& options) {
   return source.staged.empty() ? ResolveInputPath(source.path, options.input_dirs)
@@ -147,6 +146,34 @@ Result<std::shared_ptr<arrow::Table>> ReadSource(const SourceRef& source,
                            " holds invalid data: ", valid.message());
   }
   return table;
+}
+
+Result<std::optional<fs::path>> ParquetToStoreAsIs(const SourceRef& source,
+                                                   const EngineOptions& options,
+                                                   const TableSchema& schema) {
+  if (source.format != "parquet") return std::nullopt;
+  ARROW_ASSIGN_OR_RAISE(fs::path path, SourcePath(source, options));
+  auto file_schema = [&]() -> Result<std::shared_ptr<arrow::Schema>> {
+    ARROW_ASSIGN_OR_RAISE(auto file, arrow::io::ReadableFile::Open(path.string()));
+    parquet::arrow::FileReaderBuilder builder;
+    ARROW_RETURN_NOT_OK(builder.Open(file));
+    ARROW_ASSIGN_OR_RAISE(auto reader, builder.Build());
+    std::shared_ptr<arrow::Schema> read;
+    ARROW_RETURN_NOT_OK(reader->GetSchema(&read));
+    return read;
+  }();
+  if (!file_schema.ok()) {
+    return Status::Invalid("cannot read parquet file ", Quoted(SourceName(source)), ": ",
+                           file_schema.status().message());
+  }
+  // The same refusals as for the rows themselves: columns missing, extra or not castable.
+  ARROW_ASSIGN_OR_RAISE(auto empty, arrow::Table::MakeEmpty(*file_schema));
+  ARROW_RETURN_NOT_OK(ConformToSchema(*empty, schema).status());
+  for (const auto& field : (*file_schema)->fields()) {
+    const ColumnSpec* column = schema.FindColumn(field->name());
+    if (!field->type()->Equals(column->type.ToArrow())) return std::nullopt;
+  }
+  return path;
 }
 
 Result<std::shared_ptr<arrow::Table>> ConformToSchema(const arrow::Table& table,

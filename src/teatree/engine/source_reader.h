@@ -2,6 +2,8 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "teatree/common/status.h"
@@ -21,6 +23,9 @@ namespace teatree {
 Result<std::filesystem::path> ResolveInputPath(const std::string& path,
                                                const std::vector<std::filesystem::path>& dirs);
 
+/// What the client calls a `source` file (never where the server keeps it).
+std::string SourceName(const SourceRef& source);
+
 /// The file a `source` names: under the input directories, or a staged upload of the model.
 Result<std::filesystem::path> SourcePath(const SourceRef& source, const EngineOptions& options);
 
@@ -35,6 +40,15 @@ Result<std::shared_ptr<arrow::Table>> ReadSource(const SourceRef& source,
 /// The chunks stay as they are (no copy into one batch).
 Result<std::shared_ptr<arrow::Table>> ConformToSchema(const arrow::Table& table,
                                                       const TableSchema& schema);
+
+/// The Parquet `source` file of an append that can be stored as it is: its columns are the
+/// table's, by name, with exactly the table's types, so a reader of its own (DuckDB's) can
+/// insert it without a conversion. Empty when the file needs one (RequestTable() does it),
+/// or the source is not Parquet. Refuses, as RequestTable() would, a file that cannot be
+/// read or whose columns do not fit the table; reads only the file's footer.
+Result<std::optional<std::filesystem::path>> ParquetToStoreAsIs(const SourceRef& source,
+                                                                const EngineOptions& options,
+                                                                const TableSchema& schema);
 
 /// The rows an append or upsert carries (inline JSON, Arrow IPC, a source file or a staged
 /// upload) with the table's schema, in the chunks they were read in.

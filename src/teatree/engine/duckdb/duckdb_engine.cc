@@ -219,8 +219,12 @@ Result<std::unique_ptr<DuckEngine>> DuckEngine::Open(const EngineOptions& option
   if (!options.memory_limit.empty()) db_options.settings["memory_limit"] = options.memory_limit;
   ARROW_ASSIGN_OR_RAISE(impl->db, DuckDatabase::Open(db_options));
   ARROW_ASSIGN_OR_RAISE(impl->writer, impl->db->Connect());
+  // The writer reads the files requests name (a Parquet source, straight into its table):
+  // those under the input directories and the model's staged uploads, nothing else.
+  std::vector<fs::path> readable = options.input_dirs;
+  if (!options.staging_dir.empty()) readable.push_back(options.staging_dir);
   ARROW_RETURN_NOT_OK(impl->writer->Execute(
-      ConfineFileAccessSql(options.input_dirs, impl->path.parent_path().parent_path() / "tmp")));
+      ConfineFileAccessSql(readable, impl->path.parent_path().parent_path() / "tmp")));
   ARROW_RETURN_NOT_OK(impl->Load());
   ARROW_ASSIGN_OR_RAISE(impl->query_check, ReadOnlyCheck::Make(*impl->writer, {.remember = false}));
   impl->reader = DuckReader::Make(
@@ -341,13 +345,15 @@ namespace teatree {
 namespace {
 
 /// The appends from planned[k] on that can run as one: consecutive, accepted, to the same
-/// table, and not in `unmerged`. Just planned[k] when it cannot be merged.
+/// table, carrying their rows (not a file DuckDB reads), and not in `unmerged`. Just
+/// planned[k] when it cannot be merged.
 std::vector<const PlannedRequest*> AppendRun(const std::vector<PlannedRequest>& planned, size_t k,
                                              const std::set<size_t>& unmerged) {
   std::vector<const PlannedRequest*> run{&planned[k]};
   auto mergeable = [&](size_t i) {
     return planned[i].request->op == Op::kAppend && planned[i].rejection.empty() &&
-           !unmerged.contains(i) && planned[i].request->table == planned[k].request->table;
+           planned[i].parquet_file.empty() && !unmerged.contains(i) &&
+           planned[i].request->table == planned[k].request->table;
   };
   if (!mergeable(k)) return run;
   for (size_t i = k + 1; i < planned.size() && mergeable(i); ++i) run.push_back(&planned[i]);

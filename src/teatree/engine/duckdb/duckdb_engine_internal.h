@@ -38,6 +38,7 @@ struct PlannedRequest {
   size_t index = 0;
   const Request* request = nullptr;
   std::shared_ptr<arrow::Table> rows;       // append, upsert
+  std::filesystem::path parquet_file;       // append: read by DuckDB itself, rows stay empty
   double read_ms = 0;                       // append, upsert: reading a source file
   const ModelFunction* function = nullptr;  // invoke
   nlohmann::json args;                      // invoke: complete, checked arguments
