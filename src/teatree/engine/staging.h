@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -65,7 +66,6 @@ class StagedUpload {
   Status Write(std::string_view bytes);
   /// fsyncs the file and publishes it under its id.
   Result<StagedFile> Finish();
-  int64_t bytes() const { return bytes_; }
 
  private:
   StagedUpload(std::filesystem::path dir, std::filesystem::path tmp, int fd, StagingLimits limits);
@@ -78,6 +78,12 @@ class StagedUpload {
   StagingLimits limits_;
   int64_t bytes_ = 0;
   int64_t checked_at_ = 0;
+  bool direct_ = false;  // Written with O_DIRECT, in whole aligned blocks.
+  struct Free {
+    void operator()(char* block) const { std::free(block); }
+  };
+  std::unique_ptr<char, Free> block_;  // The block being filled, aligned for O_DIRECT.
+  size_t filled_ = 0;
 };
 
 }  // namespace teatree

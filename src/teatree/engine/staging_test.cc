@@ -54,6 +54,25 @@ TEST_F(StagingTest, AFinishedUploadIsFoundByItsIdAndRemoved) {
   EXPECT_EQ(gone.status().message().find(dir_->path().string()), std::string::npos);
 }
 
+// Uploads are written in whole aligned blocks (O_DIRECT where the filesystem has it) and cut
+// to their size: whatever the pieces they arrive in, the file holds exactly those bytes.
+TEST_F(StagingTest, AnUploadHoldsExactlyItsBytesWhateverThePieces) {
+  for (const size_t size : {size_t{0}, size_t{1}, size_t{4096}, size_t{4} << 20,
+                            (size_t{9} << 20) + 4097}) {
+    SCOPED_TRACE(size);
+    std::string bytes(size, '\0');
+    for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>((i * 7919) >> 3);
+    auto upload = StagedUpload::Begin(staging_, {}).ValueOrDie();
+    for (size_t at = 0, piece = 1; at < size; at += piece, piece = piece * 3 + 1) {
+      ASSERT_TRUE(upload->Write(std::string_view(bytes).substr(at, piece)).ok());
+    }
+    const StagedFile staged = upload->Finish().ValueOrDie();
+    EXPECT_EQ(staged.bytes, static_cast<int64_t>(size));
+    EXPECT_TRUE(ReadFileToString(FindStaged(staging_, staged.id).ValueOrDie()).ValueOrDie() ==
+                bytes);
+  }
+}
+
 TEST_F(StagingTest, AnUploadOverTheLimitOrCutOffLeavesNothing) {
   {
     auto upload = StagedUpload::Begin(staging_, {.max_bytes = 10}).ValueOrDie();
