@@ -56,6 +56,9 @@ struct Snapshot {
   /// DuckDB: how many bytes of the source's write-ahead log bring its last checkpoint up to
   /// `version` (the log only grows until the next checkpoint); 0 when the file alone holds it.
   int64_t log_bytes = 0;
+  /// While set, the engine keeps `source` as the snapshot saw it (DuckDB: no checkpoint);
+  /// released once the version file is written.
+  std::shared_ptr<const void> hold;
 };
 
 /// A storage engine for one model. Thread-safety: ApplyBatch() and PrepareSnapshot() belong

@@ -142,6 +142,7 @@ Status VersionPublisher::PublishOnce() {
     std::error_code ignored;
     fs::remove(tmp, ignored);
     ARROW_RETURN_NOT_OK(engine_.WriteVersionFile(snapshot, tmp));
+    snapshot.hold.reset();  // The engine may change its files again.
     ARROW_RETURN_NOT_OK(SyncFile(tmp));
     ARROW_ASSIGN_OR_RAISE(std::string checksum, Sha256File(tmp));
     ARROW_RETURN_NOT_OK(WriteFileAtomically(ChecksumPath(target),
@@ -150,6 +151,7 @@ Status VersionPublisher::PublishOnce() {
     ARROW_RETURN_NOT_OK(DurableRename(tmp, target));
     FaultPoint("publish.after_rename");
   }
+  snapshot.hold.reset();
   {
     std::lock_guard lock(mutex_);
     written_ = std::max(written_, snapshot.version);

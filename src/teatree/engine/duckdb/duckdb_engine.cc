@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 
 #include "teatree/common/bloom_filter.h"
 #include "teatree/common/file_util.h"
@@ -41,6 +42,23 @@ Result<std::string> TextAt(const arrow::Table& table, int column, int64_t row) {
   return scalar->ToString();
 }
 
+/// The checkpoint threshold of the writer: checkpoints happen only when the publisher asks
+/// (PrepareSnapshot) and at commits of batches that wrote kCheckpointingRows or more.
+constexpr const char* kNoAutomaticCheckpoint = "1TB";
+/// The threshold at those commits: DuckDB's default. A large append's rows are then written
+/// once, into the main file, instead of into the log first and by a checkpoint again
+/// (measured: 40M rows commit in 10 s instead of 19 s for the log and 4.6 s for the checkpoint).
+constexpr const char* kCheckpointAtCommit = "16MB";
+constexpr int64_t kCheckpointingRows = 1'000'000;
+
+/// A snapshot's hold on the model file (Snapshot::hold), shared with the other snapshots.
+struct FileHold {
+  explicit FileHold(std::shared_ptr<std::shared_mutex> held)
+      : mutex(std::move(held)), lock(*mutex) {}
+  std::shared_ptr<std::shared_mutex> mutex;
+  std::shared_lock<std::shared_mutex> lock;
+};
+
 Result<int64_t> Int64At(const arrow::Table& table, int column, int64_t row) {
   ARROW_ASSIGN_OR_RAISE(auto scalar, table.column(column)->GetScalar(row));
   ARROW_ASSIGN_OR_RAISE(auto cast, scalar->CastTo(arrow::int64()));
@@ -66,6 +84,9 @@ struct DuckEngine::Impl {
   // Every request id in _teatree_requests, approximately: ids it has never seen skip the
   // lookup.
   BloomFilter known_ids{0};
+  // Held shared by each snapshot until its version file is written, and exclusively by a
+  // commit that checkpoints: a version file is never copied from a changing main file.
+  std::shared_ptr<std::shared_mutex> files = std::make_shared<std::shared_mutex>();
   // The writer's statements of every batch, prepared once; destroyed before `writer`.
   std::unique_ptr<DuckStatement> begin, commit, rollback, set_version, find_request, add_request;
 
@@ -75,6 +96,8 @@ struct DuckEngine::Impl {
   }
   Status Load();
   Status Prepare();
+  /// Commits, checkpointing as it does when the batch wrote `rows` >= kCheckpointingRows.
+  Status Commit(int64_t rows);
   /// A filter of the ids in the request table, sized for `capacity` ids.
   Result<BloomFilter> LoadKnownIds(int64_t capacity);
   Result<std::map<std::string, KnownRequest>> LookupKnown(const std::vector<Request>& batch);
@@ -213,8 +236,7 @@ Result<std::unique_ptr<DuckEngine>> DuckEngine::Open(const EngineOptions& option
   }
   impl->path = rw_dir / (options.model + ".duckdb");
   DuckDatabaseOptions db_options{.path = impl->path.string()};
-  // Checkpoints happen only when the publisher asks (PrepareSnapshot), never on their own.
-  db_options.settings["checkpoint_threshold"] = "1TB";
+  db_options.settings["checkpoint_threshold"] = kNoAutomaticCheckpoint;
   if (options.threads > 0) db_options.settings["threads"] = std::to_string(options.threads);
   if (!options.memory_limit.empty()) db_options.settings["memory_limit"] = options.memory_limit;
   ARROW_ASSIGN_OR_RAISE(impl->db, DuckDatabase::Open(db_options));
@@ -223,8 +245,8 @@ Result<std::unique_ptr<DuckEngine>> DuckEngine::Open(const EngineOptions& option
   // those under the input directories and the model's staged uploads, nothing else.
   std::vector<fs::path> readable = options.input_dirs;
   if (!options.staging_dir.empty()) readable.push_back(options.staging_dir);
-  ARROW_RETURN_NOT_OK(impl->writer->Execute(
-      ConfineFileAccessSql(readable, impl->path.parent_path().parent_path() / "tmp")));
+  ARROW_RETURN_NOT_OK(impl->writer->Execute(ConfineFileAccessSql(
+      readable, impl->path.parent_path().parent_path() / "tmp", /*lock=*/false)));
   ARROW_RETURN_NOT_OK(impl->Load());
   ARROW_ASSIGN_OR_RAISE(impl->query_check, ReadOnlyCheck::Make(*impl->writer, {.remember = false}));
   impl->reader = DuckReader::Make(
@@ -269,12 +291,27 @@ Result<Snapshot> DuckEngine::PrepareSnapshot() {
   // the current version. A checkpoint makes the writer wait for its fsyncs, so it happens only
   // when the WAL has grown long enough to make publishing replay too much.
   std::error_code missing;
-  const auto log_bytes = static_cast<int64_t>(fs::file_size(WalPath(impl_->path), missing));
-  if (missing || log_bytes == 0) return Snapshot{impl_->version, impl_->path, 0};
-  if (log_bytes < impl_->options.snapshot_log_bytes)
-    return Snapshot{impl_->version, impl_->path, log_bytes};
-  ARROW_RETURN_NOT_OK(impl_->writer->Execute("CHECKPOINT"));
-  return Snapshot{impl_->version, impl_->path, 0};
+  auto log_bytes = static_cast<int64_t>(fs::file_size(WalPath(impl_->path), missing));
+  if (missing) log_bytes = 0;
+  if (log_bytes >= impl_->options.snapshot_log_bytes) {
+    ARROW_RETURN_NOT_OK(impl_->writer->Execute("CHECKPOINT"));
+    log_bytes = 0;
+  }
+  return Snapshot{.version = impl_->version,
+                  .source = impl_->path,
+                  .log_bytes = log_bytes,
+                  .hold = std::make_shared<FileHold>(impl_->files)};
+}
+
+Status DuckEngine::Impl::Commit(int64_t rows) {
+  if (rows < kCheckpointingRows) return commit->Execute();
+  std::unique_lock no_snapshot(*files);
+  ARROW_RETURN_NOT_OK(writer->Execute("SET checkpoint_threshold = '" +
+                                      std::string(kCheckpointAtCommit) + "'"));
+  Status committed = commit->Execute();
+  Status restored = writer->Execute("SET checkpoint_threshold = '" +
+                                    std::string(kNoAutomaticCheckpoint) + "'");
+  return committed.ok() ? restored : committed;
 }
 
 Status DuckEngine::ReplayLog(const Snapshot& snapshot, const fs::path& target) {
@@ -471,7 +508,14 @@ Result<BatchResult> DuckEngine::ApplyBatch(const std::vector<Request>& batch) {
       // Before the commit: a read whose snapshot has the drop must find it stored.
       impl.tables_dropped_at->store(new_version);
     }
-    if (status.ok()) status = impl.commit->Execute();
+    int64_t rows_added = 0;
+    for (size_t k = 0; k < planned.size(); ++k) {
+      const Op op = planned[k].request->op;
+      if (planned[k].rejection.empty() && (op == Op::kAppend || op == Op::kUpsert)) {
+        rows_added += executed[k].rows;
+      }
+    }
+    if (status.ok()) status = impl.Commit(rows_added);
     if (!status.ok()) {
       (void)impl.rollback->Execute();
       return status.WithMessage("batch not committed: ", status.message());

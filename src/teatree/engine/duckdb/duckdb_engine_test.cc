@@ -1,10 +1,13 @@
 #include "teatree/engine/duckdb/duckdb_engine.h"
 
 #include <arrow/api.h>
+#include <arrow/io/file.h>
 #include <gtest/gtest.h>
+#include <parquet/arrow/writer.h>
 #include <sys/stat.h>
 
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "teatree/common/temp_dir.h"
@@ -349,6 +352,49 @@ TEST_F(DuckEngineTest, VersionFileReplaysTheLogUpToItsVersion) {
   EXPECT_EQ(Scalar("SELECT count(*) FROM orders"), "260015");
   Reopen();
   EXPECT_EQ(Scalar("SELECT count(*) FROM orders"), "260015");
+}
+
+// A batch that adds a million rows or more commits through a checkpoint (its rows written
+// once, into the main file), and waits for that until no snapshot is being copied.
+TEST_F(DuckEngineTest, ALargeAppendCommitsIntoTheMainFileOnceNoSnapshotIsCopied) {
+  CreateOrders();
+  Apply({AppendOrders("a1", 0, 10)});
+  constexpr int64_t kRows = 1'000'000;
+  arrow::Int64Builder ids;
+  arrow::DoubleBuilder amounts;
+  arrow::StringBuilder regions;
+  for (int64_t i = 0; i < kRows; ++i) {
+    ASSERT_TRUE(ids.Append(100 + i).ok());
+    ASSERT_TRUE(amounts.Append(1.5).ok());
+    ASSERT_TRUE(regions.Append("eu").ok());
+  }
+  auto rows = arrow::Table::Make(
+      arrow::schema({arrow::field("id", arrow::int64()), arrow::field("amount", arrow::float64()),
+                     arrow::field("region", arrow::utf8())}),
+      {ids.Finish().ValueOrDie(), amounts.Finish().ValueOrDie(), regions.Finish().ValueOrDie()});
+  auto out = arrow::io::FileOutputStream::Open((dir_->path() / "input" / "big.parquet").string())
+                 .ValueOrDie();
+  ASSERT_TRUE(parquet::arrow::WriteTable(*rows, arrow::default_memory_pool(), out).ok());
+  ASSERT_TRUE(out->Close().ok());
+
+  auto snapshot = engine_->PrepareSnapshot().ValueOrDie();
+  std::thread writer([&] {
+    Apply({R"({"request_id":"big","model":"sales","op":"append","table":"orders",)"
+           R"("source":{"format":"parquet","path":"big.parquet"}})"});
+  });
+  const auto target = dir_->path() / "v2.duckdb";
+  ASSERT_TRUE(engine_->WriteVersionFile(snapshot, target).ok());
+  snapshot.hold.reset();
+  writer.join();
+  EXPECT_EQ(DuckEngine::ReadFileVersion(target).ValueOrDie(), 2);
+  EXPECT_EQ(engine_->version(), 3);
+  const auto log = dir_->path() / "models" / "sales" / "rw" / "sales.duckdb.wal";
+  std::error_code no_log;  // Checkpointed: the log is gone, or holds the version row only.
+  const uintmax_t log_bytes = std::filesystem::file_size(log, no_log);
+  EXPECT_TRUE(no_log || log_bytes < (uintmax_t{1} << 20)) << log_bytes;
+  EXPECT_EQ(Scalar("SELECT count(*) FROM orders"), std::to_string(kRows + 10));
+  Reopen();
+  EXPECT_EQ(Scalar("SELECT count(*) FROM orders"), std::to_string(kRows + 10));
 }
 
 TEST_F(DuckEngineTest, SnapshotCheckpointsALongLog) {

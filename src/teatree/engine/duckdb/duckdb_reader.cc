@@ -345,7 +345,7 @@ DuckReader::DuckReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DuckReader::~DuckReader() = default;
 
 std::string ConfineFileAccessSql(const std::vector<std::filesystem::path>& allowed_dirs,
-                                 const std::filesystem::path& temp_dir) {
+                                 const std::filesystem::path& temp_dir, bool lock) {
   std::string allowed;
   for (const auto& dir : allowed_dirs) {
     std::string path = std::filesystem::absolute(dir).lexically_normal().string();
@@ -354,7 +354,8 @@ std::string ConfineFileAccessSql(const std::vector<std::filesystem::path>& allow
   }
   const std::string temp = std::filesystem::absolute(temp_dir).lexically_normal().string();
   return "SET temp_directory = " + SqlStringLiteral(temp) + "; SET allowed_directories = [" +
-         allowed + "]; SET enable_external_access = false; " + kReadSettingsSql;
+         allowed + "]; SET enable_external_access = false; " +
+         (lock ? kReadSettingsSql : kUnlockedReadSettingsSql);
 }
 
 Result<std::shared_ptr<DuckReader>> DuckReader::OpenFile(const std::filesystem::path& file,

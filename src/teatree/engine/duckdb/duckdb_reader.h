@@ -27,15 +27,19 @@ class FunctionRegistry;
 /// were written, whatever the host's zone; then no setting can change.
 inline constexpr const char* kReadSettingsSql =
     "SET GLOBAL TimeZone = 'UTC'; SET lock_configuration = true;";
+/// kReadSettingsSql without the lock.
+inline constexpr const char* kUnlockedReadSettingsSql = "SET GLOBAL TimeZone = 'UTC';";
 
 /// The SQL that confines a database that runs clients' SQL: DuckDB may read and write files
 /// only under `allowed_dirs` (the model's own files are its business and stay reachable),
 /// spills to `temp_dir` and nowhere else (an in-memory database would spill into the working
 /// directory), and reaches no URL; no INSTALL, LOAD or COPY out; then kReadSettingsSql, after
 /// which no setting can change, external access included. The one place these settings are
-/// made.
+/// made. A model's writer, which sets its checkpoint threshold per commit, passes
+/// `lock = false`: external access cannot be turned back on all the same, and no SET reaches
+/// it from a client (ReadOnlyCheck lets only SELECT through).
 std::string ConfineFileAccessSql(const std::vector<std::filesystem::path>& allowed_dirs,
-                                 const std::filesystem::path& temp_dir);
+                                 const std::filesystem::path& temp_dir, bool lock = true);
 
 /// Bounds on one read.
 struct ReadLimits {
