@@ -2,6 +2,8 @@
 
 #include <arrow/api.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -21,6 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr auto kRetryDelay = std::chrono::seconds(1);
+/// The publisher thread's nice value (0 is the default, 19 the lowest priority).
+constexpr int kPublisherNice = 10;
 
 /// The checksum file beside a version file, in `sha256sum -c` format.
 fs::path ChecksumPath(const fs::path& version_file) { return version_file.string() + ".sha256"; }
@@ -91,6 +95,9 @@ Status VersionPublisher::Stop() {
 }
 
 void VersionPublisher::Run() {
+  // Publishing is background work: on a busy machine the threads that apply and acknowledge
+  // requests come first (Linux gives each thread its own nice value).
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kPublisherNice);
   for (;;) {
     {
       std::unique_lock lock(mutex_);
