@@ -199,14 +199,15 @@ TEST_P(StagingTest, ParquetIsStoredAsItIsOrConvertedAndBadFilesAreRefusedWhole) 
       {narrow->column(2), ids, narrow->column(1)});
   ASSERT_TRUE(
       Run(StagedAppend("p2", "parquet", Upload("sales", ParquetBytes(*reordered)).id)).applied());
-  EXPECT_EQ(Scalar("sales", "SELECT string_agg(id || ':' || region || ':' || amount, ' ' "
-                            "ORDER BY id) FROM orders"),
+  EXPECT_EQ(Scalar("sales",
+                   "SELECT string_agg(id || ':' || region || ':' || amount, ' ' "
+                   "ORDER BY id) FROM orders"),
             "1:us:0.0 2:eu:0.5 3:us:1.0 101:us:0.0 102:eu:0.5");
   // A key the table holds already, in a file that is otherwise fine: nothing of it stored.
   expect_refused("p3", ParquetBytes(*Orders(3, 10)), "");
   // A column the table lacks, or damaged pages behind an intact footer.
-  auto extra = Orders(200, 2)->AddColumn(3, arrow::field("extra", arrow::int64()),
-                                         Orders(0, 2)->column(0));
+  auto extra =
+      Orders(200, 2)->AddColumn(3, arrow::field("extra", arrow::int64()), Orders(0, 2)->column(0));
   expect_refused("p4", ParquetBytes(*extra.ValueOrDie()), "column \"extra\" is not in table");
   std::string damaged = ParquetBytes(*Orders(300, 1000));
   std::fill(damaged.begin() + 4, damaged.begin() + 2000, '\xff');

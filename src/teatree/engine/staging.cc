@@ -183,9 +183,8 @@ Result<StagedFile> StagedUpload::Finish() {
   if (fd_ < 0) return Status::Invalid("this upload is finished");
   // The last block goes out whole (direct writes are whole blocks of kDirectAlignment), then
   // the file is cut to the bytes received.
-  const size_t tail = direct_ ? (filled_ + kDirectAlignment - 1) / kDirectAlignment *
-                                    kDirectAlignment
-                              : filled_;
+  const size_t tail =
+      direct_ ? (filled_ + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment : filled_;
   std::memset(block_.get() + filled_, 0, tail - filled_);
   Status written = WriteAll(fd_, {block_.get(), tail});
   if (written.ok() && ::ftruncate(fd_, bytes_) != 0) {

@@ -57,8 +57,8 @@ TEST_F(StagingTest, AFinishedUploadIsFoundByItsIdAndRemoved) {
 // Uploads are written in whole aligned blocks (O_DIRECT where the filesystem has it) and cut
 // to their size: whatever the pieces they arrive in, the file holds exactly those bytes.
 TEST_F(StagingTest, AnUploadHoldsExactlyItsBytesWhateverThePieces) {
-  for (const size_t size : {size_t{0}, size_t{1}, size_t{4096}, size_t{4} << 20,
-                            (size_t{9} << 20) + 4097}) {
+  for (const size_t size :
+       {size_t{0}, size_t{1}, size_t{4096}, size_t{4} << 20, (size_t{9} << 20) + 4097}) {
     SCOPED_TRACE(size);
     std::string bytes(size, '\0');
     for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>((i * 7919) >> 3);

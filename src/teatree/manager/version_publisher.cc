@@ -105,8 +105,8 @@ void VersionPublisher::Run() {
       const bool pending = force_ || engine_.version() > published_;
       if (!pending && stopping_) return;
       // Coalesce: wait out the interval since the last publication, unless forced.
-      auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-          options_.min_interval);
+      auto interval =
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(options_.min_interval);
       if (options_.pace_by_cost && unfinished_.empty()) {
         interval = std::min(interval, 2 * last_cost_);
       }

@@ -306,11 +306,11 @@ Result<Snapshot> DuckEngine::PrepareSnapshot() {
 Status DuckEngine::Impl::Commit(int64_t rows) {
   if (rows < kCheckpointingRows) return commit->Execute();
   std::unique_lock no_snapshot(*files);
-  ARROW_RETURN_NOT_OK(writer->Execute("SET checkpoint_threshold = '" +
-                                      std::string(kCheckpointAtCommit) + "'"));
+  ARROW_RETURN_NOT_OK(
+      writer->Execute("SET checkpoint_threshold = '" + std::string(kCheckpointAtCommit) + "'"));
   Status committed = commit->Execute();
-  Status restored = writer->Execute("SET checkpoint_threshold = '" +
-                                    std::string(kNoAutomaticCheckpoint) + "'");
+  Status restored =
+      writer->Execute("SET checkpoint_threshold = '" + std::string(kNoAutomaticCheckpoint) + "'");
   return committed.ok() ? restored : committed;
 }
 

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 
 #include <fstream>
-#include <thread>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "teatree/common/temp_dir.h"
 #include "teatree/engine/duckdb/duckdb_database.h"

@@ -231,17 +231,16 @@ Result<int64_t> InsertRows(DuckConnection& writer, const std::string& sql,
 /// Inserts the rows of a Parquet file that needs no conversion (ParquetToStoreAsIs).
 Result<int64_t> InsertParquet(DuckConnection& writer, const TableSchema& schema,
                               const std::filesystem::path& file, const SourceRef& source) {
-  auto inserted = writer.ExecuteCount("INSERT INTO " + SqlIdentifier(schema.name) + " (" +
-                                      Columns(schema) + ") SELECT " + Columns(schema) +
-                                      " FROM read_parquet(" + SqlStringLiteral(file.string()) +
-                                      ")");
+  auto inserted = writer.ExecuteCount(
+      "INSERT INTO " + SqlIdentifier(schema.name) + " (" + Columns(schema) + ") SELECT " +
+      Columns(schema) + " FROM read_parquet(" + SqlStringLiteral(file.string()) + ")");
   if (inserted.ok()) return inserted;
   // DuckDB's message names the file as the server keeps it and quotes the statement: the
   // client gets its first line, with the file named as the client gave it.
   const std::string shown = SourceName(source);
   std::string message = inserted.status().message();
-  message = "parquet file " + Quoted(shown) + " was not stored: " +
-            message.substr(0, message.find('\n'));
+  message =
+      "parquet file " + Quoted(shown) + " was not stored: " + message.substr(0, message.find('\n'));
   const std::string kept = file.string();
   for (size_t at = message.find(kept); at != std::string::npos;
        at = message.find(kept, at + shown.size())) {
