@@ -171,6 +171,33 @@ std::optional<std::pair<int, int>> DecimalDigits(const std::optional<ColumnType>
   return std::nullopt;
 }
 
+/// The sides of a comparison of two decimals (or a decimal and an integer) whose common type
+/// Arrow cannot hold in decimal128 (DECIMAL(38,20) beside a BIGINT needs 39 digits): both
+/// cast to decimal256, where every value of either fits. Other sides as they are.
+Result<std::vector<cp::Expression>> WideDecimalSides(const std::vector<Expression>& args,
+                                                     std::vector<cp::Expression> sides,
+                                                     const TableSchema& table) {
+  std::vector<std::pair<int, int>> digits;
+  for (const auto& arg : args) {
+    ARROW_ASSIGN_OR_RAISE(auto type, InferExpressionType(arg, table));
+    auto one = DecimalDigits(type);
+    if (!one || Is(type, ColumnType::Kind::kDouble)) return sides;
+    digits.push_back(*one);
+  }
+  if (digits.size() != 2) return sides;
+  const auto [p1, s1] = digits[0];
+  const auto [p2, s2] = digits[1];
+  if (std::max(s1, s2) + std::max(p1 - s1, p2 - s2) <= arrow::Decimal128Type::kMaxPrecision) {
+    return sides;
+  }
+  for (size_t i = 0; i < 2; ++i) {
+    sides[i] =
+        cp::call("cast", {sides[i]},
+                 cp::CastOptions::Safe(arrow::decimal256(digits[i].first, digits[i].second)));
+  }
+  return sides;
+}
+
 /// Decimal add, subtract and multiply whose result Arrow cannot hold in decimal128. Arrow
 /// gives the result all the digits the arguments may need (multiply: p1 + p2 + 1) and refuses
 /// more than 38, where the codec, like DuckDB, caps the result at 38 digits and fails only
@@ -245,7 +272,10 @@ Result<cp::Expression> Convert(const Expression& expression, const TableSchema& 
   ARROW_ASSIGN_OR_RAISE(auto args, ConvertAll(expression.args, table));
   ARROW_ASSIGN_OR_RAISE(args, TypeNulls(expression.args, std::move(args), table));
   ARROW_ASSIGN_OR_RAISE(args, MixNumbers(name, expression.args, std::move(args), table));
-  if (IsComparison(name)) return Compare(name, expression.args, std::move(args), table);
+  if (IsComparison(name)) {
+    ARROW_ASSIGN_OR_RAISE(args, WideDecimalSides(expression.args, std::move(args), table));
+    return Compare(name, expression.args, std::move(args), table);
+  }
   if (name == "if_else") {
     // SQL's CASE: a NULL condition takes the ELSE branch (Arrow's if_else would give NULL).
     args[0] = cp::call("coalesce", {args[0], cp::literal(false)});

@@ -23,14 +23,16 @@ class ArrowExpressionTest : public ::testing::Test {
         {"name":"id","type":"BIGINT"},{"name":"n","type":"INTEGER"},
         {"name":"amount","type":"DECIMAL(12,2)"},{"name":"price","type":"DOUBLE"},
         {"name":"name","type":"VARCHAR"},{"name":"day","type":"DATE"},
-        {"name":"at","type":"TIMESTAMPTZ"},{"name":"flag","type":"BOOLEAN"}])j"),
+        {"name":"at","type":"TIMESTAMPTZ"},{"name":"flag","type":"BOOLEAN"},
+        {"name":"big","type":"DECIMAL(38,20)"}])j"),
                                    nlohmann::json::array({"id"}))
                  .ValueOrDie();
     rows_ = RowsToRecordBatch(nlohmann::json::parse(R"([
-        [1, 5, "12.50", 2.5, "a", "2026-01-01", "2026-01-01T10:00:00Z", true],
-        [2, -3, "0.01", -1.25, "b", "2026-01-03", "2026-01-02T23:59:59+02:00", false],
-        [3, null, null, null, null, null, null, null],
-        [4, 7, "100.00", 0.0, "B", "2026-02-01", "2026-03-01T00:00:00Z", null]])"),
+        [1, 5, "12.50", 2.5, "a", "2026-01-01", "2026-01-01T10:00:00Z", true, "1.5"],
+        [2, -3, "0.01", -1.25, "b", "2026-01-03", "2026-01-02T23:59:59+02:00", false, "-3"],
+        [3, null, null, null, null, null, null, null, null],
+        [4, 7, "100.00", 0.0, "B", "2026-02-01", "2026-03-01T00:00:00Z", null,
+         "-3.00000000000000000001"]])"),
                               table_)
                 .ValueOrDie();
   }
@@ -133,6 +135,12 @@ TEST_F(ArrowExpressionTest, EveryFunctionGivesWhatDuckDbGives) {
       R"({"call":"if_else","args":[{"call":"greater","args":[{"field":"price"},{"literal":0}]},)"
       R"({"field":"amount"},{"literal":null}]})",
       R"({"call":"if_else","args":[{"field":"flag"},{"field":"n"},{"literal":0}]})",
+      // DECIMAL(38,20) beside an integer or a DECIMAL(12,2): a common type of 39 digits and
+      // more, which Arrow compares in decimal256.
+      R"({"call":"not_equal","args":[{"field":"big"},{"literal":-3}]})",
+      R"({"call":"less","args":[{"field":"big"},{"field":"id"}]})",
+      R"({"call":"greater_equal","args":[{"field":"n"},{"field":"big"}]})",
+      R"({"call":"equal","args":[{"field":"big"},{"field":"amount"}]})",
   };
   for (const auto& json : expressions) {
     auto expression = ParseExpression(nlohmann::json::parse(json));
