@@ -24,9 +24,10 @@ enum class PublishPolicy {
   /// The newest version at most once per publish_interval; versions in between are skipped.
   kCoalesce,
   /// Paced by what publishing costs, and the writer never waits: the next version is
-  /// published once as long has passed since the last publication as it took (at most
-  /// publish_interval). A model written less often than that gets a file for every version;
-  /// a busy one, as many as half a core can publish (PublisherOptions::pace_by_cost).
+  /// published once three times as long has passed since the last publication ended as it
+  /// took (at most publish_interval). A model written less often than that gets a file for
+  /// every version; a busy one, as many as a quarter of a core can publish
+  /// (PublisherOptions::pace_by_cost).
   kAuto,
 };
 

@@ -23,6 +23,9 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr auto kRetryDelay = std::chrono::seconds(1);
+/// Under PublisherOptions::pace_by_cost, publications start at most once per this many
+/// times what the last one cost.
+constexpr int kCostsPerPublication = 4;
 /// The publisher thread's nice value (0 is the default, 19 the lowest priority).
 constexpr int kPublisherNice = 10;
 
@@ -108,7 +111,7 @@ void VersionPublisher::Run() {
       auto interval =
           std::chrono::duration_cast<std::chrono::steady_clock::duration>(options_.min_interval);
       if (options_.pace_by_cost && unfinished_.empty()) {
-        interval = std::min(interval, 2 * last_cost_);
+        interval = std::min(interval, kCostsPerPublication * last_cost_);
       }
       changed_.wait_until(lock, last_publish_ + interval,
                           [&] { return stopping_ || force_ || immediate_; });

@@ -30,8 +30,9 @@ struct PublisherOptions {
   /// regardless.
   std::chrono::milliseconds min_interval = std::chrono::milliseconds(500);
   /// Paces publications by their cost instead (PublishPolicy::kAuto): the next one starts
-  /// once as long has passed since the last one ended as it took, so a busy model's
-  /// publisher keeps at most half a core, and a quiet model gets a file for every version.
+  /// once three times as long has passed since the last one ended as it took, so a busy
+  /// model's publisher keeps at most a quarter of a core (half a core cost the writer's tail
+  /// 1-5 ms at p99), and a quiet model gets a file for every version.
   /// At most min_interval apart still; while the archive or catalog does not answer, exactly.
   bool pace_by_cost = false;
   /// Called from the publisher's thread after each version is published; may be empty.
