@@ -161,7 +161,7 @@ Status VersionPublisher::PublishOnce() {
     ARROW_RETURN_NOT_OK(DurableRename(tmp, target));
     FaultPoint("publish.after_rename");
   }
-  snapshot.hold.reset();
+  snapshot.hold.reset();  // Also when the file was there already.
   {
     std::lock_guard lock(mutex_);
     written_ = std::max(written_, snapshot.version);

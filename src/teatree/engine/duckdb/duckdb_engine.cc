@@ -305,12 +305,13 @@ Result<Snapshot> DuckEngine::PrepareSnapshot() {
 
 Status DuckEngine::Impl::Commit(int64_t rows) {
   if (rows < kCheckpointingRows) return commit->Execute();
+  auto set_threshold = [&](const char* threshold) {
+    return writer->Execute("SET checkpoint_threshold = '" + std::string(threshold) + "'");
+  };
   std::unique_lock no_snapshot(*files);
-  ARROW_RETURN_NOT_OK(
-      writer->Execute("SET checkpoint_threshold = '" + std::string(kCheckpointAtCommit) + "'"));
+  ARROW_RETURN_NOT_OK(set_threshold(kCheckpointAtCommit));
   Status committed = commit->Execute();
-  Status restored =
-      writer->Execute("SET checkpoint_threshold = '" + std::string(kNoAutomaticCheckpoint) + "'");
+  Status restored = set_threshold(kNoAutomaticCheckpoint);
   return committed.ok() ? restored : committed;
 }
 
