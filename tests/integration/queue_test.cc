@@ -8,6 +8,7 @@
 #include <functional>
 #include <future>
 #include <sstream>
+#include <thread>
 
 #include "queue_test_util.h"
 #include "teatree/bus/notes.h"
@@ -209,6 +210,45 @@ TEST_F(QueueTest, SecondManagerForALeasedModelIsRefused) {
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("is held by manager"), std::string::npos) << text;
   EXPECT_TRUE(Run(Append("solo", "still", 1)).applied());
+}
+
+/// Sets the notification stream's message limit (-1: none), refusing new messages past it.
+void LimitNotes(NatsConnection& connection, int64_t max_msgs) {
+  jsStreamInfo* info = nullptr;
+  jsErrCode error = jsErrCode(0);
+  const std::string stream(kNoteStream);
+  ASSERT_EQ(js_GetStreamInfo(&info, connection.jetstream(), stream.c_str(), nullptr, &error),
+            NATS_OK);
+  jsStreamConfig config = *info->Config;
+  config.MaxMsgs = max_msgs < 0 ? -1 : std::max<int64_t>(max_msgs, info->State.Msgs);
+  config.Discard = js_DiscardNew;
+  jsStreamInfo* updated = nullptr;
+  EXPECT_EQ(js_UpdateStream(&updated, connection.jetstream(), &config, nullptr, &error), NATS_OK);
+  jsStreamInfo_Destroy(updated);
+  jsStreamInfo_Destroy(info);
+}
+
+// A request is acknowledged only once its outcome is stored. While the notification stream
+// refuses it (full here), the committed request keeps coming back and is answered from the
+// model's request table; once the stream takes notes again, its client hears the outcome,
+// and the rows are there once.
+TEST_F(QueueTest, ARequestWhoseOutcomeWasNotStoredComesBackUntilItIs) {
+  StartDispatcher();
+  ASSERT_TRUE(Run(CreateTable("sales")).applied());
+  LimitNotes(client().connection(), 0);  // As many as it holds now.
+  ASSERT_TRUE(client().Submit(Parse(Append("sales", "kept", 7))).ok());
+  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (Scalar("sales", "SELECT count(*) FROM orders") != "1" &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  ASSERT_EQ(Scalar("sales", "SELECT count(*) FROM orders"), "1");
+  std::this_thread::sleep_for(seconds(2));  // Its outcome refused, at least once.
+  LimitNotes(client().connection(), -1);
+  auto outcome = client().Wait("sales", "kept", seconds(30));
+  ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
+  EXPECT_TRUE(outcome->applied()) << outcome->note.dump();
+  EXPECT_EQ(Scalar("sales", "SELECT count(*) FROM orders"), "1");
 }
 
 TEST_F(QueueTest, IdleManagerIsStoppedAndStartedAgainForNewWork) {

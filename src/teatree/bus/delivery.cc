@@ -19,6 +19,10 @@ Delivery::Delivery(natsMsg* msg, std::weak_ptr<natsSubscription> subscription,
     jsMsgMetaData_Destroy(meta);
   }
   last_attempt_ = max_deliver > 0 && delivery_count_ >= max_deliver;
+  // nats.c parses a message's headers at their first read, writing into the message: do it
+  // here, on the fetching thread, so that later reads (from the threads that settle the
+  // delivery and the one that applies it) only read.
+  message_id_ = header(kMsgIdHeader);
 }
 
 Delivery::Delivery(Delivery&&) noexcept = default;
@@ -42,7 +46,7 @@ std::string_view Delivery::header(const char* name) const {
   return value;
 }
 
-std::string_view Delivery::message_id() const { return header(kMsgIdHeader); }
+std::string_view Delivery::message_id() const { return message_id_; }
 
 std::string_view Delivery::request_id() const {
   const std::string_view id = message_id();

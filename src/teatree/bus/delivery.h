@@ -16,8 +16,9 @@ namespace teatree {
 /// exactly once with Ack(), Nak() or Term() (or ModelConsumer::DeadLetter); until then it
 /// counts against the consumer's AckWait and is redelivered when that runs out. Every
 /// settling call waits for the server's confirmation. Movable, not copyable; use it from one
-/// thread at a time. Settle it before its ModelConsumer is destroyed: afterwards the calls
-/// fail (the message is then redelivered after AckWait).
+/// thread at a time (its headers, parsed when it is fetched, may be read from any). Settle it
+/// before its ModelConsumer is destroyed: afterwards the calls fail (the message is then
+/// redelivered after AckWait).
 class Delivery {
  public:
   Delivery(Delivery&&) noexcept;
@@ -73,6 +74,7 @@ class Delivery {
   /// the consumer is gone must fail rather than touch freed memory.
   std::weak_ptr<natsSubscription> subscription_;
   std::chrono::milliseconds timeout_;
+  std::string message_id_;
   uint64_t delivery_count_ = 0;
   uint64_t stream_sequence_ = 0;
   bool last_attempt_ = false;

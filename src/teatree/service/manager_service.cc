@@ -30,6 +30,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
+/// How soon a request whose outcome was not stored comes back, to be told again.
+constexpr milliseconds kRetellDelay(1000);
+
 /// Calls `tick` every `interval` on a thread of its own until destroyed.
 class Ticker {
  public:
@@ -248,10 +251,10 @@ class ServiceLoop {
         return Status::OK();
       }
       Drain();  // One flush at a time: the settler's first.
-      FlushNotes();
+      const bool told = FlushNotes();
       FaultPoint("manager.before_ack");  // Outcomes told, deliveries not settled.
-      ARROW_RETURN_NOT_OK(AckAll(*current_, at));
-      RemoveUploads(Uploads(batch));
+      SettleAll(*current_, at, told);
+      if (told) RemoveUploads(Uploads(batch));
       return Status::OK();
     }
     if (batch.size() == 1) return Failed(at[0], result.status());
@@ -336,9 +339,10 @@ class ServiceLoop {
     if (!status.ok()) spdlog::warn("model {}: {}", model_, status.message());
   }
 
-  /// The batch is committed: a lost ack only means a redelivery, which the request table
-  /// answers without applying anything twice.
-  Status AckAll(FetchedBatch& fetched, std::span<const size_t> at) {
+  /// The batch is committed: acknowledged once its outcomes are stored (`told`); a lost ack
+  /// only means a redelivery, which the request table answers without applying anything
+  /// twice. Outcomes not stored are told again that way: the batch comes back soon.
+  void SettleAll(FetchedBatch& fetched, std::span<const size_t> at, bool told) {
     std::lock_guard lock(settle_mutex_);
     std::vector<Delivery*> batch;
     batch.reserve(at.size());
@@ -346,9 +350,16 @@ class ServiceLoop {
       if (fetched.open[i]) batch.push_back(&fetched.deliveries[i]);
       fetched.open[i] = false;
     }
-    Status status = Delivery::AckAll(batch);
+    Status status;
+    if (told) {
+      status = Delivery::AckAll(batch);
+    } else {
+      for (Delivery* delivery : batch) {
+        Status naked = delivery->Nak(kRetellDelay);
+        if (status.ok()) status = naked;
+      }
+    }
     if (!status.ok()) spdlog::warn("model {}: {}", model_, status.message());
-    return Status::OK();
   }
 
   /// Gives the committed current batch, its outcomes published, to the settler, once the
@@ -370,10 +381,10 @@ class ServiceLoop {
       settle_wake_.wait(lock, [&] { return stopping_ || settling_ != nullptr; });
       if (settling_ == nullptr) return;  // Stopping, nothing left.
       lock.unlock();
-      FlushNotes();
+      const bool told = FlushNotes();
       FaultPoint("manager.before_ack");  // Outcomes told, deliveries not settled.
-      (void)AckAll(*settling_, settling_at_);
-      RemoveUploads(settling_uploads_);
+      SettleAll(*settling_, settling_at_, told);
+      if (told) RemoveUploads(settling_uploads_);
       lock.lock();
       settling_.reset();
       settled_.notify_all();
@@ -405,12 +416,16 @@ class ServiceLoop {
   /// Waits until the notifications published so far are stored: a request is acknowledged
   /// only once its outcome is kept for its client, so no crash can lose an outcome whose
   /// request will not come back.
-  void FlushNotes() {
+  /// Whether they are.
+  bool FlushNotes() {
     Status stored = notifier_.Flush(options_.notes_flush_timeout);
     if (!stored.ok()) {
-      spdlog::warn("model {}: {}; their requests' outcomes stay in the model's request table",
-                   model_, stored.message());
+      spdlog::warn(
+          "model {}: {}; their requests are not acknowledged, so they come back and their "
+          "outcomes, kept in the model's request table, are told again",
+          model_, stored.message());
     }
+    return stored.ok();
   }
 
   /// A request whose apply failed (not a rejection: those are outcomes): retried later, or
@@ -444,19 +459,20 @@ class ServiceLoop {
   void Refuse(size_t i, const std::string& error) {
     auto [id, op] = IdAndOp(current_->deliveries[i]);
     spdlog::info("model {}: refused message {}: {}", model_, id, error);
-    Tell(id, op, error);
-    Settle(i, [](Delivery& d) { return d.Term(); });
+    const bool told = Tell(id, op, error);
+    Settle(i, [&](Delivery& d) { return told ? d.Term() : d.Nak(kRetellDelay); });
   }
 
   /// Logs and notifies a request that ends without reaching the engine (before its delivery
-  /// is settled, so that its client hears of it whatever happens next).
-  void Tell(const std::string& id, const std::string& op, const std::string& error) {
+  /// is settled, so that its client hears of it whatever happens next); whether the
+  /// notification is stored.
+  bool Tell(const std::string& id, const std::string& op, const std::string& error) {
     Drain();  // One flush at a time: the settler's first.
     manager_.LogRejected(id, op, error);
     const std::string note = RejectedNote(model_, id, op, error);
     if (ValidateRequestId(id).ok()) Publish(RequestNoteSubject(model_, id), note);
     Publish(NoteSubject(model_), note);
-    FlushNotes();
+    return FlushNotes();
   }
 
   void Publish(const std::string& subject, const std::string& body) {
