@@ -23,6 +23,8 @@ using bus_internal::PubAckHandle;
 constexpr size_t kMaxBatch = 1 << 16;
 // The longest pause between pull requests the server ended early without requests.
 constexpr std::chrono::milliseconds kMaxRetryPause(10);
+// The shortest pull request (see Fetch).
+constexpr std::chrono::milliseconds kMinPull(20);
 // Error texts go into a header: one line, bounded.
 constexpr size_t kMaxErrorHeader = 4096;
 
@@ -150,14 +152,26 @@ Result<std::vector<Delivery>> ModelConsumer::Fetch(size_t max, std::chrono::mill
   // previous batch waits for its acks: then ask again at once, and back off after that, so
   // that a request arriving meanwhile is not held up by a fixed pause, nor the server asked
   // in a tight loop.
+  //
+  // Two things keep a request from waiting on a pull request that nobody waits for:
+  // - nats.c tells one pull's answers from another's by nothing but their order, and asks
+  //   the server to expire a pull 10 ms before it stops waiting itself only from 20 ms up.
+  //   A shorter pull's "expired" could come after its fetch returned and end the next
+  //   fetch at once, leaving that one's pull at the server to take requests no fetch waits
+  //   for: pulls here last at least kMinPull.
+  // - Requests such a pull brought wait in the subscription. nats.c takes those first, and
+  //   asks the server for the rest of the batch, which with nothing more holds them until
+  //   it expires: a fetch that finds requests here takes just them.
   const auto deadline = Clock::now() + max_wait;
   std::vector<Delivery> out;
   std::chrono::milliseconds pause(0);
   while (true) {
+    int queued = 0;
+    (void)natsSubscription_GetPending(subscription_.get(), &queued, nullptr);
+    const size_t batch = queued > 0 ? std::min(max, static_cast<size_t>(queued)) : max;
     const auto remaining =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    ARROW_RETURN_NOT_OK(
-        PullOnce(static_cast<int>(max), std::max(remaining, std::chrono::milliseconds(1)), out));
+    ARROW_RETURN_NOT_OK(PullOnce(static_cast<int>(batch), std::max(remaining, kMinPull), out));
     if (!out.empty() || deadline - Clock::now() <= pause) return out;
     std::this_thread::sleep_for(pause);
     pause = std::clamp(2 * pause, std::chrono::milliseconds(1), kMaxRetryPause);

@@ -48,7 +48,8 @@ class ModelConsumer {
   ModelConsumer& operator=(const ModelConsumer&) = delete;
 
   /// Up to `max` requests in queue order, returning as soon as at least one is there (with
-  /// whatever else is waiting right then), or an empty vector after `max_wait` without any.
+  /// whatever else is waiting right then), or an empty vector after `max_wait` (at least
+  /// 20 ms) without any.
   Result<std::vector<Delivery>> Fetch(size_t max, std::chrono::milliseconds max_wait);
 
   /// Gives up on a request: publishes its body to teatree.dead.<model> (stream

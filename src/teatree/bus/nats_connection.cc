@@ -177,6 +177,9 @@ Result<OptionsHandle> MakeNatsOptions(const NatsClientOptions& options) {
       FromNats(natsOptions_SetMaxReconnect(raw, options.max_reconnect_attempts), context));
   ARROW_RETURN_NOT_OK(
       FromNats(natsOptions_SetReconnectWait(raw, options.reconnect_wait.count()), context));
+  // Every publish, pull and ack goes out at once: nats.c otherwise leaves them to a flusher
+  // thread that waits a millisecond for more, on every hop of a request's way.
+  ARROW_RETURN_NOT_OK(FromNats(natsOptions_SetSendAsap(raw, true), context));
   ARROW_RETURN_NOT_OK(ApplyCredentials(raw, options));
   ARROW_RETURN_NOT_OK(ApplyTls(raw, options));
   return nats_options;
