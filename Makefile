@@ -8,6 +8,8 @@
 #                 AddressSanitizer and UndefinedBehaviorSanitizer (CI runs it after make test)
 #   make fuzz     build the libFuzzer targets (clang, ASan + UBSan) and run each for
 #                 FUZZ_SECONDS (default 60); see docs/security.md
+#   make install PREFIX=DIR  build, then lay out DIR/bin/teatree, DIR/lib and
+#                 DIR/libexec/teatree (stripped; movable: see docs/deploy.md)
 #   make bench    build and run the benchmarks in bench/
 #   make format   reformat the C++ sources with clang-format
 #   make lint     clang-format check and clang-tidy on the C++ sources
@@ -21,7 +23,7 @@ FUZZ_DIR = build-fuzz
 FUZZ_SECONDS ?= 60
 SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.cc' '*.h' 2>/dev/null || find src bench -name '*.cc' -o -name '*.h')
 
-.PHONY: all bootstrap configure build fuzz-build demo test test-asan fuzz bench format \
+.PHONY: all bootstrap configure build fuzz-build demo test test-asan fuzz bench install format \
 	format-check lint clean
 
 all: build
@@ -47,6 +49,10 @@ $(FUZZ_DIR)/build.ninja:
 
 fuzz-build: bootstrap $(FUZZ_DIR)/build.ninja
 	@cmake --build $(FUZZ_DIR) -j $(JOBS)
+
+PREFIX ?= /usr/local
+install: build
+	@cmake --install $(BUILD_DIR) --prefix $(PREFIX) --strip
 
 DEMO_DATA = $(BUILD_DIR)/demo-data
 TEATREE = $(BUILD_DIR)/bin/teatree

@@ -35,6 +35,7 @@ target_include_directories(teatree_dep_duckdb SYSTEM INTERFACE ${DUCKDB_INCLUDE_
 target_link_libraries(teatree_dep_duckdb INTERFACE ${DUCKDB_LIBRARY})
 add_library(teatree_dep::duckdb ALIAS teatree_dep_duckdb)
 message(STATUS "DuckDB: ${DUCKDB_LIBRARY}")
+set(TEATREE_RUNTIME_LIBS ${DUCKDB_LIBRARY})
 
 # --- Arrow C++ --------------------------------------------------------------------------
 add_library(teatree_dep_arrow INTERFACE)
@@ -57,6 +58,11 @@ else()
   endforeach()
   target_link_libraries(teatree_dep_flight INTERFACE ${_arrow_bootstrap}/lib/libarrow_flight.so
                                                      teatree_dep_arrow)
+  # What `make install` copies into lib/: the files the links above resolve to.
+  foreach(_lib parquet arrow_dataset arrow_acero arrow_compute arrow_s3 arrow arrow_flight)
+    list(APPEND TEATREE_RUNTIME_LIBS
+         ${_arrow_bootstrap}/lib/lib${_lib}.so.${TEATREE_PIN_ARROW_SO_VERSION})
+  endforeach()
   message(STATUS "Arrow: ${_arrow_bootstrap}")
 endif()
 add_library(teatree_dep::arrow ALIAS teatree_dep_arrow)
@@ -95,15 +101,20 @@ if(TEATREE_BUILD_BENCHMARKS)
 endif()
 
 # --- Runtime programs -----------------------------------------------------------------
-# The nats-server that `teatree` spawns when no --nats URL is given; overridable at run
-# time with TEATREE_NATS_SERVER.
+# The nats-server that `teatree` spawns when no --nats URL is given: teatree runs the one in
+# libexec/teatree/ beside its own bin/ directory (TEATREE_NATS_SERVER overrides it; PATH's
+# is the last resort). The build tree gets a link there, `make install` a copy.
 find_program(TEATREE_NATS_SERVER nats-server
              HINTS ${TEATREE_CACHE}/nats-server-${TEATREE_PIN_NATS_SERVER_VERSION}/bin
              NO_DEFAULT_PATH)
-if(NOT TEATREE_NATS_SERVER)
-  set(TEATREE_NATS_SERVER nats-server)
+if(TEATREE_NATS_SERVER)
+  file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/libexec/teatree)
+  file(CREATE_LINK ${TEATREE_NATS_SERVER} ${CMAKE_BINARY_DIR}/libexec/teatree/nats-server
+       SYMBOLIC)
+  message(STATUS "nats-server: ${TEATREE_NATS_SERVER}")
+else()
+  message(STATUS "nats-server: not in ${TEATREE_CACHE}; teatree uses PATH's")
 endif()
-message(STATUS "nats-server: ${TEATREE_NATS_SERVER}")
 
 # The Python client test environment scripts/bootstrap made for python/requirements.lock.
 file(SHA256 ${CMAKE_SOURCE_DIR}/python/requirements.lock _lock_hash)

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "teatree/common/file_util.h"
 #include "teatree/common/net.h"
 #include "teatree/common/subprocess.h"
 #include "teatree/common/temp_dir.h"
@@ -86,7 +87,8 @@ std::string NatsServer::ResolveBinary(const NatsServerOptions& options) {
   if (const char* env = std::getenv("TEATREE_NATS_SERVER"); env != nullptr && *env != '\0') {
     return env;
   }
-  return kDefaultNatsServer;
+  if (auto bundled = BundledProgram("nats-server")) return bundled->string();
+  return "nats-server";  // From PATH.
 }
 
 Result<std::string> NatsServer::BinaryVersion(const std::string& binary) {

@@ -13,8 +13,8 @@ namespace teatree {
 class Subprocess;
 
 struct NatsServerOptions {
-  /// The nats-server binary; empty means $TEATREE_NATS_SERVER, else the one the build found
-  /// (scripts/bootstrap's pinned copy).
+  /// The nats-server binary; empty means $TEATREE_NATS_SERVER, else the one installed beside
+  /// teatree (libexec/teatree/nats-server: scripts/bootstrap's pinned copy), else PATH's.
   std::string binary;
   /// JetStream storage; nats.conf and nats.log are written beside it.
   std::filesystem::path store_dir;

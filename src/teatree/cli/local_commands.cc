@@ -51,7 +51,7 @@ std::function<Result<ExitCode>()> AddLocalCommands(CLI::App& app, OutputFormat& 
       "doctor", "Prove every dependency works by using it: one line per part, ok or what to do");
   doctor->add_option("--nats-server", f->doctor.nats_server,
                      "nats-server binary to check (default: $TEATREE_NATS_SERVER, else the "
-                     "pinned one from scripts/bootstrap)");
+                     "one installed beside teatree in libexec/teatree/, else PATH's)");
   doctor->add_option("--postgres", f->doctor.postgres_url,
                      "also connect to this PostgreSQL, e.g. postgresql://user@host:5432/db");
 

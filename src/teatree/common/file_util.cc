@@ -313,4 +313,24 @@ Result<std::string> ReadFileToString(const std::filesystem::path& path) {
   return contents.str();
 }
 
+Result<std::filesystem::path> SelfPath() {
+  std::error_code error;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) {
+    return Status::IOError("cannot find the running program (/proc/self/exe): ",
+                           error.message());
+  }
+  return self;
+}
+
+std::optional<std::filesystem::path> BundledProgram(const std::string& name) {
+  auto self = SelfPath();
+  if (!self.ok()) return std::nullopt;
+  const auto program =
+      (self->parent_path() / ".." / "libexec" / "teatree" / name).lexically_normal();
+  std::error_code error;
+  if (!std::filesystem::exists(program, error)) return std::nullopt;
+  return program;
+}
+
 }  // namespace teatree

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -59,5 +60,13 @@ Result<std::string> Sha256File(const std::filesystem::path& path);
 std::string Sha256Hex(std::string_view data);
 /// SHA-256 of the parts one after another, as 64 lowercase hex digits.
 std::string Sha256Hex(std::initializer_list<std::string_view> parts);
+
+/// The running program's own file (/proc/self/exe).
+Result<std::filesystem::path> SelfPath();
+
+/// A program installed beside the running one, under `../libexec/teatree/` of its directory
+/// (`make install` lays out bin/ and libexec/teatree/ so, and the build tree likewise), or
+/// nullopt when there is none.
+std::optional<std::filesystem::path> BundledProgram(const std::string& name);
 
 }  // namespace teatree

@@ -571,10 +571,8 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
 
   std::vector<std::string> args{"--nats", url, "--data-dir", data_dir.string()};
   args.insert(args.end(), options.manager_args.begin(), options.manager_args.end());
-  char self[4096] = {0};
-  const ssize_t length = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (length <= 0) return Status::IOError("cannot find the teatree binary (/proc/self/exe)");
-  ProcessLauncher launcher(std::string(self, static_cast<size_t>(length)), args, data_dir / "logs");
+  ARROW_ASSIGN_OR_RAISE(auto self, SelfPath());
+  ProcessLauncher launcher(self.string(), args, data_dir / "logs");
   DispatcherOptions dispatcher = options.dispatcher;
   dispatcher.nats.url = url;
   dispatcher.control_url = control_url;
