@@ -10,6 +10,8 @@
 #                 FUZZ_SECONDS (default 60); see docs/security.md
 #   make install PREFIX=DIR  build, then lay out DIR/bin/teatree, DIR/lib and
 #                 DIR/libexec/teatree (stripped; movable: see docs/deploy.md)
+#   make image    build, then write build/teatree-image.tar: an OCI image made from scratch
+#                 with umoci (docs/deploy.md)
 #   make bench    build and run the benchmarks in bench/
 #   make format   reformat the C++ sources with clang-format
 #   make lint     clang-format check and clang-tidy on the C++ sources
@@ -23,7 +25,7 @@ FUZZ_DIR = build-fuzz
 FUZZ_SECONDS ?= 60
 SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.cc' '*.h' 2>/dev/null || find src bench -name '*.cc' -o -name '*.h')
 
-.PHONY: all bootstrap configure build fuzz-build demo test test-asan fuzz bench install format \
+.PHONY: all bootstrap configure build fuzz-build demo test test-asan fuzz bench install image format \
 	format-check lint clean
 
 all: build
@@ -53,6 +55,9 @@ fuzz-build: bootstrap $(FUZZ_DIR)/build.ninja
 PREFIX ?= /usr/local
 install: build
 	@cmake --install $(BUILD_DIR) --prefix $(PREFIX) --strip
+
+image: build
+	@scripts/image $(BUILD_DIR) $(BUILD_DIR)/teatree-image.tar
 
 DEMO_DATA = $(BUILD_DIR)/demo-data
 TEATREE = $(BUILD_DIR)/bin/teatree

@@ -20,3 +20,11 @@ endif()
 if(TEATREE_NATS_SERVER)
   install(PROGRAMS ${TEATREE_NATS_SERVER} DESTINATION libexec/teatree)
 endif()
+# `cmake --install --strip` (make install) strips the libraries too: a fifth of their size.
+foreach(_lib IN LISTS TEATREE_RUNTIME_LIBS)
+  get_filename_component(_name ${_lib} NAME)
+  install(CODE "if(CMAKE_INSTALL_DO_STRIP)
+    execute_process(COMMAND ${CMAKE_STRIP} --strip-unneeded
+                    \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/lib/${_name}\")
+  endif()")
+endforeach()
