@@ -5,14 +5,19 @@
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <iomanip>
 #include <iostream>
 #include <string_view>
+#include <vector>
 
+#include "teatree/cli/configuration.h"
 #include "teatree/cli/exit_code.h"
 #include "teatree/cli/local_commands.h"
+#include "teatree/cli/options.h"
 #include "teatree/cli/read_commands.h"
 #include "teatree/cli/service_commands.h"
 #include "teatree/common/arrow_runtime.h"
+#include "teatree/common/failure.h"
 #include "teatree/common/json_text.h"
 #include "teatree/common/version.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
@@ -66,21 +71,111 @@ void RaiseOpenFilesLimit() {
   }
 }
 
-int Main(int argc, char** argv) {
-  CLI::App app{
+using RunCommand = std::function<teatree::Result<ExitCode>()>;
+
+/// Defines every command that runs something on `app`; the one chosen runs when each
+/// returned function is called in turn (the others return kOk at once).
+std::vector<RunCommand> DefineCommands(CLI::App& app, OutputFormat& output) {
+  app.set_version_flag("--version", VersionText());
+  app.require_subcommand(1);
+  return {teatree::cli::AddLocalCommands(app, output),
+          teatree::cli::AddServiceCommands(app, output),
+          teatree::cli::AddReadCommands(app, output)};
+}
+
+CLI::App MakeApp() {
+  return CLI::App{
       "Teatree: a near-real-time data pipeline server. Clients send typed requests for a data\n"
       "model through NATS JetStream; one manager per model applies them exactly once through a\n"
       "single DuckDB writer (or Arrow datasets), publishes immutable versions, archives Parquet\n"
-      "and serves reads over Arrow Flight and HTTP. Exit codes: docs/cli.md.",
+      "and serves reads over Arrow Flight and HTTP. Every option can also come from a TEATREE_*\n"
+      "variable or a --config file (docs/deploy.md). Exit codes: docs/cli.md.",
       "teatree"};
-  app.set_version_flag("--version", VersionText());
-  app.require_subcommand(1);
+}
 
+/// `teatree config [--reference] COMMAND [ITS FLAGS]`: what COMMAND would run with.
+teatree::Result<ExitCode> RunConfig(const std::vector<std::string>& args,
+                                    const std::vector<std::string>& command, bool reference,
+                                    OutputFormat output) {
+  CLI::App app = MakeApp();
+  OutputFormat ignored = OutputFormat::kText;
+  // Never run, but alive while `app` parses: they own the flags' variables.
+  const std::vector<RunCommand> commands = DefineCommands(app, ignored);
+  teatree::cli::Configuration configuration(app);
+  if (reference) {
+    std::cout << configuration.Reference();
+    return ExitCode::kOk;
+  }
+  if (command.empty()) {
+    return teatree::UsageError(
+        "name the command to show, with its flags if any: teatree config serve --http-port 8080");
+  }
+  ARROW_RETURN_NOT_OK(configuration.LoadFile(args));
+  std::vector<std::string> reversed(command.rbegin(), command.rend());  // As CLI11 takes them.
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    return teatree::UsageError("teatree ", command.front(), ": ", e.what());
+  }
+  const auto entries = configuration.Effective(command);
+  std::string name;
+  for (CLI::App* at = configuration.chosen(); at != nullptr && at != &app; at = at->get_parent()) {
+    name = at->get_name() + (name.empty() ? "" : " " + name);
+  }
+  if (output == OutputFormat::kJson) {
+    nlohmann::json options = nlohmann::json::array();
+    for (const auto& entry : entries) {
+      options.push_back({{"key", entry.key},
+                         {"value", entry.value},
+                         {"source", teatree::cli::SourceName(entry.source)},
+                         {"variable", entry.variable}});
+    }
+    std::cout << teatree::DumpJson(nlohmann::json{
+                     {"command", name}, {"file", configuration.file()}, {"options", options}})
+              << std::endl;
+    return ExitCode::kOk;
+  }
+  size_t key_width = 3, value_width = 5;
+  for (const auto& entry : entries) {
+    key_width = std::max(key_width, entry.key.size());
+    value_width = std::max(value_width, entry.value.size());
+  }
+  std::cout << "teatree " << name << " runs with"
+            << (configuration.file().empty() ? "" : " (config file " + configuration.file() + ")")
+            << ":\n"
+            << std::left << std::setw(static_cast<int>(key_width) + 2) << "key"
+            << std::setw(static_cast<int>(value_width) + 2) << "value" << std::setw(13) << "from"
+            << "variable\n";
+  for (const auto& entry : entries) {
+    std::cout << std::setw(static_cast<int>(key_width) + 2) << entry.key
+              << std::setw(static_cast<int>(value_width) + 2)
+              << (entry.value.empty() ? "-" : entry.value) << std::setw(13)
+              << teatree::cli::SourceName(entry.source) << entry.variable << "\n";
+  }
+  return ExitCode::kOk;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app = MakeApp();
   OutputFormat output = OutputFormat::kText;
-  auto run_local_command = teatree::cli::AddLocalCommands(app, output);
-  auto run_service_command = teatree::cli::AddServiceCommands(app, output);
-  auto run_read_command = teatree::cli::AddReadCommands(app, output);
+  std::vector<RunCommand> commands = DefineCommands(app, output);
+  teatree::cli::Configuration configuration(app);
+  // Added after the configuration layer: its own flags come from the command line only.
+  auto* config = app.add_subcommand(
+      "config",
+      "Print the configuration a command would run with: each option's value and where it came\n"
+      "from (flag, environment TEATREE_*, --config file, default), secrets redacted. Its own\n"
+      "flags go before the command: teatree config --output json serve --http-port 8080");
+  bool reference = false;
+  config->add_flag("--reference", reference,
+                   "print every option as a Markdown table: key, variable, commands, what it does");
+  teatree::cli::AddOutputOption(*config, output);
+  config->prefix_command();
 
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  if (teatree::Status loaded = configuration.LoadFile(args); !loaded.ok()) {
+    return Report(teatree::UsageError(loaded.message()), output);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -89,13 +184,15 @@ int Main(int argc, char** argv) {
     if (code != ExitCode::kOk && AsksForJson(argc, argv)) PrintJsonError(e.what(), code);
     return teatree::cli::ToInt(code);
   }
+  if (config->parsed())
+    return Report(RunConfig(args, config->remaining(), reference, output), output);
 
   RaiseOpenFilesLimit();
   teatree::Result<ExitCode> result = ExitCode::kOk;
   if (auto started = teatree::InitializeArrow(); !started.ok()) result = started;
   if (result.ok()) {
-    for (auto* run : {&run_local_command, &run_service_command, &run_read_command}) {
-      result = (*run)();
+    for (auto& run : commands) {
+      result = run();
       if (!result.ok() || *result != ExitCode::kOk) break;
     }
   }

@@ -45,12 +45,14 @@ void AddModelOptions(CLI::App& command, ManagerOptions& options) {
           [&options](int64_t seconds) { options.retention_grace = std::chrono::seconds(seconds); },
           "keep older version files this many seconds after a newer one is published, for "
           "--at-version reads and pulls (default 60)")
+      ->default_str("60")
       ->check(CLI::NonNegativeNumber);
   command
       .add_option_function<int64_t>(
           "--hot-mb", [&options](int64_t mb) { options.hot_bytes = mb << 20; },
           "MiB of an Arrow-engine model's newest data kept as memory-mapped Arrow IPC copies "
           "beside its Parquet, for native functions and rewrites (0: none; default 1024)")
+      ->default_str("1024")
       ->check(CLI::NonNegativeNumber);
 }
 
@@ -85,12 +87,14 @@ void AddReadServingOptions(CLI::App& command, ReadServingOptions& options) {
           "--query-timeout-s",
           [&options](int64_t seconds) { options.limits.timeout = std::chrono::seconds(seconds); },
           "stop a read after this many seconds (0: no limit; default 60)")
+      ->default_str("60")
       ->check(CLI::NonNegativeNumber);
   command
       .add_option_function<int64_t>(
           "--max-result-mb", [&options](int64_t mb) { options.limits.max_result_bytes = mb << 20; },
           "fail a read whose result grows past this many MiB of Arrow data (0: no limit; "
           "default 8192)")
+      ->default_str("8192")
       ->check(CLI::NonNegativeNumber);
   command.add_option("--query-memory-limit", options.memory_limit,
                      "DuckDB memory limit for reads of version files, e.g. 2GB");
@@ -99,6 +103,7 @@ void AddReadServingOptions(CLI::App& command, ReadServingOptions& options) {
           "--http-max-body-mb",
           [&options](int64_t mb) { options.http.max_body_bytes = static_cast<size_t>(mb) << 20; },
           "refuse HTTP request bodies larger than this many MiB with 413 (default 64)")
+      ->default_str("64")
       ->check(CLI::PositiveNumber);
   command
       .add_option("--http-max-connections", options.http.max_connections,
@@ -115,6 +120,7 @@ void AddReadServingOptions(CLI::App& command, ReadServingOptions& options) {
           "--http-io-timeout-s",
           [&options](int64_t seconds) { options.http.io_timeout = std::chrono::seconds(seconds); },
           "drop an HTTP client that sends nothing, or stops reading, for this long (default 10)")
+      ->default_str("10")
       ->check(CLI::PositiveNumber);
 }
 
@@ -150,12 +156,14 @@ void AddNoteStreamOptions(CLI::App& command, NoteStreamOptions& options) {
           [&options](int64_t hours) { options.max_age = std::chrono::hours(hours); },
           "keep outcomes, result pages and version notices replayable (watch --since, waits "
           "across restarts) for this many hours (default 168: 7 days)")
+      ->default_str("168")
       ->check(CLI::PositiveNumber);
   command
       .add_option_function<int64_t>(
           "--notes-max-mb", [&options](int64_t mb) { options.max_bytes = mb << 20; },
           "bound the kept notifications to this many MiB on the NATS server's disk, the oldest "
           "going first (default 1024)")
+      ->default_str("1024")
       ->check(CLI::PositiveNumber);
 }
 

@@ -317,8 +317,7 @@ Result<std::filesystem::path> SelfPath() {
   std::error_code error;
   auto self = std::filesystem::read_symlink("/proc/self/exe", error);
   if (error) {
-    return Status::IOError("cannot find the running program (/proc/self/exe): ",
-                           error.message());
+    return Status::IOError("cannot find the running program (/proc/self/exe): ", error.message());
   }
   return self;
 }
