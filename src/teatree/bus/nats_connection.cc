@@ -124,15 +124,39 @@ Status ValidateCredentials(const NatsClientOptions& options) {
   return Status::OK();
 }
 
+/// The first line of a file that holds a secret (without its line end).
+Result<std::string> SecretFromFile(const std::string& path, const char* what) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line)) {
+    return Status::Invalid("cannot read the NATS ", what, " from ", path,
+                           ": the file must exist, be readable and hold it on its first line");
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
 Status ApplyCredentials(natsOptions* nats_options, const NatsClientOptions& options) {
-  if (!options.token.empty()) {
-    ARROW_RETURN_NOT_OK(
-        FromNats(natsOptions_SetToken(nats_options, options.token.c_str()), "NATS token"));
+  std::string token = options.token;
+  if (token.empty() && !options.token_file.empty()) {
+    ARROW_ASSIGN_OR_RAISE(token, SecretFromFile(options.token_file, "token"));
+  }
+  if (!token.empty()) {
+    ARROW_RETURN_NOT_OK(FromNats(natsOptions_SetToken(nats_options, token.c_str()), "NATS token"));
+  }
+  std::string password = options.password;
+  if (password.empty() && !options.password_file.empty()) {
+    ARROW_ASSIGN_OR_RAISE(password, SecretFromFile(options.password_file, "password"));
   }
   if (!options.user.empty()) {
+    ARROW_RETURN_NOT_OK(
+        FromNats(natsOptions_SetUserInfo(nats_options, options.user.c_str(), password.c_str()),
+                 "NATS user/password"));
+  }
+  if (!options.creds_file.empty()) {
     ARROW_RETURN_NOT_OK(FromNats(
-        natsOptions_SetUserInfo(nats_options, options.user.c_str(), options.password.c_str()),
-        "NATS user/password"));
+        natsOptions_SetUserCredentialsFromFiles(nats_options, options.creds_file.c_str(), nullptr),
+        "NATS credentials file " + options.creds_file));
   }
   if (!options.nkey.empty()) {
     ARROW_RETURN_NOT_OK(FromNats(natsOptions_SetNKeyFromSeed(nats_options, options.nkey.c_str(),

@@ -26,6 +26,13 @@ struct NatsClientOptions {
   /// ("SU..."); nats.c signs the server's nonce with the seed and wipes it from memory.
   std::string nkey;
   std::string nkey_seed_file;
+  /// The token or the password in a file instead (its first line), so that it is on no
+  /// command line; used when `token` / `password` are empty.
+  std::string token_file;
+  std::string password_file;
+  /// A NATS .creds file (the user's JWT and NKey seed, as `nsc` writes it): decentralized
+  /// authentication, the server's account resolver checks the JWT.
+  std::string creds_file;
 
   /// TLS is used when `tls` is set, a URL starts with tls://, or any file below is given.
   bool tls = false;

@@ -7,6 +7,8 @@
 #include <set>
 #include <sstream>
 
+#include "teatree/common/secret_text.h"
+
 namespace teatree::cli {
 namespace {
 
@@ -74,46 +76,18 @@ const char* SourceName(Source source) {
   return "default";
 }
 
-std::string VariableOf(const std::string& long_name) {
-  std::string variable = "TEATREE_";
-  for (char c : long_name) {
-    variable += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  return variable;
-}
-
-bool IsSecret(const std::string& long_name) {
-  if (long_name.find("-file") != std::string::npos || long_name.find("seed") != std::string::npos) {
-    return false;  // A file that holds a secret is not one.
-  }
-  return long_name.find("password") != std::string::npos ||
-         long_name.find("secret") != std::string::npos || long_name == "token" ||
-         (long_name.size() > 6 && long_name.compare(long_name.size() - 6, 6, "-token") == 0);
-}
-
 std::string Shown(const std::string& long_name, const std::string& value) {
   if (value.empty()) return value;
-  if (IsSecret(long_name)) return "(redacted)";
-  // user:password@ in URLs (NATS, PostgreSQL): the password goes.
-  std::string shown = value;
-  for (size_t scheme = shown.find("://"); scheme != std::string::npos;
-       scheme = shown.find("://", scheme + 3)) {
-    const size_t start = scheme + 3;
-    const size_t end = shown.find_first_of("/,", start);
-    const size_t at = shown.rfind('@', end == std::string::npos ? std::string::npos : end);
-    if (at == std::string::npos || at < start) continue;
-    const size_t colon = shown.find(':', start);
-    if (colon == std::string::npos || colon > at) continue;
-    shown.replace(colon + 1, at - colon - 1, "(redacted)");
-  }
-  return shown;
+  if (IsSecretOption(long_name)) return "(redacted)";
+  return WithoutUrlPasswords(value);  // user:password@ in URLs (NATS, PostgreSQL).
 }
 
 Configuration::Configuration(CLI::App& app) : app_(app) {
   const auto commands = Commands(app);
   for (auto& [path, command] : commands) {
     for (CLI::Option* option : Configurable(*command)) {
-      if (option->get_envname().empty()) option->envname(VariableOf(option->get_lnames().front()));
+      if (option->get_envname().empty())
+        option->envname(OptionVariable(option->get_lnames().front()));
     }
   }
   // Before or after the command: LoadFile finds it on the command line either way.

@@ -65,14 +65,8 @@ class Configuration {
   std::map<const CLI::Option*, std::string> from_file_;  // Option → the value it got.
 };
 
-/// The environment variable of a long option: --data-dir → TEATREE_DATA_DIR.
-std::string VariableOf(const std::string& long_name);
-
-/// Whether an option carries a secret itself (a password or a token, not a file that holds
-/// one), so that it is never printed.
-bool IsSecret(const std::string& long_name);
-
-/// `value` as it may be shown: "(redacted)" for a secret option; a URL's password replaced.
+/// `value` as it may be shown: "(redacted)" for a secret option (IsSecretOption); a URL's
+/// password replaced.
 std::string Shown(const std::string& long_name, const std::string& value);
 
 }  // namespace teatree::cli

@@ -60,9 +60,21 @@ void AddNatsOptions(CLI::App& command, NatsClientOptions& options) {
   command.add_option("--nats", options.url,
                      "NATS server URL, e.g. nats://host:4222 (default: the one `teatree serve` "
                      "runs for --data-dir)");
-  command.add_option("--nats-token", options.token, "NATS authentication token");
+  AddNatsAuthOptions(command, options);
+}
+
+void AddNatsAuthOptions(CLI::App& command, NatsClientOptions& options) {
+  command.add_option("--nats-token", options.token,
+                     "NATS authentication token (better: --nats-token-file, or the variable)");
+  command.add_option("--nats-token-file", options.token_file,
+                     "file whose first line is the NATS token");
   command.add_option("--nats-user", options.user, "NATS user name");
-  command.add_option("--nats-password", options.password, "NATS password");
+  command.add_option("--nats-password", options.password,
+                     "NATS password (better: --nats-password-file, or the variable)");
+  command.add_option("--nats-password-file", options.password_file,
+                     "file whose first line is the NATS password");
+  command.add_option("--nats-creds", options.creds_file,
+                     "NATS .creds file (user JWT and NKey seed, as nsc writes it)");
   command.add_option("--nats-nkey", options.nkey, "NATS NKey public key (U...)");
   command.add_option("--nats-nkey-seed", options.nkey_seed_file, "file holding the NKey seed");
   command.add_option("--nats-tls-ca", options.tls_ca_file, "PEM CA file to verify the server");
@@ -165,6 +177,25 @@ void AddNoteStreamOptions(CLI::App& command, NoteStreamOptions& options) {
           "going first (default 1024)")
       ->default_str("1024")
       ->check(CLI::PositiveNumber);
+}
+
+std::vector<std::string> NatsAuthArgs(const NatsClientOptions& options) {
+  std::vector<std::string> args;
+  auto add = [&](const char* flag, const std::string& value) {
+    if (!value.empty()) args.insert(args.end(), {flag, value});
+  };
+  add("--nats-token", options.token);
+  add("--nats-token-file", options.token_file);
+  add("--nats-user", options.user);
+  add("--nats-password", options.password);
+  add("--nats-password-file", options.password_file);
+  add("--nats-creds", options.creds_file);
+  add("--nats-nkey", options.nkey);
+  add("--nats-nkey-seed", options.nkey_seed_file);
+  add("--nats-tls-ca", options.tls_ca_file);
+  add("--nats-tls-cert", options.tls_cert_file);
+  add("--nats-tls-key", options.tls_key_file);
+  return args;
 }
 
 std::vector<std::string> NoteStreamArgs(const NoteStreamOptions& options) {

@@ -20,6 +20,13 @@ void AddModelOptions(CLI::App& command, ManagerOptions& options);
 /// --nats and its authentication and TLS flags.
 void AddNatsOptions(CLI::App& command, NatsClientOptions& options);
 
+/// The authentication and TLS flags alone (--nats-token, --nats-creds, --nats-tls-ca, ...).
+void AddNatsAuthOptions(CLI::App& command, NatsClientOptions& options);
+
+/// The same flags, for the managers a process starts (whose launcher moves the secrets among
+/// them to the managers' environment).
+std::vector<std::string> NatsAuthArgs(const NatsClientOptions& options);
+
 /// --listen, --flight-port, --http-port, --token-file, --tls-cert/--tls-key and the read limits of
 /// a process that serves reads.
 void AddReadServingOptions(CLI::App& command, ReadServingOptions& options);

@@ -178,6 +178,7 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
                     "use this NATS server instead of spawning one, e.g. nats://host:4222");
   serve->add_option("--nats-port", f->serve.nats_port,
                     "port of the private nats-server (default: a free one)");
+  AddNatsAuthOptions(*serve, f->serve.dispatcher.nats);
   AddModelOptions(*serve, f->serve_models);
   AddReadServingOptions(*serve, f->serve.read);
   AddNoteStreamOptions(*serve, f->serve.dispatcher.notes);
@@ -376,6 +377,8 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       f->serve.manager_args.insert(f->serve.manager_args.end(), read_args.begin(), read_args.end());
       auto note_args = NoteStreamArgs(f->serve.dispatcher.notes);
       f->serve.manager_args.insert(f->serve.manager_args.end(), note_args.begin(), note_args.end());
+      auto auth_args = NatsAuthArgs(f->serve.dispatcher.nats);
+      f->serve.manager_args.insert(f->serve.manager_args.end(), auth_args.begin(), auth_args.end());
       f->serve.control_url = f->serve_models.control_url;
       f->serve.dispatcher.idle_stop = std::chrono::seconds(f->idle_stop_s);
       f->serve.uploads = {.max_bytes = f->max_upload_mb << 20,
@@ -413,6 +416,8 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       }
       auto note_args = NoteStreamArgs(o.notes);
       args.insert(args.end(), note_args.begin(), note_args.end());
+      auto auth_args = NatsAuthArgs(o.nats);
+      args.insert(args.end(), auth_args.begin(), auth_args.end());
       args.insert(args.end(), f->dispatcher_manager_args.begin(), f->dispatcher_manager_args.end());
       ProcessLauncher launcher("/proc/self/exe", args, f->dispatcher_data_dir / "logs");
       return RunDispatcher(o, launcher, StopOnSignals());

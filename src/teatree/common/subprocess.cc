@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 #include <thread>
 
 namespace teatree {
@@ -15,8 +16,8 @@ namespace {
 
 /// Runs in the forked child: only async-signal-safe calls until exec. On failure the errno
 /// is written to `report_fd` (close-on-exec, so a successful exec closes it silently).
-[[noreturn]] void ExecChild(char* const* argv, const char* log_path, bool die_with_parent,
-                            int report_fd) {
+[[noreturn]] void ExecChild(char* const* argv, char* const* envp, const char* log_path,
+                            bool die_with_parent, int report_fd) {
   if (die_with_parent) prctl(PR_SET_PDEATHSIG, SIGKILL);
   int out = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (out >= 0) {
@@ -27,7 +28,7 @@ namespace {
   int devnull = open("/dev/null", O_RDONLY);
   if (devnull >= 0) dup2(devnull, STDIN_FILENO);
   setpgid(0, 0);  // Own process group: a terminal's Ctrl-C goes to the parent, which decides.
-  execvp(argv[0], argv);
+  execvpe(argv[0], argv, envp);
   int err = errno;
   (void)!write(report_fd, &err, sizeof(err));
   _exit(127);
@@ -40,6 +41,18 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Spawn(const SubprocessOptions& o
   std::vector<char*> argv;
   for (const auto& arg : options.argv) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
+  // This process's environment with the options' additions, made before fork: the child
+  // may only make async-signal-safe calls.
+  std::vector<std::string> variables;
+  for (char** at = environ; *at != nullptr; ++at) {
+    const std::string_view variable = *at;
+    const std::string name(variable.substr(0, variable.find('=')));
+    if (!options.environment.contains(name)) variables.emplace_back(variable);
+  }
+  for (const auto& [name, value] : options.environment) variables.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (auto& variable : variables) envp.push_back(variable.data());
+  envp.push_back(nullptr);
   const std::string log_path =
       options.log_path.empty() ? std::string("/dev/null") : options.log_path.string();
 
@@ -55,7 +68,7 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Spawn(const SubprocessOptions& o
   }
   if (pid == 0) {
     close(report[0]);
-    ExecChild(argv.data(), log_path.c_str(), options.die_with_parent, report[1]);
+    ExecChild(argv.data(), envp.data(), log_path.c_str(), options.die_with_parent, report[1]);
   }
   close(report[1]);
   int exec_errno = 0;

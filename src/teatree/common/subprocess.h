@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +21,9 @@ struct SubprocessOptions {
   std::filesystem::path log_path;
   /// Kill the child when this process dies, so a crashed parent leaves no orphans.
   bool die_with_parent = true;
+  /// Variables the child gets besides (or instead of) this process's own: how a secret
+  /// reaches a child without showing on its command line.
+  std::map<std::string, std::string> environment;
 };
 
 /// A child process: Teatree's one way to start programs (nats-server, managers, servers

@@ -523,7 +523,9 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
         return (*endpoints)(model);
       });
   NatsSupervisor supervisor(server.get());
-  ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect({.url = url}));
+  NatsClientOptions client = options.dispatcher.nats;  // Its credentials, if any.
+  client.url = url;
+  ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect(client));
   ARROW_ASSIGN_OR_RAISE(auto queue, RequestQueue::Make(*nats, {.configure = false}));
   ARROW_ASSIGN_OR_RAISE(auto registry, ModelRegistry::Open(*nats));
   ARROW_RETURN_NOT_OK(registry->SetMaxModels(options.max_models));

@@ -14,6 +14,7 @@
 #include "teatree/bus/request_queue.h"
 #include "teatree/bus/subjects.h"
 #include "teatree/common/json_text.h"
+#include "teatree/common/secret_text.h"
 #include "teatree/common/subprocess.h"
 #include "teatree/control/control_store.h"
 #include "teatree/request/names.h"
@@ -100,13 +101,17 @@ ProcessLauncher::ProcessLauncher(std::string binary, std::vector<std::string> ar
     : binary_(std::move(binary)), args_(std::move(args)), log_dir_(std::move(log_dir)) {}
 
 Result<std::unique_ptr<LaunchedManager>> ProcessLauncher::Launch(const std::string& model) {
+  // Secrets (NATS credentials, passwords in URLs) reach the manager as TEATREE_* variables,
+  // never on its command line.
+  SecretFreeArgs split = MoveSecretsToEnvironment(args_);
   std::vector<std::string> argv{binary_, "manager", "--model", model};
-  argv.insert(argv.end(), args_.begin(), args_.end());
+  argv.insert(argv.end(), split.args.begin(), split.args.end());
   std::error_code ec;
   std::filesystem::create_directories(log_dir_, ec);
-  ARROW_ASSIGN_OR_RAISE(
-      auto process,
-      Subprocess::Spawn({.argv = argv, .log_path = log_dir_ / ("manager-" + model + ".log")}));
+  ARROW_ASSIGN_OR_RAISE(auto process,
+                        Subprocess::Spawn({.argv = argv,
+                                           .log_path = log_dir_ / ("manager-" + model + ".log"),
+                                           .environment = std::move(split.environment)}));
   return std::unique_ptr<LaunchedManager>(new ProcessManager(std::move(process)));
 }
 
