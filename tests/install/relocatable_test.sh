@@ -36,7 +36,7 @@ ldd "$prefix/bin/teatree" | grep -F "$cache" && fail "teatree loads libraries fr
 
 # env execs teatree: $! is serve's own pid.
 env -i HOME="$work/home" PATH=/usr/bin:/bin "$prefix/bin/teatree" serve --data-dir "$work/data" \
-  >"$work/serve.out" 2>&1 &
+  --advertise-host localhost >"$work/serve.out" 2>&1 &
 serve=$!
 for _ in $(seq 300); do [[ -f "$work/data/serve.json" ]] && break; sleep 0.1; done
 [[ -f "$work/data/serve.json" ]] || fail "serve did not start: $(cat "$work/serve.out")"
@@ -48,6 +48,10 @@ out=$(run submit -d "$work/data" --model shop append --table orders --rows '[[1,
 out=$(run query -d "$work/data" --model shop "SELECT sum(amount) AS total FROM orders") ||
   fail "query: $out"
 grep -q "6.5" <<<"$out" || fail "query: $out"
+# The URLs handed out name the advertised host, and clients reach serve through them.
+out=$(run status -d "$work/data") || fail "status: $out"
+grep -q "grpc://localhost:" <<<"$out" && grep -q "http://localhost:" <<<"$out" ||
+  fail "status does not hand out the advertised host: $out"
 kill -TERM "$serve"
 wait "$serve" || fail "serve exited $? on SIGTERM: $(tail -5 "$work/serve.out")"
 serve=""

@@ -85,6 +85,10 @@ void AddNatsAuthOptions(CLI::App& command, NatsClientOptions& options) {
 void AddReadServingOptions(CLI::App& command, ReadServingOptions& options) {
   command.add_option("--listen", options.listen.host, "address the read servers listen on")
       ->capture_default_str();
+  command.add_option("--advertise-host", options.listen.advertise_host,
+                     "host name or address clients are told to use in the URLs handed out "
+                     "(status, Flight endpoints, the catalog); default: --listen, or this "
+                     "machine's host name when that is 0.0.0.0 or ::");
   command.add_option("--flight-port", options.listen.port, "Arrow Flight port (0: a free one)")
       ->capture_default_str();
   command.add_option("--http-port", options.http_port, "HTTP port (0: a free one; -1: no HTTP)")
@@ -148,6 +152,7 @@ std::vector<std::string> ReadServingArgs(const ReadServingOptions& options) {
   auto add = [&](const char* flag, const std::string& value) {
     if (!value.empty()) args.insert(args.end(), {flag, value});
   };
+  add("--advertise-host", options.listen.advertise_host);
   add("--token-file", options.listen.token_file.string());
   add("--tls-cert", options.listen.tls_cert.string());
   add("--tls-key", options.listen.tls_key.string());

@@ -66,4 +66,19 @@ Status WaitForTcpPort(const std::string& host, int port, std::chrono::millisecon
   }
 }
 
+std::string AdvertisedHost(const std::string& listen, const std::string& advertise) {
+  std::string host = advertise;
+  if (host.empty()) {
+    const bool wildcard = listen.empty() || listen == "0.0.0.0" || listen == "::" ||
+                          listen == "[::]" || listen == "*";
+    host = listen;
+    if (wildcard) {
+      char name[256] = {0};
+      host = ::gethostname(name, sizeof(name) - 1) == 0 && name[0] != '\0' ? name : "localhost";
+    }
+  }
+  if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+  return host;
+}
+
 }  // namespace teatree

@@ -14,4 +14,10 @@ Result<int> FreeLoopbackPort();
 /// Waits until something accepts TCP connections on host:port, or fails after `timeout`.
 Status WaitForTcpPort(const std::string& host, int port, std::chrono::milliseconds timeout);
 
+/// The host to put in the URLs a server hands out (to clients, in Flight endpoints, in the
+/// catalog): `advertise` when set; else `listen`, unless that is a wildcard address
+/// (0.0.0.0, ::), which is never handed out: then this machine's host name. An IPv6
+/// address comes in brackets, ready for host:port.
+std::string AdvertisedHost(const std::string& listen, const std::string& advertise);
+
 }  // namespace teatree

@@ -15,6 +15,7 @@
 #include "teatree/common/failure.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/json_text.h"
+#include "teatree/common/net.h"
 #include "teatree/common/sql_quote.h"
 #include "teatree/engine/arrow/version_reads.h"
 #include "teatree/read/access_tokens.h"
@@ -258,8 +259,8 @@ class FlightReadServer::Service final : public flight::FlightServerBase {
                                              std::make_shared<TokenCheckFactory>(tokens_));
     }
     ARROW_RETURN_NOT_OK(Init(server_options));
-    url_ =
-        std::string(tls ? "grpc+tls://" : "grpc://") + listen.host + ":" + std::to_string(port());
+    url_ = std::string(tls ? "grpc+tls://" : "grpc://") +
+           AdvertisedHost(listen.host, listen.advertise_host) + ":" + std::to_string(port());
     return Status::OK();
   }
 

@@ -17,6 +17,9 @@ class NatsConnection;
 /// Where and how a read server listens (Flight and HTTP alike).
 struct ListenOptions {
   std::string host = "127.0.0.1";
+  /// The host clients are told to use (AdvertisedHost): empty takes `host`, or this
+  /// machine's name when `host` is a wildcard address.
+  std::string advertise_host;
   /// 0 picks a free port.
   int port = 0;
   /// Bearer tokens required on every call when set (AccessTokens file format).

@@ -18,6 +18,7 @@
 #include "teatree/bus/subjects.h"
 #include "teatree/common/failure.h"
 #include "teatree/common/json_text.h"
+#include "teatree/common/net.h"
 #include "teatree/common/table_format.h"
 #include "teatree/read/access_tokens.h"
 #include "teatree/read/connection_threads_internal.h"
@@ -535,7 +536,8 @@ Result<std::unique_ptr<HttpReadServer>> HttpReadServer::Start(const Options& opt
     return Status::IOError("cannot listen for HTTP on ", listen.host, ":", listen.port,
                            ": is the port taken? choose another with --http-port");
   }
-  impl->url = std::string(tls ? "https://" : "http://") + listen.host + ":" + std::to_string(port);
+  impl->url = std::string(tls ? "https://" : "http://") +
+              AdvertisedHost(listen.host, listen.advertise_host) + ":" + std::to_string(port);
   httplib::Server* server = impl->server.get();
   // Bound and listening already: connections wait in the backlog until the loop accepts.
   impl->thread = std::thread([server] { server->listen_after_bind(); });
