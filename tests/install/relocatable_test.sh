@@ -36,7 +36,7 @@ ldd "$prefix/bin/teatree" | grep -F "$cache" && fail "teatree loads libraries fr
 
 # env execs teatree: $! is serve's own pid.
 env -i HOME="$work/home" PATH=/usr/bin:/bin "$prefix/bin/teatree" serve --data-dir "$work/data" \
-  --advertise-host localhost >"$work/serve.out" 2>&1 &
+  --advertise-host localhost --log-format json >"$work/serve.out" 2>&1 &
 serve=$!
 for _ in $(seq 300); do [[ -f "$work/data/serve.json" ]] && break; sleep 0.1; done
 [[ -f "$work/data/serve.json" ]] || fail "serve did not start: $(cat "$work/serve.out")"
@@ -52,6 +52,11 @@ grep -q "6.5" <<<"$out" || fail "query: $out"
 out=$(run status -d "$work/data") || fail "status: $out"
 grep -q "grpc://localhost:" <<<"$out" && grep -q "http://localhost:" <<<"$out" ||
   fail "status does not hand out the advertised host: $out"
+# --log-format json reaches the manager, which writes its own log file: a JSON object a line.
+log=$work/data/logs/manager-shop.log
+[[ -s "$log" ]] || fail "no manager log at $log: $(ls "$work/data/logs")"
+jq -e -s 'length > 0 and all(.level and .time and .message) and any(.model == "shop")' "$log" \
+  >/dev/null || fail "the manager's log is not JSON lines naming the model: $(head -3 "$log")"
 kill -TERM "$serve"
 wait "$serve" || fail "serve exited $? on SIGTERM: $(tail -5 "$work/serve.out")"
 serve=""

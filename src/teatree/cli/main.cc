@@ -19,6 +19,7 @@
 #include "teatree/common/arrow_runtime.h"
 #include "teatree/common/failure.h"
 #include "teatree/common/json_text.h"
+#include "teatree/common/logging.h"
 #include "teatree/common/version.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
 
@@ -73,14 +74,29 @@ void RaiseOpenFilesLimit() {
 
 using RunCommand = std::function<teatree::Result<ExitCode>()>;
 
+/// Every command under `app`, nested ones too.
+std::vector<CLI::App*> AllCommands(CLI::App& app) {
+  std::vector<CLI::App*> all;
+  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+    all.push_back(command);
+    auto nested = AllCommands(*command);
+    all.insert(all.end(), nested.begin(), nested.end());
+  }
+  return all;
+}
+
 /// Defines every command that runs something on `app`; the one chosen runs when each
-/// returned function is called in turn (the others return kOk at once).
-std::vector<RunCommand> DefineCommands(CLI::App& app, OutputFormat& output) {
+/// returned function is called in turn (the others return kOk at once). Every command takes
+/// the log flags, into `log`.
+std::vector<RunCommand> DefineCommands(CLI::App& app, OutputFormat& output,
+                                       teatree::LogOptions& log) {
   app.set_version_flag("--version", VersionText());
   app.require_subcommand(1);
-  return {teatree::cli::AddLocalCommands(app, output),
-          teatree::cli::AddServiceCommands(app, output),
-          teatree::cli::AddReadCommands(app, output)};
+  std::vector<RunCommand> commands{teatree::cli::AddLocalCommands(app, output),
+                                   teatree::cli::AddServiceCommands(app, output, log),
+                                   teatree::cli::AddReadCommands(app, output)};
+  for (CLI::App* command : AllCommands(app)) teatree::cli::AddLogOptions(*command, log);
+  return commands;
 }
 
 CLI::App MakeApp() {
@@ -99,8 +115,9 @@ teatree::Result<ExitCode> RunConfig(const std::vector<std::string>& args,
                                     OutputFormat output) {
   CLI::App app = MakeApp();
   OutputFormat ignored = OutputFormat::kText;
+  teatree::LogOptions log;
   // Never run, but alive while `app` parses: they own the flags' variables.
-  const std::vector<RunCommand> commands = DefineCommands(app, ignored);
+  const std::vector<RunCommand> commands = DefineCommands(app, ignored, log);
   teatree::cli::Configuration configuration(app);
   if (reference) {
     std::cout << configuration.Reference();
@@ -158,7 +175,8 @@ teatree::Result<ExitCode> RunConfig(const std::vector<std::string>& args,
 int Main(int argc, char** argv) {
   CLI::App app = MakeApp();
   OutputFormat output = OutputFormat::kText;
-  std::vector<RunCommand> commands = DefineCommands(app, output);
+  teatree::LogOptions log;
+  std::vector<RunCommand> commands = DefineCommands(app, output, log);
   teatree::cli::Configuration configuration(app);
   // Added after the configuration layer: its own flags come from the command line only.
   auto* config = app.add_subcommand(
@@ -187,6 +205,9 @@ int Main(int argc, char** argv) {
   if (config->parsed())
     return Report(RunConfig(args, config->remaining(), reference, output), output);
 
+  if (teatree::Status logging = teatree::ConfigureLogging(log); !logging.ok()) {
+    return Report(teatree::UsageError(logging.message()), output);
+  }
   RaiseOpenFilesLimit();
   teatree::Result<ExitCode> result = ExitCode::kOk;
   if (auto started = teatree::InitializeArrow(); !started.ok()) result = started;

@@ -1,5 +1,7 @@
 #include "teatree/cli/options.h"
 
+#include <spdlog/spdlog.h>
+
 namespace teatree::cli {
 
 void AddModelOptions(CLI::App& command, ManagerOptions& options) {
@@ -207,6 +209,51 @@ std::vector<std::string> NoteStreamArgs(const NoteStreamOptions& options) {
   return {"--notes-max-age-h",
           std::to_string(std::chrono::duration_cast<std::chrono::hours>(options.max_age).count()),
           "--notes-max-mb", std::to_string(options.max_bytes >> 20)};
+}
+
+void AddLogOptions(CLI::App& command, LogOptions& options) {
+  command
+      .add_option("--log-level", options.level,
+                  "trace, debug, info (default), warning, error, critical or off")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, spdlog::level::level_enum>{{"trace", spdlog::level::trace},
+                                                           {"debug", spdlog::level::debug},
+                                                           {"info", spdlog::level::info},
+                                                           {"warning", spdlog::level::warn},
+                                                           {"warn", spdlog::level::warn},
+                                                           {"error", spdlog::level::err},
+                                                           {"critical", spdlog::level::critical},
+                                                           {"off", spdlog::level::off}},
+          CLI::ignore_case))
+      ->default_str("info");
+  command
+      .add_option("--log-format", options.format,
+                  "text (default) or json: one JSON object a line, with the model and request "
+                  "id where the line names them")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, LogFormat>{{"text", LogFormat::kText}, {"json", LogFormat::kJson}},
+          CLI::ignore_case))
+      ->default_str("text");
+  command.add_option("--log-file", options.file,
+                     "write the log to this file, rotated by size, instead of stderr");
+  command
+      .add_option_function<int64_t>(
+          "--log-max-mb", [&options](int64_t mb) { options.max_bytes = mb << 20; },
+          "rotate a log file once it passes this many MiB (--log-file, and the files serve "
+          "writes for its managers)")
+      ->default_str("64")
+      ->check(CLI::PositiveNumber);
+  command.add_option("--log-keep", options.keep, "rotated log files kept besides the current one")
+      ->default_str("5")
+      ->check(CLI::Range(1, 1000));
+}
+
+std::vector<std::string> LogArgs(const LogOptions& options) {
+  const auto level = spdlog::level::to_string_view(options.level);
+  return {"--log-level",  std::string(level.data(), level.size()),
+          "--log-format", options.format == LogFormat::kJson ? "json" : "text",
+          "--log-max-mb", std::to_string(options.max_bytes >> 20),
+          "--log-keep",   std::to_string(options.keep)};
 }
 
 void AddReadClientOptions(CLI::App& command, ReadClientOptions& options) {

@@ -6,6 +6,7 @@
 
 #include "teatree/bus/nats_connection.h"
 #include "teatree/bus/notes.h"
+#include "teatree/common/logging.h"
 #include "teatree/common/output_format.h"
 #include "teatree/manager/model_manager.h"
 #include "teatree/read/read_client.h"
@@ -40,6 +41,12 @@ void AddNoteStreamOptions(CLI::App& command, NoteStreamOptions& options);
 
 /// The same flags, for the managers a process starts.
 std::vector<std::string> NoteStreamArgs(const NoteStreamOptions& options);
+
+/// --log-level, --log-format, --log-file, --log-max-mb and --log-keep.
+void AddLogOptions(CLI::App& command, LogOptions& options);
+
+/// The same flags but --log-file, for the managers a process starts (each gets its own file).
+std::vector<std::string> LogArgs(const LogOptions& options);
 
 /// --url, --token and --tls-root of a read client.
 void AddReadClientOptions(CLI::App& command, ReadClientOptions& options);

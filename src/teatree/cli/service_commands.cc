@@ -166,7 +166,8 @@ Status ParseSince(const std::string& text, WatchOptions& options) {
 
 }  // namespace
 
-std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat& output) {
+std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat& output,
+                                                     const LogOptions& log) {
   auto f = std::make_shared<Flags>();
 
   auto* serve = app.add_subcommand(
@@ -369,6 +370,7 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
     return ExitCode::kOk;
   };
 
+  const LogOptions* parsed_log = &log;  // The lambdas copy what they capture: not this.
   auto run_servers = [=]() -> Status {
     if (serve->parsed()) {
       f->serve.data_dir = f->serve_models.data_dir;
@@ -379,6 +381,8 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       f->serve.manager_args.insert(f->serve.manager_args.end(), note_args.begin(), note_args.end());
       auto auth_args = NatsAuthArgs(f->serve.dispatcher.nats);
       f->serve.manager_args.insert(f->serve.manager_args.end(), auth_args.begin(), auth_args.end());
+      auto log_args = LogArgs(*parsed_log);
+      f->serve.manager_args.insert(f->serve.manager_args.end(), log_args.begin(), log_args.end());
       f->serve.control_url = f->serve_models.control_url;
       f->serve.dispatcher.idle_stop = std::chrono::seconds(f->idle_stop_s);
       f->serve.uploads = {.max_bytes = f->max_upload_mb << 20,
@@ -418,6 +422,8 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       args.insert(args.end(), note_args.begin(), note_args.end());
       auto auth_args = NatsAuthArgs(o.nats);
       args.insert(args.end(), auth_args.begin(), auth_args.end());
+      auto log_args = LogArgs(*parsed_log);
+      args.insert(args.end(), log_args.begin(), log_args.end());
       args.insert(args.end(), f->dispatcher_manager_args.begin(), f->dispatcher_manager_args.end());
       ProcessLauncher launcher("/proc/self/exe", args, f->dispatcher_data_dir / "logs");
       return RunDispatcher(o, launcher, StopOnSignals());

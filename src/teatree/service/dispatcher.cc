@@ -104,13 +104,17 @@ Result<std::unique_ptr<LaunchedManager>> ProcessLauncher::Launch(const std::stri
   // Secrets (NATS credentials, passwords in URLs) reach the manager as TEATREE_* variables,
   // never on its command line.
   SecretFreeArgs split = MoveSecretsToEnvironment(args_);
-  std::vector<std::string> argv{binary_, "manager", "--model", model};
+  // The manager writes its log to manager-M.log itself, rotated by size (--log-max-mb,
+  // --log-keep among the arguments); anything else it prints (a crash) goes to manager-M.err.
+  std::vector<std::string> argv{binary_,      "manager",
+                                "--model",    model,
+                                "--log-file", (log_dir_ / ("manager-" + model + ".log")).string()};
   argv.insert(argv.end(), split.args.begin(), split.args.end());
   std::error_code ec;
   std::filesystem::create_directories(log_dir_, ec);
   ARROW_ASSIGN_OR_RAISE(auto process,
                         Subprocess::Spawn({.argv = argv,
-                                           .log_path = log_dir_ / ("manager-" + model + ".log"),
+                                           .log_path = log_dir_ / ("manager-" + model + ".err"),
                                            .environment = std::move(split.environment)}));
   return std::unique_ptr<LaunchedManager>(new ProcessManager(std::move(process)));
 }
