@@ -52,6 +52,14 @@ grep -q "6.5" <<<"$out" || fail "query: $out"
 out=$(run status -d "$work/data") || fail "status: $out"
 grep -q "grpc://localhost:" <<<"$out" && grep -q "http://localhost:" <<<"$out" ||
   fail "status does not hand out the advertised host: $out"
+# Health: serve and the model's manager answer /healthz and /readyz, without a token.
+out=$(run status -d "$work/data" --output json) || fail "status: $out"
+for url in $(jq -r '.serve.http_url, (.models[] | select(.model == "shop") | .manager.http_url)' <<<"$out"); do
+  for probe in healthz readyz; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$url/$probe")
+    [[ "$code" == 200 ]] || fail "$url/$probe answered $code"
+  done
+done
 # --log-format json reaches the manager, which writes its own log file: a JSON object a line.
 log=$work/data/logs/manager-shop.log
 [[ -s "$log" ]] || fail "no manager log at $log: $(ls "$work/data/logs")"

@@ -180,6 +180,16 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
   serve->add_option("--nats-port", f->serve.nats_port,
                     "port of the private nats-server (default: a free one)");
   AddNatsAuthOptions(*serve, f->serve.dispatcher.nats);
+  serve
+      ->add_option_function<int64_t>(
+          "--shutdown-timeout-s",
+          [f](int64_t seconds) {
+            f->serve.dispatcher.shutdown_timeout = std::chrono::seconds(seconds);
+          },
+          "on SIGTERM, how long managers get to finish their batch, publish, acknowledge and "
+          "release their lease before they are killed")
+      ->default_str("25")
+      ->check(CLI::PositiveNumber);
   AddModelOptions(*serve, f->serve_models);
   AddReadServingOptions(*serve, f->serve.read);
   AddNoteStreamOptions(*serve, f->serve.dispatcher.notes);
@@ -249,6 +259,14 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       "Start a manager process for every model with queued requests, restart crashed ones\n"
       "with backoff, stop idle ones (teatree serve runs one)");
   AddNatsOptions(*dispatcher, f->dispatcher.nats);
+  dispatcher
+      ->add_option_function<int64_t>(
+          "--shutdown-timeout-s",
+          [f](int64_t seconds) { f->dispatcher.shutdown_timeout = std::chrono::seconds(seconds); },
+          "on SIGTERM, how long managers get to finish their batch, publish, acknowledge and "
+          "release their lease before they are killed")
+      ->default_str("25")
+      ->check(CLI::PositiveNumber);
   dispatcher->add_option("--data-dir,-d", f->dispatcher_data_dir, "data directory of the managers")
       ->capture_default_str();
   dispatcher

@@ -313,6 +313,11 @@ Result<std::string> ReadFileToString(const std::filesystem::path& path) {
   return contents.str();
 }
 
+bool Writable(const std::filesystem::path& dir) {
+  std::error_code error;
+  return std::filesystem::is_directory(dir, error) && ::access(dir.c_str(), W_OK | X_OK) == 0;
+}
+
 Result<std::filesystem::path> SelfPath() {
   std::error_code error;
   auto self = std::filesystem::read_symlink("/proc/self/exe", error);

@@ -61,6 +61,9 @@ std::string Sha256Hex(std::string_view data);
 /// SHA-256 of the parts one after another, as 64 lowercase hex digits.
 std::string Sha256Hex(std::initializer_list<std::string_view> parts);
 
+/// Whether this process may create files in `dir` (an existing directory) now.
+bool Writable(const std::filesystem::path& dir);
+
 /// The running program's own file (/proc/self/exe).
 Result<std::filesystem::path> SelfPath();
 

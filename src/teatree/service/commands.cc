@@ -63,6 +63,21 @@ class CatalogEndpoints {
     return known.endpoint;
   }
 
+  /// Whether the catalog answers a query now (asked at most once a second).
+  bool Reachable() {
+    constexpr auto kFresh = std::chrono::seconds(1);
+    std::lock_guard lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - checked_ < kFresh) return reachable_;
+    checked_ = now;
+    if (!control_) {
+      auto opened = ControlStore::Open(control_url_);
+      if (opened.ok()) control_ = std::move(*opened);
+    }
+    reachable_ = control_ && control_->SchemaVersion().ok();
+    return reachable_;
+  }
+
  private:
   struct Known {
     std::string endpoint;
@@ -73,6 +88,8 @@ class CatalogEndpoints {
   std::mutex mutex_;
   std::unique_ptr<ControlStore> control_;
   std::map<std::string, Known> known_;
+  std::chrono::steady_clock::time_point checked_;
+  bool reachable_ = false;
 };
 
 /// Holds an exclusive lock on <data_dir>/serve.lock while it lives.
@@ -517,11 +534,10 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
   const std::string control_url = options.control_url.empty()
                                       ? "sqlite://" + (data_dir / "control.sqlite").string()
                                       : options.control_url;
+  auto endpoints = std::make_shared<CatalogEndpoints>(control_url);
   DataDirReplicas models(
       {.data_dir = data_dir, .reader = {.memory_limit = options.read.memory_limit}},
-      [endpoints = std::make_shared<CatalogEndpoints>(control_url)](const std::string& model) {
-        return (*endpoints)(model);
-      });
+      [endpoints](const std::string& model) { return (*endpoints)(model); });
   NatsSupervisor supervisor(server.get());
   NatsClientOptions client = options.dispatcher.nats;  // Its credentials, if any.
   client.url = url;
@@ -531,16 +547,20 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
   ARROW_RETURN_NOT_OK(registry->SetMaxModels(options.max_models));
   // Models made before the registry existed, or whose NATS store was lost, exist all the same.
   ARROW_RETURN_NOT_OK(RegisterModelsOf(data_dir, *registry));
-  ARROW_ASSIGN_OR_RAISE(
-      auto read_servers,
-      ReadServers::Start(
-          options.read, models,
-          {.nats = nats.get(),
-           .queue = queue.get(),
-           .registry = registry.get(),
-           .ready = [&] { return supervisor.up() && nats->connected(); },
-           .uploads = {
-               .data_dir = data_dir, .limits = options.uploads, .registry = registry.get()}}));
+  ARROW_ASSIGN_OR_RAISE(auto read_servers,
+                        ReadServers::Start(options.read, models,
+                                           {.nats = nats.get(),
+                                            .queue = queue.get(),
+                                            .registry = registry.get(),
+                                            .ready =
+                                                [&] {
+                                                  return supervisor.up() && nats->connected() &&
+                                                         endpoints->Reachable() &&
+                                                         Writable(data_dir);
+                                                },
+                                            .uploads = {.data_dir = data_dir,
+                                                        .limits = options.uploads,
+                                                        .registry = registry.get()}}));
   Metrics::Process().SetCollector([&models, &queue](Metrics& metrics) {
     for (const auto& model : models.Models()) {
       auto backlog = queue->Backlog(model);

@@ -265,7 +265,7 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
     if (slot.manager) (void)slot.manager->Stop();
   }
   for (auto& [model, slot] : models) {
-    if (slot.manager) slot.manager->Terminate(std::chrono::seconds(30));
+    if (slot.manager) slot.manager->Terminate(options.shutdown_timeout);
   }
   return Status::OK();
 }

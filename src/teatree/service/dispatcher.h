@@ -67,6 +67,9 @@ struct DispatcherOptions {
   NoteStreamOptions notes;
   /// A manager with no new request for this long, and nothing queued, is stopped.
   std::chrono::milliseconds idle_stop = std::chrono::minutes(5);
+  /// On stopping, how long the managers get to finish their batch, publish, acknowledge and
+  /// release their lease after SIGTERM before they are killed (under Kubernetes' 30 s).
+  std::chrono::milliseconds shutdown_timeout = std::chrono::seconds(25);
   /// First delay before restarting a manager that crashed; doubles with each crash in a row,
   /// up to max_restart_delay.
   std::chrono::milliseconds restart_delay = std::chrono::milliseconds(200);

@@ -570,9 +570,20 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
   ARROW_ASSIGN_OR_RAISE(auto manager, ModelManager::Open(manager_options));
   SingleModel live(ModelReads::Live({.data_dir = options.manager.data_dir, .model = model},
                                     [&manager] { return manager->LiveReader(); }));
+  // Ready to take work: the lease held, NATS connected, the model's directory writable, and
+  // at most a batch of requests waiting.
+  auto ready = [&] {
+    if (lost || !(*lease)->held() || !nats->connected() ||
+        !Writable(ModelDir(options.manager.data_dir, model))) {
+      return false;
+    }
+    auto backlog = queue->Backlog(model);
+    return backlog.ok() && *backlog <= options.batch_size;
+  };
   ARROW_ASSIGN_OR_RAISE(
       auto read_servers,
-      ReadServers::Start(options.read, live, {.nats = nats.get(), .queue = queue.get()}));
+      ReadServers::Start(options.read, live,
+                         {.nats = nats.get(), .queue = queue.get(), .ready = ready}));
   Metrics::Process().SetCollector([&queue, model](Metrics& metrics) {
     auto backlog = queue->Backlog(model);
     if (backlog.ok()) metrics.SetBacklog(model, static_cast<int64_t>(*backlog));
