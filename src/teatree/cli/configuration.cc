@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
-#include <functional>
-#include <set>
 #include <sstream>
 
 #include "teatree/common/secret_text.h"
@@ -91,7 +89,7 @@ Configuration::Configuration(CLI::App& app) : app_(app) {
     }
   }
   // Before or after the command: LoadFile finds it on the command line either way.
-  for (CLI::App* command : {&app}) command->add_option("--config", file_, kConfigHelp);
+  app.add_option("--config", file_, kConfigHelp);
   for (auto& [path, command] : commands) command->add_option("--config", file_, kConfigHelp);
 }
 
