@@ -53,4 +53,7 @@ fi
 out=$(TEATREE_NATS_TOKEN=$token "$teatree" config serve --control "postgresql://u:pgsecret@db/x")
 ! grep -qF -e "$token" -e pgsecret <<<"$out" || fail "teatree config shows a secret: $out"
 grep -q "nats-token .*(redacted) *environment" <<<"$out" || fail "config: $out"
+# Error messages show URLs without their password.
+out=$("$teatree" status --nats "nats://alice:pw-$token@127.0.0.1:1" 2>&1) && fail "status connected"
+! grep -qF "pw-$token" <<<"$out" || fail "an error shows the password: $out"
 echo "secrets test passed"
