@@ -86,7 +86,12 @@ Status RunReader(const ReaderOptions& options, const std::atomic<bool>& stop, st
                                   .refresh_interval = std::chrono::seconds(1)};
   ARROW_ASSIGN_OR_RAISE(auto reads, ModelReads::Replica(reads_options));
   SingleModel model(std::move(reads));
-  ARROW_ASSIGN_OR_RAISE(auto servers, ReadServers::Start(options.read, model));
+  // Ready once there is a version file to serve.
+  auto ready = [&model] {
+    auto published = model.reads().PublishedVersion();
+    return published.ok() && *published > 0;
+  };
+  ARROW_ASSIGN_OR_RAISE(auto servers, ReadServers::Start(options.read, model, {.ready = ready}));
   ARROW_ASSIGN_OR_RAISE(int64_t version, model.reads().Refresh());
   std::unique_ptr<NatsConnection> nats;
   auto notes = SubscribeToVersions(options, nats);
