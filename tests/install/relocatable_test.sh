@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make install as an operator uses it: install into one directory, move the tree elsewhere,
-# and run it with an empty HOME, no TEATREE_* variables and a bare PATH: `teatree doctor`
-# passes, and serve, submit and query work. No installed file names the build machine's
-# source, build or cache directories.
+# and run it with an empty HOME and a bare PATH: `teatree doctor` passes; serve, configured
+# by a config file and TEATREE_* variables alone, runs with submit and query, hands out the
+# advertised host, answers /healthz and /readyz, logs JSON, and exits 0 on SIGTERM. No
+# installed file names the build machine's source, build or cache directories.
 set -euo pipefail
 build=${1:?usage: relocatable_test.sh BUILD_DIR SOURCE_DIR CACHE_DIR}
 source=${2:?}
@@ -34,9 +35,15 @@ out=$(run doctor 2>&1) || fail "doctor from the moved tree: $out"
 ! grep -q FAIL <<<"$out" || fail "doctor from the moved tree: $out"
 ldd "$prefix/bin/teatree" | grep -F "$cache" && fail "teatree loads libraries from $cache"
 
+# serve configured as an operator would: a config file and TEATREE_* variables, no flags.
+cat >"$work/teatree.toml" <<TOML
+[serve]
+advertise-host = "localhost"
+log-format = "json"
+TOML
 # env execs teatree: $! is serve's own pid.
-env -i HOME="$work/home" PATH=/usr/bin:/bin "$prefix/bin/teatree" serve --data-dir "$work/data" \
-  --advertise-host localhost --log-format json >"$work/serve.out" 2>&1 &
+env -i HOME="$work/home" PATH=/usr/bin:/bin TEATREE_CONFIG="$work/teatree.toml" \
+  TEATREE_DATA_DIR="$work/data" "$prefix/bin/teatree" serve >"$work/serve.out" 2>&1 &
 serve=$!
 for _ in $(seq 300); do [[ -f "$work/data/serve.json" ]] && break; sleep 0.1; done
 [[ -f "$work/data/serve.json" ]] || fail "serve did not start: $(cat "$work/serve.out")"
