@@ -40,6 +40,15 @@ set(TEATREE_RUNTIME_LIBS ${DUCKDB_LIBRARY})
 # --- Arrow C++ --------------------------------------------------------------------------
 add_library(teatree_dep_arrow INTERFACE)
 add_library(teatree_dep_flight INTERFACE)
+# The system's OpenSSL goes first, ahead of Arrow: the pyarrow wheel's libparquet exports an
+# OpenSSL of its own, and whichever comes first in load order serves every OpenSSL call in
+# the process. Were it libparquet's, nats.c (TLS to NATS) and our own SHA-256 would call into
+# a mix of the two libraries and crash (X509_STORE_set_default_paths did).
+# A link option, so that it comes before every library on the command line, and needed even
+# where nothing calls it directly.
+find_package(OpenSSL REQUIRED)
+target_link_options(teatree_dep_arrow INTERFACE
+  "LINKER:--push-state,--no-as-needed,${OPENSSL_SSL_LIBRARY},${OPENSSL_CRYPTO_LIBRARY},--pop-state")
 find_package(Arrow CONFIG QUIET)
 if(Arrow_FOUND)
   find_package(ArrowDataset CONFIG REQUIRED)
