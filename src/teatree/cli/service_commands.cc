@@ -1,10 +1,16 @@
 #include "teatree/cli/service_commands.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "teatree/cli/options.h"
 #include "teatree/common/failure.h"
@@ -18,6 +24,7 @@ using std::chrono::milliseconds;
 
 /// Everything the commands' flags parse into; lives as long as the returned function.
 struct Flags {
+  std::chrono::milliseconds manager_shutdown_timeout = std::chrono::seconds(25);
   // serve
   ServeOptions serve;
   ManagerOptions serve_models;
@@ -164,6 +171,40 @@ Status ParseSince(const std::string& text, WatchOptions& options) {
                     "(90s, 15m, 2h, 3d)");
 }
 
+/// Bounds a process's shutdown: once `stop` is set, the process has `timeout` to finish
+/// (this object's destruction); past it, it logs why and exits 1 at once. What it did not
+/// finish is what a crash leaves, and recovery handles it.
+class ExitIfStuck {
+ public:
+  ExitIfStuck(const std::atomic<bool>& stop, std::chrono::milliseconds timeout, std::string what)
+      : thread_([&stop, timeout, what = std::move(what), this] {
+          std::unique_lock lock(mutex_);
+          while (!done_ && !stop) wake_.wait_for(lock, std::chrono::milliseconds(100));
+          if (done_) return;
+          if (wake_.wait_for(lock, timeout, [this] { return done_; })) return;
+          spdlog::error(
+              "{} did not stop within {} s of the signal; exiting now (committed work "
+              "is published at the next start)",
+              what, std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
+          spdlog::default_logger()->flush();
+          std::_Exit(1);
+        }) {}
+  ~ExitIfStuck() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool done_ = false;
+  std::thread thread_;  // Last: starts once the members above exist.
+};
+
 }  // namespace
 
 std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat& output,
@@ -249,6 +290,14 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       ->add_option("--idle-exit-ms", f->idle_exit_ms,
                    "exit after this long without requests (0: never)")
       ->capture_default_str();
+  manager
+      ->add_option_function<int64_t>(
+          "--shutdown-timeout-s",
+          [f](int64_t seconds) { f->manager_shutdown_timeout = std::chrono::seconds(seconds); },
+          "on SIGTERM, finish the batch, publish, acknowledge and release the lease within "
+          "this many seconds, or exit 1 (committed work is published at the next start)")
+      ->default_str("25")
+      ->check(CLI::PositiveNumber);
   manager
       ->add_option("--duplicate-window-ms", f->duplicate_window_ms,
                    "JetStream duplicate window of the request stream")
@@ -401,6 +450,11 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       f->serve.manager_args.insert(f->serve.manager_args.end(), auth_args.begin(), auth_args.end());
       auto log_args = LogArgs(*parsed_log);
       f->serve.manager_args.insert(f->serve.manager_args.end(), log_args.begin(), log_args.end());
+      f->serve.manager_args.insert(
+          f->serve.manager_args.end(),
+          {"--shutdown-timeout-s", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                                      f->serve.dispatcher.shutdown_timeout)
+                                                      .count())});
       f->serve.control_url = f->serve_models.control_url;
       f->serve.dispatcher.idle_stop = std::chrono::seconds(f->idle_stop_s);
       f->serve.uploads = {.max_bytes = f->max_upload_mb << 20,
@@ -417,7 +471,9 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       if (o.nats.url.empty()) {
         ARROW_ASSIGN_OR_RAISE(o.nats.url, ServedNatsUrl(o.manager.data_dir));
       }
-      return RunManagerService(o, StopOnSignals());
+      const auto& stop = StopOnSignals();
+      ExitIfStuck deadline(stop, f->manager_shutdown_timeout, "manager of " + o.manager.model);
+      return RunManagerService(o, stop);
     }
     if (dispatcher->parsed()) {
       DispatcherOptions& o = f->dispatcher;
@@ -442,6 +498,11 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       args.insert(args.end(), auth_args.begin(), auth_args.end());
       auto log_args = LogArgs(*parsed_log);
       args.insert(args.end(), log_args.begin(), log_args.end());
+      args.insert(
+          args.end(),
+          {"--shutdown-timeout-s",
+           std::to_string(
+               std::chrono::duration_cast<std::chrono::seconds>(o.shutdown_timeout).count())});
       args.insert(args.end(), f->dispatcher_manager_args.begin(), f->dispatcher_manager_args.end());
       ProcessLauncher launcher("/proc/self/exe", args, f->dispatcher_data_dir / "logs");
       return RunDispatcher(o, launcher, StopOnSignals());
