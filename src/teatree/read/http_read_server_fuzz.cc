@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,6 +44,12 @@ Fixture& Get() {
   static Fixture* fixture = [] {
     auto made = new Fixture();
     made->dir = teatree::TempDir::Make("teatree-http-fuzz-").ValueOrDie();
+    // The fixture outlives main; its (empty) data directory goes when the process exits.
+    static const std::filesystem::path kDir = made->dir->path();
+    std::atexit([] {
+      std::error_code ignored;
+      std::filesystem::remove_all(kDir, ignored);
+    });
     made->models = std::make_unique<teatree::DataDirReplicas>(
         teatree::ModelReadsOptions{.data_dir = made->dir->path()}, nullptr);
     made->server = teatree::HttpReadServer::Start({}, *made->models).ValueOrDie();
