@@ -5,29 +5,14 @@
 # (/proc/PID/cmdline), in their logs, or in `teatree config`; the manager gets them all the
 # same (the request is applied).
 set -euo pipefail
-teatree=${1:?usage: secrets_test.sh path/to/teatree}
-nats_server=$(dirname "$teatree")/../libexec/teatree/nats-server
-work=$(mktemp -d /tmp/teatree-secrets-test-XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/test_lib.sh" secrets "${1:-}"
 token=tok-$RANDOM$RANDOM-secret
 echo "$token" >"$work/token"
 chmod 600 "$work/token"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-printf 'listen: 127.0.0.1:%s\nmax_payload: 9437184\njetstream { store_dir: "%s/js" }\nauthorization { token: "%s" }\n' \
-  "$port" "$work" "$token" >"$work/nats.conf"
-chmod 600 "$work/nats.conf"
-"$nats_server" -c "$work/nats.conf" >"$work/nats.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do grep -q "Server is ready" "$work/nats.log" && break; sleep 0.1; done
+start_nats_server "authorization { token: \"$token\" }"
 
-"$teatree" serve --nats "nats://127.0.0.1:$port" --nats-token-file "$work/token" \
+"$teatree" serve --nats "nats://127.0.0.1:$nats_port" --nats-token-file "$work/token" \
   --data-dir "$work/data" >"$work/serve.out" 2>&1 &
 serve=$!
 pids+=("$serve")
@@ -42,7 +27,7 @@ out=$("$teatree" submit -d "$work/data" --model shop create_table --table u \
 
 manager=$(pgrep -P "$serve" -f "teatree manager" | head -1)
 [[ -n "$manager" ]] || fail "no manager process under serve"
-for pid in "$serve" "$manager" "${pids[0]}"; do
+for pid in "$serve" "$manager" "$nats_pid"; do
   if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$token"; then
     fail "the token is on the command line of $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
   fi

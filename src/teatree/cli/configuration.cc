@@ -10,20 +10,6 @@
 namespace teatree::cli {
 namespace {
 
-/// Every command under `app` (not `app` itself), each with its path: "serve", "model.create".
-std::vector<std::pair<std::string, CLI::App*>> Commands(CLI::App& app,
-                                                        const std::string& prefix = "") {
-  std::vector<std::pair<std::string, CLI::App*>> out;
-  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
-    const std::string path =
-        prefix.empty() ? command->get_name() : prefix + "." + command->get_name();
-    out.emplace_back(path, command);
-    auto nested = Commands(*command, path);
-    out.insert(out.end(), nested.begin(), nested.end());
-  }
-  return out;
-}
-
 /// The options of `command` that configuration can set: those with a long name, but help.
 std::vector<CLI::Option*> Configurable(CLI::App& command) {
   const CLI::Option* help = command.get_help_ptr();
@@ -60,6 +46,19 @@ constexpr const char* kConfigHelp =
 
 }  // namespace
 
+std::vector<std::pair<std::string, CLI::App*>> AllCommands(CLI::App& app,
+                                                           const std::string& prefix) {
+  std::vector<std::pair<std::string, CLI::App*>> out;
+  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
+    const std::string path =
+        prefix.empty() ? command->get_name() : prefix + "." + command->get_name();
+    out.emplace_back(path, command);
+    auto nested = AllCommands(*command, path);
+    out.insert(out.end(), nested.begin(), nested.end());
+  }
+  return out;
+}
+
 const char* SourceName(Source source) {
   switch (source) {
     case Source::kFlag:
@@ -81,7 +80,7 @@ std::string Shown(const std::string& long_name, const std::string& value) {
 }
 
 Configuration::Configuration(CLI::App& app) : app_(app) {
-  const auto commands = Commands(app);
+  const auto commands = AllCommands(app);
   for (auto& [path, command] : commands) {
     for (CLI::Option* option : Configurable(*command)) {
       if (option->get_envname().empty())
@@ -117,7 +116,7 @@ Status Configuration::LoadFile(const std::vector<std::string>& args) {
   } catch (const CLI::Error& e) {
     return Status::Invalid("config file ", path, " is not TOML as Teatree reads it: ", e.what());
   }
-  const auto commands = Commands(app_);
+  const auto commands = AllCommands(app_);
   std::vector<const CLI::ConfigItem*> top, sections;
   for (const auto& item : items) {
     // CLI11 marks where a section starts (++) and ends (--).
@@ -224,7 +223,7 @@ std::string Configuration::Reference() const {
     std::vector<std::string> commands;
   };
   std::map<std::string, Row> rows;
-  for (auto& [path, command] : Commands(app_)) {
+  for (auto& [path, command] : AllCommands(app_)) {
     for (CLI::Option* option : Configurable(*command)) {
       Row& row = rows[option->get_lnames().front()];
       row.variable = option->get_envname();

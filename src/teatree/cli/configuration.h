@@ -6,11 +6,17 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "teatree/common/status.h"
 
 namespace teatree::cli {
+
+/// Every command under `app` (not `app` itself), nested ones too, each with its path:
+/// "serve", "model.create".
+std::vector<std::pair<std::string, CLI::App*>> AllCommands(CLI::App& app,
+                                                           const std::string& prefix = "");
 
 /// Where an option's value came from; an earlier one wins.
 enum class Source { kFlag, kEnvironment, kFile, kDefault };

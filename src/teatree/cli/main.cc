@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 #include <string_view>
@@ -74,17 +75,6 @@ void RaiseOpenFilesLimit() {
 
 using RunCommand = std::function<teatree::Result<ExitCode>()>;
 
-/// Every command under `app`, nested ones too.
-std::vector<CLI::App*> AllCommands(CLI::App& app) {
-  std::vector<CLI::App*> all;
-  for (CLI::App* command : app.get_subcommands([](CLI::App*) { return true; })) {
-    all.push_back(command);
-    auto nested = AllCommands(*command);
-    all.insert(all.end(), nested.begin(), nested.end());
-  }
-  return all;
-}
-
 /// Defines every command that runs something on `app`; the one chosen runs when each
 /// returned function is called in turn (the others return kOk at once). Every command takes
 /// the log flags, into `log`.
@@ -95,7 +85,9 @@ std::vector<RunCommand> DefineCommands(CLI::App& app, OutputFormat& output,
   std::vector<RunCommand> commands{teatree::cli::AddLocalCommands(app, output),
                                    teatree::cli::AddServiceCommands(app, output, log),
                                    teatree::cli::AddReadCommands(app, output)};
-  for (CLI::App* command : AllCommands(app)) teatree::cli::AddLogOptions(*command, log);
+  for (auto& [path, command] : teatree::cli::AllCommands(app)) {
+    teatree::cli::AddLogOptions(*command, log);
+  }
   return commands;
 }
 
@@ -136,9 +128,10 @@ teatree::Result<ExitCode> RunConfig(const std::vector<std::string>& args,
   }
   const auto entries = configuration.Effective(command);
   std::string name;
-  for (CLI::App* at = configuration.chosen(); at != nullptr && at != &app; at = at->get_parent()) {
-    name = at->get_name() + (name.empty() ? "" : " " + name);
+  for (const auto& [path, at] : teatree::cli::AllCommands(app)) {
+    if (at == configuration.chosen()) name = path;
   }
+  std::replace(name.begin(), name.end(), '.', ' ');
   if (output == OutputFormat::kJson) {
     nlohmann::json options = nlohmann::json::array();
     for (const auto& entry : entries) {

@@ -3,18 +3,17 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <thread>
+#include <optional>
 
 #include "teatree/cli/options.h"
 #include "teatree/common/failure.h"
 #include "teatree/common/json_text.h"
+#include "teatree/common/ticker.h"
 #include "teatree/service/commands.h"
 
 namespace teatree::cli {
@@ -171,38 +170,43 @@ Status ParseSince(const std::string& text, WatchOptions& options) {
                     "(90s, 15m, 2h, 3d)");
 }
 
+/// What a process that starts managers passes on to each besides the model's options: its
+/// NATS credentials (which the launcher moves off the command line), its log flags and its
+/// shutdown bound.
+std::vector<std::string> PassedOnArgs(const DispatcherOptions& dispatcher, const LogOptions& log) {
+  std::vector<std::string> args = NatsAuthArgs(dispatcher.nats);
+  auto log_args = LogArgs(log);
+  args.insert(args.end(), log_args.begin(), log_args.end());
+  args.insert(
+      args.end(),
+      {"--shutdown-timeout-s",
+       std::to_string(
+           std::chrono::duration_cast<std::chrono::seconds>(dispatcher.shutdown_timeout).count())});
+  return args;
+}
+
 /// Bounds a process's shutdown: once `stop` is set, the process has `timeout` to finish
 /// (this object's destruction); past it, it logs why and exits 1 at once. What it did not
 /// finish is what a crash leaves, and recovery handles it.
 class ExitIfStuck {
  public:
   ExitIfStuck(const std::atomic<bool>& stop, std::chrono::milliseconds timeout, std::string what)
-      : thread_([&stop, timeout, what = std::move(what), this] {
-          std::unique_lock lock(mutex_);
-          while (!done_ && !stop) wake_.wait_for(lock, std::chrono::milliseconds(100));
-          if (done_) return;
-          if (wake_.wait_for(lock, timeout, [this] { return done_; })) return;
-          spdlog::error(
-              "{} did not stop within {} s of the signal; exiting now (committed work "
-              "is published at the next start)",
-              what, std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
-          spdlog::default_logger()->flush();
-          std::_Exit(1);
-        }) {}
-  ~ExitIfStuck() {
-    {
-      std::lock_guard lock(mutex_);
-      done_ = true;
-    }
-    wake_.notify_all();
-    thread_.join();
-  }
+      : ticker_(std::chrono::milliseconds(100),
+                [&stop, timeout, what = std::move(what),
+                 stopped = std::optional<std::chrono::steady_clock::time_point>()]() mutable {
+                  if (!stop) return;
+                  if (!stopped) stopped = std::chrono::steady_clock::now();
+                  if (std::chrono::steady_clock::now() - *stopped < timeout) return;
+                  spdlog::error(
+                      "{} did not stop within {} s of the signal; exiting now (committed "
+                      "work is published at the next start)",
+                      what, std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
+                  spdlog::default_logger()->flush();
+                  std::_Exit(1);
+                }) {}
 
  private:
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool done_ = false;
-  std::thread thread_;  // Last: starts once the members above exist.
+  Ticker ticker_;
 };
 
 }  // namespace
@@ -446,15 +450,8 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       f->serve.manager_args.insert(f->serve.manager_args.end(), read_args.begin(), read_args.end());
       auto note_args = NoteStreamArgs(f->serve.dispatcher.notes);
       f->serve.manager_args.insert(f->serve.manager_args.end(), note_args.begin(), note_args.end());
-      auto auth_args = NatsAuthArgs(f->serve.dispatcher.nats);
-      f->serve.manager_args.insert(f->serve.manager_args.end(), auth_args.begin(), auth_args.end());
-      auto log_args = LogArgs(*parsed_log);
-      f->serve.manager_args.insert(f->serve.manager_args.end(), log_args.begin(), log_args.end());
-      f->serve.manager_args.insert(
-          f->serve.manager_args.end(),
-          {"--shutdown-timeout-s", std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                                      f->serve.dispatcher.shutdown_timeout)
-                                                      .count())});
+      auto passed_on = PassedOnArgs(f->serve.dispatcher, *parsed_log);
+      f->serve.manager_args.insert(f->serve.manager_args.end(), passed_on.begin(), passed_on.end());
       f->serve.control_url = f->serve_models.control_url;
       f->serve.dispatcher.idle_stop = std::chrono::seconds(f->idle_stop_s);
       f->serve.uploads = {.max_bytes = f->max_upload_mb << 20,
@@ -494,15 +491,8 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       }
       auto note_args = NoteStreamArgs(o.notes);
       args.insert(args.end(), note_args.begin(), note_args.end());
-      auto auth_args = NatsAuthArgs(o.nats);
-      args.insert(args.end(), auth_args.begin(), auth_args.end());
-      auto log_args = LogArgs(*parsed_log);
-      args.insert(args.end(), log_args.begin(), log_args.end());
-      args.insert(
-          args.end(),
-          {"--shutdown-timeout-s",
-           std::to_string(
-               std::chrono::duration_cast<std::chrono::seconds>(o.shutdown_timeout).count())});
+      auto passed_on = PassedOnArgs(o, *parsed_log);
+      args.insert(args.end(), passed_on.begin(), passed_on.end());
       args.insert(args.end(), f->dispatcher_manager_args.begin(), f->dispatcher_manager_args.end());
       ProcessLauncher launcher("/proc/self/exe", args, f->dispatcher_data_dir / "logs");
       return RunDispatcher(o, launcher, StopOnSignals());

@@ -16,6 +16,7 @@
 #include "teatree/common/fault_point.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/json_text.h"
+#include "teatree/common/ticker.h"
 #include "teatree/engine/duckdb/duckdb_engine.h"
 #include "teatree/engine/staging.h"
 #include "teatree/read/metrics.h"
@@ -32,34 +33,6 @@ using std::chrono::milliseconds;
 
 /// How soon a request whose outcome was not stored comes back, to be told again.
 constexpr milliseconds kRetellDelay(1000);
-
-/// Calls `tick` every `interval` on a thread of its own until destroyed.
-class Ticker {
- public:
-  Ticker(milliseconds interval, std::function<void()> tick)
-      : thread_([this, interval, tick = std::move(tick)] {
-          std::unique_lock lock(mutex_);
-          while (!wake_.wait_for(lock, interval, [&] { return done_; })) {
-            lock.unlock();
-            tick();
-            lock.lock();
-          }
-        }) {}
-  ~Ticker() {
-    {
-      std::lock_guard lock(mutex_);
-      done_ = true;
-    }
-    wake_.notify_all();
-    thread_.join();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool done_ = false;
-  std::thread thread_;  // Last: starts once the members above exist.
-};
 
 /// Why a queue message cannot be applied by this model's manager, or empty when it can.
 std::string Refusal(const Delivery& delivery, const Result<Request>& decoded,
