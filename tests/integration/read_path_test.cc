@@ -222,9 +222,16 @@ TEST_F(ReadPathTest, AReplicaSwitchesVersionsUnderAQueryLoopWithoutFailedQueries
 
   std::atomic<bool> writing{true};
   std::atomic<int> appended{1};
+  std::atomic<size_t> distinct_versions{0};
   std::thread writer([&] {
-    const auto until = std::chrono::steady_clock::now() + seconds(6);
-    for (int key = 1; std::chrono::steady_clock::now() < until; ++key) {
+    // At least 6 s of writes, and on until the readers saw three versions (publication is
+    // much slower under the sanitizers), for at most 60 s.
+    const auto start = std::chrono::steady_clock::now();
+    auto more = [&] {
+      const auto elapsed = std::chrono::steady_clock::now() - start;
+      return elapsed < seconds(6) || (distinct_versions < 3 && elapsed < seconds(60));
+    };
+    for (int key = 1; more(); ++key) {
       if (Run(Append("sales", "w" + std::to_string(key), key)).applied()) ++appended;
       std::this_thread::sleep_for(milliseconds(20));
     }
@@ -253,6 +260,7 @@ TEST_F(ReadPathTest, AReplicaSwitchesVersionsUnderAQueryLoopWithoutFailedQueries
         last_version = result->version;
         last_count = count;
         versions_seen.insert(result->version);
+        distinct_versions = versions_seen.size();
       }
     });
   }
