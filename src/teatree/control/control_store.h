@@ -11,7 +11,7 @@
 namespace teatree {
 
 /// The newest control catalog schema this build knows; every backend migrates to it.
-inline constexpr int kControlSchemaVersion = 1;
+inline constexpr int kControlSchemaVersion = 2;
 
 /// A row of `goal_model`: one model and who is working on it.
 struct ModelRecord {
@@ -23,6 +23,12 @@ struct ModelRecord {
   int64_t published_version = 0;
   std::string manager_endpoint;
   std::string lease_holder;
+  /// The pod class its manager runs in on Kubernetes ("small" unless set). Read only:
+  /// UpsertModel() leaves it as it is; SetPodClass() changes it.
+  std::string pod_class = "small";
+  /// Why its manager is not running yet (status "pending"), e.g. "Unschedulable: 0/3 nodes
+  /// are available: 3 Insufficient memory"; set by the dispatcher, cleared by the manager.
+  std::string pending_reason;
   /// ISO-8601 UTC with microseconds ("2025-01-31T12:00:00.000000Z"), set by the store:
   /// values passed in are ignored.
   std::string created_at;
@@ -80,6 +86,12 @@ class ControlStore {
   /// Inserts the model, or updates every field but created_at. Sets updated_at (and
   /// created_at on insert).
   virtual Status UpsertModel(const ModelRecord& model) = 0;
+  /// Sets the pod class of `model` (taken at its manager's next start), recording the model
+  /// if the catalog has no row for it yet. The class name is not checked here.
+  virtual Status SetPodClass(const std::string& model, const std::string& pod_class) = 0;
+  /// Records why the manager of `model` is not running yet (status "pending"); an empty
+  /// `reason` clears it.
+  virtual Status SetPending(const std::string& model, const std::string& reason) = 0;
   /// The model, or nullopt when there is none with this id.
   virtual Result<std::optional<ModelRecord>> GetModel(const std::string& id) = 0;
   /// Every model, ordered by id.

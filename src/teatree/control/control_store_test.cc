@@ -196,6 +196,39 @@ TEST_P(ControlStoreTest, UpsertGetAndListModels) {
   EXPECT_EQ(models[1], *stored);
 }
 
+TEST_P(ControlStoreTest, APodClassIsSetByItselfAndSurvivesTheManagersUpserts) {
+  // Set before the model's manager ever ran: the model gets a row.
+  ASSERT_OK(store_->SetPodClass("sales", "medium"));
+  ASSERT_OK_AND_ASSIGN(auto fresh, store_->GetModel("sales"));
+  ASSERT_TRUE(fresh.has_value());
+  EXPECT_EQ(fresh->pod_class, "medium");
+  EXPECT_EQ(fresh->status, "stopped");
+  // The manager records its state: the class stays.
+  ModelRecord running = MakeModel("sales");
+  running.current_version = 4;
+  ASSERT_OK(store_->UpsertModel(running));
+  ASSERT_OK_AND_ASSIGN(auto after, store_->GetModel("sales"));
+  EXPECT_EQ(after->pod_class, "medium");
+  EXPECT_EQ(after->current_version, 4);
+  ASSERT_OK(store_->SetPodClass("sales", "large"));
+  ASSERT_OK_AND_ASSIGN(auto changed, store_->GetModel("sales"));
+  EXPECT_EQ(changed->pod_class, "large");
+  EXPECT_EQ(changed->current_version, 4);
+  // The dispatcher says why a manager does not run yet; the manager's next upsert clears it.
+  ASSERT_OK(store_->SetPending("sales", "Unschedulable: 0/3 nodes are available"));
+  ASSERT_OK_AND_ASSIGN(auto pending, store_->GetModel("sales"));
+  EXPECT_EQ(pending->status, "pending");
+  EXPECT_EQ(pending->pending_reason, "Unschedulable: 0/3 nodes are available");
+  EXPECT_EQ(pending->pod_class, "large");
+  ASSERT_OK(store_->UpsertModel(running));
+  ASSERT_OK_AND_ASSIGN(auto started, store_->GetModel("sales"));
+  EXPECT_EQ(started->status, "idle");
+  EXPECT_EQ(started->pending_reason, "");
+  // A model whose class was never set is small.
+  ASSERT_OK(store_->UpsertModel(MakeModel("other")));
+  EXPECT_EQ(store_->GetModel("other").ValueOrDie()->pod_class, "small");
+}
+
 TEST_P(ControlStoreTest, UpdateChangesUpdatedAtButNotCreatedAt) {
   ModelRecord model = MakeModel("sales");
   ASSERT_OK(store_->UpsertModel(model));

@@ -25,6 +25,8 @@ ModelRecord ReadModel(const pqxx::row& row) {
           .published_version = row[4].as<int64_t>(),
           .manager_endpoint = row[5].as<std::string>(),
           .lease_holder = row[6].as<std::string>(),
+          .pod_class = row[9].as<std::string>(),
+          .pending_reason = row[10].as<std::string>(),
           .created_at = row[7].as<std::string>(),
           .updated_at = row[8].as<std::string>()};
 }
@@ -165,6 +167,24 @@ Status PgControlStore::UpsertModel(const ModelRecord& model) {
                                      model.manager_endpoint, model.lease_holder, NowIso8601Utc());
                       tx.commit();
                     });
+}
+
+Status PgControlStore::SetModelField(std::string_view sql, const std::string& model,
+                                     const std::string& value, const std::string& what) {
+  return pool_->Run("cannot set the " + what + " of \"" + model + "\" in " + RedactUrl(url_),
+                    [&](pqxx::connection& c) {
+                      pqxx::work tx(c);
+                      tx.exec_params(PgParams(sql), model, value, NowIso8601Utc());
+                      tx.commit();
+                    });
+}
+
+Status PgControlStore::SetPodClass(const std::string& model, const std::string& pod_class) {
+  return SetModelField(kSetPodClass, model, pod_class, "pod class");
+}
+
+Status PgControlStore::SetPending(const std::string& model, const std::string& reason) {
+  return SetModelField(kSetPending, model, reason, "pending reason");
 }
 
 Result<std::optional<ModelRecord>> PgControlStore::GetModel(const std::string& id) {

@@ -22,6 +22,8 @@ class PgControlStore : public ControlStore {
   ~PgControlStore() override;
 
   Status UpsertModel(const ModelRecord& model) override;
+  Status SetPodClass(const std::string& model, const std::string& pod_class) override;
+  Status SetPending(const std::string& model, const std::string& reason) override;
   Result<std::optional<ModelRecord>> GetModel(const std::string& id) override;
   Result<std::vector<ModelRecord>> ListModels() override;
   Status RecordContent(const std::vector<ContentRecord>& rows) override;
@@ -36,6 +38,9 @@ class PgControlStore : public ControlStore {
   struct Pool;
   PgControlStore(std::string url, std::unique_ptr<Pool> pool);
   Status Migrate();
+  /// Runs one of the single-field model statements (?1 model, ?2 value, ?3 now).
+  Status SetModelField(std::string_view sql, const std::string& model, const std::string& value,
+                       const std::string& what);
 
   const std::string url_;
   std::unique_ptr<Pool> pool_;

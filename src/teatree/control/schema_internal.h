@@ -57,6 +57,13 @@ CREATE TABLE request_log (
 );
 CREATE INDEX request_log_model_created_at ON request_log (model, created_at);
 )sql",
+    // 2: the pod class a model's manager runs in on Kubernetes (set by `teatree model
+    // set-class`, never by the managers' own upserts), and why its manager is not running
+    // yet (set by the dispatcher, cleared by the manager's first upsert).
+    R"sql(
+ALTER TABLE goal_model ADD COLUMN pod_class TEXT NOT NULL DEFAULT 'small';
+ALTER TABLE goal_model ADD COLUMN pending_reason TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kControlSchemaVersion,
               "kControlSchemaVersion must equal the number of migrations");
@@ -73,12 +80,29 @@ ON CONFLICT (id) DO UPDATE SET
   engine = excluded.engine, status = excluded.status,
   current_version = excluded.current_version, published_version = excluded.published_version,
   manager_endpoint = excluded.manager_endpoint, lease_holder = excluded.lease_holder,
-  updated_at = excluded.updated_at)sql";
+  updated_at = excluded.updated_at, pending_reason = '')sql";
 
 inline constexpr std::string_view kSelectModels = R"sql(
 SELECT id, engine, status, current_version, published_version, manager_endpoint, lease_holder,
-       created_at, updated_at
+       created_at, updated_at, pod_class, pending_reason
 FROM goal_model)sql";
+
+/// Sets a model's pod class, making its row if it has none yet (a model created but never
+/// started; its manager fills in the rest).
+inline constexpr std::string_view kSetPodClass = R"sql(
+INSERT INTO goal_model (id, engine, status, current_version, published_version,
+                        manager_endpoint, lease_holder, created_at, updated_at, pod_class)
+VALUES (?1, 'duckdb', 'stopped', 0, 0, '', '', ?3, ?3, ?2)
+ON CONFLICT (id) DO UPDATE SET pod_class = excluded.pod_class, updated_at = excluded.updated_at)sql";
+
+/// Marks a model's manager as waiting to start, and why ("" once it is no longer waiting).
+inline constexpr std::string_view kSetPending = R"sql(
+INSERT INTO goal_model (id, engine, status, current_version, published_version,
+                        manager_endpoint, lease_holder, created_at, updated_at, pending_reason)
+VALUES (?1, 'duckdb', 'pending', 0, 0, '', '', ?3, ?3, ?2)
+ON CONFLICT (id) DO UPDATE SET pending_reason = excluded.pending_reason,
+  status = CASE WHEN excluded.pending_reason = '' THEN goal_model.status ELSE 'pending' END,
+  updated_at = excluded.updated_at)sql";
 
 inline constexpr std::string_view kUpsertContent = R"sql(
 INSERT INTO content_index (model, version, table_name, row_count, byte_count, archive_uri,

@@ -47,6 +47,8 @@ ModelRecord ReadModel(const SqliteStatement& row) {
   model.lease_holder = row.ColumnText(6);
   model.created_at = row.ColumnText(7);
   model.updated_at = row.ColumnText(8);
+  model.pod_class = row.ColumnText(9);
+  model.pending_reason = row.ColumnText(10);
   return model;
 }
 
@@ -203,6 +205,24 @@ Status SqliteControlStore::UpsertModel(const ModelRecord& model) {
   ARROW_ASSIGN_OR_RAISE(auto upsert, db_->Prepare(kUpsertModel));
   ARROW_RETURN_NOT_OK(BindModel(*upsert, model, NowIso8601Utc()));
   return WithContext(Run(*upsert), "cannot upsert model \"" + model.id + "\" in " + url_);
+}
+
+Status SqliteControlStore::SetModelField(std::string_view sql, const std::string& model,
+                                         const std::string& value, const std::string& what) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ARROW_ASSIGN_OR_RAISE(auto upsert, db_->Prepare(sql));
+  ARROW_RETURN_NOT_OK(upsert->BindText(1, model));
+  ARROW_RETURN_NOT_OK(upsert->BindText(2, value));
+  ARROW_RETURN_NOT_OK(upsert->BindText(3, NowIso8601Utc()));
+  return WithContext(Run(*upsert), "cannot set the " + what + " of \"" + model + "\" in " + url_);
+}
+
+Status SqliteControlStore::SetPodClass(const std::string& model, const std::string& pod_class) {
+  return SetModelField(kSetPodClass, model, pod_class, "pod class");
+}
+
+Status SqliteControlStore::SetPending(const std::string& model, const std::string& reason) {
+  return SetModelField(kSetPending, model, reason, "pending reason");
 }
 
 Result<std::optional<ModelRecord>> SqliteControlStore::GetModel(const std::string& id) {

@@ -27,6 +27,8 @@ class SqliteControlStore : public ControlStore {
   ~SqliteControlStore() override;
 
   Status UpsertModel(const ModelRecord& model) override;
+  Status SetPodClass(const std::string& model, const std::string& pod_class) override;
+  Status SetPending(const std::string& model, const std::string& reason) override;
   Result<std::optional<ModelRecord>> GetModel(const std::string& id) override;
   Result<std::vector<ModelRecord>> ListModels() override;
   Status RecordContent(const std::vector<ContentRecord>& rows) override;
@@ -39,6 +41,9 @@ class SqliteControlStore : public ControlStore {
 
  private:
   SqliteControlStore(std::unique_ptr<SqliteDb> db, std::string url);
+  /// Runs one of the single-field model statements (?1 model, ?2 value, ?3 now); takes mutex_.
+  Status SetModelField(std::string_view sql, const std::string& model, const std::string& value,
+                       const std::string& what);
 
   // Helpers below expect mutex_ to be held.
   Status Migrate();
