@@ -91,7 +91,9 @@ Status ValidateAcquire(const std::string& model, const std::string& holder,
 }
 
 // The lease bucket; with `create_ttl`, created with that TTL if absent, else a KeyError.
-Result<KvStoreHandle> OpenBucket(jsCtx* js, std::optional<milliseconds> create_ttl) {
+Result<KvStoreHandle> OpenBucket(NatsConnection& connection,
+                                 std::optional<milliseconds> create_ttl) {
+  jsCtx* js = connection.jetstream();
   kvStore* raw = nullptr;
   natsStatus status = js_KeyValue(&raw, js, kBucket);
   if (status == NATS_OK) return KvStoreHandle(raw);
@@ -105,6 +107,7 @@ Result<KvStoreHandle> OpenBucket(jsCtx* js, std::optional<milliseconds> create_t
   config.History = 1;
   config.TTL = bus_internal::Nanos(*create_ttl);
   config.StorageType = js_FileStorage;
+  config.Replicas = connection.stream_replicas();
   status = js_CreateKeyValue(&raw, js, &config);
   if (status == NATS_OK) return KvStoreHandle(raw);
   // A racing Acquire may have created it meanwhile (perhaps with another TTL: checked next).
@@ -179,7 +182,7 @@ Lease::Lease(NatsConnection& connection, KvHandle kv, std::string model, std::st
 Result<std::unique_ptr<Lease>> Lease::Acquire(NatsConnection& connection, const std::string& model,
                                               const std::string& holder, LeaseOptions options) {
   ARROW_RETURN_NOT_OK(ValidateAcquire(model, holder, options));
-  ARROW_ASSIGN_OR_RAISE(KvStoreHandle kv, OpenBucket(connection.jetstream(), options.ttl));
+  ARROW_ASSIGN_OR_RAISE(KvStoreHandle kv, OpenBucket(connection, options.ttl));
   ARROW_RETURN_NOT_OK(CheckTtl(kv.get(), options.ttl));
   const std::string value = EncodeValue(system_clock::now(), holder);
   Status last = Status::OK();
@@ -204,7 +207,7 @@ Result<std::unique_ptr<Lease>> Lease::Acquire(NatsConnection& connection, const 
 }
 
 Result<std::vector<std::string>> Lease::HeldModels(NatsConnection& connection) {
-  auto kv = OpenBucket(connection.jetstream(), std::nullopt);
+  auto kv = OpenBucket(connection, std::nullopt);
   if (!kv.ok()) {
     if (kv.status().IsKeyError()) return std::vector<std::string>();
     return kv.status();
@@ -223,7 +226,7 @@ Result<std::vector<std::string>> Lease::HeldModels(NatsConnection& connection) {
 Result<std::optional<LeaseInfo>> Lease::Inspect(NatsConnection& connection,
                                                 const std::string& model) {
   ARROW_RETURN_NOT_OK(ValidateName("model", model));
-  auto kv = OpenBucket(connection.jetstream(), std::nullopt);
+  auto kv = OpenBucket(connection, std::nullopt);
   if (!kv.ok()) {
     if (kv.status().IsKeyError()) return std::nullopt;
     return kv.status();

@@ -130,7 +130,8 @@ Result<std::unique_ptr<ModelConsumer>> ModelConsumer::Make(NatsConnection& conne
   ARROW_RETURN_NOT_OK(bus_internal::EnsureStream(connection.jetstream(),
                                                  {.name = std::string(kDeadLetterStream),
                                                   .subjects = std::string(kDeadLetterSubjects),
-                                                  .retention = js_LimitsPolicy}));
+                                                  .retention = js_LimitsPolicy,
+                                                  .replicas = connection.stream_replicas()}));
   ARROW_RETURN_NOT_OK(EnsureConsumer(connection.jetstream(), model, options));
   ARROW_ASSIGN_OR_RAISE(auto subscription, Subscribe(connection.jetstream(), model));
   return std::unique_ptr<ModelConsumer>(

@@ -67,6 +67,7 @@ Result<std::unique_ptr<ModelRegistry>> ModelRegistry::Open(NatsConnection& conne
     config.Bucket = kBucket;
     config.History = 1;
     config.StorageType = js_FileStorage;
+    config.Replicas = connection.stream_replicas();
     status = js_CreateKeyValue(&raw, connection.jetstream(), &config);
     // Another process may have made it meanwhile.
     if (status != NATS_OK) status = js_KeyValue(&raw, connection.jetstream(), kBucket);

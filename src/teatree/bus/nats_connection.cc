@@ -236,6 +236,11 @@ Status ConnectError(natsStatus status, const NatsClientOptions& options) {
 Result<std::unique_ptr<NatsConnection>> NatsConnection::Connect(const NatsClientOptions& options) {
   ARROW_RETURN_NOT_OK(ValidateUrls(options.url));
   ARROW_RETURN_NOT_OK(ValidateCredentials(options));
+  if (options.stream_replicas < 1 || options.stream_replicas > 5) {
+    return Status::Invalid("--stream-replicas ", options.stream_replicas,
+                           " is out of range: JetStream keeps 1 to 5 copies of a stream (3 on a "
+                           "3-node cluster)");
+  }
   ARROW_ASSIGN_OR_RAISE(OptionsHandle nats_options, MakeNatsOptions(options));
 
   natsConnection* connection = nullptr;
@@ -251,7 +256,7 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::Connect(const NatsClient
     return FromNats(status, "cannot open JetStream context on " + Redacted(options.url));
   }
   return std::unique_ptr<NatsConnection>(
-      new NatsConnection(connection, jetstream, options.request_timeout));
+      new NatsConnection(connection, jetstream, options.request_timeout, options.stream_replicas));
 }
 
 NatsConnection::~NatsConnection() {

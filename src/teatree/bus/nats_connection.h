@@ -50,6 +50,9 @@ struct NatsClientOptions {
   std::chrono::milliseconds reconnect_wait = std::chrono::milliseconds(500);
   /// How long JetStream API calls and publish acks may take before they fail.
   std::chrono::milliseconds request_timeout = std::chrono::seconds(5);
+  /// Copies the streams and KV buckets this connection creates keep (JetStream replicas):
+  /// 3 on a 3-node JetStream cluster, so that losing a NATS server loses no request.
+  int stream_replicas = 1;
 };
 
 /// A connection to NATS with its JetStream context. Thread-safe as nats.c connections are:
@@ -71,6 +74,8 @@ class NatsConnection {
   jsCtx* jetstream() { return jetstream_; }
   /// NatsClientOptions::request_timeout: how long JetStream calls may take.
   std::chrono::milliseconds request_timeout() const { return request_timeout_; }
+  /// NatsClientOptions::stream_replicas.
+  int stream_replicas() const { return stream_replicas_; }
 
   /// True while connected (false while reconnecting or once closed).
   bool connected();
@@ -80,11 +85,15 @@ class NatsConnection {
 
  private:
   NatsConnection(natsConnection* connection, jsCtx* jetstream,
-                 std::chrono::milliseconds request_timeout)
-      : connection_(connection), jetstream_(jetstream), request_timeout_(request_timeout) {}
+                 std::chrono::milliseconds request_timeout, int stream_replicas)
+      : connection_(connection),
+        jetstream_(jetstream),
+        request_timeout_(request_timeout),
+        stream_replicas_(stream_replicas) {}
   natsConnection* connection_;
   jsCtx* jetstream_;
   std::chrono::milliseconds request_timeout_;
+  int stream_replicas_;
 };
 
 }  // namespace teatree

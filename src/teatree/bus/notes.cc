@@ -15,12 +15,14 @@
 namespace teatree {
 
 Status EnsureNoteStream(NatsConnection& connection, const NoteStreamOptions& options) {
-  return bus_internal::EnsureStream(connection.jetstream(), {.name = std::string(kNoteStream),
-                                                             .subjects = std::string(kNoteSubjects),
-                                                             .storage = js_FileStorage,
-                                                             .max_age = options.max_age,
-                                                             .max_bytes = options.max_bytes,
-                                                             .recreate_on_storage_change = true});
+  return bus_internal::EnsureStream(connection.jetstream(),
+                                    {.name = std::string(kNoteStream),
+                                     .subjects = std::string(kNoteSubjects),
+                                     .storage = js_FileStorage,
+                                     .max_age = options.max_age,
+                                     .max_bytes = options.max_bytes,
+                                     .recreate_on_storage_change = true,
+                                     .replicas = connection.stream_replicas()});
 }
 
 namespace {

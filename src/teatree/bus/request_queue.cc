@@ -70,7 +70,8 @@ Result<std::unique_ptr<RequestQueue>> RequestQueue::Make(NatsConnection& connect
        .retention = js_WorkQueuePolicy,
        .duplicate_window = options.duplicate_window,
        .max_msg_size = static_cast<int32_t>(options.max_body_bytes + kHeaderAllowance),
-       .update_existing = options.configure}));
+       .update_existing = options.configure,
+       .replicas = connection.stream_replicas()}));
   return std::unique_ptr<RequestQueue>(new RequestQueue(connection, options));
 }
 

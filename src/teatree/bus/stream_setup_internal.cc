@@ -58,10 +58,18 @@ Status CreateStream(jsCtx* js, const StreamSpec& spec, jsErrCode* error) {
   config.MaxMsgSize = spec.max_msg_size;
   config.MaxAge = Nanos(spec.max_age);
   config.MaxBytes = spec.max_bytes;
+  config.Replicas = spec.replicas;
   jsStreamInfo* info = nullptr;
   const natsStatus status = js_AddStream(&info, js, &config, nullptr, error);
   jsStreamInfo_Destroy(info);
   if (status == NATS_OK || *error == JSStreamNameExistErr) return Status::OK();
+  if (*error == JSStreamReplicasNotSupportedErr || *error == JSInsufficientResourcesErr) {
+    return FromNats(status,
+                    "cannot create stream " + spec.name + " with " + std::to_string(spec.replicas) +
+                        " replicas: that needs a JetStream cluster of at least as many servers "
+                        "(set --stream-replicas to the cluster's size, 1 for one server)",
+                    *error);
+  }
   return FromNats(status,
                   "cannot create stream " + spec.name + " on " + spec.subjects +
                       " (if another stream already takes these subjects, remove it)",
@@ -72,9 +80,10 @@ Status UpdateIfNeeded(jsCtx* js, jsStreamConfig& found, const StreamSpec& spec) 
   const int64_t window = Nanos(spec.duplicate_window);
   const int64_t age = Nanos(spec.max_age);
   if (found.Duplicates == window && found.MaxMsgSize == spec.max_msg_size && found.MaxAge == age &&
-      found.MaxBytes == spec.max_bytes) {
+      found.MaxBytes == spec.max_bytes && found.Replicas == spec.replicas) {
     return Status::OK();
   }
+  found.Replicas = spec.replicas;
   found.Duplicates = window;
   found.MaxMsgSize = spec.max_msg_size;
   found.MaxAge = age;
@@ -85,7 +94,9 @@ Status UpdateIfNeeded(jsCtx* js, jsStreamConfig& found, const StreamSpec& spec) 
   jsStreamInfo_Destroy(info);
   return FromNats(
       status,
-      "cannot update the duplicate window, message size, age and size bound of stream " + spec.name,
+      "cannot update the duplicate window, message size, age, size bound and replicas of "
+      "stream " +
+          spec.name,
       error);
 }
 

@@ -33,6 +33,9 @@ struct StreamSpec {
   /// When the stream exists: bring its window, size and age to these (true), or use it as
   /// it is (false: clients, which must not undo what the server's operator chose).
   bool update_existing = true;
+  /// Copies JetStream keeps (NatsConnection::stream_replicas()); an existing stream is scaled
+  /// to it when `update_existing`.
+  int replicas = 1;
 };
 
 /// A message to `subject` carrying `body` and `headers` (name, value); errors start with
