@@ -2,7 +2,7 @@
 #   teatree_dep::duckdb  teatree_dep::arrow (arrow, compute, acero, dataset, parquet, s3)
 #   teatree_dep::flight  teatree_dep::nats   teatree_dep::sqlite teatree_dep::pqxx
 #   teatree_dep::json    teatree_dep::cli    teatree_dep::log    teatree_dep::http (cpp-httplib)
-#   teatree_dep::metrics (prometheus-cpp)
+#   teatree_dep::metrics (prometheus-cpp)  teatree_dep::yaml (yaml-cpp, for kubeconfig files)
 #
 # DuckDB and Arrow: a user's own installation is used when CMake finds one
 # (-DDUCKDB_ROOT=/prefix, -DArrow_DIR=/prefix/lib/cmake/Arrow); otherwise the copies that
@@ -88,6 +88,8 @@ find_package(CLI11 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(fmt REQUIRED)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp)
+add_library(teatree_dep::yaml ALIAS PkgConfig::YAMLCPP)
 find_package(prometheus-cpp CONFIG REQUIRED)
 add_library(teatree_dep::http ALIAS PkgConfig::HTTPLIB)
 add_library(teatree_dep_metrics INTERFACE)

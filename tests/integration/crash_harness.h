@@ -28,6 +28,7 @@
 #include "teatree/common/file_util.h"
 #include "teatree/common/subprocess.h"
 #include "teatree/engine/duckdb/duckdb_database.h"
+#include "teatree/launch/process_launcher.h"
 #include "teatree/manager/model_manager.h"
 #include "teatree/service/dispatcher.h"
 

@@ -84,6 +84,15 @@ void AddNatsAuthOptions(CLI::App& command, NatsClientOptions& options) {
   command.add_option("--nats-tls-key", options.tls_key_file, "PEM client key");
 }
 
+void AddStreamReplicasOption(CLI::App& command, NatsClientOptions& options) {
+  command
+      .add_option("--stream-replicas", options.stream_replicas,
+                  "copies JetStream keeps of Teatree's streams and buckets: 3 on a 3-node NATS "
+                  "cluster (existing streams are scaled to it)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 5));
+}
+
 void AddReadServingOptions(CLI::App& command, ReadServingOptions& options) {
   command.add_option("--listen", options.listen.host, "address the read servers listen on")
       ->capture_default_str();

@@ -30,6 +30,10 @@ std::vector<std::string> NatsAuthArgs(const NatsClientOptions& options);
 
 /// --listen, --flight-port, --http-port, --token-file, --tls-cert/--tls-key and the read limits of
 /// a process that serves reads.
+/// --stream-replicas, for the commands that create Teatree's streams (serve, manager,
+/// dispatcher).
+void AddStreamReplicasOption(CLI::App& command, NatsClientOptions& options);
+
 void AddReadServingOptions(CLI::App& command, ReadServingOptions& options);
 
 /// The serving flags a process passes on to the managers it starts (all but the port).

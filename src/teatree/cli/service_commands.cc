@@ -14,6 +14,7 @@
 #include "teatree/common/failure.h"
 #include "teatree/common/json_text.h"
 #include "teatree/common/ticker.h"
+#include "teatree/launch/process_launcher.h"
 #include "teatree/service/commands.h"
 
 namespace teatree::cli {
@@ -59,6 +60,55 @@ void AddClientOptions(CLI::App& command, ClientOptions& options) {
                   "data directory of a local `teatree serve` (to find its NATS server)")
       ->capture_default_str();
   AddNatsOptions(command, options.nats);
+}
+
+/// --pod-class: entries of the class table, checked as they are parsed.
+void AddPodClassOption(CLI::App& command, PodClasses& classes) {
+  command
+      .add_option_function<std::vector<std::string>>(
+          "--pod-class",
+          [&classes](const std::vector<std::string>& specs) {
+            for (const auto& spec : specs) {
+              Status set = classes.Set(spec);
+              if (!set.ok()) throw CLI::ValidationError("--pod-class", set.message());
+            }
+          },
+          "a class of the pod class table as NAME=CPU,MEMORY[,STORAGE] (repeatable), e.g. "
+          "medium=4,8Gi,100Gi; the defaults: small=2,2Gi,20Gi medium=4,4Gi,50Gi "
+          "large=8,16Gi,200Gi xlarge=16,64Gi,500Gi")
+      ->type_name("NAME=CPU,MEMORY[,STORAGE]");
+}
+
+/// How serve starts managers: --launcher and what the Kubernetes launcher needs.
+void AddLauncherOptions(CLI::App& serve, ServeOptions& options) {
+  serve
+      .add_option("--launcher", options.launcher,
+                  "how managers are started: process (child processes of serve) or kubernetes "
+                  "(a pod per model, sized by its pod class, its data on a volume of its own)")
+      ->check(CLI::IsMember({"process", "kubernetes"}))
+      ->capture_default_str();
+  serve.add_option("--kubeconfig", options.kubeconfig,
+                   "kubernetes: kubeconfig file of the API server (default: the service account "
+                   "of the pod serve runs in)");
+  serve.add_option("--namespace", options.kube_namespace,
+                   "kubernetes: namespace of the manager pods (default: the kubeconfig "
+                   "context's, or serve's own pod's)");
+  KubernetesLauncherOptions& k = options.kubernetes;
+  serve.add_option("--image", k.image,
+                   "kubernetes: image of the manager pods (the one `make image` builds, in a "
+                   "registry the cluster pulls from; default: serve's own, when serve runs in "
+                   "a pod)");
+  serve
+      .add_option("--storage-class", k.storage_class,
+                  "kubernetes: storage class of the model volumes (\"\": the cluster's default)")
+      ->capture_default_str();
+  serve.add_option("--manager-config", k.manager_config,
+                   "kubernetes: ConfigMap whose keys (TEATREE_* settings) every manager pod gets "
+                   "as environment");
+  serve.add_option("--manager-secret", k.manager_secret,
+                   "kubernetes: Secret whose keys every manager pod gets as environment (NATS "
+                   "credentials, the catalog URL with its password)");
+  AddPodClassOption(serve, k.classes);
 }
 
 /// The manager flags `serve` passes on to every manager it starts.
@@ -181,7 +231,8 @@ std::vector<std::string> PassedOnArgs(const DispatcherOptions& dispatcher, const
       args.end(),
       {"--shutdown-timeout-s",
        std::to_string(
-           std::chrono::duration_cast<std::chrono::seconds>(dispatcher.shutdown_timeout).count())});
+           std::chrono::duration_cast<std::chrono::seconds>(dispatcher.shutdown_timeout).count()),
+       "--stream-replicas", std::to_string(dispatcher.nats.stream_replicas)});
   return args;
 }
 
@@ -225,6 +276,7 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
   serve->add_option("--nats-port", f->serve.nats_port,
                     "port of the private nats-server (default: a free one)");
   AddNatsAuthOptions(*serve, f->serve.dispatcher.nats);
+  AddStreamReplicasOption(*serve, f->serve.dispatcher.nats);
   serve
       ->add_option_function<int64_t>(
           "--shutdown-timeout-s",
@@ -236,6 +288,7 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       ->default_str("25")
       ->check(CLI::PositiveNumber);
   AddModelOptions(*serve, f->serve_models);
+  AddLauncherOptions(*serve, f->serve);
   AddReadServingOptions(*serve, f->serve.read);
   AddNoteStreamOptions(*serve, f->serve.dispatcher.notes);
   serve->add_option("--batch-size", f->manager.batch_size, "requests group-committed together")
@@ -275,6 +328,7 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
   AddReadServingOptions(*manager, f->manager.read);
   AddNoteStreamOptions(*manager, f->manager.notes);
   AddNatsOptions(*manager, f->manager.nats);
+  AddStreamReplicasOption(*manager, f->manager.nats);
   manager->add_option("--batch-size", f->manager.batch_size, "requests group-committed together")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
@@ -312,6 +366,7 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       "Start a manager process for every model with queued requests, restart crashed ones\n"
       "with backoff, stop idle ones (teatree serve runs one)");
   AddNatsOptions(*dispatcher, f->dispatcher.nats);
+  AddStreamReplicasOption(*dispatcher, f->dispatcher.nats);
   dispatcher
       ->add_option_function<int64_t>(
           "--shutdown-timeout-s",
@@ -414,7 +469,24 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
   AddClientOptions(*model_create, f->model.client);
   model_create->add_option("--model,-m", f->model.model, "model name")->required();
   model_create->add_option("--engine", f->model.engine, "duckdb (default) or arrow");
+  model_create->add_option("--class", f->model.pod_class,
+                           "its pod class on Kubernetes (default small; see model set-class)");
+  model_create->add_option("--control", f->model.control_url,
+                           "control catalog URL (default: sqlite://<data-dir>/control.sqlite)");
+  AddPodClassOption(*model_create, f->model.classes);
   AddOutputOption(*model_create, output);
+  auto* model_set_class = model->add_subcommand(
+      "set-class",
+      "Set the pod class of a model: the CPU, memory and volume size of its manager pod on\n"
+      "Kubernetes (small 2 CPU/2 GiB, medium 4/4, large 8/16, xlarge 16/64), taken at the\n"
+      "manager's next start. Recorded in the control catalog");
+  AddClientOptions(*model_set_class, f->model.client);
+  model_set_class->add_option("model", f->model.model, "model name")->required();
+  model_set_class->add_option("class", f->model.pod_class, "pod class")->required();
+  model_set_class->add_option("--control", f->model.control_url,
+                              "control catalog URL (default: sqlite://<data-dir>/control.sqlite)");
+  AddPodClassOption(*model_set_class, f->model.classes);
+  AddOutputOption(*model_set_class, output);
   auto* model_list = model->add_subcommand("list", "List the models that exist");
   AddClientOptions(*model_list, f->model.client);
   AddOutputOption(*model_list, output);
@@ -423,6 +495,7 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
     f->model.output = output;
     if (model_create->parsed()) ARROW_RETURN_NOT_OK(RunModelCreate(f->model, std::cout));
     if (model_list->parsed()) ARROW_RETURN_NOT_OK(RunModelList(f->model, std::cout));
+    if (model_set_class->parsed()) ARROW_RETURN_NOT_OK(RunModelSetClass(f->model, std::cout));
     if (submit->parsed()) {
       ARROW_ASSIGN_OR_RAISE(auto report, Submit(*f, output));
       if (report.any_rejected()) return ExitCode::kRejected;

@@ -26,6 +26,7 @@
 #include "teatree/common/subprocess.h"
 #include "teatree/common/table_format.h"
 #include "teatree/control/control_store.h"
+#include "teatree/launch/process_launcher.h"
 #include "teatree/read/metrics.h"
 #include "teatree/read/model_directory.h"
 #include "teatree/request/codec.h"
@@ -426,6 +427,8 @@ nlohmann::json StatusJson(const std::vector<ModelState>& states, const ServeEndp
     models.push_back({{"model", state.record.id},
                       {"engine", state.record.engine},
                       {"status", state.record.status},
+                      {"pod_class", state.record.pod_class},
+                      {"pending_reason", state.record.pending_reason},
                       {"committed_version", state.committed},
                       {"published_version", state.published},
                       {"lag", std::max<int64_t>(0, state.committed - state.published)},
@@ -466,6 +469,10 @@ void PrintStatus(const std::vector<ModelState>& states, const ServeEndpoints& se
         endpoints.push_back(model.id + " (live, its manager): " + state.note.value(url, ""));
       }
     }
+    if (!model.pending_reason.empty()) {
+      held_back.push_back(model.id + ": its manager (pod class " + model.pod_class +
+                          ") is not running yet: " + model.pending_reason);
+    }
     // What a running manager holds back because its catalog or archive does not answer.
     const int64_t catalog = state.note.value("catalog_backlog", int64_t{0});
     const int64_t archive = state.note.value("archive_backlog", int64_t{0});
@@ -493,13 +500,57 @@ const std::atomic<bool>& StopOnSignals() {
   return g_stop;
 }
 
+namespace {
+
+/// Records the pod class of a model in the catalog, after checking the class exists.
+Status RecordPodClass(const ModelCommandOptions& options) {
+  auto known = options.classes.Find(options.pod_class);
+  if (!known.ok()) return MarkFailure(known.status(), FailureKind::kUsage);
+  const std::string url =
+      options.control_url.empty()
+          ? "sqlite://" + fs::absolute(options.client.data_dir / "control.sqlite").string()
+          : options.control_url;
+  ARROW_ASSIGN_OR_RAISE(auto control, ControlStore::Open(url));
+  return control->SetPodClass(options.model, options.pod_class);
+}
+
+}  // namespace
+
 Status RunModelCreate(const ModelCommandOptions& options, std::ostream& out) {
+  if (!options.pod_class.empty() && !options.classes.Find(options.pod_class).ok()) {
+    return RecordPodClass(options);  // Says which classes there are; creates nothing.
+  }
   ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options.client));
   ARROW_ASSIGN_OR_RAISE(bool created, client->models().Create(options.model, options.engine));
+  if (!options.pod_class.empty()) ARROW_RETURN_NOT_OK(RecordPodClass(options));
   if (options.output == OutputFormat::kJson) {
-    out << DumpJson(nlohmann::json{{"model", options.model}, {"created", created}}) << std::endl;
+    nlohmann::json json{{"model", options.model}, {"created", created}};
+    if (!options.pod_class.empty()) json["pod_class"] = options.pod_class;
+    out << DumpJson(json) << std::endl;
   } else {
-    out << "model " << options.model << (created ? " created" : " exists already") << std::endl;
+    out << "model " << options.model << (created ? " created" : " exists already")
+        << (options.pod_class.empty() ? "" : ", pod class " + options.pod_class) << std::endl;
+  }
+  return Status::OK();
+}
+
+Status RunModelSetClass(const ModelCommandOptions& options, std::ostream& out) {
+  ARROW_ASSIGN_OR_RAISE(auto client, Client::Connect(options.client));
+  ARROW_ASSIGN_OR_RAISE(bool exists, client->models().Exists(options.model));
+  if (!exists) {
+    return MarkFailure(Status::KeyError("model ", options.model,
+                                        " does not exist: create it with `teatree model create "
+                                        "--model ",
+                                        options.model, " --class ", options.pod_class, "`"),
+                       FailureKind::kUsage);
+  }
+  ARROW_RETURN_NOT_OK(RecordPodClass(options));
+  if (options.output == OutputFormat::kJson) {
+    out << DumpJson(nlohmann::json{{"model", options.model}, {"pod_class", options.pod_class}})
+        << std::endl;
+  } else {
+    out << "model " << options.model << ": pod class " << options.pod_class
+        << " (taken at its manager's next start)" << std::endl;
   }
   return Status::OK();
 }
@@ -515,6 +566,47 @@ Status RunModelList(const ModelCommandOptions& options, std::ostream& out) {
   out << std::flush;
   return Status::OK();
 }
+
+namespace {
+
+/// The launcher `options` ask for: child processes, or pods through the Kubernetes API.
+/// `args` are the options every manager gets besides --model.
+Result<std::unique_ptr<Launcher>> MakeLauncher(const ServeOptions& options,
+                                               std::vector<std::string> args,
+                                               const std::string& control_url,
+                                               const fs::path& data_dir) {
+  if (options.launcher != "kubernetes") {
+    ARROW_ASSIGN_OR_RAISE(auto self, SelfPath());
+    return std::make_unique<ProcessLauncher>(self.string(), std::move(args), data_dir / "logs");
+  }
+  if (options.nats_url.empty()) {
+    return UsageError(
+        "--launcher kubernetes needs --nats: the address of a NATS server the manager pods "
+        "can reach (serve's private nats-server listens on loopback)");
+  }
+  auto config = options.kubeconfig.empty() ? InClusterConfig() : LoadKubeConfig(options.kubeconfig);
+  ARROW_RETURN_NOT_OK(config.status());
+  if (!options.kube_namespace.empty()) config->name_space = options.kube_namespace;
+  const std::string where = config->server + ", namespace " + config->name_space;
+  ARROW_ASSIGN_OR_RAISE(auto client, KubeClient::Make(std::move(*config)));
+  KubernetesLauncherOptions pods = options.kubernetes;
+  pods.args = std::move(args);
+  pods.shutdown_timeout =
+      std::chrono::duration_cast<std::chrono::seconds>(options.dispatcher.shutdown_timeout);
+  // The catalog holds each model's class; it is read at every start of a pod.
+  std::shared_ptr<ControlStore> control = ControlStore::Open(control_url).ValueOr(nullptr);
+  pods.class_of = [control, control_url](const std::string& model) -> Result<std::string> {
+    if (!control) return Status::IOError("cannot open the control catalog ", control_url);
+    ARROW_ASSIGN_OR_RAISE(auto record, control->GetModel(model));
+    return record ? record->pod_class : std::string();
+  };
+  ARROW_ASSIGN_OR_RAISE(auto launcher,
+                        KubernetesLauncher::Make(std::move(client), std::move(pods)));
+  spdlog::info("serve: managers run as pods through the Kubernetes API at {}", where);
+  return launcher;
+}
+
+}  // namespace
 
 Status RunServe(const ServeOptions& options, std::ostream& out) {
   const auto& stop = StopOnSignals();
@@ -534,6 +626,10 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
   const std::string control_url = options.control_url.empty()
                                       ? "sqlite://" + (data_dir / "control.sqlite").string()
                                       : options.control_url;
+  std::vector<std::string> args{"--nats", url, "--data-dir", data_dir.string()};
+  args.insert(args.end(), options.manager_args.begin(), options.manager_args.end());
+  ARROW_ASSIGN_OR_RAISE(auto launcher,
+                        MakeLauncher(options, std::move(args), control_url, data_dir));
   auto endpoints = std::make_shared<CatalogEndpoints>(control_url);
   DataDirReplicas models(
       {.data_dir = data_dir, .reader = {.memory_limit = options.read.memory_limit}},
@@ -591,10 +687,6 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
       << "Submit with `teatree submit --data-dir " << options.data_dir.string()
       << " --model M …`; Ctrl-C stops." << std::endl;
 
-  std::vector<std::string> args{"--nats", url, "--data-dir", data_dir.string()};
-  args.insert(args.end(), options.manager_args.begin(), options.manager_args.end());
-  ARROW_ASSIGN_OR_RAISE(auto self, SelfPath());
-  ProcessLauncher launcher(self.string(), args, data_dir / "logs");
   DispatcherOptions dispatcher = options.dispatcher;
   dispatcher.nats.url = url;
   dispatcher.control_url = control_url;
@@ -603,7 +695,7 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
   Status status;
   std::atomic<bool> dispatcher_done{false};
   std::thread dispatching([&] {
-    status = RunDispatcher(dispatcher, launcher, stop);
+    status = RunDispatcher(dispatcher, *launcher, stop);
     dispatcher_done = true;
   });
   while (!dispatcher_done) {

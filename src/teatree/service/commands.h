@@ -11,6 +11,7 @@
 
 #include "teatree/common/output_format.h"
 #include "teatree/common/status.h"
+#include "teatree/launch/kubernetes_launcher.h"
 #include "teatree/read/read_servers.h"
 #include "teatree/service/client.h"
 #include "teatree/service/dispatcher.h"
@@ -40,6 +41,14 @@ struct ServeOptions {
   int64_t max_models = 1000;
   /// What uploads into the models' staging areas may take (Flight DoPut, HTTP).
   StagingLimits uploads;
+  /// How managers are started: "process" (child processes of serve) or "kubernetes" (a pod
+  /// per model, through the Kubernetes API).
+  std::string launcher = "process";
+  /// --launcher kubernetes: the API server and credentials (empty: the pod's service
+  /// account), the namespace (empty: the kubeconfig's or the pod's), and the pods.
+  std::filesystem::path kubeconfig;
+  std::string kube_namespace;
+  KubernetesLauncherOptions kubernetes;
 };
 
 struct ModelCommandOptions {
@@ -48,11 +57,19 @@ struct ModelCommandOptions {
   std::string model;
   /// Its engine: "duckdb", "arrow" or "" for the default.
   std::string engine;
+  /// Its pod class (set-class; create: "" leaves it), recorded in the catalog at
+  /// `control_url` (empty: sqlite://<data-dir>/control.sqlite), checked against `classes`.
+  std::string pod_class;
+  std::string control_url;
+  PodClasses classes;
   OutputFormat output = OutputFormat::kText;
 };
 
 /// `teatree model create`: registers `options.model`; says whether it existed already.
 Status RunModelCreate(const ModelCommandOptions& options, std::ostream& out);
+/// `teatree model set-class`: records the pod class of a model (its manager's next start
+/// takes it).
+Status RunModelSetClass(const ModelCommandOptions& options, std::ostream& out);
 /// `teatree model list`: the models that exist, one a line (JSON: {"models": [...]}).
 Status RunModelList(const ModelCommandOptions& options, std::ostream& out);
 

@@ -3,7 +3,6 @@
 #include <nats/nats.h>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <map>
 #include <set>
 #include <thread>
@@ -14,8 +13,6 @@
 #include "teatree/bus/request_queue.h"
 #include "teatree/bus/subjects.h"
 #include "teatree/common/json_text.h"
-#include "teatree/common/secret_text.h"
-#include "teatree/common/subprocess.h"
 #include "teatree/control/control_store.h"
 #include "teatree/request/names.h"
 #include "teatree/service/notes.h"
@@ -26,23 +23,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-class ProcessManager : public LaunchedManager {
- public:
-  explicit ProcessManager(std::unique_ptr<Subprocess> process) : process_(std::move(process)) {}
-
-  std::optional<int> Exited() override {
-    if (process_->Running()) return std::nullopt;
-    auto code = process_->Wait(milliseconds(0));
-    return code.ok() ? *code : -1;
-  }
-  Status Stop() override { return process_->Signal(SIGTERM); }
-  void Terminate(milliseconds grace) override { (void)process_->Stop(grace); }
-  std::string Describe() const override { return "pid " + std::to_string(process_->pid()); }
-
- private:
-  std::unique_ptr<Subprocess> process_;
-};
-
 /// What the dispatcher knows of one model.
 struct ModelSlot {
   std::unique_ptr<LaunchedManager> manager;
@@ -52,6 +32,7 @@ struct ModelSlot {
   int crashes_in_a_row = 0;
   bool stopping = false;  // Stopped for idleness: its exit is not a crash.
   bool recover = false;   // Its last manager did not stop cleanly: start one without work.
+  std::string waiting;    // Why its manager is not running yet, as last recorded.
 };
 
 /// The model named by a request subject, or empty.
@@ -96,29 +77,6 @@ Status RegisterModelsOf(const std::filesystem::path& data_dir, ModelRegistry& re
   return Status::OK();  // No models directory yet: nothing to register.
 }
 
-ProcessLauncher::ProcessLauncher(std::string binary, std::vector<std::string> args,
-                                 std::filesystem::path log_dir)
-    : binary_(std::move(binary)), args_(std::move(args)), log_dir_(std::move(log_dir)) {}
-
-Result<std::unique_ptr<LaunchedManager>> ProcessLauncher::Launch(const std::string& model) {
-  // Secrets (NATS credentials, passwords in URLs) reach the manager as TEATREE_* variables,
-  // never on its command line.
-  SecretFreeArgs split = MoveSecretsToEnvironment(args_);
-  // The manager writes its log to manager-M.log itself, rotated by size (--log-max-mb,
-  // --log-keep among the arguments); anything else it prints (a crash) goes to manager-M.err.
-  std::vector<std::string> argv{binary_,      "manager",
-                                "--model",    model,
-                                "--log-file", (log_dir_ / ("manager-" + model + ".log")).string()};
-  argv.insert(argv.end(), split.args.begin(), split.args.end());
-  std::error_code ec;
-  std::filesystem::create_directories(log_dir_, ec);
-  ARROW_ASSIGN_OR_RAISE(auto process,
-                        Subprocess::Spawn({.argv = argv,
-                                           .log_path = log_dir_ / ("manager-" + model + ".err"),
-                                           .environment = std::move(split.environment)}));
-  return std::unique_ptr<LaunchedManager>(new ProcessManager(std::move(process)));
-}
-
 Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
                      const std::atomic<bool>& stop) {
   ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect(options.nats));
@@ -155,6 +113,36 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
     spdlog::info("dispatcher: the manager of {} did not stop cleanly; starting one to recover",
                  model);
     models[model].recover = true;
+  }
+  // Why a manager is not running yet goes to the catalog, where `teatree status` shows it.
+  std::unique_ptr<ControlStore> control;
+  if (!options.control_url.empty())
+    control = ControlStore::Open(options.control_url).ValueOr(nullptr);
+  auto note_waiting = [&](const std::string& model, ModelSlot& slot, const std::string& waiting) {
+    if (waiting == slot.waiting) return;
+    slot.waiting = waiting;
+    if (!waiting.empty()) {
+      spdlog::warn("dispatcher: the manager of {} is not running yet: {}", model, waiting);
+    }
+    if (control) {
+      if (Status noted = control->SetPending(model, waiting); !noted.ok()) {
+        spdlog::warn("dispatcher: {}", noted.message());
+      }
+    }
+  };
+  auto adopted = launcher.Adopt();
+  if (!adopted.ok()) {
+    spdlog::warn("dispatcher: cannot list the managers left running: {}",
+                 adopted.status().message());
+  } else {
+    for (auto& [model, manager] : *adopted) {
+      spdlog::info("dispatcher: took over the running manager of {} ({})", model,
+                   manager->Describe());
+      ModelSlot& slot = models[model];
+      slot.manager = std::move(manager);
+      slot.started = Clock::now();
+      slot.recover = false;
+    }
   }
   auto last_poll = Clock::time_point();
   uint64_t reconnects = nats->reconnects();
@@ -249,17 +237,25 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
             slot.crashes_in_a_row = 0;
           }
           slot.recover = crashed;
-        } else if (!slot.stopping && Clock::now() - slot.last_request > options.idle_stop &&
-                   polled && !backlog.contains(model)) {
-          spdlog::info("dispatcher: stopping the idle manager of {}", model);
-          slot.stopping = true;
-          (void)slot.manager->Stop();
+          note_waiting(model, slot, "");
+        } else {
+          note_waiting(model, slot, slot.manager->Waiting());
+          if (!slot.stopping && Clock::now() - slot.last_request > options.idle_stop && polled &&
+              !backlog.contains(model)) {
+            spdlog::info("dispatcher: stopping the idle manager of {}", model);
+            slot.stopping = true;
+            (void)slot.manager->Stop();
+          }
         }
       }
       const bool has_work =
           backlog.contains(model) || Clock::now() - slot.last_request < options.poll_interval;
       if (has_work || slot.recover) ensure_running(model, slot);
     }
+  }
+  if (launcher.ManagersOutliveDispatcher()) {
+    spdlog::info("dispatcher: leaving the running managers for the next dispatcher");
+    return Status::OK();
   }
   for (auto& [model, slot] : models) {
     if (slot.manager) (void)slot.manager->Stop();

@@ -12,45 +12,9 @@
 #include "teatree/bus/notes.h"
 #include "teatree/bus/request_queue.h"
 #include "teatree/common/status.h"
+#include "teatree/launch/launcher.h"
 
 namespace teatree {
-
-class Subprocess;
-
-/// A manager the dispatcher started.
-class LaunchedManager {
- public:
-  virtual ~LaunchedManager() = default;
-  /// Its exit code once it has exited (128 + signal when killed); nullopt while it runs.
-  virtual std::optional<int> Exited() = 0;
-  /// Asks it to finish its batch and stop (SIGTERM for a process).
-  virtual Status Stop() = 0;
-  /// Waits up to `grace` for it to exit, then kills it.
-  virtual void Terminate(std::chrono::milliseconds grace) = 0;
-  /// For logs and `teatree status`, e.g. "pid 1234".
-  virtual std::string Describe() const = 0;
-};
-
-/// How the dispatcher starts a manager for a model: a child process here; a Kubernetes Job
-/// or Pod in a cluster.
-class Launcher {
- public:
-  virtual ~Launcher() = default;
-  virtual Result<std::unique_ptr<LaunchedManager>> Launch(const std::string& model) = 0;
-};
-
-/// Starts `<binary> manager --model M <args…>` as a child process, its output appended to
-/// <log_dir>/manager-M.log.
-class ProcessLauncher : public Launcher {
- public:
-  ProcessLauncher(std::string binary, std::vector<std::string> args, std::filesystem::path log_dir);
-  Result<std::unique_ptr<LaunchedManager>> Launch(const std::string& model) override;
-
- private:
-  std::string binary_;
-  std::vector<std::string> args_;
-  std::filesystem::path log_dir_;
-};
 
 class ModelRegistry;
 
@@ -90,9 +54,11 @@ struct DispatcherOptions {
 /// poll); starts a manager through `launcher` when no live manager holds the model's lease;
 /// restarts crashed managers with backoff whether or not requests wait (a crashed manager
 /// may leave committed versions unpublished: its successor publishes them), and at start the
-/// managers of models the catalog shows were not stopped cleanly; stops idle ones. NATS
-/// outages are waited out (the backoff starts over when the connection comes back). Runs
-/// until `stop`, then stops its managers (SIGTERM: each finishes its batch).
+/// managers of models the catalog shows were not stopped cleanly; stops idle ones; at start,
+/// takes over the managers an earlier dispatcher left running (pods). NATS outages are
+/// waited out (the backoff starts over when the connection comes back). Runs until `stop`,
+/// then stops its managers (each finishes its batch), unless the launcher's managers outlive
+/// the dispatcher.
 Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
                      const std::atomic<bool>& stop);
 

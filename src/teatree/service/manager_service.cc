@@ -1,5 +1,6 @@
 #include "teatree/service/manager_service.h"
 
+#include <arrow/util/thread_pool.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "teatree/common/fault_point.h"
 #include "teatree/common/file_util.h"
 #include "teatree/common/json_text.h"
+#include "teatree/common/resource_limits.h"
 #include "teatree/common/ticker.h"
 #include "teatree/engine/duckdb/duckdb_engine.h"
 #include "teatree/engine/staging.h"
@@ -511,6 +513,25 @@ std::string Holder() {
   return std::string("manager ") + host + " pid " + std::to_string(getpid());
 }
 
+/// Sizes DuckDB (and Arrow's thread pool) by the CPU and memory this process may use, its
+/// container's and not the machine's, unless the options set them: a manager must stay inside
+/// its pod's limit, where the kernel would kill it.
+void FitIntoLimits(const std::string& model, ManagerOptions& manager, ReadServingOptions& read) {
+  const ResourceLimits limits = DetectResourceLimits();
+  const ManagerMemoryPlan plan = PlanManagerMemory(limits);
+  if (manager.threads == 0) manager.threads = plan.threads;
+  if (manager.memory_limit.empty()) manager.memory_limit = plan.writer_memory;
+  if (read.memory_limit.empty()) read.memory_limit = plan.reads_memory;
+  if (manager.threads > 0) (void)arrow::SetCpuThreadPoolCapacity(manager.threads);
+  if (limits.source.empty()) return;
+  spdlog::info(
+      "model {}: limits from the {}: {} CPUs, {} MiB; DuckDB threads {}, memory limit {} (writer) "
+      "and {} (reads of version files)",
+      model, limits.source, limits.cpus, limits.memory_bytes >> 20, manager.threads,
+      manager.memory_limit.empty() ? "none" : manager.memory_limit,
+      read.memory_limit.empty() ? "none" : read.memory_limit);
+}
+
 }  // namespace
 
 Status RunManagerService(const ManagerServiceOptions& options, const std::atomic<bool>& stop) {
@@ -536,6 +557,8 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
   std::mutex notes_mutex;
   ManagerOptions manager_options = options.manager;
   manager_options.holder = (*lease)->holder();
+  ReadServingOptions read_options = options.read;
+  FitIntoLimits(model, manager_options, read_options);
   manager_options.on_published = [&](int64_t version) {
     std::lock_guard lock(notes_mutex);
     if (loop_for_notes != nullptr) loop_for_notes->NotifyPublished(version);
@@ -555,7 +578,7 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
   };
   ARROW_ASSIGN_OR_RAISE(
       auto read_servers,
-      ReadServers::Start(options.read, live,
+      ReadServers::Start(read_options, live,
                          {.nats = nats.get(), .queue = queue.get(), .ready = ready}));
   Metrics::Process().SetCollector([&queue, model](Metrics& metrics) {
     auto backlog = queue->Backlog(model);
