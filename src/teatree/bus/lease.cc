@@ -75,9 +75,14 @@ Status HeldBy(const std::string& model, const LeaseInfo& info) {
                                (ms + 999) / 1000, " s): stop that manager or wait");
 }
 
+/// A model's name, or the dispatcher's lease.
+Status ValidateKey(const std::string& model) {
+  return model == kDispatcherLease ? Status::OK() : ValidateName("model", model);
+}
+
 Status ValidateAcquire(const std::string& model, const std::string& holder,
                        const LeaseOptions& options) {
-  ARROW_RETURN_NOT_OK(ValidateName("model", model));
+  ARROW_RETURN_NOT_OK(ValidateKey(model));
   if (holder.empty() || holder.find_first_of("\r\n") != std::string::npos) {
     return Status::Invalid("lease holder \"", holder,
                            "\" is invalid: describe the holder on one non-empty line, e.g. "
@@ -215,7 +220,9 @@ Result<std::vector<std::string>> Lease::HeldModels(NatsConnection& connection) {
   kvKeysList keys{};
   const natsStatus status = kvStore_Keys(&keys, kv->get(), nullptr);
   std::vector<std::string> models;
-  for (int i = 0; status == NATS_OK && i < keys.Count; ++i) models.emplace_back(keys.Keys[i]);
+  for (int i = 0; status == NATS_OK && i < keys.Count; ++i) {
+    if (keys.Keys[i] != kDispatcherLease) models.emplace_back(keys.Keys[i]);
+  }
   kvKeysList_Destroy(&keys);
   if (status == NATS_NOT_FOUND) return models;  // No keys at all.
   ARROW_RETURN_NOT_OK(FromNats(status, "cannot list the leases"));
@@ -225,7 +232,7 @@ Result<std::vector<std::string>> Lease::HeldModels(NatsConnection& connection) {
 
 Result<std::optional<LeaseInfo>> Lease::Inspect(NatsConnection& connection,
                                                 const std::string& model) {
-  ARROW_RETURN_NOT_OK(ValidateName("model", model));
+  ARROW_RETURN_NOT_OK(ValidateKey(model));
   auto kv = OpenBucket(connection, std::nullopt);
   if (!kv.ok()) {
     if (kv.status().IsKeyError()) return std::nullopt;

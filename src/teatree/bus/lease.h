@@ -28,6 +28,11 @@ struct LeaseOptions {
   std::function<void(const Status& reason)> on_lost;
 };
 
+/// The lease of the dispatcher itself: where managers outlive their dispatcher (pods), one
+/// dispatcher of the servers sharing a NATS acts at a time, the others stand by. Not a
+/// model name: those have no '-'.
+inline constexpr std::string_view kDispatcherLease = "teatree-dispatcher";
+
 /// Who holds a model's lease, for `teatree status`.
 struct LeaseInfo {
   std::string holder;

@@ -527,6 +527,7 @@ std::function<Result<ExitCode>()> AddServiceCommands(CLI::App& app, OutputFormat
       f->serve.manager_args.insert(f->serve.manager_args.end(), passed_on.begin(), passed_on.end());
       f->serve.control_url = f->serve_models.control_url;
       f->serve.dispatcher.idle_stop = std::chrono::seconds(f->idle_stop_s);
+      f->serve.dispatcher.lease_ttl = milliseconds(f->lease_ttl_ms);
       f->serve.uploads = {.max_bytes = f->max_upload_mb << 20,
                           .keep = std::chrono::hours(f->uploads_keep_h)};
       f->serve.dispatcher.queue.duplicate_window = milliseconds(f->duplicate_window_ms);

@@ -695,7 +695,10 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
   Status status;
   std::atomic<bool> dispatcher_done{false};
   std::thread dispatching([&] {
-    status = RunDispatcher(dispatcher, *launcher, stop);
+    // Pods outlive serve: of several servers, one dispatches them at a time.
+    status = launcher->ManagersOutliveDispatcher()
+                 ? RunElectedDispatcher(dispatcher, *launcher, stop)
+                 : RunDispatcher(dispatcher, *launcher, stop);
     dispatcher_done = true;
   });
   while (!dispatcher_done) {

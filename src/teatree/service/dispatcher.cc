@@ -7,6 +7,8 @@
 #include <set>
 #include <thread>
 
+#include <unistd.h>
+
 #include "teatree/bus/lease.h"
 #include "teatree/bus/model_registry.h"
 #include "teatree/bus/notes.h"
@@ -262,6 +264,49 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
   }
   for (auto& [model, slot] : models) {
     if (slot.manager) slot.manager->Terminate(options.shutdown_timeout);
+  }
+  return Status::OK();
+}
+
+Status RunElectedDispatcher(const DispatcherOptions& options, Launcher& launcher,
+                            const std::atomic<bool>& stop) {
+  ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect(options.nats));
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  const std::string holder = std::string("dispatcher ") + host + " pid " + std::to_string(getpid());
+  std::string standing_by;  // Who dispatches meanwhile, as last logged.
+  while (!stop) {
+    std::atomic<bool> lost{false};
+    auto lease = Lease::Acquire(*nats, std::string(kDispatcherLease), holder,
+                                {.ttl = options.lease_ttl, .on_lost = [&](const Status&) {
+                                   lost = true;
+                                 }});
+    if (!lease.ok()) {
+      if (lease.status().message() != standing_by) {
+        standing_by = lease.status().message();
+        spdlog::info("dispatcher: standing by ({})", standing_by);
+      }
+      std::this_thread::sleep_for(std::min(options.lease_ttl / 4, milliseconds(1000)));
+      continue;
+    }
+    standing_by.clear();
+    spdlog::info("dispatcher: this server dispatches ({})", holder);
+    // Dispatch until told to stop or the lease is lost (another took over: stand by again).
+    std::atomic<bool> stop_dispatching{false};
+    std::thread watch([&] {
+      while (!stop && !lost) std::this_thread::sleep_for(milliseconds(100));
+      stop_dispatching = true;
+    });
+    Status status = RunDispatcher(options, launcher, stop_dispatching);
+    stop_dispatching = true;
+    lost = lost || !status.ok();
+    if (!status.ok()) {
+      spdlog::error("dispatcher: {}", status.message());
+      std::this_thread::sleep_for(milliseconds(1000));
+    }
+    watch.join();
+    (void)(*lease)->Release();
+    if (lost && !stop) spdlog::warn("dispatcher: lost the dispatcher's lease; standing by");
   }
   return Status::OK();
 }

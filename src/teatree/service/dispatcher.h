@@ -47,6 +47,8 @@ struct DispatcherOptions {
   /// is not "stopped" (its manager died: committed work may wait for its publication) gets
   /// a manager at once, without waiting for a request. Empty: none are.
   std::string control_url;
+  /// The TTL of the leases (the managers' and, where one dispatcher is elected, its own).
+  std::chrono::milliseconds lease_ttl = std::chrono::seconds(10);
 };
 
 /// `teatree dispatcher`: keeps one manager running for every model with work. Learns of
@@ -61,5 +63,12 @@ struct DispatcherOptions {
 /// the dispatcher.
 Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
                      const std::atomic<bool>& stop);
+
+/// RunDispatcher() while this process holds the dispatcher's lease (kDispatcherLease): for
+/// launchers whose managers outlive the dispatcher (pods), so that of several servers sharing
+/// a NATS (two serve replicas) one dispatches and the others stand by, taking over within
+/// the lease's TTL when it goes. Runs until `stop`.
+Status RunElectedDispatcher(const DispatcherOptions& options, Launcher& launcher,
+                            const std::atomic<bool>& stop);
 
 }  // namespace teatree
