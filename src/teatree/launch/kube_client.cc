@@ -5,6 +5,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <mutex>
+#include <set>
+
 #include "teatree/common/json_text.h"
 
 namespace teatree {
@@ -69,6 +72,10 @@ struct KubeClient::Impl {
   KubeConfig config;
   std::string host;
   int port = 443;
+
+  // State below is protected by watches_mutex: the connections of the watches in progress.
+  std::mutex watches_mutex;
+  std::set<httplib::SSLClient*> watches;
 
   /// A new connection with this client's credentials.
   Result<std::unique_ptr<httplib::SSLClient>> Connect(std::chrono::seconds read_timeout) const {
@@ -137,6 +144,11 @@ Result<std::unique_ptr<KubeClient>> KubeClient::Make(KubeConfig config) {
 
 const KubeConfig& KubeClient::config() const { return impl_->config; }
 
+void KubeClient::CancelWatches() {
+  std::lock_guard lock(impl_->watches_mutex);
+  for (auto* client : impl_->watches) client->stop();
+}
+
 std::string KubeClient::Path(const std::string& resource, const std::string& name) const {
   std::string path = "/api/v1/namespaces/" + impl_->config.name_space + "/" + resource;
   if (!name.empty()) path += "/" + name;
@@ -166,6 +178,19 @@ Status KubeClient::Watch(const std::string& path, const std::string& resource_ve
                          int timeout_seconds, const std::function<bool(const Json&)>& on_event,
                          const std::atomic<bool>& stop) {
   ARROW_ASSIGN_OR_RAISE(auto client, impl_->Connect(std::chrono::seconds(timeout_seconds + 15)));
+  {
+    std::lock_guard lock(impl_->watches_mutex);
+    impl_->watches.insert(client.get());
+  }
+  struct Unregister {
+    Impl& impl;
+    httplib::SSLClient* client;
+    ~Unregister() {
+      std::lock_guard lock(impl.watches_mutex);
+      impl.watches.erase(client);
+    }
+  } unregister{*impl_, client.get()};
+  if (stop) return Status::OK();  // Cancelled before it was registered.
   std::string url =
       path + (path.find('?') == std::string::npos ? "?" : "&") +
       "watch=1&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(timeout_seconds);

@@ -40,6 +40,9 @@ class KubeClient {
   Status Watch(const std::string& path, const std::string& resource_version, int timeout_seconds,
                const std::function<bool(const nlohmann::json&)>& on_event,
                const std::atomic<bool>& stop);
+  /// Ends the watches in progress at once (their connections are shut down): with `stop`
+  /// set first, Watch() returns without waiting for the server's next event.
+  void CancelWatches();
 
  private:
   struct Impl;

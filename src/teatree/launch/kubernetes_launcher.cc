@@ -280,6 +280,7 @@ KubernetesLauncher::KubernetesLauncher(std::unique_ptr<Impl> impl) : impl_(std::
 
 KubernetesLauncher::~KubernetesLauncher() {
   impl_->stop = true;
+  impl_->client->CancelWatches();
   if (impl_->watcher.joinable()) impl_->watcher.join();
 }
 
