@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <vector>
 
@@ -39,62 +40,74 @@ bool Tighter(T candidate, T current) {
   return candidate > 0 && (current == 0 || candidate < current);
 }
 
+/// This process's group in each hierarchy of /proc/self/cgroup: "" for cgroup v2's, the
+/// controller names for v1's ("memory", "cpu,cpuacct").
+std::map<std::string, fs::path> OwnGroups() {
+  std::map<std::string, fs::path> groups;
+  std::ifstream self("/proc/self/cgroup");
+  for (std::string line; std::getline(self, line);) {
+    const auto first = line.find(':'), second = line.find(':', first + 1);
+    if (first == std::string::npos || second == std::string::npos) continue;
+    const std::string controllers = line.substr(first + 1, second - first - 1);
+    const fs::path path = fs::path(line.substr(second + 1)).relative_path();
+    if (controllers.empty()) groups[""] = path;
+    std::istringstream names(controllers);
+    for (std::string name; std::getline(names, name, ',');) groups[name] = path;
+  }
+  return groups;
+}
+
+/// The directories to look in for a limit: the process's own group and its root (a container
+/// sees its own group as the root).
+std::vector<fs::path> Candidates(const fs::path& hierarchy, const fs::path& own) {
+  std::vector<fs::path> dirs{hierarchy};
+  if (!own.empty()) dirs.insert(dirs.begin(), hierarchy / own);
+  return dirs;
+}
+
 }  // namespace
 
 ResourceLimits DetectResourceLimits(const fs::path& cgroup_root) {
   ResourceLimits limits;
-  // cgroup v2: the process's own group, from /proc/self/cgroup ("0::/path").
-  fs::path group = cgroup_root;
-  if (std::ifstream self("/proc/self/cgroup"); self) {
-    for (std::string line; std::getline(self, line);) {
-      if (line.starts_with("0::")) group = cgroup_root / fs::path(line.substr(3)).relative_path();
+  auto groups = OwnGroups();
+  auto note = [&](double cpus, int64_t bytes, const char* source) {
+    if (Tighter(cpus, limits.cpus)) {
+      limits.cpus = cpus;
+      limits.source = source;
     }
-  }
-  for (const fs::path& dir : {group, cgroup_root}) {
+    if (Tighter(bytes, limits.memory_bytes)) {
+      limits.memory_bytes = bytes;
+      limits.source = source;
+    }
+  };
+  // cgroup v2 (unified): cpu.max is "QUOTA PERIOD" or "max PERIOD"; memory.max a number or
+  // "max".
+  for (const fs::path& dir : Candidates(cgroup_root, groups[""])) {
     if (auto cpu = Words(dir / "cpu.max"); cpu.size() == 2 && cpu[0] != "max") {
       const int64_t quota = ToInt(cpu[0]), period = ToInt(cpu[1]);
-      if (quota > 0 && period > 0 && Tighter(static_cast<double>(quota) / period, limits.cpus)) {
-        limits.cpus = static_cast<double>(quota) / period;
-        limits.source = "cgroup";
-      }
+      if (quota > 0 && period > 0) note(static_cast<double>(quota) / period, 0, "cgroup");
     }
     if (auto memory = Words(dir / "memory.max"); memory.size() == 1 && memory[0] != "max") {
-      if (int64_t bytes = ToInt(memory[0]); Tighter(bytes, limits.memory_bytes)) {
-        limits.memory_bytes = bytes;
-        limits.source = "cgroup";
-      }
+      note(0, ToInt(memory[0]), "cgroup");
     }
   }
-  // cgroup v1.
-  if (auto quota = Words(cgroup_root / "cpu" / "cpu.cfs_quota_us"); quota.size() == 1) {
-    const int64_t us = ToInt(quota[0]);
-    const auto period = Words(cgroup_root / "cpu" / "cpu.cfs_period_us");
-    const int64_t period_us = period.size() == 1 ? ToInt(period[0]) : 0;
-    if (us > 0 && period_us > 0 && Tighter(static_cast<double>(us) / period_us, limits.cpus)) {
-      limits.cpus = static_cast<double>(us) / period_us;
-      limits.source = "cgroup v1";
+  // cgroup v1: the CFS quota, and memory.limit_in_bytes (a huge number when unlimited).
+  for (const fs::path& dir : Candidates(cgroup_root / "cpu", groups["cpu"])) {
+    const auto quota = Words(dir / "cpu.cfs_quota_us");
+    const auto period = Words(dir / "cpu.cfs_period_us");
+    if (quota.size() == 1 && period.size() == 1 && ToInt(quota[0]) > 0 && ToInt(period[0]) > 0) {
+      note(static_cast<double>(ToInt(quota[0])) / ToInt(period[0]), 0, "cgroup v1");
     }
   }
-  if (auto memory = Words(cgroup_root / "memory" / "memory.limit_in_bytes"); memory.size() == 1) {
-    if (int64_t bytes = ToInt(memory[0]);
-        bytes < kUnlimited && Tighter(bytes, limits.memory_bytes)) {
-      limits.memory_bytes = bytes;
-      limits.source = "cgroup v1";
+  for (const fs::path& dir : Candidates(cgroup_root / "memory", groups["memory"])) {
+    if (auto memory = Words(dir / "memory.limit_in_bytes"); memory.size() == 1) {
+      if (int64_t bytes = ToInt(memory[0]); bytes < kUnlimited) note(0, bytes, "cgroup v1");
     }
   }
   // The pod's limits, as the Kubernetes launcher passes them (the downward API).
-  if (const char* millis = std::getenv("TEATREE_POD_CPU_LIMIT")) {
-    if (double cpus = ToInt(millis) / 1000.0; Tighter(cpus, limits.cpus)) {
-      limits.cpus = cpus;
-      limits.source = "pod";
-    }
-  }
-  if (const char* bytes = std::getenv("TEATREE_POD_MEMORY_LIMIT")) {
-    if (int64_t value = ToInt(bytes); Tighter(value, limits.memory_bytes)) {
-      limits.memory_bytes = value;
-      limits.source = "pod";
-    }
-  }
+  const char* millis = std::getenv("TEATREE_POD_CPU_LIMIT");
+  const char* bytes = std::getenv("TEATREE_POD_MEMORY_LIMIT");
+  note(millis ? ToInt(millis) / 1000.0 : 0, bytes ? ToInt(bytes) : 0, "pod");
   return limits;
 }
 

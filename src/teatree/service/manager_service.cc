@@ -1,6 +1,7 @@
 #include "teatree/service/manager_service.h"
 
 #include <arrow/util/thread_pool.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -483,6 +484,8 @@ class ServiceLoop {
 
 /// How often a manager publishes its state for `teatree status`.
 constexpr auto kStatusInterval = std::chrono::seconds(2);
+/// After this long without requests, a manager hands the memory it freed back to the system.
+constexpr auto kTrimAfter = std::chrono::seconds(10);
 
 /// The manager's state on teatree.note.<model>.~status: versions and what it holds back
 /// because the catalog or the archive does not answer.
@@ -597,6 +600,7 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
   Status status;
   auto last_work = Clock::now();
   auto last_status = Clock::time_point();
+  bool trimmed = false;
   while (!stop && !lost) {
     if (Clock::now() - last_status > kStatusInterval) {
       last_status = Clock::now();
@@ -609,6 +613,12 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
       continue;
     }
     if (deliveries->empty()) {
+      if (!trimmed && Clock::now() - last_work > kTrimAfter) {
+        // Idle: what the batches and reads freed goes back to the system (the pod's
+        // memory limit counts what the process holds, not what it uses).
+        trimmed = true;
+        malloc_trim(0);
+      }
       if (options.idle_exit.count() > 0 && Clock::now() - last_work > options.idle_exit) {
         spdlog::info("model {}: idle for {} ms, stopping", model, options.idle_exit.count());
         break;
@@ -616,6 +626,7 @@ Status RunManagerService(const ManagerServiceOptions& options, const std::atomic
       continue;
     }
     last_work = Clock::now();
+    trimmed = false;
     status = loop.Process(std::move(*deliveries));
     if (!status.ok()) break;
   }

@@ -237,6 +237,9 @@ Result<std::unique_ptr<DuckEngine>> DuckEngine::Open(const EngineOptions& option
   impl->path = rw_dir / (options.model + ".duckdb");
   DuckDatabaseOptions db_options{.path = impl->path.string()};
   db_options.settings["checkpoint_threshold"] = kNoAutomaticCheckpoint;
+  // Memory DuckDB frees goes back to the system in the background, not at its next
+  // allocation: an idle manager's footprint shrinks to what its buffer pool holds.
+  db_options.settings["allocator_background_threads"] = "true";
   if (options.threads > 0) db_options.settings["threads"] = std::to_string(options.threads);
   if (!options.memory_limit.empty()) db_options.settings["memory_limit"] = options.memory_limit;
   ARROW_ASSIGN_OR_RAISE(impl->db, DuckDatabase::Open(db_options));
