@@ -2,8 +2,11 @@
 # quick when everything is present), then configures and builds with CMake + Ninja.
 #
 #   make demo     build, check every dependency, run teatree serve on the sales example
-#   make test     build and run every test (C++ with CTest, Python with pytest), then each
-#                 fuzz target for a few seconds from its seed corpus (preset fuzz)
+#   make test     build and run every test (C++ with CTest, Python with pytest, the
+#                 Kubernetes tests against a real API server), then each fuzz target for a
+#                 few seconds from its seed corpus (preset fuzz)
+#   make kubernetes-testenv  install the Kubernetes test environment (kube-apiserver built
+#                 once from the Go module proxy, etcd, kubectl) without starting it
 #   make test-asan  the tests that start serve, managers and nats-server, on a build with
 #                 AddressSanitizer and UndefinedBehaviorSanitizer (CI runs it after make test)
 #   make fuzz     build the libFuzzer targets (clang, ASan + UBSan) and run each for
@@ -26,6 +29,7 @@ FUZZ_SECONDS ?= 60
 SOURCES = $(shell git ls-files --cached --others --exclude-standard '*.cc' '*.h' 2>/dev/null || find src bench -name '*.cc' -o -name '*.h')
 
 .PHONY: all bootstrap configure build fuzz-build demo test test-asan fuzz bench install image format \
+	kubernetes-testenv \
 	format-check lint clean
 
 all: build
@@ -68,7 +72,11 @@ demo: build
 	@echo
 	@scripts/demo $(TEATREE) $(DEMO_DATA)
 
-test: build
+# The first run builds kube-apiserver (about 10 minutes); later runs find it in the cache.
+kubernetes-testenv: bootstrap
+	@scripts/kubernetes-testenv --install-only
+
+test: build kubernetes-testenv
 	@ctest --test-dir $(BUILD_DIR) -j $(JOBS) --output-on-failure --timeout 900
 	@$(MAKE) --no-print-directory fuzz-build
 	@ctest --test-dir $(FUZZ_DIR) -j $(JOBS) --output-on-failure
