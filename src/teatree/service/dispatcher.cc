@@ -2,12 +2,11 @@
 
 #include <nats/nats.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <map>
 #include <set>
 #include <thread>
-
-#include <unistd.h>
 
 #include "teatree/bus/lease.h"
 #include "teatree/bus/model_registry.h"
@@ -277,10 +276,9 @@ Status RunElectedDispatcher(const DispatcherOptions& options, Launcher& launcher
   std::string standing_by;  // Who dispatches meanwhile, as last logged.
   while (!stop) {
     std::atomic<bool> lost{false};
-    auto lease = Lease::Acquire(*nats, std::string(kDispatcherLease), holder,
-                                {.ttl = options.lease_ttl, .on_lost = [&](const Status&) {
-                                   lost = true;
-                                 }});
+    auto lease =
+        Lease::Acquire(*nats, std::string(kDispatcherLease), holder,
+                       {.ttl = options.lease_ttl, .on_lost = [&](const Status&) { lost = true; }});
     if (!lease.ok()) {
       if (lease.status().message() != standing_by) {
         standing_by = lease.status().message();
