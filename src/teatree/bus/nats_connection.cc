@@ -193,7 +193,17 @@ Result<OptionsHandle> MakeNatsOptions(const NatsClientOptions& options) {
   ARROW_RETURN_NOT_OK(FromNats(natsOptions_Create(&raw), "cannot create NATS options"));
   OptionsHandle nats_options(raw);
   const std::string context = "invalid NATS options for " + Redacted(options.url);
-  ARROW_RETURN_NOT_OK(FromNats(natsOptions_SetURL(raw, options.url.c_str()), context));
+  // Several servers (a cluster) are given to nats.c one by one: it fails over between them.
+  std::vector<std::string> urls;
+  for (std::string_view url : SplitUrls(options.url)) urls.emplace_back(url);
+  if (urls.size() > 1) {
+    std::vector<const char*> servers;
+    for (const auto& url : urls) servers.push_back(url.c_str());
+    ARROW_RETURN_NOT_OK(FromNats(
+        natsOptions_SetServers(raw, servers.data(), static_cast<int>(servers.size())), context));
+  } else {
+    ARROW_RETURN_NOT_OK(FromNats(natsOptions_SetURL(raw, options.url.c_str()), context));
+  }
   ARROW_RETURN_NOT_OK(FromNats(natsOptions_SetName(raw, options.name.c_str()), context));
   ARROW_RETURN_NOT_OK(
       FromNats(natsOptions_SetTimeout(raw, options.connect_timeout.count()), context));
