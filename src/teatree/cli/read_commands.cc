@@ -163,6 +163,10 @@ std::function<Result<ExitCode>()> AddReadCommands(CLI::App& app, OutputFormat& o
   reader->add_option("--model,-m", f->reader.model, "model name")->required();
   reader->add_option("--data-dir,-d", f->reader.data_dir, "data directory holding the model")
       ->capture_default_str();
+  reader->add_option("--from-archive", f->reader.from_archive,
+                     "fetch each new version file from this archive, which the managers mirror "
+                     "them into (--mirror-versions), e.g. s3://bucket/prefix?region=…: a replica "
+                     "on a machine of its own; --data-dir is then its local copy");
   AddReadServingOptions(*reader, f->reader.read);
   AddNatsOptions(*reader, f->reader.nats);
 

@@ -4,11 +4,15 @@
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
+#include "teatree/archive/archive.h"
 #include "teatree/bus/notes.h"
 #include "teatree/bus/subjects.h"
 #include "teatree/common/json_text.h"
+#include "teatree/manager/commands.h"
+#include "teatree/manager/model_manager.h"
 #include "teatree/read/model_directory.h"
 
 namespace teatree {
@@ -77,6 +81,26 @@ std::unique_ptr<NoteSubscription> SubscribeToVersions(const ReaderOptions& optio
   return notes.ok() ? std::move(*notes) : nullptr;
 }
 
+/// Fetches the archive's newest version of the model into the replica's directory when it
+/// is newer than `have`, and removes the replica's older files beyond `keep`.
+Status FetchNewest(const ReaderOptions& options, Archive& archive, int64_t have) {
+  ARROW_ASSIGN_OR_RAISE(auto versions, archive.ListVersions(options.model));
+  if (versions.empty() || versions.back() <= have) return Status::OK();
+  std::ostringstream quiet;
+  ARROW_RETURN_NOT_OK(
+      RunPull({.archive_url = options.from_archive,
+               .model = options.model,
+               .version = versions.back(),
+               .output = VersionFilePath(options.data_dir, options.model, versions.back())},
+              quiet));
+  ARROW_ASSIGN_OR_RAISE(auto local, ListVersionFiles(options.data_dir, options.model));
+  for (size_t i = 0; i + options.keep_versions < local.size(); ++i) {
+    std::error_code ignored;  // A read still on it keeps it open until it ends.
+    std::filesystem::remove(VersionFilePath(options.data_dir, options.model, local[i]), ignored);
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Status RunReader(const ReaderOptions& options, const std::atomic<bool>& stop, std::ostream& out) {
@@ -84,6 +108,15 @@ Status RunReader(const ReaderOptions& options, const std::atomic<bool>& stop, st
                                   .model = options.model,
                                   .reader = {.memory_limit = options.read.memory_limit},
                                   .refresh_interval = std::chrono::seconds(1)};
+  std::unique_ptr<Archive> archive;
+  if (!options.from_archive.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(
+        VersionFilePath(options.data_dir, options.model, 1).parent_path(), ec);
+    ARROW_ASSIGN_OR_RAISE(archive, Archive::Open(options.from_archive));
+    Status fetched = FetchNewest(options, *archive, 0);
+    if (!fetched.ok()) spdlog::warn("reader: {}", fetched.message());
+  }
   ARROW_ASSIGN_OR_RAISE(auto reads, ModelReads::Replica(reads_options));
   SingleModel model(std::move(reads));
   // Ready once there is a version file to serve.
@@ -100,15 +133,30 @@ Status RunReader(const ReaderOptions& options, const std::atomic<bool>& stop, st
       << "  http:   " << servers->http_url() << "\n"
       << "  follows new versions " << (notes ? "as they are notified" : "every second")
       << "; Ctrl-C stops." << std::endl;
+  // A version reaches the archive a little after its notification: an archive is also
+  // looked at every few seconds.
+  constexpr auto kArchivePoll = std::chrono::seconds(3);
+  auto last_fetch = std::chrono::steady_clock::now();
   while (!stop) {
+    bool published = false;
     if (notes) {
       auto note = notes->Next(std::chrono::milliseconds(200));
-      if (!note.ok() || !*note) continue;
-      auto json = ParseJson((*note)->body, "a notification").ValueOr(nlohmann::json());
-      if (!json.is_object() || json.value("type", "") != "version_published") continue;
+      if (note.ok() && *note) {
+        auto json = ParseJson((*note)->body, "a notification").ValueOr(nlohmann::json());
+        published = json.is_object() && json.value("type", "") == "version_published";
+      }
     } else {
-      std::this_thread::sleep_for(std::chrono::seconds(1));
+      std::this_thread::sleep_for(std::chrono::milliseconds(archive ? 200 : 1000));
+      published = !archive;
     }
+    if (archive && (published || std::chrono::steady_clock::now() - last_fetch > kArchivePoll)) {
+      last_fetch = std::chrono::steady_clock::now();
+      if (Status fetched = FetchNewest(options, *archive, version); !fetched.ok()) {
+        spdlog::warn("reader: {}", fetched.message());
+      }
+      published = true;
+    }
+    if (!published) continue;
     auto now = model.reads().Refresh();
     if (!now.ok()) {
       spdlog::warn("reader: {}", now.status().message());

@@ -57,12 +57,20 @@ struct ReaderOptions {
   /// Where version notifications come from; an empty url uses serve.json's, and without one
   /// the replica only looks for new version files every second.
   NatsClientOptions nats;
+  /// An archive the managers mirror version files into (--mirror-versions): the replica
+  /// fetches each newer version from there into `data_dir` (checked against its SHA-256),
+  /// instead of sharing a disk with the manager. Empty: version files are in `data_dir`.
+  std::string from_archive;
+  /// Version files kept in `data_dir` when following an archive (reads in flight keep the
+  /// older ones open until they end).
+  int keep_versions = 2;
 };
 
 /// `teatree reader`: a read replica of one model. Serves the newest version file and moves to
 /// each newer one as it is published (told by the model's notifications, or seen on disk),
 /// without failing a read in flight: a read finishes on the file it started on, and a file
-/// closes when its last read ends. Runs until `stop`.
+/// closes when its last read ends. With `from_archive`, version files come from the archive
+/// (a replica on a machine or pod of its own). Runs until `stop`.
 Status RunReader(const ReaderOptions& options, const std::atomic<bool>& stop, std::ostream& out);
 
 }  // namespace teatree
