@@ -445,7 +445,10 @@ Result<std::unique_ptr<LaunchedManager>> KubernetesLauncher::Launch(const std::s
       ARROW_RETURN_NOT_OK(impl.client->Delete(impl.client->Path("pods", name), 0));
       impl.WaitGone(name, std::chrono::seconds(10));
     } else if (existing->deleting) {
-      return Status::IOError("the previous pod of ", model, " is still stopping");
+      // Its manager has exited (it no longer holds the lease): the pod goes in a moment.
+      if (!impl.WaitGone(name, std::chrono::seconds(10))) {
+        return Status::IOError("the previous pod of ", model, " is still stopping");
+      }
     } else {
       return std::unique_ptr<LaunchedManager>(new PodManager(impl, name, existing->uid));
     }
