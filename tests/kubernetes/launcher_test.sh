@@ -34,17 +34,17 @@ eventually() {
   return 1
 }
 
-# --- The cluster: API server, etcd and the test node agent; each pod runs `teatree`. ---
+# --- The cluster: API server, etcd, NATS and the test node agent; each pod runs `teatree`.
+# Its settings (exported) make `teatree serve` launch pods there, as a user's shell would. ---
 "$root/scripts/kubernetes-testenv" --dir "$kube" -- --default-entrypoint "$(realpath "$teatree")" \
   --pod-ip-prefix "127.0.$((RANDOM % 200 + 20))" >"$work/testenv.env" 2>"$work/testenv.log" ||
   fail "kubernetes-testenv: $(tail -20 "$work/testenv.log")"
 source "$work/testenv.env"
-export KUBECONFIG
+nats="$TEATREE_TESTENV_NATS"
 kubectl() { "$TEATREE_TESTENV_KUBECTL" --namespace teatree "$@"; }
 pod_dir() { echo "$TEATREE_TESTENV_NODE_STATE/pods/teatree_$1"; }
 
-# --- NATS and a PostgreSQL catalog, which serve and every pod share. ---
-start_nats_server
+# --- A PostgreSQL catalog, which serve and every pod share. ---
 pg_port=$(free_port)
 pgbin=/usr/lib/postgresql/15/bin
 as_pg=()
@@ -66,9 +66,8 @@ declare -A served
 start_serve() {
   local name=$1
   shift
-  "$teatree" serve --launcher kubernetes --kubeconfig "$TEATREE_TESTENV_LAUNCHER_KUBECONFIG" \
-    --nats "nats://127.0.0.1:$nats_port" --control "$catalog" --image teatree:test \
-    --data-dir "$work/$name" --idle-stop-s 15 --lease-ttl-ms 3000 "$@" >>"$work/$name.log" 2>&1 &
+  "$teatree" serve --control "$catalog" --data-dir "$work/$name" --idle-stop-s 15 \
+    --lease-ttl-ms 3000 "$@" >>"$work/$name.log" 2>&1 &
   served[$name]=$!
   pids+=("$!")
   eventually 300 test -f "$work/$name/serve.json" ||
@@ -131,7 +130,7 @@ jq -e '.models[] | select(.model == "big") | .pod_class == "medium"' <<<"$out" >
   fail "status: $out"
 
 # A second writer of the model (an old pod on a partitioned node, say) is refused.
-out=$("$teatree" manager --model big --nats "nats://127.0.0.1:$nats_port" \
+out=$("$teatree" manager --model big --nats "$nats" \
   --data-dir "$work/fenced" --control "$catalog" 2>&1) && fail "a second manager of big ran"
 grep -qi "lease" <<<"$out" || fail "second manager said: $out"
 

@@ -117,7 +117,7 @@ volume=$(kubectl get pvc web-data -o 'jsonpath={.spec.volumeName}')
 pass "PVC web-data is Bound to $volume, the pod's /data is its directory"
 
 ip=$(kubectl get pod web -o 'jsonpath={.status.podIP}')
-[[ $ip =~ ^127\.0\.1\.[0-9]+$ ]] || fail "pod IP '$ip' is not 127.0.1.x"
+[[ $ip =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "pod IP '$ip' is not a loopback address"
 body=$(curl --noproxy '*' -fsS --max-time 5 "http://$ip:8080/index.html") || fail "curl cannot reach $ip:8080"
 [[ $body == "hello from web" ]] || fail "the pod served '$body'"
 limits=$(curl --noproxy '*' -fsS --max-time 5 "http://$ip:8080/limits.txt")

@@ -61,7 +61,17 @@ class CatalogEndpoints {
     }
     auto record = control_->GetModel(model);
     if (record.ok()) known.endpoint = *record ? (*record)->manager_endpoint : "";
+    // A manager that records into a catalog of its own (a pod with the SQLite catalog on its
+    // volume) is found through its status note, if it holds the model's lease.
+    if (known.endpoint.empty() && nats_ != nullptr) known.endpoint = NotedEndpoint(model);
     return known.endpoint;
+  }
+
+  /// Also look for managers' endpoints in their status notes on `nats` (which must outlive
+  /// this object's use).
+  void UseNats(NatsConnection* nats) {
+    std::lock_guard lock(mutex_);
+    nats_ = nats;
   }
 
   /// Whether the catalog answers a query now (asked at most once a second).
@@ -84,9 +94,21 @@ class CatalogEndpoints {
     std::string endpoint;
     std::chrono::steady_clock::time_point looked_up;
   };
+  /// The Flight URL in the status note of the manager that holds `model`'s lease, or "".
+  std::string NotedEndpoint(const std::string& model) {
+    auto lease = Lease::Inspect(*nats_, model);
+    if (!lease.ok() || !*lease) return "";
+    auto note = LastNote(*nats_, ManagerStatusSubject(model));
+    if (!note.ok() || !*note) return "";
+    auto json = ParseJson((*note)->body, "a manager status").ValueOr(nlohmann::json());
+    if (!json.is_object() || json.value("holder", "") != (*lease)->holder) return "";
+    return json.value("flight_url", "");
+  }
+
   const std::string control_url_;
   // State below is protected by mutex_.
   std::mutex mutex_;
+  NatsConnection* nats_ = nullptr;
   std::unique_ptr<ControlStore> control_;
   std::map<std::string, Known> known_;
   std::chrono::steady_clock::time_point checked_;
@@ -638,6 +660,7 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
   NatsClientOptions client = options.dispatcher.nats;  // Its credentials, if any.
   client.url = url;
   ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect(client));
+  endpoints->UseNats(nats.get());
   ARROW_ASSIGN_OR_RAISE(auto queue, RequestQueue::Make(*nats, {.configure = false}));
   ARROW_ASSIGN_OR_RAISE(auto registry, ModelRegistry::Open(*nats));
   ARROW_RETURN_NOT_OK(registry->SetMaxModels(options.max_models));
@@ -709,6 +732,7 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
   fs::remove(data_dir / "serve.json", ec);
   Metrics::Process().SetCollector(nullptr);
   read_servers.reset();
+  endpoints->UseNats(nullptr);
   queue.reset();
   nats.reset();
   if (server) ARROW_RETURN_NOT_OK(server->Stop());
