@@ -84,6 +84,13 @@ Result<std::string> OwnImage(KubeClient& client) {
 
 }  // namespace
 
+int64_t GrownVolumeSize(int64_t requested, int64_t used, int64_t size) {
+  constexpr int64_t kGi = int64_t{1} << 30;
+  if (size <= 0 || used * 5 < size * 4) return 0;
+  const int64_t base = std::max(requested, size);
+  return (base + base / 2 + kGi - 1) / kGi * kGi;
+}
+
 std::string ManagerPodName(const std::string& model) {
   std::string name = "teatree-manager-" + model;
   std::replace(name.begin(), name.end(), '_', '-');  // Model names have no '-': still unique.
@@ -465,6 +472,28 @@ Result<std::unique_ptr<LaunchedManager>> KubernetesLauncher::Launch(const std::s
   }
   return std::unique_ptr<LaunchedManager>(
       new PodManager(impl, name, (*created)["metadata"].value("uid", "")));
+}
+
+void KubernetesLauncher::NoteDiskUse(const std::string& model, int64_t used, int64_t size) {
+  Impl& impl = *impl_;
+  const std::string name = ModelVolumeName(model);
+  auto claim = impl.client->Get(impl.client->Path("persistentvolumeclaims", name));
+  if (!claim.ok()) return;
+  auto requested =
+      ParseQuantity((*claim)["spec"]["resources"]["requests"].value("storage", "0"), false);
+  const int64_t grown = GrownVolumeSize(requested.ValueOr(0), used, size);
+  if (grown == 0 || grown <= requested.ValueOr(0)) return;
+  spdlog::info("kubernetes: the volume {} of {} is {}% full; growing it to {}", name, model,
+               used * 100 / size, ByteQuantity(grown));
+  auto patched = impl.client->Patch(
+      impl.client->Path("persistentvolumeclaims", name),
+      {{"spec", {{"resources", {{"requests", {{"storage", ByteQuantity(grown)}}}}}}}});
+  if (!patched.ok()) {
+    spdlog::warn(
+        "kubernetes: cannot grow the volume {} ({}): does its storage class allow "
+        "volume expansion?",
+        name, patched.status().message());
+  }
 }
 
 Result<std::vector<std::pair<std::string, std::unique_ptr<LaunchedManager>>>>

@@ -57,6 +57,8 @@ class KubernetesLauncher : public Launcher {
   Result<std::unique_ptr<LaunchedManager>> Launch(const std::string& model) override;
   Result<std::vector<std::pair<std::string, std::unique_ptr<LaunchedManager>>>> Adopt() override;
   bool ManagersOutliveDispatcher() const override { return true; }
+  /// Grows the model's volume claim by half once its filesystem is 80% full.
+  void NoteDiskUse(const std::string& model, int64_t used, int64_t size) override;
 
   /// The pod a manager of `model` runs in, for a class.
   nlohmann::json PodSpec(const std::string& model, const PodClass& pod_class) const;
@@ -71,6 +73,10 @@ class KubernetesLauncher : public Launcher {
   explicit KubernetesLauncher(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+/// The size to grow a model's volume claim to, when its filesystem (`size` bytes, `used` of
+/// them) is 80% full: half as much again as `requested`, in whole GiB; 0 when it need not grow.
+int64_t GrownVolumeSize(int64_t requested, int64_t used, int64_t size);
 
 /// The DNS-safe names of a model's pod and volume.
 std::string ManagerPodName(const std::string& model);

@@ -19,6 +19,15 @@ TEST(KubernetesLauncherTest, PodsGetNoneOfServesOwnFilesAndAddresses) {
   EXPECT_TRUE(none.empty());
 }
 
+TEST(KubernetesLauncherTest, AVolumeGrowsByHalfOnceItIsFourFifthsFull) {
+  constexpr int64_t kGi = int64_t{1} << 30;
+  EXPECT_EQ(GrownVolumeSize(20 * kGi, 15 * kGi, 20 * kGi), 0);  // 75%: room enough.
+  EXPECT_EQ(GrownVolumeSize(20 * kGi, 16 * kGi, 20 * kGi), 30 * kGi);
+  // The filesystem may be larger than asked for (storage rounds up): grown from what it is.
+  EXPECT_EQ(GrownVolumeSize(20 * kGi, 19 * kGi, 21 * kGi), 32 * kGi);
+  EXPECT_EQ(GrownVolumeSize(20 * kGi, 0, 0), 0);  // Nothing known.
+}
+
 TEST(KubernetesLauncherTest, NamesAreValidForKubernetes) {
   EXPECT_EQ(ManagerPodName("sales_eu"), "teatree-manager-sales-eu");
   EXPECT_EQ(ModelVolumeName("sales"), "teatree-model-sales");

@@ -45,6 +45,11 @@ class Launcher {
   /// Whether managers are left running when the dispatcher stops, for the next one to
   /// adopt (pods), rather than stopped with it (child processes).
   virtual bool ManagersOutliveDispatcher() const { return false; }
+  /// What a running manager reports of the filesystem its model is on, in bytes: a launcher
+  /// that gives each model a volume grows it before it fills up.
+  virtual void NoteDiskUse(const std::string& model, int64_t used, int64_t size) {
+    (void)model, (void)used, (void)size;
+  }
 };
 
 }  // namespace teatree

@@ -31,9 +31,10 @@ struct ModelSlot {
   Clock::time_point started;
   Clock::time_point restart_at;  // Not before this after a crash.
   int crashes_in_a_row = 0;
-  bool stopping = false;  // Stopped for idleness: its exit is not a crash.
-  bool recover = false;   // Its last manager did not stop cleanly: start one without work.
-  std::string waiting;    // Why its manager is not running yet, as last recorded.
+  bool stopping = false;           // Stopped for idleness: its exit is not a crash.
+  bool recover = false;            // Its last manager did not stop cleanly: start one without work.
+  Clock::time_point disk_checked;  // When its manager's disk use was last passed on.
+  std::string waiting;             // Why its manager is not running yet, as last recorded.
 };
 
 /// The model named by a request subject, or empty.
@@ -63,6 +64,19 @@ std::vector<std::string> ModelsToRecover(const std::string& control_url) {
     if (!model.status.empty() && model.status != "stopped") models.push_back(model.id);
   }
   return models;
+}
+
+/// How often the dispatcher looks at how full each running manager's volume is.
+constexpr auto kDiskCheckInterval = std::chrono::seconds(30);
+
+/// Hands the launcher what `model`'s manager last reported of its disk.
+void PassOnDiskUse(NatsConnection& nats, Launcher& launcher, const std::string& model) {
+  auto note = LastNote(nats, ManagerStatusSubject(model));
+  if (!note.ok() || !*note) return;
+  auto json = ParseJson((*note)->body, "a manager status").ValueOr(nlohmann::json());
+  if (!json.is_object() || !json.contains("disk") || !json["disk"].is_object()) return;
+  launcher.NoteDiskUse(model, json["disk"].value("used", int64_t{0}),
+                       json["disk"].value("size", int64_t{0}));
 }
 
 }  // namespace
@@ -241,6 +255,10 @@ Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
           note_waiting(model, slot, "");
         } else {
           note_waiting(model, slot, slot.manager->Waiting());
+          if (Clock::now() - slot.disk_checked > kDiskCheckInterval) {
+            slot.disk_checked = Clock::now();
+            PassOnDiskUse(*nats, launcher, model);
+          }
           if (!slot.stopping && Clock::now() - slot.last_request > options.idle_stop && polled &&
               !backlog.contains(model)) {
             spdlog::info("dispatcher: stopping the idle manager of {}", model);

@@ -3,6 +3,7 @@
 #include <arrow/util/thread_pool.h>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -487,6 +488,15 @@ constexpr auto kStatusInterval = std::chrono::seconds(2);
 /// After this long without requests, a manager hands the memory it freed back to the system.
 constexpr auto kTrimAfter = std::chrono::seconds(10);
 
+/// The use of the filesystem holding `dir` (a pod's model volume): {"used", "size"} in bytes.
+nlohmann::json DiskUse(const std::filesystem::path& dir) {
+  struct statvfs fs {};
+  if (statvfs(dir.c_str(), &fs) != 0) return nullptr;
+  const auto block = static_cast<int64_t>(fs.f_frsize);
+  return {{"used", static_cast<int64_t>(fs.f_blocks - fs.f_bfree) * block},
+          {"size", static_cast<int64_t>(fs.f_blocks) * block}};
+}
+
 /// The manager's state on teatree.note.<model>.~status: versions and what it holds back
 /// because the catalog or the archive does not answer.
 void PublishStatus(Notifier& notifier, const ModelManager& manager, const std::string& holder,
@@ -504,6 +514,7 @@ void PublishStatus(Notifier& notifier, const ModelManager& manager, const std::s
                               {"published_version", manager.published_version()},
                               {"catalog_backlog", manager.catalog_backlog()},
                               {"archive_backlog", manager.archive_backlog()},
+                              {"disk", DiskUse(manager.options().data_dir)},
                               {"at", std::chrono::duration_cast<std::chrono::seconds>(
                                          std::chrono::system_clock::now().time_since_epoch())
                                          .count()}}));
