@@ -207,8 +207,7 @@ Status VersionPublisher::Finish(int64_t version) {
     if (archive_ != nullptr) {
       // Streamed, chunk by chunk, into the Parquet writer: a table is never held whole (a
       // manager in a pod must stay inside its memory limit whatever the table's size).
-      ARROW_ASSIGN_OR_RAISE(auto rows,
-                            connection->Stream("SELECT * FROM " + SqlIdentifier(table)));
+      ARROW_ASSIGN_OR_RAISE(auto rows, connection->Stream("SELECT * FROM " + SqlIdentifier(table)));
       ARROW_ASSIGN_OR_RAISE(auto archived,
                             archive_->WriteTable(options_.model, version, table, *rows));
       record.rows = archived.rows;
