@@ -661,8 +661,12 @@ Status RunServe(const ServeOptions& options, std::ostream& out) {
   client.url = url;
   ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect(client));
   endpoints->UseNats(nats.get());
-  ARROW_ASSIGN_OR_RAISE(auto queue, RequestQueue::Make(*nats, {.configure = false}));
-  ARROW_ASSIGN_OR_RAISE(auto registry, ModelRegistry::Open(*nats));
+  ARROW_ASSIGN_OR_RAISE(auto queue, RetryWhileUnavailable("serve", stop, [&] {
+                          return RequestQueue::Make(*nats, {.configure = false});
+                        }));
+  ARROW_ASSIGN_OR_RAISE(auto registry, RetryWhileUnavailable("serve", stop, [&] {
+                          return ModelRegistry::Open(*nats);
+                        }));
   ARROW_RETURN_NOT_OK(registry->SetMaxModels(options.max_models));
   // Models made before the registry existed, or whose NATS store was lost, exist all the same.
   ARROW_RETURN_NOT_OK(RegisterModelsOf(data_dir, *registry));

@@ -13,6 +13,7 @@
 #include "teatree/bus/notes.h"
 #include "teatree/bus/request_queue.h"
 #include "teatree/bus/subjects.h"
+#include "teatree/common/failure.h"
 #include "teatree/common/json_text.h"
 #include "teatree/control/control_store.h"
 #include "teatree/request/names.h"
@@ -95,8 +96,12 @@ Status RegisterModelsOf(const std::filesystem::path& data_dir, ModelRegistry& re
 Status RunDispatcher(const DispatcherOptions& options, Launcher& launcher,
                      const std::atomic<bool>& stop) {
   ARROW_ASSIGN_OR_RAISE(auto nats, NatsConnection::Connect(options.nats));
-  ARROW_ASSIGN_OR_RAISE(auto queue, RequestQueue::Make(*nats, options.queue));
-  ARROW_RETURN_NOT_OK(EnsureNoteStream(*nats, options.notes));
+  // The streams are made (or checked) first; a NATS cluster slow to answer is waited for.
+  ARROW_ASSIGN_OR_RAISE(auto queue, RetryWhileUnavailable("dispatcher", stop, [&] {
+                          return RequestQueue::Make(*nats, options.queue);
+                        }));
+  ARROW_RETURN_NOT_OK(RetryWhileUnavailable(
+      "dispatcher", stop, [&] { return EnsureNoteStream(*nats, options.notes); }));
   // Requests as they are submitted: the earliest sign a model has work.
   ARROW_ASSIGN_OR_RAISE(auto requests,
                         NoteSubscription::Live(*nats, std::string(kRequestSubjects)));
